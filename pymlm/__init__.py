@@ -1,0 +1,43 @@
+"""pymlm: multilevel models and GAMMs with R's formula language, for big and distributed data.
+
+Examples
+--------
+>>> import pymlm as ml
+>>> df = ml.datasets.load("sleepstudy")
+>>> d = ml.lformula("Reaction ~ Days + (Days | Subject)", df)
+>>> d.ngroups
+{'Subject': 18}
+"""
+
+from . import datasets
+from .design import Design, lformula
+from .errors import (
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    MissingDataWarning,
+    OptionError,
+    PymlmError,
+    PymlmWarning,
+    RankDeficiencyWarning,
+    SingularFitWarning,
+)
+from .formula import parse_formula
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "Design",
+    "FormulaError",
+    "MissingDataWarning",
+    "OptionError",
+    "PymlmError",
+    "PymlmWarning",
+    "RankDeficiencyWarning",
+    "SingularFitWarning",
+    "datasets",
+    "lformula",
+    "parse_formula",
+]

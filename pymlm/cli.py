@@ -1,0 +1,53 @@
+"""The ``pymlm`` command: ``pymlm fit FORMULA --data NAME_OR_PATH`` and ``pymlm datasets``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import datasets
+from .errors import PymlmError
+
+__all__ = ["main"]
+
+
+def _read_data(spec: str):
+    import pandas as pd
+
+    path = Path(spec)
+    if path.suffix.lower() == ".csv" and path.exists():
+        return pd.read_csv(path)
+    if path.suffix.lower() in (".parquet", ".pq") and path.exists():
+        return pd.read_parquet(path)
+    return datasets.load(spec)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="pymlm", description="Fit multilevel models with R's formula language.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit", help="fit a model and print its summary")
+    fit.add_argument("formula", help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
+    fit.add_argument("--data", required=True, help="bundled dataset name, or a CSV / parquet path")
+    fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    fit.add_argument("--design", action="store_true", help="print the parsed design instead of fitting")
+    sub.add_parser("datasets", help="list the bundled datasets")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "datasets":
+            for name in datasets.names():
+                print(name)
+            return 0
+        data = _read_data(args.data)
+        from .design import lformula
+
+        design = lformula(args.formula, data)
+        print(design)
+        return 0
+    except PymlmError as exc:
+        print(f"pymlm: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

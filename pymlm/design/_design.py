@@ -1,0 +1,246 @@
+"""ParsedFormula + data -> Design (y, X, random terms, Z, theta template)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import DataError, FormulaError
+from ..formula import ParsedFormula, deparse, parse_formula
+from ._fixed import FixedSpec, build_model_matrix, drop_rank_deficient, rebuild_model_matrix, warn_dropped
+from ._frame import ModelFrame, evaluate, model_frame
+from ._random import ReTerm, build_re_terms, theta_template, z_matrix
+
+__all__ = ["Design", "build_design", "lformula"]
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """Everything a fitter needs, built from a formula and data.
+
+    Attributes
+    ----------
+    formula : str
+    parsed : ParsedFormula
+    y : ndarray, shape (n,) or (n, 2)
+        Response; two columns (successes, failures) for ``cbind(a, b)``.
+    y_name : str
+    X : ndarray (n, p) or scipy.sparse.csc_matrix
+        Fixed-effects model matrix (rank-deficient columns dropped).
+    X_names : list of str
+        lme4's column names.
+    re_terms : list of ReTerm
+        Random-effects terms in lme4's order (decreasing number of levels).
+    weights, offset : ndarray or None
+    frame : ModelFrame
+        The used columns and the bookkeeping of dropped rows.
+    fixed_spec : FixedSpec
+        Rebuilds X on new data.
+    dropped_columns : list of str
+        Fixed-effect columns dropped for rank deficiency.
+    """
+
+    formula: str
+    parsed: ParsedFormula
+    y: np.ndarray
+    y_name: str
+    X: object
+    X_names: list[str]
+    re_terms: list[ReTerm]
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+    frame: ModelFrame
+    fixed_spec: FixedSpec
+    dropped_columns: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def nobs(self) -> int:
+        return self.n
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows dropped for missing values."""
+        return self.frame.n_dropped
+
+    @cached_property
+    def Z(self) -> sp.csc_matrix:
+        """Random-effects model matrix, scipy.sparse CSC, lme4's column order."""
+        return z_matrix(self.re_terms, self.n)
+
+    @cached_property
+    def _theta(self):
+        return theta_template(self.re_terms)
+
+    @property
+    def theta(self) -> np.ndarray:
+        """lme4's initial theta: 1 on diagonals, 0 off them, per term column-major."""
+        return self._theta[0].copy()
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower bounds of theta: 0 for diagonal elements, -inf otherwise."""
+        return self._theta[1].copy()
+
+    @property
+    def theta_names(self) -> list[str]:
+        return list(self._theta[2])
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels per grouping factor, lme4's names (``{"cask:batch": 30, ...}``)."""
+        out: dict[str, int] = {}
+        for t in self.re_terms:
+            out.setdefault(t.group, t.nlevels)
+        return out
+
+    @property
+    def cnms(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [(t.group, t.cnms) for t in self.re_terms]
+
+    def fixed_matrix(self, newdata: pd.DataFrame):
+        """X for new data, with the training columns, contrasts and transforms."""
+        return rebuild_model_matrix(self.fixed_spec, newdata, "the fixed effects of the new data")
+
+    def __repr__(self) -> str:
+        terms = ", ".join(f"({t.bar.lhs_text} | {t.group}): {t.nlevels} levels x {t.p}" for t in self.re_terms)
+        return (
+            f"Design({self.formula!r}: n={self.n}, X {tuple(self.X.shape)} {self.X_names}, "
+            f"Z {tuple(self.Z.shape) if self.re_terms else (self.n, 0)}, terms [{terms}], theta={self.theta.tolist()})"
+        )
+
+
+def _response(parsed: ParsedFormula, frame: ModelFrame, require_numeric: bool = True):
+    node = parsed.response
+    if node is None:
+        raise FormulaError(
+            "the formula has no response; write it as 'response ~ terms'", parsed.formula, (0, 1)
+        )
+    name = deparse(node)
+    data = frame.data
+    if node.kind == "name":
+        col = data[node.value]
+        if isinstance(col.dtype, pd.CategoricalDtype) or not (col.dtype.kind in "biuf"):
+            if require_numeric:
+                raise DataError(
+                    f"the response {node.value!r} is not numeric (dtype {col.dtype}); "
+                    "convert it to numbers, or use glmer with a binomial family for a two-level factor"
+                )
+            cat = col.astype("category").cat
+            if len(cat.categories) != 2:
+                raise DataError(f"the response {node.value!r} is a factor with {len(cat.categories)} levels; a binary response needs 2")
+            return (cat.codes.to_numpy() == 1).astype(float), name
+        return col.to_numpy(dtype=float), name
+    if node.kind == "call" and node.value == "cbind":
+        if len(node.args) != 2:
+            raise FormulaError("cbind() in the response takes two columns: successes and failures",
+                               parsed.formula, node.span)
+    value = np.asarray(evaluate(node, data), dtype=float)
+    if value.ndim == 1 and value.shape[0] == 1 and frame.data.shape[0] != 1:
+        raise DataError(f"the response {name!r} evaluates to a single number")
+    if not np.isfinite(value).all():
+        bad = int((~np.isfinite(value)).reshape(len(value), -1).any(axis=1).sum())
+        raise DataError(f"the response {name!r} is NaN or infinite in {bad} rows; transform or filter the data first")
+    return value, name
+
+
+def _offset(parsed: ParsedFormula, frame: ModelFrame):
+    total = None if frame.offset is None else frame.offset.copy()
+    for node in parsed.offsets:
+        value = np.asarray(evaluate(node, frame.data), dtype=float)
+        if not np.isfinite(value).all():
+            raise DataError(f"offset({node.text}) is NaN or infinite in some rows")
+        total = value if total is None else total + value
+    return total
+
+
+def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *, check: str = "lmer",
+                 require_numeric_response: bool = True) -> Design:
+    """Build the design of a mixed model.
+
+    Parameters
+    ----------
+    parsed : ParsedFormula or str
+    data : pandas.DataFrame, pyarrow.Table or dict of columns
+    weights, offset : str, array-like or None
+        Prior weights / offset: a column name or one value per row.
+    check : {"lmer", "glmer", "none"}
+        Which of lme4's level-count checks to apply (see :func:`build_re_terms`).
+
+    Returns
+    -------
+    Design
+    """
+    if isinstance(parsed, str):
+        parsed = parse_formula(parsed)
+    frame = model_frame(parsed, data, weights, offset)
+    y, y_name = _response(parsed, frame, require_numeric_response)
+    if frame.weights is not None and np.any(frame.weights < 0):
+        raise DataError("weights must be non-negative")
+    X, fixed_spec = build_model_matrix(parsed.fixed_terms, frame.data, "the fixed effects")
+    names = list(fixed_spec.names)
+    keep = drop_rank_deficient(X, names)
+    dropped: list[str] = []
+    if len(keep) != X.shape[1]:
+        dropped = warn_dropped(names, keep)
+        X = X[:, keep]
+        fixed_spec = FixedSpec(fixed_spec.formulaic_formula, fixed_spec.model_spec, fixed_spec.names, keep)
+        names = [names[i] for i in keep]
+    re_terms = build_re_terms(parsed.bars, frame.data, check)
+    return Design(
+        formula=parsed.formula,
+        parsed=parsed,
+        y=y,
+        y_name=y_name,
+        X=X,
+        X_names=names,
+        re_terms=re_terms,
+        weights=frame.weights,
+        offset=_offset(parsed, frame),
+        frame=frame,
+        fixed_spec=fixed_spec,
+        dropped_columns=dropped,
+    )
+
+
+def lformula(formula: str, data, weights=None, offset=None) -> Design:
+    """Parse an lme4 formula and build its design, as lme4's ``lFormula``.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data : pandas.DataFrame, pyarrow.Table or dict of columns
+    weights, offset : str, array-like or None
+        A column name or one value per row.
+
+    Returns
+    -------
+    Design
+        ``d.X``, ``d.X_names``, ``d.Z`` (sparse), ``d.theta``, ``d.lower``,
+        ``d.ngroups``, ``d.re_terms``, ``d.n_dropped``.
+
+    Raises
+    ------
+    FormulaError
+        Malformed formula, a grouping factor with fewer than 2 levels or as
+        many levels as rows.
+    DataError
+        Unknown column (close names suggested), non-numeric response, no
+        complete rows.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> d = ml.lformula("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+    >>> d.X.shape, d.Z.shape, d.theta.tolist()
+    ((180, 2), (180, 36), [1.0, 0.0, 1.0])
+    """
+    return build_design(formula, data, weights, offset, check="lmer")

@@ -1,0 +1,97 @@
+"""Exceptions and warnings raised by pymlm.
+
+Every exception subclasses the matching builtin, so ``except ValueError``
+keeps working, and carries a message that says what is wrong, where (term,
+column or grouping factor) and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PymlmError",
+    "FormulaError",
+    "DataError",
+    "OptionError",
+    "PymlmWarning",
+    "ConvergenceWarning",
+    "SingularFitWarning",
+    "RankDeficiencyWarning",
+    "MissingDataWarning",
+    "PymlmInternalWarning",
+]
+
+
+class PymlmError(Exception):
+    """Base class of every error pymlm raises on purpose."""
+
+
+class FormulaError(PymlmError, ValueError):
+    """The formula cannot be parsed or does not fit the data.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and what to do.
+    formula : str, optional
+        The formula; when given with ``span`` the message gains a line that
+        marks the offending part with carets.
+    span : tuple of int, optional
+        ``(start, end)`` character offsets into ``formula``.
+    """
+
+    def __init__(self, message: str, formula: str | None = None, span: tuple[int, int] | None = None):
+        self.formula = formula
+        self.span = span
+        if formula is not None and span is not None:
+            start, end = span
+            start = max(0, min(start, len(formula)))
+            end = max(start + 1, min(end, len(formula)))
+            message = f"{message}\n    {formula}\n    {' ' * start}{'^' * (end - start)}"
+        super().__init__(message)
+
+
+class DataError(PymlmError, ValueError):
+    """The data cannot serve the model (missing column, wrong type, too few levels...)."""
+
+
+class OptionError(PymlmError, ValueError):
+    """A keyword argument has a value outside what is allowed."""
+
+
+class PymlmWarning(UserWarning):
+    """Base class of pymlm's warnings."""
+
+
+class ConvergenceWarning(PymlmWarning):
+    """The optimizer stopped without meeting the convergence checks."""
+
+
+class SingularFitWarning(PymlmWarning):
+    """The estimated random-effects covariance is singular (on the boundary)."""
+
+
+class RankDeficiencyWarning(PymlmWarning):
+    """Fixed-effect columns were dropped because the model matrix is rank deficient."""
+
+
+class MissingDataWarning(PymlmWarning):
+    """Rows with missing values were dropped."""
+
+
+class PymlmInternalWarning(PymlmWarning):
+    """Something that should not happen; the test suite turns it into an error."""
+
+
+def option_error(name: str, allowed, got) -> OptionError:
+    """Build the standard message for a bad keyword value.
+
+    Examples
+    --------
+    >>> str(option_error("method", ["wald", "profile"], "walt"))
+    "method must be one of 'wald', 'profile'; got 'walt'"
+    """
+    if isinstance(allowed, str):
+        what = allowed
+    else:
+        what = "one of " + ", ".join(repr(a) for a in allowed)
+    return OptionError(f"{name} must be {what}; got {got!r}")

@@ -1,0 +1,328 @@
+"""From a formula string to a :class:`ParsedFormula`.
+
+lme4's rules, as ``findbars``/``nobars``/``expandDoubleVerts`` apply them:
+
+- a random-effects term is a parenthesized ``(lhs | group)`` or
+  ``(lhs || group)`` joined to the rest by ``+``;
+- ``(x || g)`` is ``(1 | g) + (0 + x | g)``: one uncorrelated term per term
+  of the left-hand side (a factor stays one term);
+- ``(1 | g1/g2)`` is ``(1 | g2:g1) + (1 | g1)``, in that order, and deeper
+  nesting ``g1/g2/g3`` gives ``g3:g2:g1``, ``g2:g1``, ``g1``;
+- everything else on the right-hand side is the fixed part, handed to
+  formulaic; ``offset(x)`` terms are collected apart, and mgcv smooths
+  (``s()``, ``te()``, ``ti()``, ``t2()``) are kept as calls for the smooth
+  builders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import FormulaError
+from ._ast import Node, deparse, names_in, parse_expression
+
+__all__ = ["BarTerm", "SmoothCall", "ParsedFormula", "parse_formula"]
+
+SMOOTH_FUNCTIONS = ("s", "te", "ti", "t2")
+
+
+@dataclass(frozen=True)
+class BarTerm:
+    """One random-effects term ``(lhs | group)`` after lme4's expansions.
+
+    Attributes
+    ----------
+    lhs : Node or None
+        Left-hand side expression (``None`` for a bare intercept ``1``).
+    lhs_text : str
+        The left-hand side as R source, e.g. ``"1 + Days"`` or ``"0 + Days"``.
+    group_factors : tuple of str
+        Columns whose interaction forms the grouping factor, outermost first
+        as written (``("cask", "batch")`` for ``cask:batch``).
+    group_name : str
+        lme4's name of the grouping factor, e.g. ``"cask:batch"``.
+    node : Node
+        The whole bar term as written (for error messages).
+    """
+
+    lhs: Node | None
+    lhs_text: str
+    group_factors: tuple[str, ...]
+    group_name: str
+    node: Node
+
+    @property
+    def label(self) -> str:
+        return f"{self.lhs_text} | {self.group_name}"
+
+
+@dataclass(frozen=True)
+class SmoothCall:
+    """An mgcv smooth term such as ``s(x0, bs = "cr", k = 10)``, unparsed."""
+
+    node: Node
+
+    @property
+    def function(self) -> str:
+        return self.node.value
+
+    @property
+    def label(self) -> str:
+        return deparse(self.node)
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split the way lme4 and mgcv read it.
+
+    Attributes
+    ----------
+    formula : str
+        The formula as given.
+    response : Node or None
+        Left-hand side of ``~``.
+    fixed_terms : tuple of (sign, Node)
+        The fixed-effect terms in order; sign is ``"+"`` or ``"-"``.
+    bars : tuple of BarTerm
+        Random-effects terms after expanding ``||`` and ``/``, in lme4's
+        ``findbars`` order (before sorting by number of levels).
+    smooths : tuple of SmoothCall
+    offsets : tuple of Node
+        Arguments of ``offset()`` terms.
+    """
+
+    formula: str
+    response: Node | None
+    fixed_terms: tuple[tuple[str, Node], ...]
+    bars: tuple[BarTerm, ...] = ()
+    smooths: tuple[SmoothCall, ...] = ()
+    offsets: tuple[Node, ...] = ()
+    root: Node | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def response_text(self) -> str | None:
+        return None if self.response is None else deparse(self.response)
+
+    @property
+    def fixed_text(self) -> str:
+        """The fixed part as R source: ``"1 + Days"``, ``"0 + f"``..."""
+        out = ""
+        for sign, node in self.fixed_terms:
+            text = deparse(node)
+            if not out:
+                out = text if sign == "+" else f"-{text}"
+            else:
+                out += f" {sign} {text}"
+        return out or "1"
+
+    def variables(self) -> list[str]:
+        """Names referenced anywhere in the formula, in order, without repeats."""
+        seen: dict[str, None] = {}
+        if self.root is not None:
+            for n in names_in(self.root):
+                seen.setdefault(n.value, None)
+        return list(seen)
+
+
+def _flatten_plus(node: Node, sign: str, out: list[tuple[str, Node]]):
+    """Split a ``+``/``-`` chain into signed terms (parentheses kept)."""
+    if node.is_op("+"):
+        _flatten_plus(node.args[0], sign, out)
+        _flatten_plus(node.args[1], sign, out)
+    elif node.is_op("-"):
+        _flatten_plus(node.args[0], sign, out)
+        _flatten_plus(node.args[1], "-" if sign == "+" else "+", out)
+    elif node.kind == "unary" and node.value == "-":
+        _flatten_plus(node.args[0], "-" if sign == "+" else "+", out)
+    elif node.kind == "unary" and node.value == "+":
+        _flatten_plus(node.args[0], sign, out)
+    else:
+        out.append((sign, node))
+
+
+def _find_bar(node: Node) -> Node | None:
+    if node.is_op("|", "||"):
+        return node
+    for a in node.args:
+        hit = _find_bar(a)
+        if hit is not None:
+            return hit
+    return None
+
+
+def _group_factor_lists(node: Node, formula: str) -> list[tuple[str, ...]]:
+    """The grouping factors of a bar's right-hand side, expanded as lme4 does.
+
+    ``g`` -> [(g,)]; ``a:b`` -> [(a, b)]; ``a/b`` -> [(b, a), (a,)];
+    ``a/b/c`` -> [(c, b, a), (b, a), (a,)].
+    """
+    if node.kind == "paren":
+        return _group_factor_lists(node.args[0], formula)
+    if node.kind == "name":
+        return [(node.value,)]
+    if node.is_op(":"):
+        left = _group_factor_lists(node.args[0], formula)
+        right = _group_factor_lists(node.args[1], formula)
+        if len(left) != 1 or len(right) != 1:
+            raise FormulaError(
+                "a nested grouping (a/b) cannot be part of an interaction in a random-effects term",
+                formula, node.span,
+            )
+        return [left[0] + right[0]]
+    if node.is_op("/"):
+        outer = _group_factor_lists(node.args[0], formula)
+        inner = _group_factor_lists(node.args[1], formula)
+        if len(inner) != 1:
+            raise FormulaError("write nested grouping as a/b/c", formula, node.span)
+        return [inner[0] + outer[0]] + outer
+    raise FormulaError(
+        "the right-hand side of '|' must be a grouping factor, an interaction g1:g2 "
+        "or a nesting g1/g2",
+        formula, node.span,
+    )
+
+
+def _lhs_terms(lhs: Node) -> list[tuple[str, Node]]:
+    terms: list[tuple[str, Node]] = []
+    _flatten_plus(lhs, "+", terms)
+    return terms
+
+
+def _intercept_state(terms: list[tuple[str, Node]]) -> tuple[bool, list[Node]]:
+    """(has intercept, the non-intercept terms) of a bar's left-hand side."""
+    intercept = True
+    rest: list[Node] = []
+    for sign, node in terms:
+        if node.kind == "number" and node.value in ("0", "1"):
+            if node.value == "1":
+                intercept = sign == "+"
+            else:
+                intercept = sign == "-"
+            continue
+        if sign == "-":
+            raise FormulaError(
+                "only '- 1' or '+ 0' may be subtracted on the left of a random-effects bar",
+                node.source, node.span,
+            )
+        rest.append(node)
+    return intercept, rest
+
+
+def _text(intercept: bool, rest: list[Node]) -> str:
+    parts = [deparse(n) for n in rest]
+    if not intercept:
+        return " + ".join(["0"] + parts)
+    return " + ".join(["1"] + parts) if parts else "1"
+
+
+def _bars_from(term: Node, formula: str) -> list[BarTerm]:
+    paren = term
+    inner = paren.args[0]
+    while inner.kind == "paren":  # ((1 | g)) is still a bar
+        inner = inner.args[0]
+    if not inner.is_op("|", "||"):
+        bar = _find_bar(inner)
+        raise FormulaError(
+            "a random-effects bar must be the whole content of its parentheses, "
+            "as in (1 + x | g)",
+            formula, bar.span if bar is not None else paren.span,
+        )
+    lhs, rhs = inner.args
+    if _find_bar(lhs) is not None or _find_bar(rhs) is not None:
+        raise FormulaError("a random-effects term has more than one bar", formula, paren.span)
+    groups = _group_factor_lists(rhs, formula)
+    intercept, rest = _intercept_state(_lhs_terms(lhs))
+    if not intercept and not rest:
+        raise FormulaError(
+            "this random-effects term has no columns (0 with nothing else); add a term or '1'",
+            formula, paren.span,
+        )
+    if inner.value == "||":
+        pieces: list[tuple[bool, list[Node]]] = []
+        if intercept:
+            pieces.append((True, []))
+        pieces.extend((False, [n]) for n in rest)
+    else:
+        pieces = [(intercept, rest)]
+    bars = []
+    for factors in groups:
+        name = ":".join(factors)
+        for icpt, nodes in pieces:
+            text = _text(icpt, nodes)
+            sub = parse_expression(text) if text != "1" else None
+            bars.append(BarTerm(sub, text, factors, name, paren))
+    return bars
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split an lme4/mgcv formula into response, fixed, random and smooth parts.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+
+    Returns
+    -------
+    ParsedFormula
+
+    Raises
+    ------
+    FormulaError
+        Unbalanced parentheses, a bar outside parentheses, a bar whose
+        right-hand side is not a grouping factor, a missing ``~``. The message
+        marks the offending part of the formula.
+
+    Examples
+    --------
+    >>> p = parse_formula("y ~ x + (x || g)")
+    >>> [b.label for b in p.bars]
+    ['1 | g', '0 + x | g']
+    >>> [b.group_name for b in parse_formula("y ~ (1 | batch/cask)").bars]
+    ['cask:batch', 'batch']
+    """
+    if not isinstance(formula, str):
+        raise FormulaError(f"the formula must be a string such as 'y ~ x + (1 | g)'; got {type(formula).__name__}")
+    root = parse_expression(formula)
+    if root.kind == "binary" and root.value == "~":
+        response, rhs = root.args
+    elif root.kind == "unary" and root.value == "~":
+        response, rhs = None, root.args[0]
+    else:
+        raise FormulaError(
+            "the formula has no '~'; write it as 'response ~ terms'", formula, (0, len(formula))
+        )
+    if response is not None and _find_bar(response) is not None:
+        bar = _find_bar(response)
+        raise FormulaError("a random-effects bar cannot be on the left of '~'", formula, bar.span)
+    terms: list[tuple[str, Node]] = []
+    _flatten_plus(rhs, "+", terms)
+    fixed: list[tuple[str, Node]] = []
+    bars: list[BarTerm] = []
+    smooths: list[SmoothCall] = []
+    offsets: list[Node] = []
+    for sign, node in terms:
+        bar = _find_bar(node)
+        if node.kind == "paren" and bar is not None:
+            if sign == "-":
+                raise FormulaError("a random-effects term cannot be subtracted", formula, node.span)
+            bars.extend(_bars_from(node, formula))
+            continue
+        if bar is not None:
+            gap = formula[bar.args[0].span[1]: bar.args[1].span[0]]
+            at = bar.args[0].span[1] + gap.index(bar.value)
+            raise FormulaError(
+                f"'{bar.value}' outside parentheses: write random-effects terms as "
+                f"(lhs {bar.value} group), e.g. (1 | g)",
+                formula, (at, at + len(bar.value)),
+            )
+        if node.kind == "call" and node.value in SMOOTH_FUNCTIONS:
+            smooths.append(SmoothCall(node))
+            continue
+        if node.kind == "call" and node.value == "offset":
+            if len(node.args) != 1:
+                raise FormulaError("offset() takes exactly one argument", formula, node.span)
+            offsets.append(node.args[0])
+            continue
+        fixed.append((sign, node))
+    return ParsedFormula(formula, response, tuple(fixed), tuple(bars), tuple(smooths), tuple(offsets), root)
