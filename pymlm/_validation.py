@@ -46,8 +46,26 @@ def as_frame(data, what: str = "data") -> pd.DataFrame:
     return frame
 
 
-def unknown_column_error(name: str, where: str, columns) -> DataError:
-    """A DataError naming the column, where it is used, and the closest names."""
+def unknown_column_error(name: str, where: str, columns, formula: str | None = None,
+                         span: tuple[int, int] | None = None) -> DataError:
+    """A DataError naming the column, where it is used, and the closest names.
+
+    Parameters
+    ----------
+    name : str
+        The missing column.
+    where : str
+        Where it is used, e.g. ``"the term (1 | Subjct)"`` or ``"weights"``.
+    columns : sequence
+        The data's columns, searched for close names.
+    formula, span : optional
+        Mark the name in the formula (see :class:`pymlm.errors.PymlmError`).
+
+    Examples
+    --------
+    >>> str(unknown_column_error("Subjct", "the term (1 | Subjct)", ["Reaction", "Subject"]))
+    "column 'Subjct' in the term (1 | Subjct) is not in the data; did you mean 'Subject'?"
+    """
     columns = [str(c) for c in columns]
     close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
     if not close:
@@ -56,7 +74,7 @@ def unknown_column_error(name: str, where: str, columns) -> DataError:
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else (
         f"; the data has columns {columns[:12]}{'...' if len(columns) > 12 else ''}"
     )
-    return DataError(f"column {name!r} in {where} is not in the data{hint}")
+    return DataError(f"column {name!r} in {where} is not in the data{hint}", formula, span)
 
 
 def check_choice(name: str, value, allowed):

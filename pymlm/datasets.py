@@ -72,7 +72,7 @@ def _resolve(name: str) -> str:
     if name.lower() in by_lower:
         return by_lower[name.lower()]
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(by_lower[c]) for c in close)}?" if close else ""
+    hint = f"; did you mean {' or '.join(repr(by_lower[c]) for c in close)}?" if close else "."
     raise DataError(
         f"no bundled dataset named {name!r}{hint} Available: {', '.join(available)}"
     )
@@ -94,7 +94,8 @@ def load(name: str) -> pd.DataFrame:
     Raises
     ------
     DataError
-        The name is not one of :func:`names`.
+        The name is not one of :func:`names` (the message suggests close
+        names and lists the available ones).
 
     Examples
     --------
@@ -108,5 +109,12 @@ def load(name: str) -> pd.DataFrame:
             continue
         categories = [str(level) for level in spec["levels"]]
         values = df[column].astype("string")
-        df[column] = pd.Categorical(values, categories=categories, ordered=bool(spec.get("ordered")))
+        cat = pd.Categorical(values, categories=categories, ordered=bool(spec.get("ordered")))
+        lost = values.notna().to_numpy() & (cat.codes < 0)
+        if lost.any():
+            raise DataError(
+                f"the bundled {stem}.csv has values of {column!r} that are not among its levels in "
+                f"factor_levels.json (e.g. {values[lost].iloc[0]!r}); reinstall pymlm"
+            )
+        df[column] = cat
     return df

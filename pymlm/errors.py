@@ -21,12 +21,26 @@ __all__ = [
 ]
 
 
+def mark_span(message: str, formula: str | None, span: tuple[int, int] | None) -> str:
+    """``message`` followed by the formula and carets under ``span``.
+
+    Examples
+    --------
+    >>> print(mark_span("no such column", "y ~ xx", (4, 6)))
+    no such column
+        y ~ xx
+            ^^
+    """
+    if formula is None or span is None:
+        return message
+    start, end = span
+    start = max(0, min(start, len(formula)))
+    end = max(start + 1, min(end, len(formula)))
+    return f"{message}\n    {formula}\n    {' ' * start}{'^' * (end - start)}"
+
+
 class PymlmError(Exception):
-    """Base class of every error pymlm raises on purpose."""
-
-
-class FormulaError(PymlmError, ValueError):
-    """The formula cannot be parsed or does not fit the data.
+    """Base class of every error pymlm raises on purpose.
 
     Parameters
     ----------
@@ -39,19 +53,23 @@ class FormulaError(PymlmError, ValueError):
         ``(start, end)`` character offsets into ``formula``.
     """
 
-    def __init__(self, message: str, formula: str | None = None, span: tuple[int, int] | None = None):
+    def __init__(self, message: str = "", formula: str | None = None,
+                 span: tuple[int, int] | None = None):
         self.formula = formula
         self.span = span
-        if formula is not None and span is not None:
-            start, end = span
-            start = max(0, min(start, len(formula)))
-            end = max(start + 1, min(end, len(formula)))
-            message = f"{message}\n    {formula}\n    {' ' * start}{'^' * (end - start)}"
-        super().__init__(message)
+        super().__init__(mark_span(message, formula, span))
+
+
+class FormulaError(PymlmError, ValueError):
+    """The formula cannot be parsed or does not fit the data."""
 
 
 class DataError(PymlmError, ValueError):
-    """The data cannot serve the model (missing column, wrong type, too few levels...)."""
+    """The data cannot serve the model (missing column, wrong type, too few levels...).
+
+    When the problem is tied to a part of the formula (an unknown column, a
+    factor with one level), ``formula`` and ``span`` mark it.
+    """
 
 
 class OptionError(PymlmError, ValueError):

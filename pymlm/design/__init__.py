@@ -1,25 +1,43 @@
 """ParsedFormula + data -> Design: y, X (R's names), random terms, Z, theta template."""
 
 from ._design import Design, build_design, lformula
-from ._fixed import FixedSpec, build_model_matrix, drop_rank_deficient, rebuild_model_matrix
+from ._fixed import (
+    SPARSE_MAX_DENSITY,
+    SPARSE_MIN_COLUMNS,
+    FixedSpec,
+    TermSpec,
+    Variable,
+    build_model_matrix,
+    contr_poly,
+    drop_rank_deficient,
+    rebuild_model_matrix,
+    use_sparse,
+)
 from ._frame import ModelFrame, as_categorical, evaluate, model_frame
-from ._random import ReTerm, build_re_terms, grouping_codes, theta_template, z_matrix
+from ._random import ReTerm, build_re_terms, grouping_codes, re_matrix, theta_template, z_matrix
 
 __all__ = [
+    "SPARSE_MAX_DENSITY",
+    "SPARSE_MIN_COLUMNS",
     "Design",
     "FixedSpec",
     "ModelFrame",
     "ReTerm",
+    "TermSpec",
+    "Variable",
     "as_categorical",
     "build_design",
     "build_model_matrix",
     "build_re_terms",
+    "contr_poly",
     "drop_rank_deficient",
     "evaluate",
     "grouping_codes",
     "lformula",
     "model_frame",
+    "re_matrix",
     "rebuild_model_matrix",
     "theta_template",
+    "use_sparse",
     "z_matrix",
 ]

@@ -12,8 +12,8 @@ import scipy.sparse as sp
 from ..errors import DataError, FormulaError
 from ..formula import ParsedFormula, deparse, parse_formula
 from ._fixed import FixedSpec, build_model_matrix, drop_rank_deficient, rebuild_model_matrix, warn_dropped
-from ._frame import ModelFrame, evaluate, model_frame
-from ._random import ReTerm, build_re_terms, theta_template, z_matrix
+from ._frame import ModelFrame, as_categorical, evaluate, model_frame
+from ._random import ReTerm, build_re_terms, re_matrix, theta_template, z_matrix
 
 __all__ = ["Design", "build_design", "lformula"]
 
@@ -30,7 +30,10 @@ class Design:
         Response; two columns (successes, failures) for ``cbind(a, b)``.
     y_name : str
     X : ndarray (n, p) or scipy.sparse.csc_matrix
-        Fixed-effects model matrix (rank-deficient columns dropped).
+        Fixed-effects model matrix (rank-deficient columns dropped). Sparse
+        CSC when it has at least ``SPARSE_MIN_COLUMNS`` (20) columns and at
+        most ``SPARSE_MAX_DENSITY`` (a quarter) of its entries are non-zero,
+        e.g. with a many-level factor; dense otherwise.
     X_names : list of str
         lme4's column names.
     re_terms : list of ReTerm
@@ -106,8 +109,35 @@ class Design:
         return [(t.group, t.cnms) for t in self.re_terms]
 
     def fixed_matrix(self, newdata: pd.DataFrame):
-        """X for new data, with the training columns, contrasts and transforms."""
+        """X for new data, with the training columns, contrasts and transforms.
+
+        Returns
+        -------
+        ndarray (m, p) or scipy.sparse.csc_matrix
+            Dense or sparse as :attr:`X`; the columns of :attr:`X_names`.
+
+        Raises
+        ------
+        DataError
+            A column is missing, a factor has a level the model has not seen.
+        """
         return rebuild_model_matrix(self.fixed_spec, newdata, "the fixed effects of the new data")
+
+    def random_matrix(self, newdata: pd.DataFrame, allow_new_levels: bool = False) -> sp.csc_matrix:
+        """Z for new data, in the columns of :attr:`Z`.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame
+        allow_new_levels : bool
+            Rows of levels the model has not seen get zero rows (no random
+            effect) instead of an error.
+
+        Returns
+        -------
+        scipy.sparse.csc_matrix, shape (m, q)
+        """
+        return re_matrix(self.re_terms, newdata, allow_new_levels)
 
     def __repr__(self) -> str:
         terms = ", ".join(f"({t.bar.lhs_text} | {t.group}): {t.nlevels} levels x {t.p}" for t in self.re_terms)
@@ -127,27 +157,38 @@ def _response(parsed: ParsedFormula, frame: ModelFrame, require_numeric: bool = 
     data = frame.data
     if node.kind == "name":
         col = data[node.value]
-        if isinstance(col.dtype, pd.CategoricalDtype) or not (col.dtype.kind in "biuf"):
+        if pd.api.types.is_bool_dtype(col.dtype):
+            return col.to_numpy(dtype=float), name
+        if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col.dtype):
             if require_numeric:
                 raise DataError(
                     f"the response {node.value!r} is not numeric (dtype {col.dtype}); "
-                    "convert it to numbers, or use glmer with a binomial family for a two-level factor"
+                    "convert it to numbers, or use glmer with a binomial family for a two-level factor",
+                    parsed.formula, node.span,
                 )
-            cat = col.astype("category").cat
+            cat = as_categorical(col)
             if len(cat.categories) != 2:
-                raise DataError(f"the response {node.value!r} is a factor with {len(cat.categories)} levels; a binary response needs 2")
-            return (cat.codes.to_numpy() == 1).astype(float), name
+                raise DataError(
+                    f"the response {node.value!r} is a factor with {len(cat.categories)} levels; "
+                    "a binary response needs 2",
+                    parsed.formula, node.span,
+                )
+            # as R's binomial family: the first level is failure, every other success
+            return (np.asarray(cat.codes) == 1).astype(float), name
         return col.to_numpy(dtype=float), name
     if node.kind == "call" and node.value == "cbind":
         if len(node.args) != 2:
             raise FormulaError("cbind() in the response takes two columns: successes and failures",
                                parsed.formula, node.span)
     value = np.asarray(evaluate(node, data), dtype=float)
-    if value.ndim == 1 and value.shape[0] == 1 and frame.data.shape[0] != 1:
-        raise DataError(f"the response {name!r} evaluates to a single number")
+    if value.ndim == 0 or (value.ndim == 1 and value.shape[0] == 1 and frame.data.shape[0] != 1):
+        raise DataError(f"the response {name!r} evaluates to a single number", parsed.formula, node.span)
     if not np.isfinite(value).all():
         bad = int((~np.isfinite(value)).reshape(len(value), -1).any(axis=1).sum())
-        raise DataError(f"the response {name!r} is NaN or infinite in {bad} rows; transform or filter the data first")
+        raise DataError(
+            f"the response {name!r} is NaN or infinite in {bad} rows; transform or filter the data first",
+            parsed.formula, node.span,
+        )
     return value, name
 
 
@@ -155,14 +196,20 @@ def _offset(parsed: ParsedFormula, frame: ModelFrame):
     total = None if frame.offset is None else frame.offset.copy()
     for node in parsed.offsets:
         value = np.asarray(evaluate(node, frame.data), dtype=float)
+        if value.ndim == 0:
+            value = np.full(frame.n, float(value))
         if not np.isfinite(value).all():
-            raise DataError(f"offset({node.text}) is NaN or infinite in some rows")
+            raise DataError(
+                f"offset({node.text}) is NaN or infinite in {int((~np.isfinite(value)).sum())} rows; "
+                "transform or filter the data first",
+                parsed.formula, node.span,
+            )
         total = value if total is None else total + value
     return total
 
 
 def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *, check: str = "lmer",
-                 require_numeric_response: bool = True) -> Design:
+                 require_numeric_response: bool = True, sparse_x: bool | None = None) -> Design:
     """Build the design of a mixed model.
 
     Parameters
@@ -173,27 +220,50 @@ def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *
         Prior weights / offset: a column name or one value per row.
     check : {"lmer", "glmer", "none"}
         Which of lme4's level-count checks to apply (see :func:`build_re_terms`).
+    require_numeric_response : bool
+        If False, a two-level factor response becomes 0/1 (binomial GLMMs).
+    sparse_x : bool, optional
+        Force X dense (False) or sparse (True); by default sparse when it has
+        at least 20 columns and at most a quarter of its entries are non-zero.
 
     Returns
     -------
     Design
+
+    Raises
+    ------
+    FormulaError, DataError
+        See :func:`lformula`.
+
+    Warns
+    -----
+    MissingDataWarning
+        Rows with missing values were dropped.
+    RankDeficiencyWarning
+        Fixed-effect columns were dropped because X is rank deficient.
     """
     if isinstance(parsed, str):
         parsed = parse_formula(parsed)
     frame = model_frame(parsed, data, weights, offset)
     y, y_name = _response(parsed, frame, require_numeric_response)
     if frame.weights is not None and np.any(frame.weights < 0):
-        raise DataError("weights must be non-negative")
-    X, fixed_spec = build_model_matrix(parsed.fixed_terms, frame.data, "the fixed effects")
+        what = f"weights column {weights!r}" if isinstance(weights, str) else "weights"
+        raise DataError(
+            f"{what} must be non-negative; {int((frame.weights < 0).sum())} rows are negative"
+        )
+    X, fixed_spec = build_model_matrix(
+        parsed.fixed_terms, frame.source, "the fixed effects", rows=frame.subset,
+        sparse=sparse_x, formula=parsed.formula,
+    )
     names = list(fixed_spec.names)
-    keep = drop_rank_deficient(X, names)
+    keep = drop_rank_deficient(X)
     dropped: list[str] = []
     if len(keep) != X.shape[1]:
         dropped = warn_dropped(names, keep)
         X = X[:, keep]
-        fixed_spec = FixedSpec(fixed_spec.formulaic_formula, fixed_spec.model_spec, fixed_spec.names, keep)
+        fixed_spec = fixed_spec.with_keep(keep)
         names = [names[i] for i in keep]
-    re_terms = build_re_terms(parsed.bars, frame.data, check)
+    re_terms = build_re_terms(parsed.bars, frame, check)
     return Design(
         formula=parsed.formula,
         parsed=parsed,

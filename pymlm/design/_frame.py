@@ -2,8 +2,11 @@
 
 As R's ``model.frame(..., drop.unused.levels = TRUE)`` does for lme4: rows
 with a missing value in any variable the model uses (response, fixed and
-random terms, weights, offset) are dropped and counted; string and integer
-grouping columns become factors; unused factor levels are dropped.
+random terms, weights, offset) are dropped and counted. Transformations in
+the formula (``scale(x)``, ``poly(x, 2)``) are computed, as in R, on every
+row where their own inputs are present, before rows are dropped for missing
+values elsewhere; so the frame keeps both the used columns of every row
+(``source``) and the positions of the complete rows (``rows``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from ..errors import DataError, MissingDataWarning
 from ..formula import ParsedFormula, names_in
 from ..formula._ast import Node, to_python
 
-__all__ = ["ModelFrame", "model_frame", "evaluate", "level_labels", "as_categorical"]
+__all__ = ["ModelFrame", "model_frame", "evaluate", "level_labels", "as_categorical", "r_number"]
 
 # Names that may appear in formulas without being columns.
 _CONSTANTS = {"TRUE", "FALSE", "T", "F", "pi", "contr.poly", "contr.treatment", "contr.sum"}
@@ -32,13 +35,18 @@ class ModelFrame:
     Attributes
     ----------
     data : pandas.DataFrame
-        The used columns, complete rows only, categoricals prepared.
+        The used columns of the complete rows (index 0..n-1), dtypes as given.
     rows : ndarray of int
         Positions (0-based) of the kept rows in the original data.
     n_dropped : int
         Rows dropped for missing values.
+    n_input : int
+        Rows of the original data.
     weights, offset : ndarray or None
-        Prior weights and the summed offset, aligned with ``data``.
+        Prior weights and the ``offset=`` argument, aligned with ``data``.
+    source : pandas.DataFrame or None
+        The used columns of every original row (index 0..n_input-1), on which
+        formula transformations are evaluated before ``rows`` are taken.
     """
 
     data: pd.DataFrame
@@ -47,37 +55,118 @@ class ModelFrame:
     n_input: int
     weights: np.ndarray | None
     offset: np.ndarray | None
+    source: pd.DataFrame | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def subset(self) -> np.ndarray | None:
+        """``rows``, or ``None`` when no row was dropped (no subsetting needed)."""
+        return self.rows if self.n_dropped else None
+
+
+def r_number(value: float) -> str:
+    """A double as R's ``as.character`` writes it: 15 significant digits,
+    fixed or scientific notation, whichever is shorter.
+
+    Examples
+    --------
+    >>> [r_number(v) for v in (2.0, 0.1, 1e5, 123456.0, 1 / 3)]
+    ['2', '0.1', '1e+05', '123456', '0.333333333333333']
+    """
+    v = float(value)
+    if np.isnan(v):
+        return "NaN"
+    if np.isinf(v):
+        return "Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "0"
+    target = float(f"{v:.14e}")
+    for digits in range(1, 16):
+        sci = f"{v:.{digits - 1}e}"
+        if float(sci) == target:
+            break
+    mantissa, exponent = sci.split("e")
+    exp = int(exponent)
+    sci = f"{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    fixed = f"{v:.{max(0, digits - 1 - exp)}f}"
+    return fixed if len(fixed) <= len(sci) else sci
 
 
 def level_labels(values) -> list[str]:
-    """R's labels for factor levels: integers without a decimal point."""
+    """R's labels for factor levels made from values: integers as digits,
+    doubles as :func:`r_number`, logicals as ``FALSE``/``TRUE``, the rest as str."""
     out = []
     for v in values:
-        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        if isinstance(v, (bool, np.bool_)):
+            out.append("TRUE" if v else "FALSE")
+        elif isinstance(v, (int, np.integer)):
             out.append(str(int(v)))
+        elif isinstance(v, (float, np.floating)):
+            out.append(r_number(v))
         else:
             out.append(str(v))
     return out
 
 
-def as_categorical(series: pd.Series) -> pd.Categorical:
-    """A column as a Categorical with R's level order and no unused levels.
+def as_categorical(values) -> pd.Categorical:
+    """A column as a Categorical with R's level order, string labels and no unused levels.
 
     Categoricals keep their order (unused levels dropped); numbers sort
-    numerically and strings lexicographically, as R's ``factor()`` does.
+    numerically and strings by code point (R's ``factor()`` in the C locale);
+    logicals give ``FALSE`` < ``TRUE``. Missing values get code -1.
+
+    Parameters
+    ----------
+    values : pandas.Series, pandas.Categorical or array-like, shape (n,)
+
+    Returns
+    -------
+    pandas.Categorical
+        Categories are strings, so labels compare equal across data sets.
+
+    Examples
+    --------
+    >>> as_categorical(pd.Series([10, 2, 10])).categories.tolist()
+    ['2', '10']
     """
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        cat = series.array
-        if len(cat.categories) and not np.all(np.bincount(cat.codes[cat.codes >= 0], minlength=len(cat.categories))):
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(values)
+        used = np.bincount(cat.codes[cat.codes >= 0], minlength=len(cat.categories)) > 0
+        if not used.all():
             cat = cat.remove_unused_categories()
+        labels = level_labels(cat.categories.tolist())
+        if list(cat.categories) != labels:
+            cat = pd.Categorical.from_codes(cat.codes, categories=labels, ordered=cat.ordered)
         return cat
-    values = series.to_numpy()
-    if series.dtype.kind in "biuf":
-        uniq = np.unique(values)
-        return pd.Categorical.from_codes(np.searchsorted(uniq, values), categories=level_labels(uniq))
-    strings = series.astype("string").to_numpy(dtype=object)
-    uniq, codes = np.unique(strings.astype(str), return_inverse=True)
-    return pd.Categorical.from_codes(codes.ravel(), categories=[str(u) for u in uniq])
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or (dtype == object and _all_bool(series)):
+        num = series.astype("boolean").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        codes, uniques = pd.factorize(num, sort=True)
+        labels = ["TRUE" if u else "FALSE" for u in uniques]
+    elif pd.api.types.is_numeric_dtype(dtype):
+        integer = pd.api.types.is_integer_dtype(dtype)
+        num = series.to_numpy(dtype=float, na_value=np.nan)
+        codes, uniques = pd.factorize(num, sort=True)
+        labels = [str(int(u)) for u in uniques] if integer else [r_number(u) for u in uniques]
+    else:
+        try:
+            codes, uniques = pd.factorize(series, sort=True)
+        except TypeError:  # mixed types: compare as strings
+            codes, uniques = pd.factorize(series.map(str, na_action="ignore"), sort=True)
+        labels = [str(u) for u in uniques]
+        if len(set(labels)) != len(labels) or labels != sorted(labels):
+            codes, uniques = pd.factorize(series.map(str, na_action="ignore"), sort=True)
+            labels = [str(u) for u in uniques]
+    return pd.Categorical.from_codes(np.asarray(codes), categories=labels)
+
+
+def _all_bool(series: pd.Series) -> bool:
+    sample = series.dropna()
+    return len(sample) > 0 and all(isinstance(v, (bool, np.bool_)) for v in sample.iloc[:100])
 
 
 def _column_vector(spec, frame: pd.DataFrame, what: str) -> tuple[np.ndarray | None, str | None]:
@@ -87,8 +176,14 @@ def _column_vector(spec, frame: pd.DataFrame, what: str) -> tuple[np.ndarray | N
     if isinstance(spec, str):
         if spec not in frame.columns:
             raise unknown_column_error(spec, what, frame.columns)
-        return pd.to_numeric(frame[spec], errors="coerce").to_numpy(dtype=float), spec
-    arr = np.asarray(spec, dtype=float).ravel()
+        col = frame[spec]
+        if not (col.dtype.kind in "biuf" or pd.api.types.is_numeric_dtype(col.dtype)):
+            raise DataError(f"{what} column {spec!r} is not numeric (dtype {col.dtype}); give numbers")
+        return col.to_numpy(dtype=float, na_value=np.nan).copy(), spec
+    try:
+        arr = np.array(spec, dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} must be a column name or numbers, one per row; got {type(spec).__name__}") from exc
     if arr.shape[0] != frame.shape[0]:
         raise DataError(f"{what} has length {arr.shape[0]} but the data has {frame.shape[0]} rows")
     return arr, None
@@ -111,8 +206,13 @@ def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> Model
     Raises
     ------
     DataError
-        A referenced column is missing (the message suggests close names),
-        or no complete rows are left.
+        A referenced column is missing (the message suggests close names and
+        marks the name in the formula), or no complete rows are left.
+
+    Warns
+    -----
+    MissingDataWarning
+        Rows were dropped for missing values; the message counts them.
     """
     frame = as_frame(data)
     columns = list(frame.columns)
@@ -123,80 +223,78 @@ def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> Model
         if name in colset:
             used.setdefault(name, None)
         elif name not in _CONSTANTS:
-            raise unknown_column_error(name, f"the term {_enclosing_term(parsed, node)}", columns)
+            raise unknown_column_error(
+                name, _enclosing_term(parsed, node), columns, parsed.formula, node.span
+            )
     used_cols = list(used)
     w, w_col = _column_vector(weights, frame, "weights")
     o, o_col = _column_vector(offset, frame, "offset")
-    sub = frame[used_cols]
-    missing = sub.isna().any(axis=1).to_numpy() if used_cols else np.zeros(len(frame), bool)
+    source = frame[used_cols]
+    if not isinstance(source.index, pd.RangeIndex) or source.index.start != 0 or source.index.step != 1:
+        source = source.reset_index(drop=True)
+    n_input = len(frame)
+    missing = np.array(source.isna().any(axis=1), dtype=bool) if used_cols else np.zeros(n_input, bool)
     for vec in (w, o):
         if vec is not None:
-            missing |= ~np.isfinite(vec)
-    n_input = len(frame)
+            missing = missing | np.isnan(vec)
     n_dropped = int(missing.sum())
     if n_dropped:
+        which = [c for c in used_cols if source[c].isna().any()]
+        which += [c for c, v in ((w_col or "weights", w), (o_col or "offset", o)) if v is not None and np.isnan(v).any()]
         if n_dropped == n_input:
             raise DataError(
-                f"no rows left after dropping rows with missing values in {used_cols}; "
-                "check the data or the formula's columns"
+                f"no rows left after dropping rows with missing values (every row misses a value "
+                f"in {', '.join(which)}); check the data or the formula's columns"
             )
-        keep = ~missing
-        rows = np.flatnonzero(keep)
-        sub = sub.iloc[rows]
-        w = None if w is None else w[keep]
-        o = None if o is None else o[keep]
-        which = [c for c in used_cols if frame[c].isna().any()]
+        rows = np.flatnonzero(~missing)
+        sub = source.iloc[rows].reset_index(drop=True)
+        w = None if w is None else w[rows]
+        o = None if o is None else o[rows]
         warnings.warn(
-            f"{n_dropped} of {n_input} rows dropped for missing values (in {', '.join(which + ([w_col] if w_col else []) + ([o_col] if o_col else [])) or 'weights/offset'})",
+            f"{n_dropped} of {n_input} rows dropped for missing values (in {', '.join(which)})",
             MissingDataWarning,
             stacklevel=3,
         )
     else:
         rows = np.arange(n_input)
-    sub = sub.reset_index(drop=True) if n_dropped else sub
-    prepared = {}
-    for c in used_cols:
-        col = sub[c]
-        if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype.kind in "OSU" or isinstance(col.dtype, pd.StringDtype):
-            prepared[c] = as_categorical(col)
-        elif col.dtype.kind == "b":
-            prepared[c] = col.astype(float)
-    if prepared:
-        sub = sub.assign(**prepared) if all(isinstance(k, str) and k.isidentifier() for k in prepared) else _assign(sub, prepared)
-    return ModelFrame(sub, rows, n_dropped, n_input, w, o)
-
-
-def _assign(df: pd.DataFrame, cols: dict) -> pd.DataFrame:
-    df = df.copy(deep=False)
-    for k, v in cols.items():
-        df[k] = v
-    return df
+        sub = source
+    return ModelFrame(sub, rows, n_dropped, n_input, w, o, source)
 
 
 def _enclosing_term(parsed: ParsedFormula, node: Node) -> str:
-    """The top-level term of the formula that contains ``node``, as written."""
+    """Where ``node`` sits, for messages: ``"the term (1 | g)"``, ``"the response y"``..."""
+
+    def inside(outer: Node) -> bool:
+        return outer.span[0] <= node.span[0] and node.span[1] <= outer.span[1]
+
     for _, term in parsed.fixed_terms:
-        if term.span[0] <= node.span[0] and node.span[1] <= term.span[1]:
-            return term.text
+        if inside(term):
+            return f"the term {term.text}"
     for bar in parsed.bars:
-        if bar.node.span[0] <= node.span[0] and node.span[1] <= bar.node.span[1]:
-            return bar.node.text
+        if inside(bar.node):
+            return f"the term {bar.node.text}"
     for sm in parsed.smooths:
-        if sm.node.span[0] <= node.span[0] and node.span[1] <= sm.node.span[1]:
-            return sm.node.text
-    if parsed.response is not None and parsed.response.span[0] <= node.span[0] <= parsed.response.span[1]:
+        if inside(sm.node):
+            return f"the term {sm.node.text}"
+    for off in parsed.offsets:
+        if inside(off):
+            return f"offset({off.text})"
+    if parsed.response is not None and inside(parsed.response):
         return f"the response {parsed.response.text}"
-    return node.text
-
-
-def _r_scale(x):
-    x = np.asarray(x, dtype=float)
-    return (x - x.mean()) / x.std(ddof=1)
+    return f"the formula term {node.text}"
 
 
 def _r_log(x, base=None):
     x = np.asarray(x, dtype=float)
     return np.log(x) if base is None else np.log(x) / np.log(base)
+
+
+def _as_numeric(x):
+    """R's as.numeric: a factor gives its level codes 1..k."""
+    if isinstance(x, pd.Categorical) or isinstance(getattr(x, "dtype", None), pd.CategoricalDtype):
+        codes = np.asarray(pd.Categorical(x).codes, dtype=float)
+        return np.where(codes >= 0, codes + 1.0, np.nan)
+    return np.asarray(x, dtype=float)
 
 
 EVAL_FUNCTIONS = {
@@ -214,11 +312,23 @@ EVAL_FUNCTIONS = {
     "pmin": np.minimum,
     "pmax": np.maximum,
     "I": lambda x: x,
-    "scale": _r_scale,
-    "as_numeric": lambda x: np.asarray(x, dtype=float),
-    "as_integer": lambda x: np.asarray(x).astype(int),
+    "as_numeric": _as_numeric,
+    "as_integer": lambda x: np.trunc(_as_numeric(x)),
     "cbind": lambda *cols: np.column_stack([np.asarray(c, dtype=float) for c in cols]),
 }
+
+
+def column_values(series: pd.Series):
+    """A column as the evaluation of formulas sees it: numbers as float
+    arrays, factors and strings as Categoricals, logicals as bool arrays."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return series.array
+    if dtype.kind == "b" or pd.api.types.is_bool_dtype(dtype):
+        return series.to_numpy(dtype=bool, na_value=False) if series.hasnans else series.to_numpy(dtype=bool)
+    if dtype.kind in "iuf" or pd.api.types.is_numeric_dtype(dtype):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    return as_categorical(series)
 
 
 def evaluate(node: Node, data: pd.DataFrame) -> np.ndarray:
@@ -229,14 +339,13 @@ def evaluate(node: Node, data: pd.DataFrame) -> np.ndarray:
     DataError
         The expression fails or uses a factor in arithmetic.
     """
-    cols: dict[str, np.ndarray] = {}
+    cols: dict[str, object] = {}
 
     def lookup(name):
         if name not in cols:
             if name not in data.columns:
                 raise KeyError(name)
-            s = data[name]
-            cols[name] = s if isinstance(s.dtype, pd.CategoricalDtype) else s.to_numpy()
+            cols[name] = column_values(data[name])
         return f"_v[{name!r}]"
 
     code = to_python(node, name_fmt=lambda n: lookup(n))

@@ -13,9 +13,9 @@ from ..errors import DataError, FormulaError
 from ..formula import BarTerm
 from ..formula._parsed import _lhs_terms
 from ._fixed import FixedSpec, build_model_matrix, rebuild_model_matrix
-from ._frame import as_categorical
+from ._frame import ModelFrame, as_categorical
 
-__all__ = ["ReTerm", "build_re_terms", "grouping_codes", "z_matrix", "theta_template"]
+__all__ = ["ReTerm", "build_re_terms", "grouping_codes", "z_matrix", "re_matrix", "theta_template"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,104 +73,107 @@ class ReTerm:
         return pd.Index(self.levels)
 
     def model_matrix(self, newdata: pd.DataFrame) -> np.ndarray:
-        """The term's raw model matrix on new data."""
+        """The term's raw model matrix on new data, shape (m, p)."""
         if self.spec is None:
             return np.ones((len(newdata), 1))
-        return rebuild_model_matrix(self.spec, newdata, f"the random-effects term ({self.bar.label})")
+        X = rebuild_model_matrix(self.spec, newdata, f"the random-effects term ({self.bar.label})")
+        return X.toarray() if sp.issparse(X) else X
 
     def codes_for(self, newdata: pd.DataFrame) -> np.ndarray:
         """Level codes of new data's rows; -1 for levels not seen in fitting."""
-        labels = _labels_of(newdata, self.factors)
-        return self.level_index.get_indexer(labels).astype(np.int64)
+        for f in self.factors:
+            if f not in newdata.columns:
+                raise DataError(
+                    f"the new data has no column {f!r}, the grouping factor of ({self.bar.label})"
+                )
+        inverse, labels = _combined_levels(newdata, self.factors)
+        return self.level_index.get_indexer(labels).astype(np.int64)[inverse]
 
 
-def _labels_of(frame: pd.DataFrame, factors: tuple[str, ...]) -> np.ndarray:
+def _combined_levels(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and labels of the interaction of ``factors`` (observed combinations).
+
+    Levels are ordered as R orders ``a:b``: by the first factor's level, then
+    the second's...; labels are joined with ``":"``. Labels are only built for
+    the distinct combinations, never per row.
+    """
+    cats = [as_categorical(frame[f]) for f in factors]
+    if len(cats) == 1:
+        c = cats[0]
+        return np.asarray(c.codes, dtype=np.int64), np.asarray(c.categories, dtype=object)
+    combined = np.zeros(len(frame), dtype=np.int64)
+    missing = np.zeros(len(frame), dtype=bool)
+    for c in cats:
+        codes = np.asarray(c.codes, dtype=np.int64)
+        missing |= codes < 0
+        combined = combined * max(len(c.categories), 1) + np.maximum(codes, 0)
+    uniq, inverse = np.unique(combined[~missing], return_inverse=True)
+    rem = uniq.copy()
     parts = []
-    for f in factors:
-        if f not in frame.columns:
-            raise DataError(f"the new data has no column {f!r} (grouping factor)")
-        s = frame[f]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            vals = np.asarray(s.astype(str))
-        elif s.dtype.kind in "iuf":
-            from ._frame import level_labels
-
-            vals = np.asarray(level_labels(s.to_numpy()), dtype=object)
-        else:
-            vals = s.astype(str).to_numpy(dtype=object)
-        parts.append(vals.astype(str))
-    out = parts[0]
-    for p in parts[1:]:
-        out = np.char.add(np.char.add(out, ":"), p)
-    return out.astype(object)
+    for c in reversed(cats):
+        k = max(len(c.categories), 1)
+        parts.append(np.asarray(c.categories, dtype=object)[rem % k])
+        rem //= k
+    parts.reverse()
+    labels = parts[0].astype(str)
+    for part in parts[1:]:
+        labels = np.char.add(np.char.add(labels, ":"), part.astype(str))
+    codes = np.full(len(frame), -1, dtype=np.int64)
+    codes[~missing] = inverse.ravel()
+    return codes, labels.astype(object)
 
 
 def grouping_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes and level labels of a (possibly interaction) grouping factor.
 
     Interactions ``a:b`` have levels ``"a1:b1"``, ... in R's order (the first
-    factor varying slowest), observed combinations only.
+    factor varying slowest), observed combinations only. Integer columns give
+    levels in numeric order, strings in code-point order, Categoricals in
+    their own order (unused levels dropped), as R's ``factor()``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Complete rows only.
+    factors : tuple of str
+        Column names, outermost first.
 
     Returns
     -------
     codes : ndarray of int32, shape (n,)
-    levels : ndarray of str
+    levels : ndarray of str, shape (l,)
+
+    Examples
+    --------
+    >>> codes, levels = grouping_codes(pd.DataFrame({"g": [10, 2, 10]}), ("g",))
+    >>> codes.tolist(), levels.tolist()
+    ([1, 0, 1], ['2', '10'])
     """
-    cats = []
-    for f in factors:
-        s = frame[f]
-        if s.dtype.kind in "iu" and len(s) > 0:
-            cats.append(_integer_factor(s.to_numpy()))
-        else:
-            cats.append(as_categorical(s))
-    if len(cats) == 1:
-        c = cats[0]
-        return np.asarray(c.codes, dtype=np.int32), np.asarray(c.categories.astype(str), dtype=object)
-    combined = np.zeros(len(frame), dtype=np.int64)
-    for c in cats:
-        combined = combined * len(c.categories) + c.codes
-    uniq, inverse = np.unique(combined, return_inverse=True)
-    labels = None
-    rem = uniq.copy()
-    parts = []
-    for c in reversed(cats):
-        k = len(c.categories)
-        parts.append(np.asarray(c.categories.astype(str), dtype=object)[rem % k])
-        rem //= k
-    parts.reverse()
-    labels = parts[0].astype(str)
-    for p in parts[1:]:
-        labels = np.char.add(np.char.add(labels, ":"), p.astype(str))
-    return inverse.ravel().astype(np.int32), labels.astype(object)
+    codes, labels = _combined_levels(frame, factors)
+    return codes.astype(np.int32), labels
 
 
-def _integer_factor(x: np.ndarray) -> pd.Categorical:
-    """Factor of an integer column in numeric order, in O(n) when the range is small."""
-    lo, hi = int(x.min()), int(x.max())
-    if hi - lo <= 4 * len(x) + 1000:
-        present = np.bincount(x - lo, minlength=hi - lo + 1) > 0
-        mapping = np.cumsum(present) - 1
-        codes = mapping[x - lo]
-        values = np.flatnonzero(present) + lo
-    else:
-        values, codes = np.unique(x, return_inverse=True)
-    return pd.Categorical.from_codes(codes.astype(np.int32).ravel(), categories=[str(v) for v in values])
-
-
-def _bar_model_matrix(bar: BarTerm, frame: pd.DataFrame):
+def _bar_model_matrix(bar: BarTerm, frame: ModelFrame):
     if bar.lhs is None:
-        return np.ones((len(frame), 1)), ("(Intercept)",), None
+        return np.ones((frame.n, 1)), ("(Intercept)",), None
+    where = f"the random-effects term ({bar.label})"
     X, spec = build_model_matrix(
-        _lhs_terms(bar.lhs), frame, f"the random-effects term ({bar.label})"
+        _lhs_terms(bar.lhs), frame.source, where, rows=frame.subset, sparse=False,
+        formula=bar.node.source or None,
     )
     if X.shape[1] == 0:
         raise FormulaError(f"the random-effects term ({bar.label}) has no columns", bar.node.source, bar.node.span)
-    if sp.issparse(X):
-        X = X.toarray()
     return X, spec.names, spec
 
 
-def build_re_terms(bars, frame: pd.DataFrame, check_nlev_vs_nobs: str = "lmer") -> list[ReTerm]:
+def _as_model_frame(frame) -> ModelFrame:
+    if isinstance(frame, ModelFrame):
+        return frame
+    n = len(frame)
+    return ModelFrame(frame, np.arange(n), 0, n, None, None, frame)
+
+
+def build_re_terms(bars, frame, check_nlev_vs_nobs: str = "lmer") -> list[ReTerm]:
     """Build every random-effects term and order them as lme4 does.
 
     Terms are sorted by decreasing number of levels when the levels are not
@@ -180,53 +183,63 @@ def build_re_terms(bars, frame: pd.DataFrame, check_nlev_vs_nobs: str = "lmer") 
     Parameters
     ----------
     bars : sequence of BarTerm
-    frame : pandas.DataFrame
-        The model frame.
+    frame : ModelFrame or pandas.DataFrame
+        The model frame (a DataFrame is taken as complete rows).
     check_nlev_vs_nobs : {"lmer", "glmer", "none"}
+        lme4's checks ``check.nobs.vs.nlev`` and ``check.nobs.vs.nRE``:
         ``"lmer"``: a grouping factor needs fewer levels than rows, and a term
-        fewer random effects than rows (the residual would be unidentifiable);
-        ``"glmer"``: at most as many levels as rows.
+        fewer random effects than rows (else the residual is unidentifiable);
+        ``"glmer"``: at most as many levels and random effects as rows.
+        Every grouping factor needs at least 2 levels in any case.
+
+    Returns
+    -------
+    list of ReTerm
 
     Raises
     ------
     FormulaError
         A grouping factor with fewer than two levels, or too many for the
-        number of rows (see ``check_nlev_vs_nobs``).
+        number of rows (see ``check_nlev_vs_nobs``); the message marks the term.
     """
-    n = len(frame)
+    frame = _as_model_frame(frame)
+    n = frame.n
     terms: list[ReTerm] = []
     cache: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
     for bar in bars:
         if bar.group_factors not in cache:
-            cache[bar.group_factors] = grouping_codes(frame, bar.group_factors)
+            cache[bar.group_factors] = grouping_codes(frame.data, bar.group_factors)
         codes, levels = cache[bar.group_factors]
         nl = len(levels)
         where = f"({bar.lhs_text} | {bar.group_name})"
+        mark = (bar.node.source or None, bar.node.span)
         if nl < 2:
             raise FormulaError(
                 f"grouping factor {bar.group_name!r} has {nl} level; {where} needs at least 2. "
                 "Drop the term or check the data.",
-                bar.node.source, bar.node.span,
+                *mark,
             )
         if check_nlev_vs_nobs == "lmer" and nl >= n:
             raise FormulaError(
                 f"grouping factor {bar.group_name!r} has {nl} levels for {n} observations; "
                 f"{where} would be confounded with the residual. A grouping factor needs fewer "
                 "levels than observations: drop the term or check the grouping column.",
-                bar.node.source, bar.node.span,
+                *mark,
             )
         if check_nlev_vs_nobs == "glmer" and nl > n:
             raise FormulaError(
-                f"grouping factor {bar.group_name!r} has more levels ({nl}) than observations ({n})",
-                bar.node.source, bar.node.span,
+                f"grouping factor {bar.group_name!r} has more levels ({nl}) than observations ({n}); "
+                f"drop {where} or check the grouping column.",
+                *mark,
             )
         X, cnms, spec = _bar_model_matrix(bar, frame)
-        if check_nlev_vs_nobs == "lmer" and X.shape[1] * nl >= n:
+        n_re = X.shape[1] * nl
+        if (check_nlev_vs_nobs == "lmer" and n_re >= n) or (check_nlev_vs_nobs == "glmer" and n_re > n):
             raise FormulaError(
-                f"number of observations ({n}) <= number of random effects ({X.shape[1] * nl}) for "
-                f"term {where}; the random-effects parameters and the residual variance are "
-                "probably unidentifiable. Simplify the term.",
-                bar.node.source, bar.node.span,
+                f"number of observations ({n}) {'<=' if check_nlev_vs_nobs == 'lmer' else '<'} number "
+                f"of random effects ({n_re}) for term {where}; the random-effects parameters and the "
+                "residual variance are probably unidentifiable. Simplify the term.",
+                *mark,
             )
         terms.append(ReTerm(bar.group_name, bar.group_factors, codes, levels, X, tuple(cnms), spec, bar))
     nl = np.array([t.nlevels for t in terms])
@@ -259,14 +272,75 @@ def z_matrix(terms, n: int) -> sp.csc_matrix:
     """The random-effects model matrix Z (n x sum of p_k l_k), lme4's column order.
 
     Term k occupies a contiguous block of columns; within it, the columns of
-    level j are ``j*p_k .. j*p_k + p_k - 1``.
+    level j are ``j*p_k .. j*p_k + p_k - 1``, so row i of term k holds the
+    term's raw model-matrix row at columns ``codes[i]*p_k + (0..p_k-1)``.
+    Rows whose code is -1 (a level unknown to the model) are empty. Zeros of
+    the raw model matrix are not stored, as in lme4's ``Zt``.
+
+    Parameters
+    ----------
+    terms : sequence of ReTerm (or objects with ``codes``, ``X``, ``p``, ``q``)
+    n : int
+
+    Returns
+    -------
+    scipy.sparse.csc_matrix, shape (n, sum of q_k)
     """
     blocks = []
     for t in terms:
-        p = t.p
-        indptr = np.arange(0, n * p + 1, p, dtype=np.int64)
-        indices = (t.codes.astype(np.int64)[:, None] * p + np.arange(p)).ravel()
-        blocks.append(sp.csr_matrix((t.X.ravel(), indices, indptr), shape=(n, t.q)))
+        blocks.append(_term_z(np.asarray(t.codes), np.asarray(t.X, dtype=float), t.q))
     if not blocks:
         return sp.csc_matrix((n, 0))
-    return sp.hstack(blocks, format="csc")
+    Z = sp.hstack(blocks, format="csc")
+    Z.eliminate_zeros()
+    return Z
+
+
+def _term_z(codes: np.ndarray, X: np.ndarray, q: int) -> sp.csr_matrix:
+    n, p = X.shape
+    known = codes >= 0
+    values = np.where(known[:, None], X, 0.0)
+    indptr = np.arange(0, n * p + 1, p, dtype=np.int64)
+    indices = (np.where(known, codes, 0).astype(np.int64)[:, None] * p + np.arange(p)).ravel()
+    return sp.csr_matrix((values.ravel(), indices, indptr), shape=(n, q))
+
+
+def re_matrix(terms, newdata: pd.DataFrame, allow_new_levels: bool = False) -> sp.csc_matrix:
+    """Z for new data, with the model's levels, columns and transforms.
+
+    Parameters
+    ----------
+    terms : sequence of ReTerm
+    newdata : pandas.DataFrame
+    allow_new_levels : bool
+        If True, rows whose level was not in the model get no random effect
+        (their part of Z is zero, as lme4's ``allow.new.levels = TRUE``).
+
+    Returns
+    -------
+    scipy.sparse.csc_matrix, shape (len(newdata), sum of q_k)
+
+    Raises
+    ------
+    DataError
+        A grouping column is missing, or (unless ``allow_new_levels``) a level
+        was not in the data the model was built on.
+    """
+    blocks = []
+    for t in terms:
+        codes = t.codes_for(newdata)
+        if not allow_new_levels and (codes < 0).any():
+            labels = _combined_levels(newdata, t.factors)[1]
+            unseen = [lv for lv in labels if lv not in set(t.levels)]
+            raise DataError(
+                f"the new data has level{'s' if len(unseen) > 1 else ''} "
+                f"{', '.join(repr(u) for u in unseen[:5])}{'...' if len(unseen) > 5 else ''} of "
+                f"grouping factor {t.group!r} not in the model; pass allow_new_levels=True to "
+                "predict them from the fixed effects only"
+            )
+        blocks.append(_term_z(codes, t.model_matrix(newdata), t.q))
+    if not blocks:
+        return sp.csc_matrix((len(newdata), 0))
+    Z = sp.hstack(blocks, format="csc")
+    Z.eliminate_zeros()
+    return Z

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..errors import FormulaError
 from ._ast import Node, deparse, names_in, parse_expression
+from ._terms import expand_terms
 
 __all__ = ["BarTerm", "SmoothCall", "ParsedFormula", "parse_formula"]
 
@@ -150,36 +151,88 @@ def _find_bar(node: Node) -> Node | None:
     return None
 
 
-def _group_factor_lists(node: Node, formula: str) -> list[tuple[str, ...]]:
-    """The grouping factors of a bar's right-hand side, expanded as lme4 does.
+def _has_slash(node: Node) -> bool:
+    return node.is_op("/") or any(_has_slash(a) for a in node.args)
 
-    ``g`` -> [(g,)]; ``a:b`` -> [(a, b)]; ``a/b`` -> [(b, a), (a,)];
-    ``a/b/c`` -> [(c, b, a), (b, a), (a,)].
-    """
+
+def _slash_terms(node: Node, formula: str):
+    """lme4's ``slashTerms``: ``a/b/c`` -> ``[[a, b], c]`` (nodes without '/' kept)."""
+    if not _has_slash(node):
+        return node
+    while node.kind == "paren":
+        node = node.args[0]
+    if not node.is_op("/"):
+        raise FormulaError(
+            "a nested grouping (a/b) cannot be part of an interaction in a random-effects term; "
+            "write it as a/b or as a:b",
+            formula, node.span,
+        )
+    return [_slash_terms(node.args[0], formula), _slash_terms(node.args[1], formula)]
+
+
+def _make_interaction(x):
+    """lme4's ``makeInteraction``: ``[[a, b], c]`` -> ``[c:(b:a), [b:a, a]]``."""
+    if not isinstance(x, list):
+        return x
+    inner = _make_interaction(x[0])
+    first = inner[0] if isinstance(inner, list) else inner
+    return [Node("binary", ":", (x[1], first)), inner]
+
+
+def _flatten(x) -> list[Node]:
+    if isinstance(x, list):
+        return [n for item in x for n in _flatten(item)]
+    return [x]
+
+
+def _check_group_expr(node: Node, formula: str):
     if node.kind == "paren":
-        return _group_factor_lists(node.args[0], formula)
+        return _check_group_expr(node.args[0], formula)
     if node.kind == "name":
-        return [(node.value,)]
+        return
     if node.is_op(":"):
-        left = _group_factor_lists(node.args[0], formula)
-        right = _group_factor_lists(node.args[1], formula)
-        if len(left) != 1 or len(right) != 1:
-            raise FormulaError(
-                "a nested grouping (a/b) cannot be part of an interaction in a random-effects term",
-                formula, node.span,
-            )
-        return [left[0] + right[0]]
-    if node.is_op("/"):
-        outer = _group_factor_lists(node.args[0], formula)
-        inner = _group_factor_lists(node.args[1], formula)
-        if len(inner) != 1:
-            raise FormulaError("write nested grouping as a/b/c", formula, node.span)
-        return [inner[0] + outer[0]] + outer
+        _check_group_expr(node.args[0], formula)
+        _check_group_expr(node.args[1], formula)
+        return
     raise FormulaError(
         "the right-hand side of '|' must be a grouping factor, an interaction g1:g2 "
         "or a nesting g1/g2",
         formula, node.span,
     )
+
+
+def _bar_in_parens(node: Node) -> Node | None:
+    """The first parenthesized ``(lhs | g)`` inside ``node``, if any."""
+    if node.kind == "paren":
+        inner = node.args[0]
+        while inner.kind == "paren":
+            inner = inner.args[0]
+        if inner.is_op("|", "||"):
+            return node
+    for a in node.args:
+        hit = _bar_in_parens(a)
+        if hit is not None:
+            return hit
+    return None
+
+
+def _group_factor_lists(node: Node, formula: str) -> list[tuple[tuple[str, ...], str]]:
+    """The grouping factors of a bar's right-hand side, expanded and named as lme4 does.
+
+    Returns ``(columns, name)`` pairs: ``g`` -> ``[((g,), "g")]``;
+    ``a:b`` -> ``[((a, b), "a:b")]``; ``a/b`` -> ``[((b, a), "b:a"), ((a,), "a")]``;
+    ``a/b/c`` -> ``[((c, b, a), "c:(b:a)"), ((b, a), "b:a"), ((a,), "a")]``.
+    The columns are listed in the order their levels nest in R's interaction
+    (first slowest), which is the order of appearance in the name.
+    """
+    out = []
+    for expr in _flatten(_make_interaction(_slash_terms(node, formula))):
+        _check_group_expr(expr, formula)
+        columns = tuple(dict.fromkeys(n.value for n in names_in(expr)))
+        while expr.kind == "paren":
+            expr = expr.args[0]
+        out.append((columns, deparse(expr)))
+    return out
 
 
 def _lhs_terms(lhs: Node) -> list[tuple[str, Node]]:
@@ -238,20 +291,38 @@ def _bars_from(term: Node, formula: str) -> list[BarTerm]:
             formula, paren.span,
         )
     if inner.value == "||":
-        pieces: list[tuple[bool, list[Node]]] = []
-        if intercept:
-            pieces.append((True, []))
-        pieces.extend((False, [n]) for n in rest)
+        # lme4's expandDoubleVerts: one term per term label of the left-hand side
+        # (so x*f gives x, f and x:f), plus the intercept when there is one.
+        expanded = expand_terms(_lhs_terms(lhs), formula)
+        pieces: list[tuple[bool, list[Node]]] = [(True, [])] if expanded.intercept else []
+        pieces.extend(
+            (False, [_interaction_node(expanded.variables, term, formula)]) for term in expanded.terms
+        )
+        lhs_nodes = [None if icpt and not nodes else _zero_plus(nodes[0], formula) for icpt, nodes in pieces]
     else:
         pieces = [(intercept, rest)]
+        lhs_nodes = [None if intercept and not rest else lhs]
     bars = []
-    for factors in groups:
-        name = ":".join(factors)
-        for icpt, nodes in pieces:
-            text = _text(icpt, nodes)
-            sub = parse_expression(text) if text != "1" else None
-            bars.append(BarTerm(sub, text, factors, name, paren))
+    for factors, name in groups:
+        for (icpt, nodes), sub in zip(pieces, lhs_nodes):
+            bars.append(BarTerm(sub, _text(icpt, nodes), factors, name, paren))
     return bars
+
+
+def _interaction_node(variables, term, formula: str) -> Node:
+    """``a:b`` built from the formula's own variable nodes (so errors point into it)."""
+    node = variables[term[0]]
+    for i in term[1:]:
+        right = variables[i]
+        span = (min(node.span[0], right.span[0]), max(node.span[1], right.span[1]))
+        node = Node("binary", ":", (node, right), (), span, formula)
+    return node
+
+
+def _zero_plus(node: Node, formula: str) -> Node:
+    """``0 + node``: a term without intercept."""
+    zero = Node("number", "0", (), (), (node.span[0], node.span[0]), formula)
+    return Node("binary", "+", (zero, node), (), node.span, formula)
 
 
 def parse_formula(formula: str) -> ParsedFormula:
@@ -309,6 +380,13 @@ def parse_formula(formula: str) -> ParsedFormula:
             bars.extend(_bars_from(node, formula))
             continue
         if bar is not None:
+            wrapped = _bar_in_parens(node)
+            if wrapped is not None:
+                raise FormulaError(
+                    f"the random-effects term {wrapped.text} must be joined to the rest of the "
+                    "formula with '+', not used inside another term",
+                    formula, wrapped.span,
+                )
             gap = formula[bar.args[0].span[1]: bar.args[1].span[0]]
             at = bar.args[0].span[1] + gap.index(bar.value)
             raise FormulaError(
