@@ -211,6 +211,23 @@ def fd_gradient_hessian(fun, x: np.ndarray, lower: np.ndarray, delta: float = 1e
     return grad, hess
 
 
+def _hessian_from_gradients(vg, x, interior, delta=1e-4):
+    """Exact gradient at x and a Hessian from forward differences of exact gradients."""
+    _, g0 = vg(x)
+    if g0 is None:
+        return None, None
+    k = interior.size
+    hess = np.empty((k, k))
+    for a, i in enumerate(interior):
+        step = np.zeros_like(x)
+        step[i] = delta
+        _, gi = vg(x + step)
+        if gi is None:
+            return None, None
+        hess[:, a] = (gi[interior] - g0[interior]) / delta
+    return g0[interior], 0.5 * (hess + hess.T)
+
+
 def check_convergence(fun, opt: OptResult, lower: np.ndarray, tol_grad: float = 2e-3,
                       tol_sing: float = 1e-4) -> OptResult:
     """lme4's post-fit checks: boundary, scaled gradient, Hessian definiteness.
@@ -225,16 +242,21 @@ def check_convergence(fun, opt: OptResult, lower: np.ndarray, tol_grad: float = 
     boundary = tuple(int(i) for i in np.flatnonzero(np.isfinite(lower) & (x - lower < tol_sing)))
     messages: list[str] = []
     if boundary:
-        messages.append("boundary (singular) fit: see help('isSingular')")
+        messages.append("boundary (singular) fit: see is_singular")
     interior = np.array([i for i in range(x.size) if i not in boundary], dtype=int)
     grad = hess = None
     if interior.size:
-        def sub(z):
-            full = x.copy()
-            full[interior] = z
-            return fun(full)
+        analytic = getattr(fun, "value_and_grad", None)
+        grad = None
+        if analytic is not None:
+            grad, hess = _hessian_from_gradients(analytic, x, interior)
+        if grad is None:
+            def sub(z):
+                full = x.copy()
+                full[interior] = z
+                return fun(full)
 
-        grad, hess = fd_gradient_hessian(sub, x[interior], lower[interior])
+            grad, hess = fd_gradient_hessian(sub, x[interior], lower[interior])
         try:
             R = np.linalg.cholesky(hess)
             scgrad = np.linalg.solve(R, grad)

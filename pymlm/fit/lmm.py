@@ -22,7 +22,7 @@ import numpy as np
 from ..crossprod import CrossProducts
 from ..linalg import PlsFactor, PlsStructure, factorize, plan
 from ..linalg.cholesky import zz_matmul
-from ..linalg.single import single_term_deviance
+from ..linalg.single import SingleTerm
 from ._optimize import OptResult, check_convergence, minimize_theta
 
 __all__ = ["LmmObjective", "LmmFit", "fit_lmm", "deviance_from_factor"]
@@ -60,10 +60,16 @@ class LmmObjective:
 
     cp: CrossProducts
     reml: bool
+    layout: tuple | None = None
     struct: PlsStructure = field(init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "struct", plan(self.cp))
+        object.__setattr__(self, "struct", plan(self.cp, self.layout))
+        single = None
+        if self.cp.n_terms == 1:
+            cp = self.cp
+            single = SingleTerm(cp.zz_diag[0], cp.zxy[0], cp.xyxy, cp.n, cp.sum_log_w, self.reml)
+        object.__setattr__(self, "_single_kernel", single)
 
     @property
     def n_theta(self) -> int:
@@ -78,8 +84,7 @@ class LmmObjective:
         pk = cp.dims[0][0]
         T = np.zeros((pk, pk))
         T[rows, cols] = theta
-        value, dT = single_term_deviance(cp.zz_diag[0], cp.zxy[0], cp.xyxy, T, cp.n, cp.sum_log_w,
-                                         self.reml, grad)
+        value, dT = self._single_kernel(T, grad)
         if dT is None:
             return value, None
         return value, dT[rows, cols]
@@ -136,13 +141,7 @@ class LmmObjective:
             # On the boundary T_k^{-1} does not exist; the gradient is
             # continuous, so take it at a point 1e-8 inside.
             inside = np.array(theta, dtype=float)
-            diag = np.zeros(inside.size, dtype=bool)
-            for sl, (pk, _) in zip(self.struct.theta_slices, self.cp.dims):
-                idx = np.arange(sl.start, sl.stop)
-                rows, cols = np.tril_indices(pk)
-                order = np.lexsort((rows, cols))
-                diag[idx[rows[order] == cols[order]]] = True
-            small = diag & (np.abs(inside) < 1e-10)
+            small = self.struct.diag_mask() & (np.abs(inside) < 1e-10)
             inside[small] = 1e-8
             try:
                 f = self.factor(inside)
@@ -183,9 +182,8 @@ def _gradient(obj: "LmmObjective", f: PlsFactor) -> np.ndarray:
             F = zxy[:, :p] - AlamV[k]
             G = (F @ Sinv).reshape(lk, pk, p)
             g = g - 2.0 * np.einsum("lac,lbc->ab", G, V[k].reshape(lk, pk, p))
-        rows, cols = np.tril_indices(pk)
-        order = np.lexsort((rows, cols))
-        grad[obj.struct.theta_slices[k]] = g[rows[order], cols[order]]
+        rows, cols = obj.struct.layout[k]
+        grad[obj.struct.theta_slices[k]] = g[rows, cols]
     return grad
 
 
@@ -281,7 +279,7 @@ def fit_from_theta(objective: LmmObjective, theta: np.ndarray, opt: OptResult) -
 
 
 def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = None, reml: bool = True,
-            optimizer: str = "lbfgsb", check_conv: bool = True, **options) -> LmmFit:
+            optimizer: str = "lbfgsb", check_conv: bool = True, layout=None, **options) -> LmmFit:
     """Minimize the profiled (REML) deviance over theta.
 
     Parameters
@@ -297,12 +295,15 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
         See :func:`pymlm.fit._optimize.minimize_theta`.
     check_conv : bool
         Run lme4's convergence checks (finite-difference gradient and Hessian).
+    layout : sequence of (rows, cols), optional
+        Where theta's elements go in each term's template (see
+        :func:`pymlm.linalg.cholesky.plan`).
 
     Returns
     -------
     LmmFit
     """
-    objective = LmmObjective(cp, reml)
+    objective = LmmObjective(cp, reml, None if layout is None else tuple(layout))
     lower = np.asarray(lower, dtype=float)
     if theta0 is None or (isinstance(theta0, str) and theta0 == "auto"):
         theta0 = moment_start(cp, lower)

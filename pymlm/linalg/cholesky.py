@@ -48,6 +48,7 @@ __all__ = [
     "plan",
     "factorize",
     "theta_blocks",
+    "default_layout",
     "blockdiag_csr",
     "zz_matmul",
 ]
@@ -206,6 +207,10 @@ class PlsStructure:
         Terms merged into the dense block D.
     theta_slices : tuple of slice
         Each term's part of theta.
+    layout : tuple of (ndarray, ndarray)
+        Per term, the (row, col) of T_k that each of its theta elements fills
+        (default: the column-major lower triangle; terms merged from several
+        lme4 terms on one grouping factor fill a block-diagonal pattern).
     A_DD : ndarray (q_D, q_D) or None
     A_Dm : dict int -> csr (q_D, q_m)
     zxy_D : ndarray (q_D, p + 1) or None
@@ -224,28 +229,46 @@ class PlsStructure:
     zxy_D: np.ndarray | None
     tail_offsets: tuple[int, ...]
     gram: GramCache | None
+    layout: tuple = ()
 
     @property
     def n_theta(self) -> int:
         return self.theta_slices[-1].stop if self.theta_slices else 0
 
-    @cached_property
-    def tri_index(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per term, the (row, col) of each theta element in T_k (column-major lower triangle)."""
-        out = []
-        for p, _ in self.cp.dims:
-            rows, cols = np.tril_indices(p)
-            order = np.lexsort((rows, cols))
-            out.append((rows[order], cols[order]))
-        return out
+    @property
+    def tri_index(self) -> tuple:
+        """Per term, the (row, col) in T_k of each of its theta elements."""
+        return self.layout
 
     @property
     def q_D(self) -> int:
         return 0 if self.A_DD is None else self.A_DD.shape[0]
 
+    def diag_mask(self) -> np.ndarray:
+        """Which theta elements sit on a diagonal of their T_k (bounded below by 0)."""
+        return np.concatenate([r == c for r, c in self.layout]) if self.layout else np.zeros(0, bool)
 
-def plan(cp: CrossProducts) -> PlsStructure:
-    """Decide the block structure (nested chain, dense tail) from the cross-products."""
+
+def default_layout(dims) -> tuple:
+    """Column-major lower triangle of each p_k x p_k template (lme4's theta order)."""
+    out = []
+    for p, _ in dims:
+        rows, cols = np.tril_indices(p)
+        order = np.lexsort((rows, cols))
+        out.append((rows[order], cols[order]))
+    return tuple(out)
+
+
+def plan(cp: CrossProducts, layout=None) -> PlsStructure:
+    """Decide the block structure (nested chain, dense tail) from the cross-products.
+
+    Parameters
+    ----------
+    cp : CrossProducts
+    layout : sequence of (rows, cols), optional
+        Where each term's theta elements go in its template (see
+        :class:`PlsStructure`); default :func:`default_layout`.
+    """
     K = cp.n_terms
     chain: list[int] = [0] if K else []
     tail: list[int] = []
@@ -254,11 +277,11 @@ def plan(cp: CrossProducts) -> PlsStructure:
             chain.append(k)
         else:
             tail.append(k)
+    layout = default_layout(cp.dims) if layout is None else tuple(layout)
     slices, start = [], 0
-    for p, _ in cp.dims:
-        n = p * (p + 1) // 2
-        slices.append(slice(start, start + n))
-        start += n
+    for rows, _ in layout:
+        slices.append(slice(start, start + len(rows)))
+        start += len(rows)
     A_DD = zxy_D = None
     A_Dm: dict = {}
     offsets = [0]
@@ -282,12 +305,18 @@ def plan(cp: CrossProducts) -> PlsStructure:
         if len(chain) == 1:
             p1, l1 = cp.dims[chain[0]]
             gram = GramCache.build(A_Dm[chain[0]], A_DD, l1, p1)
-    return PlsStructure(cp, tuple(chain), tuple(tail), tuple(slices), A_DD, A_Dm, zxy_D, tuple(offsets), gram)
+    return PlsStructure(cp, tuple(chain), tuple(tail), tuple(slices), A_DD, A_Dm, zxy_D, tuple(offsets), gram,
+                        layout)
 
 
 def theta_blocks(struct: PlsStructure, theta: np.ndarray) -> list[np.ndarray]:
     """The lower-triangular template T_k of every term."""
-    return [tri_from_theta(theta[s], p) for s, (p, _) in zip(struct.theta_slices, struct.cp.dims)]
+    out = []
+    for s, (rows, cols), (p, _) in zip(struct.theta_slices, struct.layout, struct.cp.dims):
+        T = np.zeros((p, p))
+        T[rows, cols] = theta[s]
+        out.append(T)
+    return out
 
 
 def _lambda(T: np.ndarray, l: int) -> sp.csr_matrix:
@@ -448,29 +477,43 @@ class PlsFactor:
         -------
         list of ndarray (p_k, p_k)
             ``sum_lev (M^{-1})_{kk}[lev]`` where M = Lambda'Z'WZ Lambda + I.
+        """
+        return self._minv_blocks(per_level=False)
+
+    def minv_diag_blocks(self) -> list[np.ndarray]:
+        """For every term k, the diagonal blocks of M^{-1}, ``(l_k, p_k, p_k)``.
+
+        ``sigma^2 T_k M^{-1}[lev] T_k'`` is the conditional variance of the
+        random effects of level ``lev`` (lme4's ``condVar``).
+        """
+        return self._minv_blocks(per_level=True)
+
+    def _minv_blocks(self, per_level: bool) -> list[np.ndarray]:
+        """Diagonal blocks of M^{-1}, per level or summed over levels.
 
         Notes
         -----
-        M^{-1} = L_Z^{-T} L_Z^{-1}; its diagonal block sums are Gram sums of
-        the block columns of L_Z^{-1}. For the chain, L_C^{-1} is formed
-        block by block (it keeps the nested pattern); for the tail,
-        (L_D L_D')^{-1} comes from LAPACK's ``potri``, and the chain columns'
-        tail rows  -L_D^{-1} Psi_k  contribute <(L_D L_D')^{-1}, Psi_k Psi_k'>.
+        M^{-1} = L_Z^{-T} L_Z^{-1}; its diagonal blocks are Gram blocks of the
+        block columns of L_Z^{-1}. For the chain, L_C^{-1} is formed block by
+        block (it keeps the nested pattern); for the tail, (L_D L_D')^{-1}
+        comes from LAPACK's ``potri``, and the tail rows -L_D^{-1} Psi_k of
+        the chain columns contribute Psi_k' (L_D L_D')^{-1} Psi_k.
         """
         struct = self.struct
         cp = struct.cp
-        out = [np.zeros((pk, pk)) for pk, _ in cp.dims]
+
+        def fold(blocks):  # (l, p, p) -> summed or not
+            return blocks if per_level else blocks.sum(axis=0)
+
+        out = [np.zeros((lk, pk, pk)) if per_level else np.zeros((pk, pk)) for pk, lk in cp.dims]
         chain = struct.chain
-        inv: dict = {}
-        for idx, k in enumerate(chain):
-            pk, lk = cp.dims[k]
-            inv[(k, k)] = lower_inv(self.L_diag[k])
+        inv = {k: lower_inv(self.L_diag[k]) for k in chain}
+        inv_sp: dict = {}
         if len(chain) == 1:
             k = chain[0]
-            Li = inv[(k, k)]
-            out[k] += np.einsum("lij,lik->jk", Li, Li)
+            out[k] += fold(np.einsum("lji,ljk->lik", inv[k], inv[k]))
         else:
-            inv_sp = {(k, k): blockdiag_csr(inv[(k, k)]) for k in chain}
+            inv_sp = {(k, k): blockdiag_csr(inv[k]) for k in chain}
             for a, k in enumerate(chain):
                 for b in range(a + 1, len(chain)):
                     j = chain[b]
@@ -481,7 +524,7 @@ class PlsFactor:
                     inv_sp[(j, k)] = (-(inv_sp[(j, j)] @ acc)).tocsr()
             for (j, k), blk in inv_sp.items():
                 pk, lk = cp.dims[k]
-                out[k] += blockdiag_extract(blk.T @ blk, lk, pk).sum(axis=0)
+                out[k] += fold(blockdiag_extract(blk.T @ blk, lk, pk))
         if self.L_D is None:
             return out
         Minv, _ = sla.lapack.dpotri(self.L_D, lower=1)
@@ -489,12 +532,14 @@ class PlsFactor:
         for a, j in enumerate(struct.tail):
             pj, lj = cp.dims[j]
             s = slice(struct.tail_offsets[a], struct.tail_offsets[a + 1])
-            if pj == 1:
+            if pj == 1 and not per_level:
                 out[j] += np.diagonal(Minv)[s].sum()
+            elif pj == 1:
+                out[j][:, 0, 0] += np.diagonal(Minv)[s]
             else:
                 blk = np.tril(Minv[s, s])
                 blk = blk + np.tril(blk, -1).T
-                out[j] += blockdiag_extract(blk, lj, pj).sum(axis=0)
+                out[j] += fold(blockdiag_extract(blk, lj, pj))
         gram = struct.gram
         if gram is not None:
             k = chain[0]
@@ -508,30 +553,33 @@ class PlsFactor:
                 Phi = np.asarray(lam_D @ (lam_D @ Msym).T)
                 phi = Phi[gram.rows, gram.cols]
             phiK = gram.inner(phi).reshape(lk, pk, pk)
-            # Psi_k = Lambda_D' A_D1 N, N[lev] = T M11[lev]^{-1}
-            Li = inv[(k, k)]
-            M11inv = np.einsum("lji,ljk->lik", Li, Li)
+            # Psi_k = Lambda_D' A_D1 N, N[lev] = T M11[lev]^{-1}: the level's block is
+            # N[lev]' phiK[lev] N[lev]
+            M11inv = np.einsum("lji,ljk->lik", inv[k], inv[k])
             N = np.einsum("ab,lbc->lac", self.Ts[k], M11inv)
-            # sum_lev Psi_{lev,b} Psi_{lev,a}' pairs with blocks N[lev][:, b] N[lev][:, a]'
-            out[k] += np.einsum("lxy,lxb,lya->ab", phiK, N, N)
+            out[k] += fold(np.einsum("lxa,lxy,lyb->lab", N, phiK, N))
             return out
         Minv = np.tril(Minv) + np.tril(Minv, -1).T
         for a, k in enumerate(chain):
             pk, lk = cp.dims[k]
             Psi = None
             for m in chain[a:]:
-                term = self.L_Dm[m] @ (inv_sp[(m, k)] if len(chain) > 1 else blockdiag_csr(inv[(k, k)]))
+                term = self.L_Dm[m] @ (inv_sp[(m, k)] if len(chain) > 1 else blockdiag_csr(inv[k]))
                 Psi = term if Psi is None else Psi + term
             Psi = sp.csc_matrix(Psi)
-            Y = np.asarray(Psi.T @ Minv)  # (q_k, q_D) = Psi' Minv
-            # sum_lev Psi_{lev,a}' Minv Psi_{lev,b}
-            G = np.asarray((Psi.multiply(Y.T)).sum(axis=0)).ravel() if pk == 1 else None
-            if pk == 1:
-                out[k] += G.sum()
-            else:
-                PsiD = Psi.toarray().reshape(-1, lk, pk)
-                Yr = Y.T.reshape(-1, lk, pk)
-                out[k] += np.einsum("rla,rlb->ab", PsiD, Yr)
+            # per level: Psi_lev' Minv Psi_lev, from Y = Minv Psi, in column chunks
+            step = max(pk, (20_000_000 // max(struct.q_D, 1)) // pk * pk)
+            for c0 in range(0, lk * pk, step):
+                c1 = min(lk * pk, c0 + step)
+                P = Psi[:, c0:c1]
+                Y = np.asarray(Minv @ P.toarray())
+                Pd = P.toarray().reshape(-1, (c1 - c0) // pk, pk)
+                Yr = Y.reshape(-1, (c1 - c0) // pk, pk)
+                blocks = np.einsum("rla,rlb->lab", Pd, Yr)
+                if per_level:
+                    out[k][c0 // pk: c1 // pk] += blocks
+                else:
+                    out[k] += blocks.sum(axis=0)
         return out
 
     def _lambda_D(self) -> sp.csr_matrix:

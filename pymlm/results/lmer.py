@@ -1,0 +1,671 @@
+"""LmerResult: a fitted linear mixed model, with lme4's accessors and printed layout."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .._validation import as_frame
+from ..crossprod import CrossProducts
+from ..design import Design
+from ..errors import DataError, FormulaError, OptionError
+from ..fit.lmm import LmmFit, deviance_from_factor
+from ..formula import parse_formula
+from ._format import abbreviate, fmt_column, table
+
+__all__ = ["LmerResult", "LmerSummary"]
+
+
+def _varcorr_group_names(terms) -> list[str]:
+    """lme4's VarCorr names: a grouping factor's second term is ``g.1``, then ``g.2``..."""
+    seen: dict[str, int] = {}
+    out = []
+    for t in terms:
+        k = seen.get(t.group, 0)
+        out.append(t.group if k == 0 else f"{t.group}.{k}")
+        seen[t.group] = k + 1
+    return out
+
+
+class LmerResult:
+    """A linear mixed model fitted by :func:`pymlm.lmer`.
+
+    The accessors follow lme4's names (``fixef``, ``ranef``, ``VarCorr`` as
+    ``varcorr``, ``sigma``, ``theta``...), pandas in and out.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+    >>> m.fixef.round(3).to_dict()
+    {'(Intercept)': 251.405, 'Days': 10.467}
+    >>> round(m.sigma, 3)
+    25.592
+    """
+
+    def __init__(self, design: Design, fit: LmmFit, *, data=None, data_name: str | None = None,
+                 options: dict | None = None, merge=None):
+        self.design = design
+        self.fit = fit
+        if merge is None:
+            where = tuple((k, 0) for k in range(len(design.re_terms)))
+        else:
+            where = merge.where
+        self._where = where
+        self._data = data
+        self.data_name = data_name
+        self.options = dict(options or {})
+        self._emit_warnings()
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def formula(self) -> str:
+        return self.design.formula
+
+    @property
+    def crossprod(self) -> CrossProducts:
+        """The cross-products the fit was computed from."""
+        return self.fit.cp
+
+    @property
+    def reml(self) -> bool:
+        return self.fit.reml
+
+    @property
+    def method(self) -> str:
+        return "REML" if self.reml else "ML"
+
+    @property
+    def nobs(self) -> int:
+        return self.design.n
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Levels per grouping factor, lme4's names."""
+        return self.design.ngroups
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows dropped for missing values."""
+        return self.design.n_dropped
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Relative covariance parameters, lme4's order (``getME(m, "theta")``)."""
+        return self.fit.theta.copy()
+
+    @property
+    def theta_names(self) -> list[str]:
+        return self.design.theta_names
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation."""
+        return self.fit.sigma
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates, named as lme4 names them."""
+        return pd.Series(self.fit.beta, index=self.design.X_names, name="Estimate")
+
+    @cached_property
+    def _vcov(self) -> np.ndarray:
+        return self.fit.vcov_beta()
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed effects."""
+        names = self.design.X_names
+        return pd.DataFrame(self._vcov, index=names, columns=names)
+
+    @property
+    def fixef_se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self._vcov)), index=self.design.X_names, name="Std. Error")
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters: fixed effects, theta and the residual sd (lme4's ``df``)."""
+        return len(self.fit.beta) + self.fit.theta.size + 1
+
+    # ---------------------------------------------------------- likelihoods
+    @property
+    def reml_criterion(self) -> float:
+        """The REML criterion (-2 REML log-likelihood) at the estimates."""
+        if self.reml:
+            return self.fit.deviance
+        return float(deviance_from_factor(self.fit.factor, self.crossprod, True))
+
+    @property
+    def deviance(self) -> float:
+        """-2 log-likelihood (ML). For REML fits: the ML deviance at the REML estimates."""
+        if not self.reml:
+            return self.fit.deviance
+        return float(deviance_from_factor(self.fit.factor, self.crossprod, False))
+
+    @property
+    def loglik(self) -> float:
+        """The log-likelihood lme4 reports: REML log-likelihood for REML fits."""
+        return -0.5 * self.fit.deviance
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
+
+    @property
+    def df_resid(self) -> int:
+        return int(self.nobs - self.n_params)
+
+    # -------------------------------------------------------- random effects
+    def _split(self, per_fitted, kind):
+        """Per design term, the slice of a per-fitted-term quantity."""
+        out = []
+        for (g, off), t in zip(self._where, self.design.re_terms):
+            a = per_fitted[g]
+            s = slice(off, off + t.p)
+            out.append(a[:, s] if kind == "b" else a[s, s] if kind == "T" else a[:, s, s])
+        return out
+
+    @cached_property
+    def _b(self) -> list[np.ndarray]:
+        return self._split(self.fit.factor.b(self.fit.u), "b")
+
+    @cached_property
+    def _Ts(self) -> list[np.ndarray]:
+        """T_k of every lme4 term."""
+        return self._split(self.fit.factor.Ts, "T")
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components as lme4's ``as.data.frame(VarCorr(m))``.
+
+        Columns ``grp``, ``var1``, ``var2``, ``vcov`` (variance or covariance)
+        and ``sdcor`` (standard deviation or correlation).
+        """
+        rows = []
+        s2 = self.sigma ** 2
+        for name, t, T in zip(_varcorr_group_names(self.design.re_terms), self.design.re_terms, self._Ts):
+            S = s2 * (T @ T.T)
+            sd = np.sqrt(np.diag(S))
+            for i in range(t.p):
+                rows.append((name, t.cnms[i], None, S[i, i], sd[i]))
+            for j in range(t.p):
+                for i in range(j + 1, t.p):
+                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
+                    rows.append((name, t.cnms[j], t.cnms[i], S[i, j], corr))
+        rows.append(("Residual", None, None, s2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects, one DataFrame per grouping factor.
+
+        Rows are the levels in R's order; terms on the same factor share a frame.
+        """
+        return self.get_ranef()
+
+    def get_ranef(self, cond_var: bool = False) -> dict:
+        """Conditional modes, and with ``cond_var=True`` their conditional variances.
+
+        Returns
+        -------
+        dict
+            group -> DataFrame of modes; with ``cond_var``, group -> (DataFrame,
+            ndarray (l, p, p)) where the array holds lme4's ``postVar`` blocks
+            (levels first).
+        """
+        out: dict = {}
+        blocks = self._cond_var() if cond_var else None
+        for k, t in enumerate(self.design.re_terms):
+            df = pd.DataFrame(self._b[k], index=pd.Index(t.levels, name=t.group), columns=list(t.cnms))
+            if t.group in out:
+                prev = out[t.group][0] if cond_var else out[t.group]
+                df = pd.concat([prev, df], axis=1)
+                if cond_var:
+                    pv_prev = out[t.group][1]
+                    pv = np.zeros((t.nlevels, df.shape[1], df.shape[1]))
+                    a = pv_prev.shape[1]
+                    pv[:, :a, :a] = pv_prev
+                    pv[:, a:, a:] = blocks[k]
+                    out[t.group] = (df, pv)
+                    continue
+            out[t.group] = (df, blocks[k]) if cond_var else df
+        return out
+
+    def _cond_var(self) -> list[np.ndarray]:
+        """sigma^2 T M^{-1}[lev] T' per term and level (given beta, as lme4's condVar)."""
+        Minv = self.fit.factor.minv_diag_blocks()
+        s2 = self.sigma ** 2
+        full = [s2 * np.einsum("ab,lbc,dc->lad", T, B, T) for T, B in zip(self.fit.factor.Ts, Minv)]
+        return self._split(full, "V")
+
+    @property
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Fixed plus random effects per level, one DataFrame per grouping factor (lme4's ``coef``)."""
+        out = {}
+        fe = self.fixef
+        for group, re in self.ranef.items():
+            df = pd.DataFrame(np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index)
+            for c in re.columns:
+                if c in df.columns:
+                    df[c] = df[c] + re[c].to_numpy()
+                else:
+                    df[c] = re[c].to_numpy()
+            out[group] = df
+        return out
+
+    # ---------------------------------------------------------- predictions
+    def _random_part(self, terms_idx, codes_list, Xs) -> np.ndarray:
+        n = codes_list[0].shape[0] if codes_list else 0
+        eta = np.zeros(n)
+        for k, codes, Xk in zip(terms_idx, codes_list, Xs):
+            b = self._b[k]
+            ok = codes >= 0
+            if ok.all():
+                eta += np.einsum("ij,ij->i", Xk, b[codes])
+            else:
+                eta[ok] += np.einsum("ij,ij->i", Xk[ok], b[codes[ok]])
+        return eta
+
+    @cached_property
+    def _fitted(self) -> np.ndarray:
+        d = self.design
+        eta = np.asarray(d.X @ self.fit.beta).ravel()
+        if d.offset is not None:
+            eta = eta + d.offset
+        idx = list(range(len(d.re_terms)))
+        eta += self._random_part(idx, [t.codes for t in d.re_terms], [t.X for t in d.re_terms])
+        return eta
+
+    @property
+    def fitted(self) -> np.ndarray:
+        """Fitted values X beta + Z b (+ offset)."""
+        return self._fitted.copy()
+
+    def residuals(self, type: str = "response", scaled: bool = False) -> np.ndarray:
+        """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)).
+
+        ``scaled=True`` divides by sigma (lme4's ``residuals(m, scaled=TRUE)``).
+        """
+        if type not in ("response", "pearson"):
+            raise OptionError(f"type must be 'response' or 'pearson'; got {type!r}")
+        r = self.design.y - self._fitted
+        if type == "pearson" and self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
+        return r / self.sigma if scaled else r
+
+    def _terms_for(self, re_form) -> list[int]:
+        terms = self.design.re_terms
+        if re_form is None:
+            return list(range(len(terms)))
+        if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
+            return []
+        if not isinstance(re_form, str):
+            raise OptionError(f"re_form must be None, '~0' or a formula string; got {re_form!r}")
+        text = re_form.strip()
+        if text in ("~0", "~ 0", "NA", "~-1", "~ -1"):
+            return []
+        parsed = parse_formula(text if "~" in text else "~" + text)
+        if parsed.fixed_terms and any(n.kind != "number" for _, n in parsed.fixed_terms):
+            raise FormulaError("re_form may contain random-effects terms only, e.g. '~(1 | Subject)'", re_form)
+        chosen = []
+        for bar in parsed.bars:
+            hits = [k for k, t in enumerate(terms) if t.group == bar.group_name or
+                    sorted(t.group.split(":")) == sorted(bar.group_name.split(":"))]
+            if not hits:
+                raise FormulaError(
+                    f"re_form names the grouping factor {bar.group_name!r}, which the model does not have "
+                    f"(it has {sorted({t.group for t in terms})})", re_form)
+            chosen.extend(h for h in hits if h not in chosen)
+        return sorted(chosen)
+
+    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
+        """Predictions on the response scale.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Default: the fitted rows.
+        re_form : None, "~0" or str
+            Random effects to include: all (``None``), none (``"~0"``), or
+            those of a formula such as ``"~(1 | Subject)"``.
+        allow_new_levels : bool
+            Levels not seen in fitting predict at the population value (their
+            random effects are 0); otherwise they raise an error naming them.
+
+        Returns
+        -------
+        ndarray (n,)
+
+        Raises
+        ------
+        DataError
+            New levels without ``allow_new_levels``; a column is missing.
+        """
+        d = self.design
+        idx = self._terms_for(re_form)
+        if newdata is None:
+            eta = np.asarray(d.X @ self.fit.beta).ravel()
+            if d.offset is not None:
+                eta = eta + d.offset
+            terms = [d.re_terms[k] for k in idx]
+            return eta + self._random_part(idx, [t.codes for t in terms], [t.X for t in terms])
+        nd = as_frame(newdata, "newdata")
+        X = d.fixed_matrix(nd)
+        eta = np.asarray(X @ self.fit.beta).ravel()
+        if d.parsed.offsets:
+            from ..design import evaluate
+
+            for node in d.parsed.offsets:
+                eta = eta + np.asarray(evaluate(node, nd), dtype=float)
+        codes_list, Xs = [], []
+        for k in idx:
+            t = d.re_terms[k]
+            codes = t.codes_for(nd)
+            new = codes < 0
+            if new.any() and not allow_new_levels:
+                labels = pd.unique(pd.Series(_labels(nd, t.factors)[new]))[:5]
+                raise DataError(
+                    f"new levels in grouping factor {t.group!r}: {list(labels)}; "
+                    "use allow_new_levels=True to predict them at the population level (random effects 0)"
+                )
+            codes_list.append(codes)
+            Xs.append(t.model_matrix(nd))
+        return eta + self._random_part(idx, codes_list, Xs)
+
+    def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
+        """Simulate responses from the fitted model (lme4's ``simulate``).
+
+        Random effects are drawn from N(0, sigma^2 T_k T_k') per level and the
+        residuals from N(0, sigma^2 / w); the same seed gives the same draws.
+
+        Returns
+        -------
+        DataFrame (n, nsim), columns ``sim_1``...
+        """
+        if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
+            raise OptionError(f"nsim must be a positive integer; got {nsim!r}")
+        rng = np.random.default_rng(seed)
+        d = self.design
+        n = d.n
+        base = np.asarray(d.X @ self.fit.beta).ravel()
+        if d.offset is not None:
+            base = base + d.offset
+        Y = np.repeat(base[:, None], nsim, axis=1)
+        for t, T in zip(d.re_terms, self._Ts):
+            B = self.sigma * rng.standard_normal((nsim, t.nlevels, t.p)) @ T.T
+            for c in range(t.p):
+                Y += t.X[:, c][:, None] * B[:, t.codes, c].T
+        noise = self.sigma * rng.standard_normal((n, nsim))
+        if d.weights is not None:
+            with np.errstate(divide="ignore"):
+                noise = noise / np.sqrt(d.weights)[:, None]
+        Y += noise
+        return pd.DataFrame(Y, columns=[f"sim_{i + 1}" for i in range(nsim)])
+
+    def refit(self, newresp) -> "LmerResult":
+        """The same model fitted to a new response vector (lme4's ``refit``)."""
+        from .._lmer import fit_design
+
+        y = np.asarray(newresp, dtype=float).ravel()
+        if y.shape[0] != self.design.n:
+            raise DataError(f"newresp has {y.shape[0]} values; the model has {self.design.n} observations")
+        if not np.isfinite(y).all():
+            raise DataError("newresp contains NaN or infinite values")
+        design = replace(self.design, y=y)
+        return fit_design(design, reml=self.reml, data=self._data, data_name=self.data_name, **self.options)
+
+    def update(self, formula: str | None = None, data=None, REML: bool | None = None, **kwargs) -> "LmerResult":
+        """Refit with a changed formula, data or REML flag (lme4's ``update``).
+
+        A ``.`` in the new formula stands for the old side: ``". ~ . + x"``.
+        """
+        from .._lmer import lmer
+
+        new_formula = self.formula if formula is None else _update_formula(self.formula, formula)
+        if data is None:
+            if self._data is None:
+                raise DataError("this fit does not keep its data; pass data= to update()")
+            data = self._data
+        opts = dict(self.options)
+        opts.update(kwargs)
+        return lmer(new_formula, data, REML=self.reml if REML is None else REML,
+                    data_name=self.data_name, **opts)
+
+    # -------------------------------------------------------------- status
+    @property
+    def is_singular(self) -> bool:
+        """A diagonal element of theta on (within 1e-4 of) its bound of 0, as lme4's ``isSingular``."""
+        lower = self.design.lower
+        diag = np.isfinite(lower)
+        return bool(np.any(self.fit.theta[diag] < 1e-4))
+
+    @property
+    def converged(self) -> bool:
+        return self.fit.opt.converged
+
+    @property
+    def messages(self) -> list[str]:
+        """Convergence and data messages, as lme4 prints them under the summary."""
+        out = list(self.fit.opt.messages)
+        if self.is_singular and not any(m.startswith("boundary") for m in out):
+            out.insert(0, "boundary (singular) fit: see is_singular")
+        return out
+
+    def _emit_warnings(self):
+        from ..errors import ConvergenceWarning, SingularFitWarning
+
+        for msg in self.messages:
+            if msg.startswith("boundary"):
+                warnings.warn(msg, SingularFitWarning, stacklevel=4)
+            elif msg.startswith("Model"):
+                warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+
+    # ------------------------------------------------------------- summary
+    def coef_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error and t value of the fixed effects."""
+        est = self.fixef
+        se = self.fixef_se
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se})
+
+    def summary(self) -> "LmerSummary":
+        """lme4's ``summary()``: tables as DataFrames, printable."""
+        return LmerSummary(self)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return (f"<LmerResult {self.method}: {self.formula!r}, n={self.nobs}, "
+                f"{'REML criterion' if self.reml else 'deviance'} {self.fit.deviance:.4f}>")
+
+
+def _labels(frame: pd.DataFrame, factors) -> np.ndarray:
+    parts = [frame[f].astype(str).to_numpy(dtype=object) for f in factors]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + ":" + p
+    return out
+
+
+def _update_formula(old: str, new: str) -> str:
+    """R's ``update.formula`` for the common cases: ``.`` stands for the old side."""
+    if "~" not in new:
+        raise FormulaError(f"the new formula needs a '~': {new!r}")
+    o_lhs, o_rhs = old.split("~", 1)
+    n_lhs, n_rhs = new.split("~", 1)
+    lhs = n_lhs.strip()
+    lhs = o_lhs.strip() if lhs in ("", ".") else lhs.replace(".", o_lhs.strip()) if lhs == "." else lhs
+    rhs = n_rhs.strip()
+    if "." in _strip_calls(rhs):
+        rhs = rhs.replace(".", o_rhs.strip(), 1) if rhs.startswith(".") else rhs.replace(" .", " " + o_rhs.strip(), 1)
+    return _drop_subtracted(f"{lhs} ~ {rhs}")
+
+
+def _strip_calls(text: str) -> str:
+    depth, out = 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)
+
+
+def _drop_subtracted(formula: str) -> str:
+    """Remove ``+ term ... - term`` pairs, including random-effects bars."""
+    parsed = parse_formula(formula)
+    from ..formula import deparse
+
+    removed = [deparse(n) for s, n in parsed.fixed_terms if s == "-" and not (n.kind == "number")]
+    if not removed:
+        return formula
+    lhs = formula.split("~", 1)[0].strip()
+    kept_fixed = [(s, n) for s, n in parsed.fixed_terms if not (deparse(n) in removed)]
+    pieces = []
+    for s, n in kept_fixed:
+        pieces.append(("- " if s == "-" else "+ ") + deparse(n))
+    bar_texts = []
+    for b in parsed.bars:
+        text = f"({b.lhs_text} | {b.group_name})"
+        if text in removed or f"({b.lhs_text}|{b.group_name})" in removed:
+            continue
+        bar_texts.append("+ " + text)
+    rhs = " ".join(pieces + bar_texts).lstrip("+ ").strip() or "1"
+    return f"{lhs} ~ {rhs}"
+
+
+@dataclass
+class LmerSummary:
+    """lme4's summary of a linear mixed model.
+
+    Attributes
+    ----------
+    fixed : DataFrame
+        Estimate, Std. Error, t value (and df, Pr(>|t|) with Satterthwaite).
+    random : DataFrame
+        Groups, Name, Variance, Std.Dev., Corr.
+    """
+
+    model: LmerResult
+    fixed: pd.DataFrame = field(init=False)
+    random: pd.DataFrame = field(init=False)
+
+    def __post_init__(self):
+        self.fixed = self.model.coef_table()
+        self.random = self._random_table()
+
+    def _random_table(self) -> pd.DataFrame:
+        m = self.model
+        rows = []
+        vc = m.varcorr
+        for name, t in zip(_varcorr_group_names(m.design.re_terms), m.design.re_terms):
+            sub = vc[vc.grp == name]
+            var = sub[sub.var2.isna()]
+            cov = sub[sub.var2.notna()]
+            for i, r in enumerate(var.itertuples()):
+                corr = []
+                for j in range(i):
+                    hit = cov[(cov.var1 == t.cnms[j]) & (cov.var2 == t.cnms[i])]
+                    corr.append(float(hit.sdcor.iloc[0]) if len(hit) else np.nan)
+                rows.append((name if i == 0 else "", r.var1, r.vcov, r.sdcor, corr))
+        rows.append(("Residual", "", m.sigma ** 2, m.sigma, []))
+        return pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
+
+    def _random_text(self) -> str:
+        r = self.random
+        var = fmt_column(r["Variance"])
+        sd = fmt_column(r["Std.Dev."])
+        ncorr = max((len(c) for c in r["Corr"]), default=0)
+        rows = []
+        for i, row in enumerate(r.itertuples()):
+            corr = [f"{c:.2f}" if np.isfinite(c) else "NaN" for c in row.Corr]
+            corr += [""] * (ncorr - len(corr))
+            rows.append([row.Groups, row.Name, var[i], sd[i]] + corr)
+        headers = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (ncorr - 1) if ncorr else [])
+        return table(rows, headers, colalign=["left", "left", "right", "right"] + ["right"] * ncorr)
+
+    def _fixed_text(self) -> str:
+        f = self.fixed
+        est = fmt_column(f["Estimate"], shared_with=list(f["Std. Error"]))
+        se = fmt_column(f["Std. Error"], shared_with=list(f["Estimate"]))
+        cols = [est, se, fmt_column(f["t value"])]
+        headers = ["", "Estimate", "Std. Error", "t value"]
+        if "df" in f.columns:
+            cols.append(fmt_column(f["df"]))
+            headers.append("df")
+        if "Pr(>|t|)" in f.columns:
+            from ._format import fmt_p, signif_stars
+
+            cols.append([fmt_p(p) for p in f["Pr(>|t|)"]])
+            cols.append([signif_stars(p) for p in f["Pr(>|t|)"]])
+            headers += ["Pr(>|t|)", ""]
+        rows = [[name] + [c[i] for c in cols] for i, name in enumerate(f.index)]
+        return table(rows, headers, colalign=["left"] + ["right"] * (len(headers) - 1))
+
+    def _corr_text(self) -> str:
+        m = self.model
+        V = m._vcov
+        p = V.shape[0]
+        if p < 2:
+            return ""
+        sd = np.sqrt(np.diag(V))
+        C = V / np.outer(sd, sd)
+        names = m.design.X_names
+        short = [abbreviate(n) for n in names]
+        rows = []
+        for i in range(1, p):
+            rows.append([names[i]] + [f"{C[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i))
+        return "Correlation of Fixed Effects:\n" + table(rows, [""] + short[: p - 1])
+
+    def __str__(self) -> str:
+        m = self.model
+        lines = [f"Linear mixed model fit by {'REML' if m.reml else 'maximum likelihood'}"]
+        lines.append(f"Formula: {m.formula}")
+        if m.data_name:
+            lines.append(f"   Data: {m.data_name}")
+        lines.append("")
+        if m.reml:
+            lines.append(f"REML criterion at convergence: {m.reml_criterion:.1f}")
+        else:
+            vals = [m.aic, m.bic, m.loglik, m.deviance]
+            lines.append(table([[f"{v:.1f}" for v in vals] + [str(m.df_resid)]],
+                               ["AIC", "BIC", "logLik", "deviance", "df.resid"]))
+        lines.append("")
+        q = np.quantile(m.residuals(type="pearson", scaled=True), [0, 0.25, 0.5, 0.75, 1.0])
+        lines.append("Scaled residuals:")
+        lines.append(table([[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"]))
+        lines.append("")
+        lines.append("Random effects:")
+        lines.append(self._random_text())
+        groups = ", ".join(f"{g}, {n}" for g, n in m.ngroups.items())
+        lines.append(f"Number of obs: {m.nobs}, groups:  {groups}")
+        lines.append("")
+        lines.append("Fixed effects:")
+        lines.append(self._fixed_text())
+        corr = self._corr_text()
+        if corr:
+            lines.append("")
+            lines.append(corr)
+        notes = []
+        if m.n_dropped:
+            notes.append(f"({m.n_dropped} observation{'s' if m.n_dropped != 1 else ''} deleted due to missingness)")
+        if m.design.dropped_columns:
+            notes.append("fixed-effect model matrix is rank deficient so dropping "
+                         f"{len(m.design.dropped_columns)} column(s): {', '.join(m.design.dropped_columns)}")
+        notes.extend(m.messages)
+        if notes:
+            lines.append("")
+            lines.extend(notes)
+        return "\n".join(lines)
+
+    __repr__ = __str__
