@@ -10,6 +10,7 @@ Examples
 """
 
 from . import datasets
+from ._lmer import lmer
 from .design import Design, lformula
 from .errors import (
     ConvergenceWarning,
@@ -23,6 +24,8 @@ from .errors import (
     SingularFitWarning,
 )
 from .formula import parse_formula
+from .results import LmerResult
+from .results.anova import anova
 
 __version__ = "0.1.0.dev0"
 
@@ -31,13 +34,16 @@ __all__ = [
     "DataError",
     "Design",
     "FormulaError",
+    "LmerResult",
     "MissingDataWarning",
     "OptionError",
     "PymlmError",
     "PymlmWarning",
     "RankDeficiencyWarning",
     "SingularFitWarning",
+    "anova",
     "datasets",
     "lformula",
+    "lmer",
     "parse_formula",
 ]
