@@ -26,7 +26,7 @@ import pandas as pd
 
 from .errors import DataError
 
-__all__ = ["load", "names", "data_dir"]
+__all__ = ["data_dir", "load", "names"]
 
 
 def data_dir() -> Path:

@@ -8,16 +8,16 @@ column or grouping factor) and what to do.
 from __future__ import annotations
 
 __all__ = [
-    "PymlmError",
-    "FormulaError",
-    "DataError",
-    "OptionError",
-    "PymlmWarning",
     "ConvergenceWarning",
-    "SingularFitWarning",
-    "RankDeficiencyWarning",
+    "DataError",
+    "FormulaError",
     "MissingDataWarning",
+    "OptionError",
+    "PymlmError",
     "PymlmInternalWarning",
+    "PymlmWarning",
+    "RankDeficiencyWarning",
+    "SingularFitWarning",
 ]
 
 

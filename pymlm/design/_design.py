@@ -11,7 +11,13 @@ import scipy.sparse as sp
 
 from ..errors import DataError, FormulaError
 from ..formula import ParsedFormula, deparse, parse_formula
-from ._fixed import FixedSpec, build_model_matrix, drop_rank_deficient, rebuild_model_matrix, warn_dropped
+from ._fixed import (
+    FixedSpec,
+    build_model_matrix,
+    drop_rank_deficient,
+    rebuild_model_matrix,
+    warn_dropped,
+)
 from ._frame import ModelFrame, as_categorical, evaluate, model_frame
 from ._random import ReTerm, build_re_terms, re_matrix, theta_template, z_matrix
 
@@ -176,10 +182,9 @@ def _response(parsed: ParsedFormula, frame: ModelFrame, require_numeric: bool = 
             # as R's binomial family: the first level is failure, every other success
             return (np.asarray(cat.codes) == 1).astype(float), name
         return col.to_numpy(dtype=float), name
-    if node.kind == "call" and node.value == "cbind":
-        if len(node.args) != 2:
-            raise FormulaError("cbind() in the response takes two columns: successes and failures",
-                               parsed.formula, node.span)
+    if node.kind == "call" and node.value == "cbind" and len(node.args) != 2:
+        raise FormulaError("cbind() in the response takes two columns: successes and failures",
+                           parsed.formula, node.span)
     value = np.asarray(evaluate(node, data), dtype=float)
     if value.ndim == 0 or (value.ndim == 1 and value.shape[0] == 1 and frame.data.shape[0] != 1):
         raise DataError(f"the response {name!r} evaluates to a single number", parsed.formula, node.span)

@@ -40,16 +40,16 @@ from ..formula._terms import TermList, expand_terms
 from ._frame import EVAL_FUNCTIONS, as_categorical, column_values
 
 __all__ = [
-    "FixedSpec",
-    "Variable",
-    "TermSpec",
-    "build_model_matrix",
-    "rebuild_model_matrix",
-    "drop_rank_deficient",
-    "contr_poly",
-    "use_sparse",
-    "SPARSE_MIN_COLUMNS",
     "SPARSE_MAX_DENSITY",
+    "SPARSE_MIN_COLUMNS",
+    "FixedSpec",
+    "TermSpec",
+    "Variable",
+    "build_model_matrix",
+    "contr_poly",
+    "drop_rank_deficient",
+    "rebuild_model_matrix",
+    "use_sparse",
 ]
 
 #: X is sparse only from this many columns on: below it a dense matrix is
@@ -237,7 +237,7 @@ class FixedSpec:
     def kept_names(self) -> list[str]:
         return [self.names[i] for i in self.keep]
 
-    def with_keep(self, keep) -> "FixedSpec":
+    def with_keep(self, keep) -> FixedSpec:
         """A copy that keeps only the columns ``keep`` (indices into :attr:`names`)."""
         return FixedSpec(self.formula, self.intercept, self.variables, self.terms, self.names,
                          self.assign, np.asarray(keep, dtype=int), self.sparse)
@@ -294,7 +294,7 @@ def _evaluate(node: Node, columns: _Columns, state: dict):
             return stateful_eval(code, env, {}, state, None)
     except FormulaError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure of user expressions
+    except Exception as exc:
         raise DataError(
             f"cannot evaluate {node.text or code} in the formula: {exc}", node.source, node.span
         ) from exc
@@ -376,7 +376,7 @@ class _Block:
     mask: np.ndarray | None = None
     values: np.ndarray | None = None  # None: ones, with one offset
 
-    def times(self, other: "_Block") -> "_Block":
+    def times(self, other: _Block) -> _Block:
         """Row-wise product with ``other`` varying slowest (R's column order)."""
         base = self.base
         if other.base is not None:

@@ -22,7 +22,7 @@ from ..errors import DataError, MissingDataWarning
 from ..formula import ParsedFormula, names_in
 from ..formula._ast import Node, to_python
 
-__all__ = ["ModelFrame", "model_frame", "evaluate", "level_labels", "as_categorical", "r_number"]
+__all__ = ["ModelFrame", "as_categorical", "evaluate", "level_labels", "model_frame", "r_number"]
 
 # Names that may appear in formulas without being columns.
 _CONSTANTS = {"TRUE", "FALSE", "T", "F", "pi", "contr.poly", "contr.treatment", "contr.sum"}
@@ -353,7 +353,7 @@ def evaluate(node: Node, data: pd.DataFrame) -> np.ndarray:
     env["_v"] = cols
     try:
         with np.errstate(all="ignore"):
-            value = eval(code, {"__builtins__": {}}, env)  # noqa: S307 - formula text, as formulaic does
-    except Exception as exc:  # noqa: BLE001
+            value = eval(code, {"__builtins__": {}}, env)
+    except Exception as exc:
         raise DataError(f"cannot evaluate {node.text!r}: {exc}") from exc
     return value

@@ -15,7 +15,7 @@ from ..formula._parsed import _lhs_terms
 from ._fixed import FixedSpec, build_model_matrix, rebuild_model_matrix
 from ._frame import ModelFrame, as_categorical
 
-__all__ = ["ReTerm", "build_re_terms", "grouping_codes", "z_matrix", "re_matrix", "theta_template"]
+__all__ = ["ReTerm", "build_re_terms", "grouping_codes", "re_matrix", "theta_template", "z_matrix"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import FormulaError
 
-__all__ = ["Node", "parse_expression", "deparse", "to_python", "names_in"]
+__all__ = ["Node", "deparse", "names_in", "parse_expression", "to_python"]
 
 _TOKEN = re.compile(
     r"""
@@ -70,7 +70,7 @@ class Node:
 
     kind: str
     value: str
-    args: tuple["Node", ...] = ()
+    args: tuple[Node, ...] = ()
     keywords: tuple[str | None, ...] = ()
     span: tuple[int, int] = (0, 0)
     source: str = field(default="", compare=False, repr=False)
@@ -177,7 +177,6 @@ class _Parser:
                 break
             self.take()
             if self.peek().kind == "end" or (self.peek().kind == "op" and self.peek().text == ")"):
-                nxt = self.peek()
                 raise self.error(f"the operator {tok.text!r} has nothing on its right", tok.start, tok.end)
             right = self.expr(rbp)
             left = self.node("binary", tok.text, left.span[0], right.span[1], (left, right))

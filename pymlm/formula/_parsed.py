@@ -22,7 +22,7 @@ from ..errors import FormulaError
 from ._ast import Node, deparse, names_in, parse_expression
 from ._terms import expand_terms
 
-__all__ = ["BarTerm", "SmoothCall", "ParsedFormula", "parse_formula"]
+__all__ = ["BarTerm", "ParsedFormula", "SmoothCall", "parse_formula"]
 
 SMOOTH_FUNCTIONS = ("s", "te", "ti", "t2")
 
@@ -199,6 +199,17 @@ def _check_group_expr(node: Node, formula: str):
         "or a nesting g1/g2",
         formula, node.span,
     )
+
+
+def _call_around_bar(node: Node) -> Node | None:
+    """The outermost function call that has a bar among its arguments, if any."""
+    if node.kind == "call" and _find_bar(node) is not None:
+        return node
+    for a in node.args:
+        hit = _call_around_bar(a)
+        if hit is not None:
+            return hit
+    return None
 
 
 def _bar_in_parens(node: Node) -> Node | None:
@@ -380,6 +391,13 @@ def parse_formula(formula: str) -> ParsedFormula:
             bars.extend(_bars_from(node, formula))
             continue
         if bar is not None:
+            call = _call_around_bar(node)
+            if call is not None:
+                raise FormulaError(
+                    f"a random-effects term cannot be an argument of {call.value}(); if "
+                    f"{call.value!r} is a column, a '+' is missing before its '('",
+                    formula, call.span,
+                )
             wrapped = _bar_in_parens(node)
             if wrapped is not None:
                 raise FormulaError(

@@ -163,7 +163,7 @@ class _Encoder:
                 out = _unique([a | b for a in base for b in out])
             return out
         raise self.error(
-            f"'{op}' is not a formula operator; wrap arithmetic in I(), e.g. I(a {op} b)", node
+            f"'{op}' is not a formula operator; wrap arithmetic in I(), e.g. I({deparse(node)})", node
         )
 
 
@@ -235,5 +235,5 @@ def expand_terms(signed_terms, formula: str | None = None) -> TermList:
             drop = set(enc.encode(node, False))
             masks = [m for m in masks if m not in drop]
     # R sorts by order (number of variables), stable among equals.
-    masks.sort(key=lambda m: bin(m).count("1"))
+    masks.sort(key=lambda m: m.bit_count())
     return TermList(enc.intercept, tuple(enc.variables), tuple(_bits(m) for m in masks))
