@@ -106,7 +106,13 @@ cases <- list(
   list(case = "cbind_binomial", formula = "cbind(a, b - a) ~ x + f + (1 | g)", family = "binomial")
 )
 
-num <- function(v) unname(as.numeric(v))
+## Doubles with 17 significant digits, so that they read back bit for bit
+## (toJSON itself stops at 15); written verbatim into the JSON.
+num <- function(v) {
+  v <- unname(as.numeric(v))
+  stopifnot(all(is.finite(v)))
+  structure(paste0("[", paste(sprintf("%.17g", v), collapse = ","), "]"), class = "json")
+}
 lower_json <- function(v) lapply(v, function(t) if (is.infinite(t)) "-Inf" else t)
 
 run_case <- function(cs) {
@@ -139,6 +145,7 @@ run_case <- function(cs) {
     n_dropped = nrow(d) - nrow(X),
     kept_rows = kept - 1L,
     X_colnames = colnames(X),
+    dropped_columns = as.list(names(attr(X, "col.dropped"))),  # lme4's rank-deficiency drops
     X_dim = dim(X),
     X = unname(lapply(seq_len(ncol(X)), function(j) num(X[, j]))),  # column by column
     Z_dim = dim(Z),
@@ -172,6 +179,43 @@ lme4_errors <- list(
   too_many_re = err_msg(lFormula(y ~ x + (x | pair), data = d_obs))
 )
 
+## R's term expansion (terms.formula) on right-hand sides alone.
+term_formulas <- c(
+  "~ a + b", "~ a * b", "~ a * b * c", "~ (a + b + c)^2", "~ (a + b + c)^3", "~ a / b",
+  "~ (a + b) / c", "~ a %in% b", "~ a:b + b:a", "~ b:a + a:c + c:b:a + b", "~ a * b - a",
+  "~ a * b - a:b", "~ 0 + a", "~ -1 + a", "~ a - 1", "~ a + 0", "~ a - 1 + 1", "~ a - 0",
+  "~ log(z) + I(x^2) + log(z):a", "~ (a + b)^2 - 1", "~ a:b:c + a", "~ a * (b + c)",
+  "~ a / (b + c)", "~ a + a + a:a", "~ poly(x, 2) * a", "~ 1", "~ 0"
+)
+term_cases <- lapply(term_formulas, function(f) {
+  tt <- terms(as.formula(f))
+  list(formula = f, labels = as.list(attr(tt, "term.labels")),
+       intercept = as.logical(attr(tt, "intercept")))
+})
+
+## R's contr.poly for 2..8 levels (rows = levels).
+poly_contrasts <- lapply(2:8, function(k) unname(lapply(seq_len(k - 1), function(j) num(contr.poly(k)[, j]))))
+
+## Columns lme4 keeps in rank-deficient matrices (chkRank.drop.cols: qr(X, tol = 1e-7)).
+rank_cases <- local({
+  set.seed(7)
+  u <- rnorm(20); v <- rnorm(20); w <- rnorm(20)
+  mats <- list(
+    dup = cbind(1, u, u, v),
+    combo = cbind(1, u, v, u + 2 * v, w),
+    zero = cbind(1, 0, u),
+    const = cbind(1, u, 3),
+    nearly = cbind(1, u, u + 1e-9 * v, v),
+    tiny_but_ok = cbind(1, u, u + 1e-5 * v)
+  )
+  lapply(names(mats), function(nm) {
+    X <- mats[[nm]]
+    qx <- qr(X, tol = 1e-7, LAPACK = FALSE)
+    list(name = nm, X = unname(lapply(seq_len(ncol(X)), function(j) num(X[, j]))),
+         keep = sort(qx$pivot[seq_len(qx$rank)]) - 1L)
+  })
+})
+
 result <- list(
   generated_by = "tests/reference/make_design_reference.R",
   R_version = R.version.string,
@@ -186,7 +230,11 @@ result <- list(
                        g = list(levels = levels(factor(d$g)), ordered = FALSE),
                        h = list(levels = levels(factor(d$h)), ordered = FALSE)),
   lme4_errors = lme4_errors,
+  term_cases = term_cases,
+  poly_contrasts = poly_contrasts,
+  rank_cases = rank_cases,
   cases = lapply(cases, run_case)
 )
-writeLines(toJSON(result, auto_unbox = TRUE, digits = NA, null = "null", pretty = FALSE), json_path)
+writeLines(toJSON(result, auto_unbox = TRUE, digits = NA, null = "null", pretty = FALSE,
+                  json_verbatim = TRUE), json_path)
 cat("wrote", csv_path, "and", json_path, "with", length(cases), "cases\n")
