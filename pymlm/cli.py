@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from . import datasets
-from .errors import PymlmError
+from .errors import PymlmError, PymlmWarning
 
 __all__ = ["main"]
 
@@ -39,10 +40,18 @@ def main(argv=None) -> int:
                 print(name)
             return 0
         data = _read_data(args.data)
-        from .design import lformula
+        if args.design:
+            from .design import lformula
 
-        design = lformula(args.formula, data)
-        print(design)
+            print(lformula(args.formula, data))
+            return 0
+        from ._lmer import lmer
+
+        with warnings.catch_warnings():
+            # the summary prints every message, so the warnings are not repeated on stderr
+            warnings.simplefilter("ignore", PymlmWarning)
+            model = lmer(args.formula, data, REML=not args.ml, data_name=Path(args.data).stem)
+        print(model)
         return 0
     except PymlmError as exc:
         print(f"pymlm: {type(exc).__name__}: {exc}", file=sys.stderr)

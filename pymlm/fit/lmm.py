@@ -22,6 +22,7 @@ import numpy as np
 from ..crossprod import CrossProducts
 from ..linalg import PlsFactor, PlsStructure, factorize, plan
 from ..linalg.cholesky import zz_matmul
+from ..linalg._threads import blas_threads
 from ..linalg.single import SingleTerm
 from ._optimize import OptResult, check_convergence, minimize_theta
 
@@ -309,7 +310,8 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
         theta0 = moment_start(cp, lower)
     elif isinstance(theta0, str) and theta0 == "lme4":
         theta0 = np.where(np.isfinite(lower), 1.0, 0.0)
-    opt = minimize_theta(objective, np.asarray(theta0, dtype=float), lower, method=optimizer, **options)
-    if check_conv:
-        opt = check_convergence(objective, opt, lower)
-    return fit_from_theta(objective, opt.x, opt)
+    with blas_threads(1):
+        opt = minimize_theta(objective, np.asarray(theta0, dtype=float), lower, method=optimizer, **options)
+        if check_conv:
+            opt = check_convergence(objective, opt, lower)
+        return fit_from_theta(objective, opt.x, opt)

@@ -39,6 +39,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..crossprod import CrossProducts
+from ._threads import blas_threads
 from ._small import chol_lower, lower_inv, sandwich, solve_lower, solve_upper_t, tri_from_theta
 
 __all__ = [
@@ -52,6 +53,9 @@ __all__ = [
     "blockdiag_csr",
     "zz_matmul",
 ]
+
+# Dense blocks at least this large are factored with all BLAS threads.
+BIG_DENSE = 400
 
 # Largest symbolic product (pairs of non-zeros sharing a column level) cached
 # for the chain-to-tail downdate; beyond it scipy's sparse product is used.
@@ -527,7 +531,8 @@ class PlsFactor:
                 out[k] += fold(blockdiag_extract(blk.T @ blk, lk, pk))
         if self.L_D is None:
             return out
-        Minv, _ = sla.lapack.dpotri(self.L_D, lower=1)
+        with blas_threads(None if struct.q_D >= BIG_DENSE else 1):
+            Minv, _ = sla.lapack.dpotri(self.L_D, lower=1)
         # potri fills the lower triangle only
         for a, j in enumerate(struct.tail):
             pj, lj = cp.dims[j]
@@ -678,7 +683,8 @@ def factorize(struct: PlsStructure, theta: np.ndarray) -> PlsFactor:
         RD = np.asarray(lam_D.T @ struct.zxy_D)
         for m in chain:
             RD -= L_Dm[m] @ Q[m]
-        L_D, info = sla.lapack.dpotrf(MD, lower=1, clean=1, overwrite_a=1)
+        with blas_threads(None if struct.q_D >= BIG_DENSE else 1):
+            L_D, info = sla.lapack.dpotrf(MD, lower=1, clean=1, overwrite_a=1)
         if info != 0:
             raise np.linalg.LinAlgError("dense block not positive definite")
         Q_D = sla.solve_triangular(L_D, RD, lower=True, check_finite=False)

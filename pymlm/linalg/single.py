@@ -22,7 +22,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
+from ._threads import blas_threads
+
 __all__ = ["SingleTerm"]
+
+# Gram products with at least this many (levels x columns) use all BLAS threads.
+BIG_GEMM = 2_000_000
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -137,8 +142,9 @@ class SingleTerm:
         R = [_lin(T[:, a], Z) for a in range(p)]
         Q = _fwd(L, R, p, col=True)
         MXX = self.xyxy.copy()
-        for a in range(p):
-            MXX -= Q[a].T @ Q[a]
+        with blas_threads(None if l * k >= BIG_GEMM else 1):
+            for a in range(p):
+                MXX -= Q[a].T @ Q[a]
         Lxx = np.linalg.cholesky(MXX)
         logdet_L = 2.0 * float(sum(np.sum(np.log(L[a][a])) for a in range(p)))
         pwrss = float(Lxx[k, k] ** 2)

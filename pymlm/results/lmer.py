@@ -262,8 +262,7 @@ class LmerResult:
         return out
 
     # ---------------------------------------------------------- predictions
-    def _random_part(self, terms_idx, codes_list, Xs) -> np.ndarray:
-        n = codes_list[0].shape[0] if codes_list else 0
+    def _random_part(self, terms_idx, codes_list, Xs, n: int) -> np.ndarray:
         eta = np.zeros(n)
         for k, codes, Xk in zip(terms_idx, codes_list, Xs):
             b = self._b[k]
@@ -281,7 +280,7 @@ class LmerResult:
         if d.offset is not None:
             eta = eta + d.offset
         idx = list(range(len(d.re_terms)))
-        eta += self._random_part(idx, [t.codes for t in d.re_terms], [t.X for t in d.re_terms])
+        eta += self._random_part(idx, [t.codes for t in d.re_terms], [t.X for t in d.re_terms], d.n)
         return eta
 
     @property
@@ -356,7 +355,7 @@ class LmerResult:
             if d.offset is not None:
                 eta = eta + d.offset
             terms = [d.re_terms[k] for k in idx]
-            return eta + self._random_part(idx, [t.codes for t in terms], [t.X for t in terms])
+            return eta + self._random_part(idx, [t.codes for t in terms], [t.X for t in terms], d.n)
         nd = as_frame(newdata, "newdata")
         X = d.fixed_matrix(nd)
         eta = np.asarray(X @ self.fit.beta).ravel()
@@ -378,7 +377,7 @@ class LmerResult:
                 )
             codes_list.append(codes)
             Xs.append(t.model_matrix(nd))
-        return eta + self._random_part(idx, codes_list, Xs)
+        return eta + self._random_part(idx, codes_list, Xs, len(nd))
 
     def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
         """Simulate responses from the fitted model (lme4's ``simulate``).
