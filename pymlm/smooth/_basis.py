@@ -1,0 +1,145 @@
+"""What every basis constructor returns, and the covariate containers they read.
+
+A basis is built once on the construction data (``construct``), keeps the
+state it needs (knots, eigenvectors, factor levels) and evaluates its raw
+model matrix on any data (``predict``). Identifiability constraints, penalty
+scaling and ``by`` variables are applied on top, in :mod:`._construct`,
+exactly as mgcv's ``smoothCon`` does for every basis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Factor", "RawBasis", "Basis", "as_covariate", "r_seq"]
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A factor covariate: integer codes into ``levels`` (-1 for unseen levels).
+
+    Attributes
+    ----------
+    codes : ndarray of int, shape (n,)
+    levels : tuple of str
+    """
+
+    codes: np.ndarray
+    levels: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def recode(self, levels: tuple[str, ...]) -> "Factor":
+        """The same values coded against another level set (-1 where absent)."""
+        if tuple(levels) == tuple(self.levels):
+            return self
+        index = pd.Index(levels)
+        mapping = index.get_indexer(pd.Index(self.levels))
+        codes = np.where(self.codes >= 0, mapping[np.maximum(self.codes, 0)], -1)
+        return Factor(codes.astype(np.int64), tuple(levels))
+
+    def take(self, rows) -> "Factor":
+        return Factor(self.codes[rows], self.levels)
+
+
+def as_covariate(values, name: str = ""):
+    """A data column as a float array, or a :class:`Factor` for categorical data."""
+    if isinstance(values, Factor):
+        return values
+    if isinstance(values, pd.Series):
+        values = values.array if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
+    if isinstance(values, pd.Categorical):
+        return Factor(np.asarray(values.codes, dtype=np.int64), tuple(str(c) for c in values.categories))
+    arr = np.asarray(values)
+    if arr.dtype.kind in "OSUb" and arr.dtype.kind != "b":
+        cat = pd.Categorical(arr.astype(str))
+        return Factor(np.asarray(cat.codes, dtype=np.int64), tuple(str(c) for c in cat.categories))
+    return np.asarray(arr, dtype=float)
+
+
+@dataclass
+class RawBasis:
+    """The raw basis on the construction data, before constraints and scaling.
+
+    Attributes
+    ----------
+    X : ndarray or scipy.sparse matrix, shape (n, k)
+    S : list of ndarray, each (k, k)
+        Penalty matrices.
+    rank : list of int
+        Rank of each penalty.
+    null_space_dim : int
+        Dimension of the null space of the summed penalty.
+    constraint : {"sum", "none"}
+        ``"sum"``: mgcv's default sum-to-zero constraint ``1'X beta = 0``;
+        ``"none"``: the term is identifiable as it is (random effects,
+        factor-smooth interactions).
+    """
+
+    X: object
+    S: list
+    rank: list
+    null_space_dim: int
+    constraint: str = "sum"
+
+
+class Basis:
+    """Base class of basis constructors.
+
+    Subclasses set ``name`` and implement :meth:`construct` and
+    :meth:`predict`. Flags follow mgcv: ``noterp`` (already parametrized by
+    function values, so ``te()`` does not re-parametrize the margin),
+    ``no_rescale`` (penalty not rescaled by smoothCon), ``random`` (a random
+    effect: tested with mgcv's random-effect test in the summary).
+    """
+
+    name = "?"
+    noterp = False
+    no_rescale = False
+    random = False
+    sparse = False
+
+    def construct(self, cols: list) -> RawBasis:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def predict(self, cols: list):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def r_seq(start: float, stop: float, n: int) -> np.ndarray:
+    """R's ``seq(start, stop, length.out = n)``, bit for bit.
+
+    R computes the interior points as ``start + i * by`` and sets the last to
+    ``stop`` exactly; ``numpy.linspace`` rounds differently in the last bit.
+    """
+    if n == 1:
+        return np.array([float(start)])
+    by = (stop - start) / (n - 1)
+    out = start + np.arange(n, dtype=float) * by
+    out[-1] = stop
+    return out
+
+
+
+#: Below this size dense algebra runs on one BLAS thread: threads cost more
+#: than they save on small matrices, and far more when the cores are busy
+#: (OpenBLAS threads spin while they wait).
+SINGLE_THREAD_MAX = 1000
+
+
+def blas_threads_for(size: int):
+    """A context manager limiting BLAS to one thread for problems of at most
+    :data:`SINGLE_THREAD_MAX` (a no-op without threadpoolctl)."""
+    import contextlib
+
+    if size > SINGLE_THREAD_MAX:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
