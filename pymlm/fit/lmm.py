@@ -23,6 +23,7 @@ from ..crossprod import CrossProducts
 from ..linalg import PlsFactor, PlsStructure, factorize, plan
 from ..linalg.cholesky import zz_matmul
 from ..linalg._threads import blas_threads
+from ..linalg.dense import DENSE_MAX_Q, DenseSystem
 from ..linalg.single import SingleTerm
 from ._optimize import OptResult, check_convergence, minimize_theta
 
@@ -49,6 +50,12 @@ class LmmObjective:
     ----------
     cp : CrossProducts
     reml : bool
+    layout : sequence of (rows, cols), optional
+        Template positions of theta's elements (see :func:`pymlm.linalg.plan`).
+    kernel : {"auto", "dense", "single", "blocked"}
+        How to evaluate: one dense Cholesky (small q; ``"auto"`` picks it for
+        q <= 300), the one-term kernel, or the blocked factor. All give the
+        same numbers.
 
     Examples
     --------
@@ -62,15 +69,21 @@ class LmmObjective:
     cp: CrossProducts
     reml: bool
     layout: tuple | None = None
+    kernel: str = "auto"
     struct: PlsStructure = field(init=False)
 
     def __post_init__(self):
         object.__setattr__(self, "struct", plan(self.cp, self.layout))
-        single = None
-        if self.cp.n_terms == 1:
-            cp = self.cp
+        single = dense = None
+        cp = self.cp
+        if self.kernel not in ("auto", "dense", "single", "blocked"):
+            raise ValueError(f"kernel must be 'auto', 'dense', 'single' or 'blocked'; got {self.kernel!r}")
+        if self.kernel == "dense" or (self.kernel == "auto" and cp.q <= DENSE_MAX_Q):
+            dense = DenseSystem(cp, self.struct.layout, self.reml)
+        elif cp.n_terms == 1 and self.kernel in ("auto", "single"):
             single = SingleTerm(cp.zz_diag[0], cp.zxy[0], cp.xyxy, cp.n, cp.sum_log_w, self.reml)
         object.__setattr__(self, "_single_kernel", single)
+        object.__setattr__(self, "_dense_kernel", dense)
 
     @property
     def n_theta(self) -> int:
@@ -92,7 +105,9 @@ class LmmObjective:
 
     def __call__(self, theta) -> float:
         try:
-            if self.cp.n_terms == 1:
+            if self._dense_kernel is not None:
+                value = self._dense_kernel(theta)[0]
+            elif self._single_kernel is not None:
                 value = self._single(theta, False)[0]
             else:
                 value = deviance_from_factor(self.factor(theta), self.cp, self.reml)
@@ -124,31 +139,33 @@ class LmmObjective:
         - REML: d log|R_X'R_X| = -2 tr(S^{-1} F' dLambda V) with
           V = M^{-1} Lambda'Z'WX, F = Z'WX - Z'WZ Lambda V, S = R_X'R_X.
         """
-        if self.cp.n_terms == 1:
-            try:
-                value, g = self._single(theta, True)
-            except np.linalg.LinAlgError:
-                return np.inf, None
-            if g is not None or not np.isfinite(value):
-                return (value, g) if np.isfinite(value) else (np.inf, None)
-        try:
-            f = self.factor(theta)
-        except np.linalg.LinAlgError:
-            return np.inf, None
-        value = float(deviance_from_factor(f, self.cp, self.reml))
-        if not np.isfinite(value):
-            return np.inf, None
-        if any(np.min(np.abs(np.diag(T))) < 1e-10 for T in f.Ts):
+        value, g = self._value_and_grad_at(theta)
+        if g is None and np.isfinite(value):
             # On the boundary T_k^{-1} does not exist; the gradient is
             # continuous, so take it at a point 1e-8 inside.
             inside = np.array(theta, dtype=float)
             small = self.struct.diag_mask() & (np.abs(inside) < 1e-10)
             inside[small] = 1e-8
-            try:
-                f = self.factor(inside)
-            except np.linalg.LinAlgError:
-                return value, None
-        return value, _gradient(self, f)
+            _, g = self._value_and_grad_at(inside)
+        return value, g
+
+    def _value_and_grad_at(self, theta):
+        try:
+            if self._dense_kernel is not None:
+                value, g = self._dense_kernel(theta, True)
+            elif self._single_kernel is not None:
+                value, g = self._single(theta, True)
+            else:
+                f = self.factor(theta)
+                value = float(deviance_from_factor(f, self.cp, self.reml))
+                g = None
+                if np.isfinite(value) and all(np.min(np.abs(np.diag(T))) >= 1e-10 for T in f.Ts):
+                    g = _gradient(self, f)
+        except np.linalg.LinAlgError:
+            return np.inf, None
+        if not np.isfinite(value):
+            return np.inf, None
+        return float(value), g
 
 
 def _gradient(obj: "LmmObjective", f: PlsFactor) -> np.ndarray:
@@ -280,7 +297,8 @@ def fit_from_theta(objective: LmmObjective, theta: np.ndarray, opt: OptResult) -
 
 
 def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = None, reml: bool = True,
-            optimizer: str = "lbfgsb", check_conv: bool = True, layout=None, **options) -> LmmFit:
+            optimizer: str = "lbfgsb", check_conv: bool = True, layout=None, kernel: str = "auto",
+            **options) -> LmmFit:
     """Minimize the profiled (REML) deviance over theta.
 
     Parameters
@@ -299,12 +317,14 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
     layout : sequence of (rows, cols), optional
         Where theta's elements go in each term's template (see
         :func:`pymlm.linalg.cholesky.plan`).
+    kernel : {"auto", "dense", "single", "blocked"}
+        See :class:`LmmObjective`.
 
     Returns
     -------
     LmmFit
     """
-    objective = LmmObjective(cp, reml, None if layout is None else tuple(layout))
+    objective = LmmObjective(cp, reml, None if layout is None else tuple(layout), kernel)
     lower = np.asarray(lower, dtype=float)
     if theta0 is None or (isinstance(theta0, str) and theta0 == "auto"):
         theta0 = moment_start(cp, lower)
