@@ -22,7 +22,15 @@ from ..errors import DataError, MissingDataWarning
 from ..formula import ParsedFormula, names_in
 from ..formula._ast import Node, to_python
 
-__all__ = ["ModelFrame", "as_categorical", "evaluate", "level_labels", "model_frame", "r_number"]
+__all__ = [
+    "ModelFrame",
+    "as_categorical",
+    "evaluate",
+    "level_labels",
+    "model_frame",
+    "number_labels",
+    "r_number",
+]
 
 # Names that may appear in formulas without being columns.
 _CONSTANTS = {"TRUE", "FALSE", "T", "F", "pi", "contr.poly", "contr.treatment", "contr.sum"}
@@ -83,16 +91,40 @@ def r_number(value: float) -> str:
         return "Inf" if v > 0 else "-Inf"
     if v == 0:
         return "0"
-    target = float(f"{v:.14e}")
-    for digits in range(1, 16):
-        sci = f"{v:.{digits - 1}e}"
-        if float(sci) == target:
-            break
-    mantissa, exponent = sci.split("e")
+    # '%.15g' keeps the fewest digits that give the same 15-digit decimal
+    mantissa = f"{v:.15g}".partition("e")[0]
+    digits = max(len(mantissa.lstrip("-").replace(".", "").strip("0")), 1)
+    head, _, exponent = f"{v:.{digits - 1}e}".partition("e")
     exp = int(exponent)
-    sci = f"{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    sci = f"{head}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
     fixed = f"{v:.{max(0, digits - 1 - exp)}f}"
     return fixed if len(fixed) <= len(sci) else sci
+
+
+def number_labels(values, integer: bool = False) -> np.ndarray:
+    """R's level labels of numbers (object array), vectorized over the levels.
+
+    Integers print as digits; doubles as :func:`r_number`, computed without a
+    Python loop for whole numbers written in fixed notation (the usual case of
+    numeric codes), with one for the others.
+    """
+    u = np.asarray(values)
+    if integer:
+        return u.astype(np.int64).astype(str).astype(object)
+    u = u.astype(float)
+    out = np.empty(len(u), dtype=object)
+    whole = np.isfinite(u) & (np.abs(u) < 1e15) & (u == np.trunc(u))
+    iv = u[whole].astype(np.int64)
+    text = iv.astype(str)
+    body = np.char.lstrip(text, "-")
+    sig = np.maximum(np.char.str_len(np.char.rstrip(body, "0")), 1)
+    sci_len = (iv < 0) + sig + (sig > 1) + 4  # d[.ddd]e+XX, exponents below 100
+    fixed = sci_len >= np.char.str_len(text)  # R prefers fixed on ties
+    idx = np.flatnonzero(whole)
+    out[idx[fixed]] = text[fixed].astype(object)
+    rest = np.setdiff1d(np.arange(len(u)), idx[fixed], assume_unique=True)
+    out[rest] = [r_number(v) for v in u[rest]]
+    return out
 
 
 def level_labels(values) -> list[str]:
@@ -111,12 +143,29 @@ def level_labels(values) -> list[str]:
     return out
 
 
+def _category_labels(categories: pd.Index) -> np.ndarray | None:
+    """String labels for a Categorical's categories, or None when they already are strings."""
+    if pd.api.types.is_string_dtype(categories.dtype) and categories.inferred_type == "string":
+        return None
+    if pd.api.types.is_bool_dtype(categories.dtype):
+        return np.where(categories.to_numpy(dtype=bool), "TRUE", "FALSE").astype(object)
+    if pd.api.types.is_numeric_dtype(categories.dtype):
+        return number_labels(categories.to_numpy(), pd.api.types.is_integer_dtype(categories.dtype))
+    return np.asarray(level_labels(categories), dtype=object)
+
+
+def _from_codes(codes, uniques_sorted_labels, ordered=False) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.asarray(codes), categories=pd.Index(uniques_sorted_labels, dtype=object),
+                                     ordered=ordered)
+
+
 def as_categorical(values) -> pd.Categorical:
     """A column as a Categorical with R's level order, string labels and no unused levels.
 
     Categoricals keep their order (unused levels dropped); numbers sort
     numerically and strings by code point (R's ``factor()`` in the C locale);
-    logicals give ``FALSE`` < ``TRUE``. Missing values get code -1.
+    logicals give ``FALSE`` < ``TRUE``. Missing values get code -1. Runs in
+    hashing time over the rows and sorting time over the distinct values.
 
     Parameters
     ----------
@@ -134,34 +183,41 @@ def as_categorical(values) -> pd.Categorical:
     """
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         cat = pd.Categorical(values)
-        used = np.bincount(cat.codes[cat.codes >= 0], minlength=len(cat.categories)) > 0
+        codes = np.asarray(cat.codes)
+        used = np.bincount(codes[codes >= 0], minlength=len(cat.categories)) > 0
         if not used.all():
             cat = cat.remove_unused_categories()
-        labels = level_labels(cat.categories.tolist())
-        if list(cat.categories) != labels:
-            cat = pd.Categorical.from_codes(cat.codes, categories=labels, ordered=cat.ordered)
+        labels = _category_labels(cat.categories)
+        if labels is not None:
+            cat = _from_codes(cat.codes, labels, cat.ordered)
         return cat
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     dtype = series.dtype
+    missing = np.asarray(series.isna())
     if pd.api.types.is_bool_dtype(dtype) or (dtype == object and _all_bool(series)):
-        num = series.astype("boolean").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-        codes, uniques = pd.factorize(num, sort=True)
-        labels = ["TRUE" if u else "FALSE" for u in uniques]
-    elif pd.api.types.is_numeric_dtype(dtype):
+        truth = np.zeros(len(series), dtype=np.int64)
+        truth[~missing] = np.asarray(series[~missing], dtype=bool)
+        present = np.bincount(truth[~missing], minlength=2) > 0
+        remap = np.cumsum(present) - 1
+        codes = np.where(missing, -1, remap[truth])
+        return _from_codes(codes, np.array(["FALSE", "TRUE"], dtype=object)[present])
+    if pd.api.types.is_numeric_dtype(dtype):
         integer = pd.api.types.is_integer_dtype(dtype)
-        num = series.to_numpy(dtype=float, na_value=np.nan)
-        codes, uniques = pd.factorize(num, sort=True)
-        labels = [str(int(u)) for u in uniques] if integer else [r_number(u) for u in uniques]
-    else:
-        try:
-            codes, uniques = pd.factorize(series, sort=True)
-        except TypeError:  # mixed types: compare as strings
-            codes, uniques = pd.factorize(series.map(str, na_action="ignore"), sort=True)
-        labels = [str(u) for u in uniques]
-        if len(set(labels)) != len(labels) or labels != sorted(labels):
-            codes, uniques = pd.factorize(series.map(str, na_action="ignore"), sort=True)
-            labels = [str(u) for u in uniques]
-    return pd.Categorical.from_codes(np.asarray(codes), categories=labels)
+        num = series.to_numpy(dtype=np.int64 if integer else float, na_value=0 if integer else np.nan)
+        codes, uniques = pd.factorize(num[~missing] if integer else num, sort=True)
+        if integer and missing.any():
+            full = np.full(len(num), -1, dtype=np.int64)
+            full[~missing] = codes
+            codes = full
+        return _from_codes(codes, number_labels(uniques, integer))
+    codes, uniques = pd.factorize(series, sort=False)
+    labels = np.asarray(uniques, dtype=object)
+    if pd.Index(labels).inferred_type != "string":  # mixed types: compare their texts
+        labels = np.array([str(v) for v in labels], dtype=object)
+    # code-point order (R's sort in the C locale); equal texts merge
+    text, inverse = np.unique(labels.astype(str), return_inverse=True)
+    codes = np.where(codes >= 0, inverse.ravel()[np.maximum(codes, 0)], -1)
+    return _from_codes(codes, text.astype(object))
 
 
 def _all_bool(series: pd.Series) -> bool:

@@ -107,7 +107,7 @@ def _combined_levels(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.
         codes = np.asarray(c.codes, dtype=np.int64)
         missing |= codes < 0
         combined = combined * max(len(c.categories), 1) + np.maximum(codes, 0)
-    uniq, inverse = np.unique(combined[~missing], return_inverse=True)
+    inverse, uniq = pd.factorize(combined[~missing], sort=True)
     rem = uniq.copy()
     parts = []
     for c in reversed(cats):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pymlm as ml
 from pymlm.design import as_categorical
-from pymlm.design._frame import level_labels, r_number
+from pymlm.design._frame import level_labels, number_labels, r_number
 from pymlm.errors import DataError, MissingDataWarning
 
 from ._helpers import case_data
@@ -120,3 +122,14 @@ def test_level_labels_and_categoricals_in_r_order():
     assert cat.categories.tolist() == ["z", "x"] and cat.ordered
     codes = as_categorical(pd.Series([3, None, 1], dtype="Int64")).codes.tolist()
     assert codes == [1, -1, 0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.integers(-10**16, 10**16).map(float),
+                          st.floats(allow_nan=False, allow_infinity=False),
+                          st.sampled_from([1e5, 2e6, -3e7, 1e15, 123456.0, 0.0, 100.0])),
+                min_size=1, max_size=30))
+def test_vectorized_number_labels_equal_r_number(values):
+    assert number_labels(np.array(values)).tolist() == [r_number(v) for v in values]
+    ints = np.array([int(v) for v in values if abs(v) < 2**62], dtype=np.int64)
+    assert number_labels(ints, integer=True).tolist() == [str(int(v)) for v in ints]
