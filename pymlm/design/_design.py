@@ -15,10 +15,11 @@ from ._fixed import (
     FixedSpec,
     build_model_matrix,
     drop_rank_deficient,
+    evaluate_in_frame,
     rebuild_model_matrix,
     warn_dropped,
 )
-from ._frame import ModelFrame, as_categorical, evaluate, model_frame
+from ._frame import ModelFrame, as_categorical, model_frame
 from ._random import ReTerm, build_re_terms, re_matrix, theta_template, z_matrix
 
 __all__ = ["Design", "build_design", "lformula"]
@@ -100,7 +101,14 @@ class Design:
 
     @property
     def theta_names(self) -> list[str]:
+        """``"group.column"`` for diagonal elements, ``"group.row.column"`` off it."""
         return list(self._theta[2])
+
+    @property
+    def theta_slices(self) -> list[slice]:
+        """Where each term of :attr:`re_terms` sits in :attr:`theta`."""
+        ends = np.cumsum([t.n_theta for t in self.re_terms])
+        return [slice(int(e - t.n_theta), int(e)) for e, t in zip(ends, self.re_terms)]
 
     @property
     def ngroups(self) -> dict[str, int]:
@@ -185,7 +193,7 @@ def _response(parsed: ParsedFormula, frame: ModelFrame, require_numeric: bool = 
     if node.kind == "call" and node.value == "cbind" and len(node.args) != 2:
         raise FormulaError("cbind() in the response takes two columns: successes and failures",
                            parsed.formula, node.span)
-    value = np.asarray(evaluate(node, data), dtype=float)
+    value = evaluate_in_frame(node, frame.source, frame.subset)
     if value.ndim == 0 or (value.ndim == 1 and value.shape[0] == 1 and frame.data.shape[0] != 1):
         raise DataError(f"the response {name!r} evaluates to a single number", parsed.formula, node.span)
     if not np.isfinite(value).all():
@@ -200,7 +208,7 @@ def _response(parsed: ParsedFormula, frame: ModelFrame, require_numeric: bool = 
 def _offset(parsed: ParsedFormula, frame: ModelFrame):
     total = None if frame.offset is None else frame.offset.copy()
     for node in parsed.offsets:
-        value = np.asarray(evaluate(node, frame.data), dtype=float)
+        value = evaluate_in_frame(node, frame.source, frame.subset)
         if value.ndim == 0:
             value = np.full(frame.n, float(value))
         if not np.isfinite(value).all():

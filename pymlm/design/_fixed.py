@@ -250,10 +250,10 @@ def _py_name(name: str) -> str:
     return name if _is_py_name(name) else f"`{name}`"
 
 
-def _check_calls(node: Node):
+def _check_calls(node: Node, extra=()):
     if node.kind == "call":
         fname = CALL_NAMES.get(node.value, node.value)
-        if fname not in CONTEXT:
+        if fname not in CONTEXT and fname not in extra:
             raise FormulaError(
                 f"unknown function {node.value}() in the formula; compute the column beforehand, "
                 "or use one of log, exp, sqrt, abs, I, scale, center, poly, bs, factor, ordered, "
@@ -261,7 +261,7 @@ def _check_calls(node: Node):
                 node.source, node.span,
             )
     for a in node.args:
-        _check_calls(a)
+        _check_calls(a, extra)
 
 
 class _Columns(dict):
@@ -303,8 +303,10 @@ def _evaluate(node: Node, columns: _Columns, state: dict):
 class _Env(dict):
     """Functions first, then data columns, looked up lazily."""
 
-    def __init__(self, columns: _Columns):
+    def __init__(self, columns: _Columns, extra: dict | None = None):
         super().__init__(CONTEXT)
+        if extra:
+            self.update(extra)
         self.columns = columns
 
     def __missing__(self, key):
@@ -360,6 +362,42 @@ def _length_error(node: Node, got: int, n: int) -> DataError:
         "a formula term must give one value per row",
         node.source, node.span,
     )
+
+
+def evaluate_in_frame(node: Node, source: pd.DataFrame, rows=None) -> np.ndarray:
+    """An expression (a response such as ``cbind(a, b - a)``, an offset) as a
+    float array for the kept ``rows``, evaluated like the model's variables:
+    same functions, stateful transforms on every row of ``source``.
+
+    Raises
+    ------
+    FormulaError
+        Unknown function.
+    DataError
+        The expression fails or does not give numbers.
+    """
+    state: dict = {}
+    env = _Columns(source)
+    if node.kind == "name":
+        value = env[node.value]
+    else:
+        _check_calls(node, extra=("cbind",))
+        code = to_python(node, name_fmt=_py_name, call_names=CALL_NAMES)
+        try:
+            with np.errstate(all="ignore"):
+                value = stateful_eval(code, _Env(env, {"cbind": EVAL_FUNCTIONS["cbind"]}), {}, state, None)
+        except Exception as exc:
+            raise DataError(f"cannot evaluate {node.text or code}: {exc}", node.source or None,
+                            node.span if node.source else None) from exc
+    value = getattr(value, "__wrapped__", value)
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{node.text or deparse(node)} does not give numbers", node.source or None,
+                        node.span if node.source else None) from exc
+    if arr.ndim == 0:
+        return arr
+    return arr if rows is None else arr[rows]
 
 
 # --------------------------------------------------------------------------- term blocks

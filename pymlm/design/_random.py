@@ -66,7 +66,18 @@ class ReTerm:
 
     @property
     def n_theta(self) -> int:
+        """Length of the term's part of theta: the lower triangle of a p x p factor."""
         return self.p * (self.p + 1) // 2
+
+    @property
+    def theta0(self) -> np.ndarray:
+        """The term's part of lme4's initial theta (lower triangle, column-major)."""
+        return theta_template([self])[0]
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower bounds of the term's part of theta: 0 on the diagonal, -inf off it."""
+        return theta_template([self])[1]
 
     @cached_property
     def level_index(self) -> pd.Index:

@@ -80,6 +80,11 @@ def test_term_attributes_and_theta_names():
     assert (g.p, g.nlevels, g.q, g.n_theta) == (2, 8, 16, 3)
     assert d.theta_names == ["g.(Intercept)", "g.x.(Intercept)", "g.x", "site.(Intercept)"]
     assert d.cnms == [("g", ("(Intercept)", "x")), ("site", ("(Intercept)",))]
+    assert d.theta_slices == [slice(0, 3), slice(3, 4)]
+    for t, where in zip(d.re_terms, d.theta_slices):
+        np.testing.assert_array_equal(d.theta[where], t.theta0)
+        np.testing.assert_array_equal(d.lower[where], t.lower)
+    assert g.lower.tolist() == [0.0, -np.inf, 0.0]
 
 
 def test_random_matrix_for_new_data():

@@ -103,6 +103,7 @@ cases <- list(
   list(case = "offset_both", formula = "y ~ x + offset(log(z)) + (1 | g)", offset = "x"),
   list(case = "missing_group", formula = "y ~ x + (1 | fm)"),
   list(case = "missing_scale", formula = "y ~ scale(x) + poly(z, 2) + fm + (1 | g)"),
+  list(case = "transformed_response_offset", formula = "scale(y) ~ x + offset(scale(z)) + fm + (1 | g)"),
   list(case = "cbind_binomial", formula = "cbind(a, b - a) ~ x + f + (1 | g)", family = "binomial")
 )
 
