@@ -23,9 +23,11 @@ from .errors import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
+from .fit.gam import bam, gam
 from .formula import parse_formula
 from .results import LmerResult
 from .results.anova import anova
+from .results.gam import GamResult
 
 __version__ = "0.1.0.dev0"
 
@@ -34,6 +36,7 @@ __all__ = [
     "DataError",
     "Design",
     "FormulaError",
+    "GamResult",
     "LmerResult",
     "MissingDataWarning",
     "OptionError",
@@ -42,7 +45,9 @@ __all__ = [
     "RankDeficiencyWarning",
     "SingularFitWarning",
     "anova",
+    "bam",
     "datasets",
+    "gam",
     "lformula",
     "lmer",
     "parse_formula",

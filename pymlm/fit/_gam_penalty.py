@@ -1,0 +1,241 @@
+"""Penalty parametrizations of GAM terms: ``S(rho)`` on a block of coefficients.
+
+A penalty block acts on the contiguous coefficients ``start:start+size`` and
+gives, for its parameters ``rho``, the matrix ``S(rho)``, its first and
+second derivatives, and ``log|S(rho)|_+`` (the log pseudo-determinant) with
+its derivatives, which is all the restricted likelihood needs.
+
+- :class:`LinearPenalty`: mgcv's ``S = sum_j exp(rho_j) S_j`` (smooths,
+  independent random effects).
+- :class:`CorrelatedPenalty`: a random-effects term with ``q`` correlated
+  coefficients per level, ``b_j ~ N(0, phi P^{-1})``, written as
+  ``S = P (x) I_l`` on coefficients ordered column by column (all levels of
+  the first column, then the second...). ``P = L L'`` with ``L`` lower
+  triangular, ``L_ii = exp(rho)`` and free off-diagonal entries, so ``rho``
+  is unconstrained and ``log|S| = 2 l sum_i rho_ii``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["LinearPenalty", "CorrelatedPenalty"]
+
+
+class LinearPenalty:
+    """``S(rho) = sum_j exp(rho_j) S_j`` on ``size`` coefficients.
+
+    Parameters
+    ----------
+    start : int
+        First coefficient of the block.
+    S : list of ndarray (size, size)
+    null_dim : int
+        Dimension of the null space of ``sum_j S_j``.
+    """
+
+    kind = "linear"
+
+    def __init__(self, start: int, S: list, null_dim: int):
+        self.start = int(start)
+        self.S = [np.asarray(s, dtype=float) for s in S]
+        self.size = self.S[0].shape[0]
+        self.n_par = len(self.S)
+        self.null_dim = int(null_dim)
+        self.rank = self.size - self.null_dim
+        self.identity = self.n_par == 1 and np.array_equal(self.S[0], np.eye(self.size))
+        if self.n_par == 1:
+            ev = np.linalg.eigvalsh(self.S[0])
+            top = ev[-self.rank:] if self.rank > 0 else ev[:0]
+            self._ldet0 = float(np.sum(np.log(np.maximum(top, np.finfo(float).tiny))))
+        else:
+            total = sum(s / np.linalg.norm(s) for s in self.S)
+            vals, vecs = np.linalg.eigh(total)
+            self._U = vecs[:, vals.argsort()[::-1][: self.rank]]
+            self._St = [self._U.T @ s @ self._U for s in self.S]
+
+    @property
+    def cols(self) -> slice:
+        return slice(self.start, self.start + self.size)
+
+    def matrix(self, rho: np.ndarray) -> np.ndarray:
+        lam = np.exp(rho)
+        out = lam[0] * self.S[0]
+        for l, s in zip(lam[1:], self.S[1:]):
+            out = out + l * s
+        return out
+
+    def d1(self, rho: np.ndarray) -> list:
+        """``dS/drho_j`` for each parameter."""
+        return [np.exp(r) * s for r, s in zip(rho, self.S)]
+
+    def d2(self, rho: np.ndarray, i: int, j: int):
+        """``d2S/drho_i drho_j`` (None when zero)."""
+        return np.exp(rho[i]) * self.S[i] if i == j else None
+
+    def logdet(self, rho: np.ndarray):
+        """``log|S|_+`` with its gradient and Hessian in ``rho``."""
+        m = self.n_par
+        if m == 1:
+            return self.rank * rho[0] + self._ldet0, np.array([float(self.rank)]), np.zeros((1, 1))
+        lam = np.exp(rho)
+        M = sum(l * s for l, s in zip(lam, self._St))
+        vals, vecs = np.linalg.eigh((M + M.T) / 2)
+        vals = np.maximum(vals, np.finfo(float).tiny)
+        Minv = (vecs / vals) @ vecs.T
+        MS = [l * (Minv @ s) for l, s in zip(lam, self._St)]
+        grad = np.array([np.trace(a) for a in MS])
+        hess = np.diag(grad.copy())
+        for i in range(m):
+            for j in range(i, m):
+                v = np.sum(MS[i] * MS[j].T)
+                hess[i, j] -= v
+                if i != j:
+                    hess[j, i] -= v
+        return float(np.sum(np.log(vals))), grad, hess
+
+    def initial(self, xtx_diag: np.ndarray) -> np.ndarray:
+        """Rough starting log smoothing parameters (mgcv's ``initial.sp``)."""
+        out = np.zeros(self.n_par)
+        for j, s in enumerate(self.S):
+            mas = np.max(np.abs(s))
+            thresh = np.finfo(float).eps ** 0.8 * mas
+            ind = (np.mean(np.abs(s), axis=1) > thresh) & (np.mean(np.abs(s), axis=0) > thresh) & (
+                np.abs(np.diag(s)) > thresh)
+            if not ind.any():
+                continue
+            xx = xtx_diag[ind]
+            ss = np.diag(s)[ind]
+            out[j] = np.log(max(np.mean(xx), 1e-300) / max(np.mean(ss), 1e-300))
+        return out
+
+
+class CorrelatedPenalty:
+    """Correlated random effects: ``S(rho) = P(rho) (x) I_l`` with ``P = L L'``.
+
+    Parameters
+    ----------
+    start : int
+    q : int
+        Coefficients per level.
+    nlevels : int
+
+    Notes
+    -----
+    The parameters are the lower triangle of ``L`` in column-major order
+    (lme4's order for theta): ``(0,0), (1,0), ..., (1,1), ...``; diagonal
+    entries are on the log scale.
+    """
+
+    kind = "correlated"
+    identity = False
+
+    def __init__(self, start: int, q: int, nlevels: int):
+        self.start = int(start)
+        self.q = int(q)
+        self.l = int(nlevels)
+        self.size = self.q * self.l
+        self.pairs = [(i, j) for j in range(self.q) for i in range(j, self.q)]
+        self.n_par = len(self.pairs)
+        self.null_dim = 0
+        self.rank = self.size
+        self._I = np.eye(self.l)
+
+    @property
+    def cols(self) -> slice:
+        return slice(self.start, self.start + self.size)
+
+    def L(self, rho: np.ndarray) -> np.ndarray:
+        L = np.zeros((self.q, self.q))
+        for r, (i, j) in zip(rho, self.pairs):
+            L[i, j] = np.exp(r) if i == j else r
+        return L
+
+    def P(self, rho: np.ndarray) -> np.ndarray:
+        """The precision factor ``P = L L'`` (q, q) relative to the scale."""
+        L = self.L(rho)
+        return L @ L.T
+
+    def _dL(self, rho):
+        out = []
+        for r, (i, j) in zip(rho, self.pairs):
+            E = np.zeros((self.q, self.q))
+            E[i, j] = np.exp(r) if i == j else 1.0
+            out.append(E)
+        return out
+
+    def _dP(self, rho):
+        L = self.L(rho)
+        return [d @ L.T + L @ d.T for d in self._dL(rho)]
+
+    def matrix(self, rho: np.ndarray) -> np.ndarray:
+        return np.kron(self.P(rho), self._I)
+
+    def d1(self, rho: np.ndarray) -> list:
+        return [np.kron(d, self._I) for d in self._dP(rho)]
+
+    def d2(self, rho: np.ndarray, a: int, b: int):
+        dL = self._dL(rho)
+        L = self.L(rho)
+        M = dL[a] @ dL[b].T + dL[b] @ dL[a].T
+        if a == b and self.pairs[a][0] == self.pairs[a][1]:
+            M = M + dL[a] @ L.T + L @ dL[a].T
+        if not M.any():
+            return None
+        return np.kron(M, self._I)
+
+    def logdet(self, rho: np.ndarray):
+        grad = np.array([2.0 * self.l if i == j else 0.0 for (i, j) in self.pairs])
+        val = sum(2.0 * self.l * r for r, (i, j) in zip(rho, self.pairs) if i == j)
+        return float(val), grad, np.zeros((self.n_par, self.n_par))
+
+    def initial(self, xtx_diag: np.ndarray) -> np.ndarray:
+        lam = max(np.mean(xtx_diag), 1e-300)
+        return np.array([0.5 * np.log(lam) if i == j else 0.0 for (i, j) in self.pairs])
+
+    def covariance(self, rho: np.ndarray, scale: float) -> np.ndarray:
+        """The random-effects covariance ``phi P^{-1}`` (q, q)."""
+        return scale * np.linalg.inv(self.P(rho))
+
+
+def reparametrize(penalties, p: int):
+    """An orthogonal change of coefficients that makes single penalties diagonal.
+
+    For a block with one penalty ``S = U diag(d) U'`` the coefficients
+    ``gamma = U' beta`` have the diagonal penalty ``diag(d)``, so a smoothing
+    parameter going to infinity (a smooth becoming a straight line) cannot
+    spoil ``X'WX + S``: the penalized directions are separate from the null
+    space and diagonal scaling equilibrates them (mgcv's
+    ``Sl.initial.repara``). Multi-penalty blocks are rotated to the eigen
+    vectors of their normalized summed penalty (range space first), which at
+    least separates the common null space. Determinants are unchanged.
+
+    Returns
+    -------
+    T : ndarray (p, p)
+        Orthogonal; ``beta = T gamma``.
+    new : list
+        The penalty blocks in the ``gamma`` coordinates.
+    """
+    T = np.eye(p)
+    new = []
+    for b in penalties:
+        if b.kind != "linear" or b.identity:
+            new.append(b)
+            continue
+        if b.n_par == 1:
+            vals, vecs = np.linalg.eigh((b.S[0] + b.S[0].T) / 2)
+            order = np.argsort(-vals, kind="stable")
+            vals, U = vals[order], vecs[:, order]
+            D = np.zeros(b.size)
+            D[: b.rank] = vals[: b.rank]
+            S_new = [np.diag(D)]
+        else:
+            total = sum(s / np.linalg.norm(s) for s in b.S)
+            vals, vecs = np.linalg.eigh((total + total.T) / 2)
+            U = vecs[:, np.argsort(-vals, kind="stable")]
+            S_new = [U.T @ s @ U for s in b.S]
+            S_new = [(s + s.T) / 2 for s in S_new]
+        T[b.cols, b.cols] = U
+        new.append(LinearPenalty(b.start, S_new, b.null_dim))
+    return T, new
