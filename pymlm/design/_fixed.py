@@ -84,7 +84,9 @@ def _r_scale(x, center=True, scale=True, _state=None):
     return (x - _state["center"]) / _state["scale"]
 
 
+@stateful_transform
 def _r_center(x, _state=None):
+    """``center(x)``: ``scale(x, scale = FALSE)``, the training mean kept for new data."""
     return _r_scale(x, True, False, _state=_state)
 
 
@@ -101,7 +103,8 @@ def _ordered(x, levels=None):
     return _factor(x, levels, ordered=True)
 
 
-# R function names -> names in the evaluation context.
+# R spellings that are not Python names, and R's factor() family, which must
+# give Categoricals in R's level order rather than formulaic's C().
 CALL_NAMES = {
     "factor": "factor",
     "as.factor": "factor",
@@ -112,7 +115,9 @@ CALL_NAMES = {
     "as.integer": "as_integer",
 }
 
-CONTEXT = {k: v for k, v in TRANSFORMS.items() if k not in ("C", "Q", "contr", "Treatment", "Sum", "Poly", "Helmert", "Diff")}
+# formulaic's contrast helpers are left out: contrasts here follow R's rules.
+_NOT_R = ("C", "Q", "contr", "Treatment", "Sum", "Poly", "Helmert", "Diff")
+CONTEXT = {k: v for k, v in TRANSFORMS.items() if k not in _NOT_R}
 CONTEXT.update({k: v for k, v in EVAL_FUNCTIONS.items() if k != "cbind"})
 CONTEXT.update({"scale": _r_scale, "center": _r_center, "factor": _factor, "ordered": _ordered})
 

@@ -139,6 +139,17 @@ def test_new_data_reuse_training_levels_and_transforms():
                                rtol=0, atol=1e-14)
 
 
+def test_new_data_keep_the_training_centre_and_scale():
+    df = case_data()
+    d = ml.lformula("y ~ center(x) + scale(z, center = FALSE) + poly(w, 2) + (1 | g)", df)
+    new = df.iloc[:3]  # a different mean and sd: must not be used
+    X_new = d.fixed_matrix(new)
+    np.testing.assert_allclose(X_new[:, 1], new["x"] - df["x"].mean(), rtol=1e-13)
+    rms = np.sqrt((df["z"] ** 2).sum() / 95)
+    np.testing.assert_allclose(X_new[:, 2], new["z"] / rms, rtol=1e-13)
+    np.testing.assert_allclose(X_new, d.X[:3], rtol=0, atol=1e-14)
+
+
 def test_new_data_errors():
     df = case_data()
     d = ml.lformula("y ~ x + f + (1 | g)", df)
