@@ -35,9 +35,9 @@ from formulaic.transforms import TRANSFORMS
 from formulaic.utils.stateful_transforms import stateful_eval, stateful_transform
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
-from ..formula._ast import Node, _is_py_name, deparse, to_python
+from ..formula._ast import Node, _is_py_name, deparse, names_in, to_python
 from ..formula._terms import TermList, expand_terms
-from ._frame import EVAL_FUNCTIONS, as_categorical, column_values
+from ._frame import _CONSTANTS, EVAL_FUNCTIONS, as_categorical, column_values
 
 __all__ = [
     "SPARSE_MAX_DENSITY",
@@ -699,8 +699,9 @@ def rebuild_model_matrix(spec: FixedSpec, newdata, where: str = "the new data"):
     columns = _Columns(newdata)
     per_row = []
     for var in spec.variables:
-        if var.column is not None and var.column not in newdata.columns:
-            raise unknown_column_error(var.column, where, newdata.columns)
+        for name in names_in(var.node):
+            if name.value not in newdata.columns and name.value not in _CONSTANTS:
+                raise unknown_column_error(name.value, where, newdata.columns)
         raw = _evaluate(var.node, columns, copy.deepcopy(var.state))
         kind = _normalize(raw, n, var.node)
         if var.kind == "factor":

@@ -158,6 +158,10 @@ def test_new_data_errors():
         d.fixed_matrix(df.assign(f="delta"))
     with pytest.raises(DataError, match=r"column 'x' in the fixed effects of the new data is not in the data"):
         d.fixed_matrix(df.drop(columns="x"))
+    d_log = ml.lformula("y ~ log(z) + (1 | g)", df)
+    with pytest.raises(DataError, match=r"column 'z' in the fixed effects of the new data is not in the data; "
+                                        r"the data has columns \['y', 'x', 'f'"):
+        d_log.fixed_matrix(df.drop(columns="z"))
     with pytest.raises(DataError, match=r"x in the fixed effects of the new data is NaN or infinite in 1 row"):
         d.fixed_matrix(df.assign(x=np.r_[np.nan, df["x"].to_numpy()[1:]]))
 
