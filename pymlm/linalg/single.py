@@ -1,20 +1,26 @@
 """The profiled deviance and its gradient for one random-effects term.
 
-A single term (``(1 + x | g)``, the longitudinal workhorse) makes every block
-of L either per-level or tiny and dense, so an evaluation is a handful of
-vectorized array operations on the cross-products, with no sparse algebra:
+A single term (``(1 + x | g)``, the longitudinal workhorse) makes M block
+diagonal: per level, with ``A = Z'WZ[lev]`` (p x p) and the template T,
 
-    M[lev]  = T' A[lev] T + I,        L[lev] = chol(M[lev])
-    Q[lev]  = L[lev]^{-1} T' Zxy[lev]            (the [X y] rows of L)
-    L_XX    = chol(XyXy - sum_lev Q[lev]' Q[lev])
+    M = T'AT + I = L L',   Minv = M^{-1},   W = T Minv T'   (all p x p per level)
 
-Arrays are kept coefficient-major -- ``A`` as ``(p, p, l)`` and ``Zxy`` as
-``(p, l, k + 1)`` -- so that every step is an operation on contiguous
-per-level vectors or one BLAS call, whatever the number of levels (millions)
-and with ``p`` (coefficients per level) small.
+and everything the deviance needs is a weighted Gram of the per-level
+cross-products ``Z_b = Z'W[X y]`` (one ``(l, k + 1)`` array per coefficient b):
 
-The gradient follows :meth:`pymlm.fit.lmm.LmmObjective.value_and_grad`
-(same formulas, specialised to block-diagonal M).
+    [X y]'W[X y] - sum_lev Q'Q = XyXy - sum_{b,d} Z_b' diag(W_bd) Z_d.
+
+The gradient (formulas of :meth:`pymlm.fit.lmm.LmmObjective.value_and_grad`)
+reduces the same way to per-level p x p coefficients times a few passes over
+the ``Z_b``: with r_b = Z_b y-part - Z_b X-part beta, E = Minv T',
+G = I - A T E and h_cd = z_c S^{-1} z_d' (X parts, S = R_X'R_X):
+
+    u = E r,   r_Z = r - A T u,   dr2/dT_ab = -2 sum_lev r_Z,a u_b,
+    dlog|R_X'R_X|/dT_ab = -2 sum_lev sum_cd G_ac E_bd h_cd.
+
+Every operation on data-sized arrays is a BLAS call or one vectorized pass;
+p x p algebra is done on (l,) vectors, so millions of levels cost the same
+number of Python steps as ten.
 """
 
 from __future__ import annotations
@@ -26,10 +32,10 @@ from ._threads import blas_threads
 
 __all__ = ["SingleTerm"]
 
+LOG_2PI = float(np.log(2.0 * np.pi))
+
 # Gram products with at least this many (levels x columns) use all BLAS threads.
 BIG_GEMM = 2_000_000
-
-LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def _tri_inv(L: np.ndarray) -> np.ndarray:
@@ -42,18 +48,8 @@ def _tri_inv(L: np.ndarray) -> np.ndarray:
     return inv
 
 
-def _lin(coefs, arrays):
-    """``sum_i coefs[i] * arrays[i]``, skipping zero coefficients."""
-    out = None
-    for c, arr in zip(coefs, arrays):
-        if c != 0.0:
-            out = c * arr if out is None else out + c * arr
-    return np.zeros_like(arrays[0]) if out is None else out
-
-
-def _chol(M):
-    """Per-level Cholesky of ``M`` given as nested lists ``M[a][c]`` of (l,) vectors."""
-    p = len(M)
+def _chol(M, p):
+    """Per-level Cholesky of ``M[a][c]`` ((l,) vectors), as nested lists."""
     L = [[None] * p for _ in range(p)]
     for j in range(p):
         s = M[j][j]
@@ -70,26 +66,44 @@ def _chol(M):
     return L
 
 
-def _fwd(L, B, p, col):
-    """Forward substitution L X = B per level; B[a] of shape (l,) or (l, r)."""
-    X = []
+def _lower_inv(L, p, l):
+    """Per-level inverse of a lower-triangular L, nested lists (zeros as None)."""
+    Li = [[None] * p for _ in range(p)]
+    for j in range(p):
+        Li[j][j] = 1.0 / L[j][j]
+        for i in range(j + 1, p):
+            acc = np.zeros(l)
+            for m in range(j, i):
+                if Li[m][j] is not None:
+                    acc = acc - L[i][m] * Li[m][j]
+            Li[i][j] = acc / L[i][i]
+    return Li
+
+
+def _mm(A, B, p, l, At=False):
+    """Per-level product A @ B (or A' @ B) of p x p nested lists; None is zero."""
+    out = [[None] * p for _ in range(p)]
     for i in range(p):
-        acc = B[i]
-        for m in range(i):
-            acc = acc - (L[i][m][:, None] if col else L[i][m]) * X[m]
-        X.append(acc / (L[i][i][:, None] if col else L[i][i]))
-    return X
+        for j in range(p):
+            acc = None
+            for m in range(p):
+                a = A[m][i] if At else A[i][m]
+                b = B[m][j]
+                if a is None or b is None:
+                    continue
+                term = a * b
+                acc = term if acc is None else acc + term
+            out[i][j] = acc
+    return out
 
 
-def _bwd(L, B, p, col):
-    """Back substitution L' X = B per level."""
-    X = [None] * p
-    for i in range(p - 1, -1, -1):
-        acc = B[i]
-        for m in range(i + 1, p):
-            acc = acc - (L[m][i][:, None] if col else L[m][i]) * X[m]
-        X[i] = acc / (L[i][i][:, None] if col else L[i][i])
-    return X
+def _const(T, p):
+    """A constant p x p matrix as nested lists of scalars (None for zeros)."""
+    return [[(float(T[i, j]) if T[i, j] != 0.0 else None) for j in range(p)] for i in range(p)]
+
+
+def _z(x, l):
+    return np.zeros(l) if x is None else (x if np.ndim(x) else np.full(l, x))
 
 
 class SingleTerm:
@@ -109,13 +123,29 @@ class SingleTerm:
     def __init__(self, zz_diag, zxy, xyxy, n, sum_log_w, reml):
         l, p, _ = zz_diag.shape
         self.l, self.p = l, p
-        self.k = zxy.shape[2] - 1
+        self.k = k = zxy.shape[2] - 1
         self.A = [[np.ascontiguousarray(zz_diag[:, a, c]) for c in range(p)] for a in range(p)]
-        self.Z = [np.ascontiguousarray(zxy[:, a, :]) for a in range(p)]
+        self.Zxy = [np.ascontiguousarray(zxy[:, a, :]) for a in range(p)]
+        self.Zx = [z[:, :k] for z in self.Zxy]
+        self.zy = [z[:, k] for z in self.Zxy]
         self.xyxy = xyxy
         self.n = n
         self.sum_log_w = sum_log_w
         self.reml = reml
+
+    def _gram(self, W):
+        """sum_{b,d} Z_b' diag(W_bd) Z_d, ((k+1) x (k+1)): one scaled copy and one GEMM per pair."""
+        p, k, l = self.p, self.k, self.l
+        out = np.zeros((k + 1, k + 1))
+        with blas_threads(None if l * k >= BIG_GEMM else 1):
+            for b in range(p):
+                for d in range(b, p):
+                    w = W[b][d]
+                    if w is None:
+                        continue
+                    G = self.Zxy[b].T @ (self.Zxy[d] * w[:, None])
+                    out += G if b == d else G + G.T
+        return out
 
     def __call__(self, T: np.ndarray, grad: bool = False):
         """Deviance at template ``T`` (p x p lower triangular), and d/dT when asked.
@@ -132,19 +162,19 @@ class SingleTerm:
             The [X y] block is not positive definite.
         """
         p, k, l = self.p, self.k, self.l
-        A, Z = self.A, self.Z
-        # M = T'AT + I, per level
-        AT = [[_lin(T[:, c], A[b]) for c in range(p)] for b in range(p)]
-        M = [[_lin(T[:, a], [AT[b][c] for b in range(p)]) for c in range(p)] for a in range(p)]
+        A = self.A
+        Tc = _const(T, p)
+        AT = _mm(A, Tc, p, l)
+        M = _mm(Tc, AT, p, l, At=True)
         for a in range(p):
-            M[a][a] = M[a][a] + 1.0
-        L = _chol(M)
-        R = [_lin(T[:, a], Z) for a in range(p)]
-        Q = _fwd(L, R, p, col=True)
-        MXX = self.xyxy.copy()
-        with blas_threads(None if l * k >= BIG_GEMM else 1):
-            for a in range(p):
-                MXX -= Q[a].T @ Q[a]
+            M[a][a] = _z(M[a][a], l) + 1.0
+        M = [[_z(M[i][j], l) for j in range(p)] for i in range(p)]
+        L = _chol(M, p)
+        Li = _lower_inv(L, p, l)
+        Minv = _mm(Li, Li, p, l, At=True)
+        E = _mm(Minv, [[Tc[j][i] for j in range(p)] for i in range(p)], p, l)     # Minv T'
+        W = _mm(Tc, E, p, l)                                                       # T Minv T'
+        MXX = self.xyxy - self._gram(W)
         Lxx = np.linalg.cholesky(MXX)
         logdet_L = 2.0 * float(sum(np.sum(np.log(L[a][a])) for a in range(p)))
         pwrss = float(Lxx[k, k] ** 2)
@@ -159,26 +189,32 @@ class SingleTerm:
             return float(dev), None
         Lx_inv = _tri_inv(Lxx[:k, :k])
         beta = Lx_inv.T @ Lxx[k, :k]
-        rhs = [Q[a][:, k] - Q[a][:, :k] @ beta for a in range(p)]
-        u = _bwd(L, rhs, p, col=False)
-        # sum over levels of M^{-1} = L^{-T} L^{-1}
-        eye = [[np.ones(l) if i == j else None for j in range(p)] for i in range(p)]
-        Li = [_fwd(L, [eye[i][j] if eye[i][j] is not None else np.zeros(l) for i in range(p)], p, col=False)
-              for j in range(p)]  # Li[j][i] = (L^{-1})[i, j]
-        minv_sum = np.array([[sum(float(Li[a][b] @ Li[c][b]) for b in range(p)) for c in range(p)] for a in range(p)])
-        bvec = [_lin(T[a, :], u) for a in range(p)]
-        rZ = [Z[a][:, k] - Z[a][:, :k] @ beta - sum(A[a][c] * bvec[c] for c in range(p)) for a in range(p)]
+        r = [self.zy[b] - self.Zx[b] @ beta for b in range(p)]
+        u = [sum(_z(E[a][b], l) * r[b] for b in range(p)) for a in range(p)]
+        minv_sum = np.array([[float(np.sum(_z(Minv[a][c], l))) for c in range(p)] for a in range(p)])
+        bvec = [sum(T[a, c] * u[c] for c in range(p) if T[a, c] != 0.0) + np.zeros(l) for a in range(p)]
+        rZ = [r[a] - sum(A[a][c] * bvec[c] for c in range(p)) for a in range(p)]
         g_pw = -2.0 * np.array([[float(rZ[a] @ u[b]) for b in range(p)] for a in range(p)])
         g = 2.0 * ((l * np.eye(p) - minv_sum) @ np.linalg.inv(T)).T + nu * g_pw / pwrss
         if self.reml and k:
-            V = _bwd(L, [Q[a][:, :k] for a in range(p)], p, col=True)
-            lamV = [_lin(T[a, :], V) for a in range(p)]
             Sinv = Lx_inv.T @ Lx_inv
+            ATE = _mm(AT, E, p, l)
+            G = [[(1.0 if a == c else 0.0) - _z(ATE[a][c], l) for c in range(p)] for a in range(p)]
+            with blas_threads(None if l * k >= BIG_GEMM else 1):
+                H = [self.Zx[c] @ Sinv for c in range(p)]
+            h = [[None] * p for _ in range(p)]
+            for c in range(p):
+                for d in range(c, p):
+                    h[c][d] = h[d][c] = np.einsum("ij,ij->i", H[c], self.Zx[d])
             g_rx = np.empty((p, p))
             for a in range(p):
-                F = Z[a][:, :k] - sum(A[a][c][:, None] * lamV[c] for c in range(p))
-                G = F @ Sinv
                 for b in range(p):
-                    g_rx[a, b] = float(np.vdot(G, V[b]))
+                    acc = 0.0
+                    for c in range(p):
+                        for d in range(p):
+                            if E[b][d] is None:
+                                continue
+                            acc += float(np.sum(G[a][c] * _z(E[b][d], l) * h[c][d]))
+                    g_rx[a, b] = acc
             g = g - 2.0 * g_rx
         return float(dev), g
