@@ -232,7 +232,9 @@ def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *
     weights, offset : str, array-like or None
         Prior weights / offset: a column name or one value per row.
     check : {"lmer", "glmer", "none"}
-        Which of lme4's level-count checks to apply (see :func:`build_re_terms`).
+        Which of lme4's checks to apply: "lmer" and "glmer" require at least
+        one random-effects term and check the number of levels (see
+        :func:`build_re_terms`); "none" only requires 2 levels per factor.
     require_numeric_response : bool
         If False, a two-level factor response becomes 0/1 (binomial GLMMs).
     sparse_x : bool, optional
@@ -257,6 +259,12 @@ def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *
     """
     if isinstance(parsed, str):
         parsed = parse_formula(parsed)
+    if check in ("lmer", "glmer") and not parsed.bars:
+        raise FormulaError(
+            "no random-effects terms in the formula; add one such as (1 | group), "
+            "or use an ordinary linear model",
+            parsed.formula, (0, len(parsed.formula)),
+        )
     frame = model_frame(parsed, data, weights, offset)
     y, y_name = _response(parsed, frame, require_numeric_response)
     if frame.weights is not None and np.any(frame.weights < 0):
@@ -313,7 +321,8 @@ def lformula(formula: str, data, weights=None, offset=None) -> Design:
     Raises
     ------
     FormulaError
-        Malformed formula, a grouping factor with fewer than 2 levels or as
+        Malformed formula (the message marks the offending part), no
+        random-effects term, a grouping factor with fewer than 2 levels or as
         many levels as rows.
     DataError
         Unknown column (close names suggested), non-numeric response, no

@@ -107,3 +107,10 @@ def test_pandas_nullable_and_index():
         d = ml.lformula("y ~ xi + (1 | g)", df)
     assert d.n == 95
     np.testing.assert_array_equal(d.X[:, 1], np.delete(np.round(df["x"].to_numpy() * 10), 4))
+
+
+def test_a_mixed_model_needs_a_random_term():
+    with pytest.raises(FormulaError, match=r"no random-effects terms in the formula; add one such as \(1 \| group\), or use an "
+                                           r"ordinary linear model"):
+        ml.lformula("y ~ x", case_data())
+    assert build_design("y ~ x", case_data(), check="none").Z.shape == (96, 0)
