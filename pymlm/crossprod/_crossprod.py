@@ -130,46 +130,39 @@ def term_z(codes: np.ndarray, X: np.ndarray, nlevels: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ascontiguousarray(X).ravel(), indices, indptr), shape=(n, p * nlevels))
 
 
-def _chunk(codes_list, Xs, X, y, w, levels, p):
-    """Cross-products of one chunk of rows (all arrays already sliced); ``w`` None means unit weights."""
+def _compact(codes: np.ndarray, nlevels: int):
+    """The levels present in a chunk and the chunk's codes renumbered among them."""
+    present = np.bincount(codes, minlength=nlevels) > 0
+    levels = np.flatnonzero(present)
+    local = (np.cumsum(present) - 1)[codes]
+    return levels, local
+
+
+def _xy_gram(X, y, w, p):
+    """[X y] and [X y]'W[X y] of a chunk (``w`` None: unit weights)."""
     n = y.shape[0]
     if sp.issparse(X):
         Xy = sp.hstack([X, sp.csr_matrix(y[:, None])], format="csr")
         WXy = Xy if w is None else sp.diags(w) @ Xy
-        xyxy = (Xy.T @ WXy).toarray()
-    else:
-        Xy = np.empty((n, p + 1))
-        Xy[:, :p] = X
-        Xy[:, p] = y
-        if w is None:
-            WXy = Xy
-            # symmetric rank-k update: half the flops of a general product
-            low = sla.blas.dsyrk(1.0, Xy, trans=1, lower=1)
-            xyxy = low + np.tril(low, -1).T
-        else:
-            WXy = Xy * w[:, None]
-            xyxy = Xy.T @ WXy
-    Zs = [term_z(c, Xk, lk) for c, Xk, lk in zip(codes_list, Xs, levels)]
-    zz_diag, zxy = [], []
-    for Z, Xk, lk in zip(Zs, Xs, levels):
-        pk = Xk.shape[1]
-        zz_diag.append(np.asarray(Z.T @ (Xk if w is None else Xk * w[:, None])).reshape(lk, pk, pk))
-        prod = Z.T @ WXy
-        prod = prod.toarray() if sp.issparse(prod) else np.asarray(prod)
-        zxy.append(prod.reshape(lk, pk, p + 1))
-    off, inc = {}, {}
-    for j in range(len(Zs)):
-        for m in range(j):
-            WZm = Zs[m] if w is None else Zs[m].multiply(w[:, None]).tocsr()
-            off[(j, m)] = (Zs[j].T @ WZm).tocsr()
-            cj, cm = (codes_list[j], codes_list[m]) if w is None else (codes_list[j][w > 0], codes_list[m][w > 0])
-            inc[(j, m)] = sp.csr_matrix((np.ones(cj.size), (cj, cm)), shape=(levels[j], levels[m]))
-    return zz_diag, off, inc, zxy, xyxy
+        return Xy, WXy, (Xy.T @ WXy).toarray()
+    Xy = np.empty((n, p + 1))
+    Xy[:, :p] = X
+    Xy[:, p] = y
+    if w is None:
+        # symmetric rank-k update: half the flops of a general product
+        low = sla.blas.dsyrk(1.0, Xy, trans=1, lower=1)
+        return Xy, Xy, low + np.tril(low, -1).T
+    WXy = Xy * w[:, None]
+    return Xy, WXy, Xy.T @ WXy
 
 
 def cross_products(codes_list, Xs, levels, X, y, weights=None, freq_weights=None,
                    chunk_size: int = 500_000) -> CrossProducts:
     """Accumulate the cross-product blocks of a mixed model, chunk by chunk.
+
+    Each chunk's contributions are computed on the levels present in it and
+    added in place, so the work per chunk is proportional to its rows, not to
+    the number of levels.
 
     Parameters
     ----------
@@ -203,13 +196,36 @@ def cross_products(codes_list, Xs, levels, X, y, weights=None, freq_weights=None
     n_eff = float(fw[pos].sum())
     sum_log_w = float(np.sum(fw[pos] * np.log(w[pos]))) if weights is not None else 0.0
     dims = tuple((Xk.shape[1], int(lk)) for Xk, lk in zip(Xs, levels))
-    total = None
+    zz_diag = [np.zeros((lk, pk, pk)) for pk, lk in dims]
+    zxy = [np.zeros((lk, pk, p + 1)) for pk, lk in dims]
+    xyxy = np.zeros((p + 1, p + 1))
+    off: dict = {}
+    inc: dict = {}
     for s in range(0, max(n, 1), chunk_size):
         e = min(n, s + chunk_size)
-        Xc = X[s:e]
-        parts = _chunk([c[s:e] for c in codes_list], [Xk[s:e] for Xk in Xs], Xc, y[s:e],
-                       None if wt is None else wt[s:e], levels, p)
-        cp = CrossProducts(dims, p, 0.0, 0.0, tuple(parts[0]), parts[1], parts[2], tuple(parts[3]), parts[4])
-        total = cp if total is None else total.add(cp)
-    return CrossProducts(dims, p, n_eff, sum_log_w, total.zz_diag, total.zz_off, total.incidence,
-                         total.zxy, total.xyxy)
+        wc = None if wt is None else wt[s:e]
+        _, WXy, g = _xy_gram(X[s:e], y[s:e], wc, p)
+        xyxy += g
+        Zs = []
+        for k, (pk, lk) in enumerate(dims):
+            codes = codes_list[k][s:e]
+            Xk = Xs[k][s:e]
+            present, local = _compact(codes, lk)
+            Z = term_z(local, Xk, len(present))
+            zz_diag[k][present] += np.asarray(Z.T @ (Xk if wc is None else Xk * wc[:, None])).reshape(-1, pk, pk)
+            prod = Z.T @ WXy
+            prod = prod.toarray() if sp.issparse(prod) else np.asarray(prod)
+            zxy[k][present] += prod.reshape(-1, pk, p + 1)
+            if len(dims) > 1:
+                Zs.append(term_z(codes, Xk, lk))
+        for j in range(len(Zs)):
+            for m in range(j):
+                WZm = Zs[m] if wc is None else Zs[m].multiply(wc[:, None]).tocsr()
+                blk = (Zs[j].T @ WZm).tocsr()
+                cj, cm = codes_list[j][s:e], codes_list[m][s:e]
+                if wc is not None:
+                    cj, cm = cj[wc > 0], cm[wc > 0]
+                cnt = sp.csr_matrix((np.ones(cj.size), (cj, cm)), shape=(dims[j][1], dims[m][1]))
+                off[(j, m)] = _add_sparse(off.get((j, m)), blk)
+                inc[(j, m)] = _add_sparse(inc.get((j, m)), cnt)
+    return CrossProducts(dims, p, n_eff, sum_log_w, tuple(zz_diag), off, inc, tuple(zxy), xyxy)
