@@ -26,7 +26,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-__all__ = ["CrossProducts", "cross_products", "term_z"]
+__all__ = ["CrossProducts", "ClusterCrossProducts", "cross_products", "cluster_cross_products", "term_z"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,3 +229,114 @@ def cross_products(codes_list, Xs, levels, X, y, weights=None, freq_weights=None
                 off[(j, m)] = _add_sparse(off.get((j, m)), blk)
                 inc[(j, m)] = _add_sparse(inc.get((j, m)), cnt)
     return CrossProducts(dims, p, n_eff, sum_log_w, tuple(zz_diag), off, inc, tuple(zxy), xyxy)
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterCrossProducts:
+    """Cross-products kept per cluster (level of the single grouping factor).
+
+    For a model whose random terms all share one grouping factor, the rows of
+    different levels are independent clusters, and every block of
+    :class:`CrossProducts` is a sum of per-cluster blocks. Keeping them apart
+    makes a reweighted or subsetted data set cost O(clusters), not O(rows):
+    a bootstrap resample with multinomial counts c, a bag-of-little-bootstraps
+    subset or a split-sample partition is ``combine(c)``.
+
+    Attributes
+    ----------
+    p_re : int
+        Random-effect coefficients per cluster.
+    zz : ndarray (l, p_re, p_re)
+    zxy : ndarray (l, p_re, p + 1)
+    xyxy : ndarray (l, p + 1, p + 1)
+    n : ndarray (l,)
+        Observations per cluster (sum of frequency weights of positive-weight rows).
+    sum_log_w : ndarray (l,)
+    """
+
+    zz: np.ndarray
+    zxy: np.ndarray
+    xyxy: np.ndarray
+    n: np.ndarray
+    sum_log_w: np.ndarray
+
+    @property
+    def n_clusters(self) -> int:
+        return self.zz.shape[0]
+
+    @property
+    def p(self) -> int:
+        return self.zxy.shape[2] - 1
+
+    def combine(self, counts=None, clusters=None) -> CrossProducts:
+        """The cross-products of a data set made of these clusters.
+
+        Parameters
+        ----------
+        counts : ndarray (m,), optional
+            How many times each selected cluster enters (bootstrap counts);
+            default once each. A count of 0 leaves the cluster out.
+        clusters : ndarray of int (m,), optional
+            Which clusters; default all.
+
+        Returns
+        -------
+        CrossProducts
+            One level per selected cluster (in the given order). A cluster
+            counted c times contributes c times its blocks, as c independent
+            copies of it would.
+        """
+        idx = np.arange(self.n_clusters) if clusters is None else np.asarray(clusters)
+        c = np.ones(idx.size) if counts is None else np.asarray(counts, dtype=float)
+        if c.shape != idx.shape:
+            raise ValueError(f"counts has {c.size} entries for {idx.size} clusters")
+        keep = c > 0
+        idx, c = idx[keep], c[keep]
+        zz = self.zz[idx] * c[:, None, None]
+        zxy = self.zxy[idx] * c[:, None, None]
+        xyxy = np.einsum("l,lij->ij", c, self.xyxy[idx])
+        p_re = self.zz.shape[1]
+        return CrossProducts(((p_re, idx.size),), self.p, float(c @ self.n[idx]), float(c @ self.sum_log_w[idx]),
+                             (zz,), {}, {}, (zxy,), xyxy)
+
+
+def cluster_cross_products(codes, Xk, nlevels, X, y, weights=None, chunk_size: int = 200_000):
+    """Per-cluster cross-products for one grouping factor (see :class:`ClusterCrossProducts`).
+
+    Parameters
+    ----------
+    codes : ndarray (n,)
+        Cluster (level) of each row.
+    Xk : ndarray (n, p_re)
+        Random-effects model matrix (all terms on this factor, side by side).
+    nlevels : int
+    X : ndarray (n, p)
+    y : ndarray (n,)
+        Response minus offset.
+    weights : ndarray (n,), optional
+        Prior weights.
+    """
+    n, p = X.shape
+    p_re = Xk.shape[1]
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    zz = np.zeros((nlevels, p_re, p_re))
+    zxy = np.zeros((nlevels, p_re, p + 1))
+    xyxy = np.zeros((nlevels, p + 1, p + 1))
+    pos = w > 0
+    cnt = np.bincount(codes[pos], minlength=nlevels).astype(float)
+    slw = np.bincount(codes[pos], weights=np.log(w[pos]), minlength=nlevels) if weights is not None else np.zeros(nlevels)
+    for s in range(0, n, chunk_size):
+        e = min(n, s + chunk_size)
+        c = codes[s:e]
+        Xc = X[s:e].toarray() if sp.issparse(X) else X[s:e]
+        Xy = np.column_stack([Xc, y[s:e]])
+        sw = np.sqrt(w[s:e])[:, None]
+        WXy = Xy * sw
+        Wk = Xk[s:e] * sw
+        present, local = _compact(c, nlevels)
+        # per-cluster outer products summed with a sparse indicator of the clusters
+        ind = sp.csr_matrix((np.ones(e - s), (local, np.arange(e - s))), shape=(present.size, e - s))
+        zz[present] += np.asarray(ind @ np.einsum("ia,ib->iab", Wk, Wk).reshape(e - s, -1)).reshape(-1, p_re, p_re)
+        zxy[present] += np.asarray(ind @ np.einsum("ia,ib->iab", Wk, WXy).reshape(e - s, -1)).reshape(-1, p_re, p + 1)
+        xyxy[present] += np.asarray(ind @ np.einsum("ia,ib->iab", WXy, WXy).reshape(e - s, -1)).reshape(-1, p + 1, p + 1)
+    return ClusterCrossProducts(zz, zxy, xyxy, cnt, slw)

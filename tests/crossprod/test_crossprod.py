@@ -60,3 +60,24 @@ def test_adding_different_models_is_an_error():
     two = cross_products([c], [np.ones((20, 2))], [3], np.ones((20, 1)), rng.standard_normal(20))
     with pytest.raises(ValueError, match="different models"):
         one + two
+
+
+@given(random_designs(max_terms=1))
+def test_cluster_cross_products_combine_to_the_whole(d):
+    from pymlm.crossprod import cluster_cross_products
+
+    codes, Xk, lk = d["codes"][0], d["Xs"][0], d["levels"][0]
+    cl = cluster_cross_products(codes, Xk, lk, d["X"], d["y"], chunk_size=17)
+    whole = _cp(d)
+    np.testing.assert_allclose(cl.combine().dense(), whole.dense(), atol=1e-9)
+    # counts: a cluster drawn twice equals its rows repeated
+    counts = d["rng"].integers(0, 3, size=lk)
+    rows = np.concatenate([np.repeat(np.flatnonzero(codes == j), counts[j]) for j in range(lk)])
+    if rows.size == 0:
+        return
+    boot = cl.combine(counts)
+    Xy = np.column_stack([d["X"], d["y"]])[rows]
+    assert boot.n == pytest.approx(float(rows.size))
+    np.testing.assert_allclose(boot.xyxy, Xy.T @ Xy, atol=1e-9)
+    kept = np.flatnonzero(counts)
+    np.testing.assert_allclose(boot.zz_diag[0], cl.zz[kept] * counts[kept][:, None, None])
