@@ -121,6 +121,22 @@ class GamTerm:
         by = None if self.by is None else (self.by.take(sl) if isinstance(self.by, Factor) else self.by[sl])
         return self.smooth.matrix(cols, by)
 
+    def rows_dot(self, start: int, stop: int, coef: np.ndarray) -> np.ndarray:
+        """``rows(start, stop) @ coef``, without forming the rows when the basis allows."""
+        sl = slice(start, stop)
+        if self.re is not None:
+            codes = self.re.codes[sl]
+            X = self.re.X[sl]
+            l = self.re.nlevels
+            valid = codes >= 0
+            out = np.zeros(codes.shape[0])
+            for r in range(X.shape[1]):  # q columns per level, a handful
+                out += np.where(valid, X[:, r] * coef[r * l + np.maximum(codes, 0)], 0.0)
+            return out
+        cols = [c.take(sl) if isinstance(c, Factor) else c[sl] for c in self.cov]
+        by = None if self.by is None else (self.by.take(sl) if isinstance(self.by, Factor) else self.by[sl])
+        return self.smooth.dot(cols, coef, by)
+
     def new_matrix(self, newdata: pd.DataFrame):
         """The term's columns on new data (dense or CSR); unseen levels give zero rows."""
         if self.re is not None:

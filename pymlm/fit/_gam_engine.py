@@ -123,6 +123,15 @@ class ChunkEngine:
 
     def eta(self, beta: np.ndarray) -> np.ndarray:
         out = np.empty(self.n)
+        if not self.cache:
+            # term by term: bases that can evaluate X beta without forming X do so
+            pp = self.design.pp
+            for s, e in self._ranges():
+                v = self.design.parametric_rows(s, e) @ beta[:pp]
+                for t in self.design.terms:
+                    v += t.rows_dot(s, e, beta[t.cols])
+                out[s:e] = v
+            return out
         bd = beta[self.dcols]
         bs = beta[self.scols]
         for s, e in self._ranges():

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Factor", "RawBasis", "Basis", "as_covariate", "r_seq"]
+__all__ = ["Factor", "RawBasis", "Basis", "as_covariate", "r_seq", "row_chunks", "ROW_CHUNK"]
+
+#: Rows evaluated at a time when a basis passes over the construction data,
+#: so that building a term never holds an n-row model matrix.
+ROW_CHUNK = 50_000
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,12 @@ def as_covariate(values, name: str = ""):
 
 @dataclass
 class RawBasis:
-    """The raw basis on the construction data, before constraints and scaling.
+    """The raw basis of a term, before constraints and scaling.
 
     Attributes
     ----------
-    X : ndarray or scipy.sparse matrix, shape (n, k)
+    ncol : int
+        Number of basis functions k.
     S : list of ndarray, each (k, k)
         Penalty matrices.
     rank : list of int
@@ -80,7 +85,7 @@ class RawBasis:
         factor-smooth interactions).
     """
 
-    X: object
+    ncol: int
     S: list
     rank: list
     null_space_dim: int
@@ -109,6 +114,18 @@ class Basis:
     def predict(self, cols: list):  # pragma: no cover - interface
         raise NotImplementedError
 
+    def predict_dot(self, cols: list, coef: np.ndarray) -> np.ndarray:
+        """``predict(cols) @ coef`` (bases may do this without forming the matrix)."""
+        return np.asarray(self.predict(cols) @ coef).ravel()
+
+
+def row_chunks(cols: list, size: int = ROW_CHUNK):
+    """Yield the covariates ``cols`` (arrays or Factors of equal length) ``size`` rows at a time."""
+    n = len(cols[0])
+    for s in range(0, n, size):
+        sl = slice(s, min(s + size, n))
+        yield [c.take(sl) if isinstance(c, Factor) else c[sl] for c in cols]
+
 
 def r_seq(start: float, stop: float, n: int) -> np.ndarray:
     """R's ``seq(start, stop, length.out = n)``, bit for bit.
@@ -131,15 +148,28 @@ def r_seq(start: float, stop: float, n: int) -> np.ndarray:
 SINGLE_THREAD_MAX = 1000
 
 
+_CONTROLLER = []
+
+
 def blas_threads_for(size: int):
     """A context manager limiting BLAS to one thread for problems of at most
-    :data:`SINGLE_THREAD_MAX` (a no-op without threadpoolctl)."""
+    :data:`SINGLE_THREAD_MAX` (a no-op without threadpoolctl).
+
+    The thread-pool controller is built once (finding the loaded BLAS
+    libraries takes about 0.1 s) and reused.
+    """
     import contextlib
 
     if size > SINGLE_THREAD_MAX:
         return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional dependency
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - optional dependency
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    controller = _CONTROLLER[0]
+    if controller is None:  # pragma: no cover
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return controller.limit(limits=1, user_api="blas")

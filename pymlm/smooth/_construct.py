@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError
-from ._basis import Basis, Factor
+from ._basis import Basis, Factor, row_chunks
 from ._cr import CubicRegressionSpline
 from ._fs import FactorSmooth
 from ._ps import PSpline
@@ -202,6 +202,13 @@ class SmoothTerm:
         by = by.recode(self.by_levels)
         return (by.codes == self.by_levels.index(self.by_level)).astype(float)
 
+    def dot(self, cols: list, coef: np.ndarray, by=None) -> np.ndarray:
+        """``matrix(cols, by) @ coef`` (n,), without forming the matrix when the basis can."""
+        raw = coef if self.Z is None else self.Z @ coef
+        out = self.basis.predict_dot(cols, raw)
+        mult = self.by_multiplier(by)
+        return out if mult is None else out * mult
+
     def unconstrained(self, cols: list):
         """The raw basis on ``cols`` (before constraint and ``by``)."""
         return self.basis.predict(cols)
@@ -228,12 +235,6 @@ class SmoothTerm:
         if mult is not None:
             X = X.multiply(mult[:, None]).tocsr() if sp.issparse(X) else X * mult[:, None]
         return X
-
-
-def _norm_inf_sq(X) -> float:
-    if sp.issparse(X):
-        return float(np.max(np.asarray(abs(X).sum(axis=1)))) ** 2
-    return float(np.max(np.sum(np.abs(X), axis=1))) ** 2
 
 
 def construct_smooth(spec: SmoothSpec, cols: list, by=None) -> list[SmoothTerm]:
@@ -276,13 +277,25 @@ def construct_smooth(spec: SmoothSpec, cols: list, by=None) -> list[SmoothTerm]:
     is_factor = [isinstance(c, Factor) for c in cols]
     basis = make_basis(spec, is_factor)
     raw = basis.construct(cols)
-    X = raw.X
-    k = X.shape[1]
+    k = raw.ncol
     S = [] if spec.fx else [np.asarray(s, dtype=float) for s in raw.S]
     rank = [] if spec.fx else list(raw.rank)
     S_scale = [1.0] * len(S)
+    # one pass over the data, a block of rows at a time: column means (the constraint)
+    # and the largest absolute row sum (the penalty scale), never the n-row matrix
+    n = len(cols[0])
+    colsum = np.zeros(k)
+    max_row = 0.0
+    for chunk in row_chunks(cols):
+        Xc = basis.predict(chunk)
+        if sp.issparse(Xc):
+            colsum += np.asarray(Xc.sum(axis=0)).ravel()
+            max_row = max(max_row, float(np.max(np.asarray(abs(Xc).sum(axis=1)))))
+        else:
+            colsum += Xc.sum(axis=0)
+            max_row = max(max_row, float(np.max(np.sum(np.abs(Xc), axis=1))))
     if S and not basis.no_rescale:
-        maXX = _norm_inf_sq(X)
+        maXX = max_row**2
         for j, Sj in enumerate(S):
             maS = float(np.max(np.sum(np.abs(Sj), axis=0))) / maXX
             S[j] = Sj / maS
@@ -304,10 +317,7 @@ def construct_smooth(spec: SmoothSpec, cols: list, by=None) -> list[SmoothTerm]:
     Z = None
     nsd = raw.null_space_dim
     if constrain:
-        if sp.issparse(X):
-            C = np.asarray(X.mean(axis=0)).reshape(1, -1)
-        else:
-            C = X.mean(axis=0, keepdims=True)
+        C = (colsum / n).reshape(1, -1)
         Z = _constraint_basis(C)
         S = [Z.T @ Sj @ Z for Sj in S]
         S = [(Sj + Sj.T) / 2 for Sj in S]

@@ -23,37 +23,42 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..errors import DataError
-from ._basis import Basis, Factor, RawBasis
+from ._basis import Basis, Factor, RawBasis, row_chunks
 
 __all__ = ["FactorSmooth", "natural_parametrization"]
 
 
-def natural_parametrization(X: np.ndarray, S: np.ndarray, rank: int):
-    """mgcv's ``nat.param(X, S, rank, type = 1)`` with unit mean-square columns.
+def natural_parametrization(XtX: np.ndarray, n: int, S: np.ndarray, rank: int):
+    """mgcv's ``nat.param(X, S, rank, type = 1)`` with unit mean-square columns, from ``X'X``.
+
+    With ``R'R = X'X`` and ``R^{-T} S R^{-1} = U diag(d) U'``, the new basis
+    ``X R^{-1} U E^{-1}`` (``E = sqrt(d)`` on the range space, 1 on the null
+    space) has an identity penalty on its range space; its columns' mean
+    squares are ``diag(P' X'X P) / n``, so only ``X'X`` is needed.
 
     Returns
     -------
     P : ndarray (k, k)
-        New basis is ``X @ P``.
+        The new basis is ``X @ P``.
     D : float
         The penalty on the range space is ``D * I_rank``.
     """
-    Q, R = np.linalg.qr(X)
+    R = np.linalg.cholesky((XtX + XtX.T) / 2).T
     Rinv = sla.solve_triangular(R, np.eye(R.shape[0]))
     RSR = Rinv.T @ S @ Rinv
     vals, vecs = np.linalg.eigh((RSR + RSR.T) / 2)
     order = np.argsort(-vals, kind="stable")
     vals, vecs = vals[order], vecs[:, order]
-    k = X.shape[1]
+    k = XtX.shape[0]
     E = np.ones(k)
     E[:rank] = np.sqrt(vals[:rank])
     P = (Rinv @ vecs) / E
-    Xn = (Q @ vecs) / E
-    scale = 1.0 / np.sqrt(np.mean(Xn[:, :rank] ** 2))
+    msq = np.einsum("ij,jk,ki->i", P.T, XtX, P) / n
+    scale = 1.0 / np.sqrt(np.mean(msq[:rank]))
     P[:, :rank] *= scale
     D = scale**2
     if rank < k:
-        scalef = 1.0 / np.sqrt(np.mean(Xn[:, rank:] ** 2))
+        scalef = 1.0 / np.sqrt(np.mean(msq[rank:]))
         P[:, rank:] *= scalef
     return P, D
 
@@ -94,9 +99,12 @@ class FactorSmooth(Basis):
         if len(raw.S) != 1:
             raise DataError(f"{self.label}: the base basis of an 'fs' term must have one penalty")
         rank = int(raw.rank[0])
-        Xb = np.asarray(raw.X)
-        self.P, D = natural_parametrization(Xb, raw.S[0], rank)
-        kb = Xb.shape[1]
+        kb = raw.ncol
+        XtX = np.zeros((kb, kb))
+        for chunk in row_chunks(rest):
+            Xb = np.asarray(self.base.predict(chunk))
+            XtX += Xb.T @ Xb
+        self.P, D = natural_parametrization(XtX, len(rest[0]), raw.S[0], rank)
         self.kb = kb
         nl = len(self.levels)
         null_d = kb - rank
@@ -106,8 +114,7 @@ class FactorSmooth(Basis):
             u = np.zeros(kb)
             u[rank + j] = 1.0
             S.append(np.diag(np.tile(u, nl)))
-        X = self.predict(cols)
-        return RawBasis(X, S, [rank * nl] + [nl] * null_d, 0, constraint="none")
+        return RawBasis(kb * nl, S, [rank * nl] + [nl] * null_d, 0, constraint="none")
 
     def base_matrix(self, cols: list) -> np.ndarray:
         """The reparametrized base basis (n, kb) of the metric covariate(s)."""

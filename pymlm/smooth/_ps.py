@@ -47,8 +47,8 @@ class PSpline(Basis):
     --------
     >>> import numpy as np
     >>> raw = PSpline(k=8).construct([np.linspace(0, 1, 30)])
-    >>> raw.X.shape, raw.rank, raw.null_space_dim
-    ((30, 8), [6], 2)
+    >>> raw.ncol, raw.rank, raw.null_space_dim
+    (8, [6], 2)
     """
 
     name = "ps"
@@ -88,13 +88,12 @@ class PSpline(Basis):
         xu += xr * 0.001
         dx = (xu - xl) / (nk - 1)
         self.knots = r_seq(xl - dx * (m1 + 1), xu + dx * (m1 + 1), nk + 2 * m1 + 2)
-        X = self.predict([x])
         if m2 > 0:
             Dm = np.diff(np.eye(self.k), n=m2, axis=0)
         else:
             Dm = np.eye(self.k)
         S = Dm.T @ Dm
-        return RawBasis(X, [S], [self.k - m2], m2)
+        return RawBasis(self.k, [S], [self.k - m2], m2)
 
     def predict(self, cols: list) -> np.ndarray:
         (x,) = cols

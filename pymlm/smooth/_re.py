@@ -33,8 +33,9 @@ class RandomEffect(Basis):
     >>> import numpy as np
     >>> from pymlm.smooth._basis import Factor
     >>> g = Factor(np.array([0, 1, 1, 2]), ("a", "b", "c"))
-    >>> raw = RandomEffect().construct([g])
-    >>> raw.X.toarray().tolist()
+    >>> b = RandomEffect()
+    >>> raw = b.construct([g])
+    >>> b.predict([g]).toarray().tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     """
 
@@ -49,11 +50,10 @@ class RandomEffect(Basis):
 
     def construct(self, cols: list) -> RawBasis:
         self.levels = [c.levels if isinstance(c, Factor) else None for c in cols]
-        X = self.predict(cols)
-        if X.shape[1] == 0:
+        k = self.ncol
+        if k == 0:
             raise DataError(f"{self.label}: the random effect has no columns")
-        k = X.shape[1]
-        return RawBasis(X, [np.eye(k)], [k], 0, constraint="none")
+        return RawBasis(k, [np.eye(k)], [k], 0, constraint="none")
 
     @property
     def ncol(self) -> int:
@@ -87,6 +87,11 @@ class RandomEffect(Basis):
                 mult = v if mult is None else mult * v
         codes[~valid] = -1
         return codes, mult
+
+    def predict_dot(self, cols: list, coef: np.ndarray) -> np.ndarray:
+        codes, mult = self.structure(cols)
+        out = np.where(codes >= 0, np.asarray(coef)[np.maximum(codes, 0)], 0.0)
+        return out if mult is None else out * mult
 
     def predict(self, cols: list):
         codes, mult = self.structure(cols)

@@ -50,8 +50,8 @@ class TensorProduct(Basis):
     >>> rng = np.random.default_rng(1)
     >>> te = TensorProduct([CubicRegressionSpline(5), CubicRegressionSpline(4)])
     >>> raw = te.construct([rng.uniform(size=40), rng.uniform(size=40)])
-    >>> raw.X.shape, len(raw.S), raw.rank, raw.null_space_dim
-    ((40, 20), 2, [12, 10], 4)
+    >>> raw.ncol, len(raw.S), raw.rank, raw.null_space_dim
+    (20, 2, [12, 10], 4)
     """
 
     name = "te"
@@ -62,28 +62,25 @@ class TensorProduct(Basis):
         self.fx = fx
 
     def construct(self, cols: list) -> RawBasis:
-        Xm, Sm, d, r, nr = [], [], [], [], []
+        Sm, d, r, nr = [], [], [], []
         self.XP = []
         for basis, x in zip(self.margins, cols):
             raw = basis.construct([x])
-            X = np.asarray(raw.X)
             S = raw.S[0]
             P = None
+            dim = raw.ncol
             if not basis.noterp:
-                dim = X.shape[1]
                 pts = r_seq(float(np.min(x)), float(np.max(x)), dim)
                 u, sv, vt = np.linalg.svd(np.asarray(basis.predict([pts])))
                 if sv[-1] / sv[0] < np.finfo(float).eps ** 0.66:
                     P = None
                 else:
                     P = vt.T @ (u.T / sv[:, None])
-                    X = X @ P
                     S = P.T @ S @ P
             self.XP.append(P)
             S = S / np.linalg.eigvalsh((S + S.T) / 2)[-1]
-            Xm.append(X)
             Sm.append(S)
-            d.append(X.shape[1])
+            d.append(dim)
             r.append(int(raw.rank[0]))
             nr.append(raw.null_space_dim)
         total = int(np.prod(d))
@@ -97,8 +94,7 @@ class TensorProduct(Basis):
             ranks.append(total * r[i] // d[i])
         if self.fx:
             pens, ranks = [], []
-        X = row_kron(Xm)
-        return RawBasis(X, pens, ranks, int(np.prod(nr)))
+        return RawBasis(total, pens, ranks, int(np.prod(nr)))
 
     def predict(self, cols: list) -> np.ndarray:
         mats = []

