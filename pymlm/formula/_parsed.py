@@ -313,9 +313,12 @@ def _bars_from(term: Node, formula: str) -> list[BarTerm]:
     else:
         pieces = [(intercept, rest)]
         lhs_nodes = [None if intercept and not rest else lhs]
+    # lme4 expands '||' before '/', so the terms run piece by piece, then
+    # grouping factor by grouping factor; the order matters for ties when the
+    # terms are later sorted by number of levels.
     bars = []
-    for factors, name in groups:
-        for (icpt, nodes), sub in zip(pieces, lhs_nodes):
+    for (icpt, nodes), sub in zip(pieces, lhs_nodes):
+        for factors, name in groups:
             bars.append(BarTerm(sub, _text(icpt, nodes), factors, name, paren))
     return bars
 

@@ -103,6 +103,8 @@ cases <- list(
   list(case = "offset_both", formula = "y ~ x + offset(log(z)) + (1 | g)", offset = "x"),
   list(case = "missing_group", formula = "y ~ x + (1 | fm)"),
   list(case = "missing_scale", formula = "y ~ scale(x) + poly(z, 2) + fm + (1 | g)"),
+  list(case = "double_bar_nested", formula = "y ~ x + (x * f || site/unit)"),
+  list(case = "ties_across_bars", formula = "y ~ 1 + (x | h) + (log(z) || site/unit) + (log(z) | unit)"),
   list(case = "transformed_response_offset", formula = "scale(y) ~ x + offset(scale(z)) + fm + (1 | g)"),
   list(case = "cbind_binomial", formula = "cbind(a, b - a) ~ x + f + (1 | g)", family = "binomial")
 )
