@@ -56,6 +56,7 @@ class LmerResult:
         else:
             where = merge.where
         self._where = where
+        self._merge = merge
         self._data = data
         self.data_name = data_name
         self.options = dict(options or {})
@@ -437,6 +438,57 @@ class LmerResult:
         opts.update(kwargs)
         return lmer(new_formula, data, REML=self.reml if REML is None else REML,
                     data_name=self.data_name, **opts)
+
+    # ------------------------------------------------------------ inference
+    @cached_property
+    def problem(self):
+        """The fit-level view of this model used by the interval methods
+        (:class:`pymlm.inference.LmmProblem`)."""
+        from ..fit.terms import TermMerge
+        from ..inference import LmmProblem
+
+        d = self.design
+        merge = self._merge if self._merge is not None else TermMerge.of(d.re_terms)
+        codes, Xs, levels = [], [], []
+        for members in merge.groups:
+            t0 = d.re_terms[members[0]]
+            codes.append(t0.codes)
+            Xs.append(t0.X if len(members) == 1 else np.hstack([d.re_terms[k].X for k in members]))
+            levels.append(t0.nlevels)
+        y = d.y if d.offset is None else d.y - d.offset
+        return LmmProblem(self.crossprod, self.fit, self.reml, d.lower, merge.layout, merge.where,
+                          tuple(t.p for t in d.re_terms), list(d.X_names), codes, Xs, levels, d.X, y,
+                          d.weights, dict(self.options))
+
+    def confint(self, method: str = "wald", level: float = 0.95, seed=None, n_jobs: int = 1,
+                progress: bool = True, **options) -> pd.DataFrame:
+        """Confidence intervals, as lme4's ``confint``.
+
+        Parameters
+        ----------
+        method : {"wald", "profile", "boot", "blb", "split"}
+        level : float
+            Confidence level in (0, 1).
+        seed : int, optional
+            Seed of the resampling methods; results do not depend on ``n_jobs``.
+        n_jobs : int
+            Parallel processes for resampling methods.
+        progress : bool
+            Show a progress bar on long runs.
+        **options
+            Method options (e.g. ``nsim`` for ``"boot"``).
+
+        Returns
+        -------
+        DataFrame
+            Indexed by ``.sig01``..., ``.sigma`` and the fixed effects; columns
+            ``"2.5 %"``, ``"97.5 %"`` (from ``level``); ``attrs`` hold the method,
+            settings, seed, time and replicate table.
+        """
+        from ..inference import confint
+
+        return confint(self.problem, method=method, level=level, seed=seed, n_jobs=n_jobs,
+                       progress=progress, **options)
 
     # -------------------------------------------------------------- status
     @property

@@ -1,0 +1,193 @@
+"""What interval methods need from a fitted LMM, at the fit level.
+
+:class:`LmmProblem` bundles the cross-products, the optimum and the design
+arrays of one fit, with lme4's parameter naming for intervals: the standard
+deviations and correlations of the random effects (``.sig01``, ``.sig02``...,
+in the order of theta: per term, column-major lower triangle, a diagonal
+position giving a standard deviation and an off-diagonal one a
+correlation), then ``.sigma``, then the fixed effects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ..crossprod import CrossProducts, cluster_cross_products, cross_products
+from ..errors import OptionError
+from ..fit.lmm import LmmFit, fit_lmm
+
+__all__ = ["LmmProblem"]
+
+
+@dataclass(frozen=True, eq=False)
+class LmmProblem:
+    """A fitted LMM as the inference methods see it.
+
+    Attributes
+    ----------
+    cp : CrossProducts
+        Cross-products of the fitted (merged) terms.
+    fit : LmmFit
+    reml : bool
+    lower : ndarray
+        Lower bounds of theta.
+    layout : tuple of (rows, cols)
+        Template positions of theta per fitted term.
+    where : tuple of (int, int)
+        Per lme4 term: (fitted term, first column in it).
+    term_p : tuple of int
+        Coefficients per lme4 term.
+    fixef_names : list of str
+    codes, Xs, levels : lists
+        Per fitted term: level codes (n,), model matrix (n, p_k), number of levels.
+    X : ndarray (n, p) or sparse
+    y : ndarray (n,)
+        Response minus offset.
+    weights : ndarray (n,) or None
+    """
+
+    cp: CrossProducts
+    fit: LmmFit
+    reml: bool
+    lower: np.ndarray
+    layout: tuple
+    where: tuple
+    term_p: tuple
+    fixef_names: list
+    codes: list
+    Xs: list
+    levels: list
+    X: object
+    y: np.ndarray
+    weights: np.ndarray | None = None
+    options: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------ naming
+    @cached_property
+    def param_names(self) -> list[str]:
+        """lme4's confint names: ``.sig01``... ``.sigma`` then the fixed effects."""
+        n_sig = self.fit.theta.size
+        return [f".sig{i + 1:02d}" for i in range(n_sig)] + [".sigma"] + list(self.fixef_names)
+
+    @property
+    def n_sig(self) -> int:
+        return self.fit.theta.size
+
+    def _term_blocks(self, theta):
+        """The p x p template of each fitted term at theta."""
+        out = []
+        start = 0
+        for (rows, cols), (p, _) in zip(self.layout, self.cp.dims):
+            T = np.zeros((p, p))
+            T[rows, cols] = theta[start:start + len(rows)]
+            start += len(rows)
+            out.append(T)
+        return out
+
+    def sdcor(self, theta, sigma: float) -> np.ndarray:
+        """Random-effect sds and correlations in theta's order (lme4's ``.sigNN``)."""
+        theta = np.asarray(theta, dtype=float)
+        out = []
+        for (rows, cols), T in zip(self.layout, self._term_blocks(theta)):
+            S = sigma ** 2 * (T @ T.T)
+            sd = np.sqrt(np.maximum(np.diag(S), 0.0))
+            for i, j in zip(rows, cols):
+                if i == j:
+                    out.append(sd[i])
+                else:
+                    den = sd[i] * sd[j]
+                    out.append(S[i, j] / den if den > 0 else np.nan)
+        return np.asarray(out)
+
+    def sdcor_to_theta(self, sdcor, sigma: float) -> np.ndarray:
+        """Inverse of :meth:`sdcor`: theta from sds and correlations (positive definite case)."""
+        sdcor = np.asarray(sdcor, dtype=float)
+        out = []
+        start = 0
+        for (rows, cols), (p, _) in zip(self.layout, self.cp.dims):
+            vals = sdcor[start:start + len(rows)]
+            start += len(rows)
+            S = np.zeros((p, p))
+            sd = np.zeros(p)
+            for v, i, j in zip(vals, rows, cols):
+                if i == j:
+                    sd[i] = v
+            for v, i, j in zip(vals, rows, cols):
+                S[i, j] = S[j, i] = (v * v if i == j else v * sd[i] * sd[j])
+            # blocks that are structurally zero stay zero; Cholesky where defined
+            try:
+                T = np.linalg.cholesky(S / sigma ** 2)
+            except np.linalg.LinAlgError:
+                T = np.linalg.cholesky(S / sigma ** 2 + 1e-14 * np.eye(p))
+            out.extend(T[rows, cols])
+        return np.asarray(out)
+
+    def estimates(self, fit: LmmFit | None = None) -> np.ndarray:
+        """All parameters of a fit in :attr:`param_names` order."""
+        f = self.fit if fit is None else fit
+        return np.concatenate([self.sdcor(f.theta, f.sigma), [f.sigma], f.beta])
+
+    # ------------------------------------------------------------ refits
+    def refit_cp(self, cp: CrossProducts, start=None, check_conv: bool = False) -> LmmFit:
+        """Fit the same model to other cross-products (a resample, a subset)."""
+        theta0 = self.fit.theta if start is None else start
+        return fit_lmm(cp, self.lower, theta0=np.asarray(theta0, dtype=float), reml=self.reml,
+                       check_conv=check_conv, layout=self.layout)
+
+    def crossprod_for(self, y=None, rows=None, freq_weights=None) -> CrossProducts:
+        """Cross-products of the design with a new response and/or a subset of rows."""
+        yy = self.y if y is None else np.asarray(y, dtype=float)
+        sel = slice(None) if rows is None else rows
+        w = None if self.weights is None else self.weights[sel]
+        X = self.X[sel]
+        fw = None if freq_weights is None else np.asarray(freq_weights)
+        return cross_products([c[sel] for c in self.codes], [x[sel] for x in self.Xs], self.levels, X, yy[sel],
+                              weights=w, freq_weights=fw)
+
+    def refit_y(self, y, start=None) -> LmmFit:
+        """Fit the same model to a new response (minus offset), e.g. a parametric bootstrap draw."""
+        return self.refit_cp(self.crossprod_for(y=y), start=start)
+
+    def mean_response(self) -> np.ndarray:
+        """X beta (no random effects, offset excluded), the mean of simulated responses."""
+        return np.asarray(self.X @ self.fit.beta).ravel()
+
+    def simulate(self, rng: np.random.Generator, nsim: int = 1) -> np.ndarray:
+        """Responses (minus offset) drawn from the fitted model, ``(n, nsim)``."""
+        f = self.fit
+        n = self.y.shape[0]
+        Y = np.repeat(self.mean_response()[:, None], nsim, axis=1)
+        for codes, Xk, lk, T in zip(self.codes, self.Xs, self.levels, f.factor.Ts):
+            B = f.sigma * rng.standard_normal((nsim, lk, Xk.shape[1])) @ T.T
+            for c in range(Xk.shape[1]):
+                Y += Xk[:, c][:, None] * B[:, codes, c].T
+        noise = f.sigma * rng.standard_normal((n, nsim))
+        if self.weights is not None:
+            with np.errstate(divide="ignore"):
+                noise = noise / np.sqrt(self.weights)[:, None]
+        return Y + noise
+
+    # ------------------------------------------------------------ clusters
+    @property
+    def single_factor(self) -> bool:
+        """All random terms share one grouping factor (independent clusters)."""
+        return len(self.codes) == 1
+
+    @cached_property
+    def clusters(self):
+        """Per-cluster cross-products (:class:`~pymlm.crossprod.ClusterCrossProducts`).
+
+        Raises
+        ------
+        OptionError
+            The model has more than one grouping factor.
+        """
+        if not self.single_factor:
+            raise OptionError(
+                "this method resamples independent clusters and needs every random term on one "
+                "grouping factor; the model has several (crossed or nested) grouping factors"
+            )
+        return cluster_cross_products(self.codes[0], self.Xs[0], self.levels[0], self.X, self.y, self.weights)
