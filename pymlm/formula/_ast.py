@@ -288,8 +288,9 @@ def _needs_parens(child: Node, parent_op: str, right: bool) -> bool:
 
 
 def deparse(node: Node) -> str:
-    """Render a node as R's ``deparse`` would: spaces around ``+ - * / ~ |``
-    and comparisons, none around ``^`` and ``:``, ``", "`` between arguments.
+    """Render a node as R's ``deparse`` would: spaces around ``+ - * ~ |``,
+    ``%in%`` and comparisons, none around ``^ : /`` and ``%% %/%``, ``", "``
+    between arguments (so names such as ``exp(x/10)`` match R's).
 
     Examples
     --------
@@ -321,7 +322,7 @@ def deparse(node: Node) -> str:
         ls = f"({ls})"
     if _needs_parens(right, node.value, True):
         rs = f"({rs})"
-    if node.value in ("^", ":"):
+    if node.value in ("^", ":", "/", "%%", "%/%"):
         return f"{ls}{node.value}{rs}"
     return f"{ls} {node.value} {rs}"
 

@@ -140,6 +140,8 @@ class _Encoder:
             return _unique([a | b for a in lhs for b in rhs])
         if op == "*":
             lhs, rhs = self.encode(left, parity), self.encode(right, parity)
+            if not lhs:  # as R (CrossTerms): an empty left side empties the product, 1*x is 1
+                return []
             return _unique(lhs + rhs + [a | b for a in lhs for b in rhs])
         if op == "%in%":
             lhs, rhs = self.encode(left, parity), self.encode(right, parity)
@@ -147,6 +149,8 @@ class _Encoder:
             return _unique([a | every for a in lhs])
         if op == "/":
             lhs, rhs = self.encode(left, parity), self.encode(right, parity)
+            if not lhs:  # as R (NestTerms): 1/x is 1
+                return []
             every = _union(lhs)
             return _unique(lhs + [b | every for b in rhs])
         if op == "^":

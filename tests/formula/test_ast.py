@@ -22,6 +22,10 @@ from pymlm.formula import deparse, names_in, parse_expression, to_python
         ("`my var`", "`my var`"),
         ("a - (b - c)", "a - (b - c)"),
         ("x**2", "x^2"),
+        ("exp(x / 10)", "exp(x/10)"),
+        ("a %in% b", "a %in% b"),
+        ("a %% b", "a%%b"),
+        ("a * b", "a * b"),
     ],
 )
 def test_deparse_as_r(source, expected):

@@ -188,7 +188,8 @@ term_formulas <- c(
   "~ (a + b) / c", "~ a %in% b", "~ a:b + b:a", "~ b:a + a:c + c:b:a + b", "~ a * b - a",
   "~ a * b - a:b", "~ 0 + a", "~ -1 + a", "~ a - 1", "~ a + 0", "~ a - 1 + 1", "~ a - 0",
   "~ log(z) + I(x^2) + log(z):a", "~ (a + b)^2 - 1", "~ a:b:c + a", "~ a * (b + c)",
-  "~ a / (b + c)", "~ a + a + a:a", "~ poly(x, 2) * a", "~ 1", "~ 0"
+  "~ a / (b + c)", "~ a + a + a:a", "~ poly(x, 2) * a", "~ 1", "~ 0",
+  "~ 1 * x", "~ x * 1", "~ 1 / x", "~ (a - a) * b", "~ -a * b", "~ exp(x/10) + x %in% a"
 )
 term_cases <- lapply(term_formulas, function(f) {
   tt <- terms(as.formula(f))
