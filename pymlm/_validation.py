@@ -55,7 +55,7 @@ def unknown_column_error(name: str, where: str, columns, formula: str | None = N
     name : str
         The missing column.
     where : str
-        Where it is used, e.g. ``"the term (1 | Subjct)"`` or ``"weights"``.
+        Where it is used, e.g. ``"term (Days | Subjct)"`` or ``"weights"``.
     columns : sequence
         The data's columns, searched for close names.
     formula, span : optional
@@ -63,8 +63,8 @@ def unknown_column_error(name: str, where: str, columns, formula: str | None = N
 
     Examples
     --------
-    >>> str(unknown_column_error("Subjct", "the term (1 | Subjct)", ["Reaction", "Subject"]))
-    "column 'Subjct' in the term (1 | Subjct) is not in the data; did you mean 'Subject'?"
+    >>> str(unknown_column_error("Subjct", "term (Days | Subjct)", ["Reaction", "Subject"]))
+    "column 'Subjct' in term (Days | Subjct) is not in the data; did you mean 'Subject'?"
     """
     columns = [str(c) for c in columns]
     close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)

@@ -32,8 +32,8 @@ def test_as_frame_rejects():
 
 
 def test_unknown_column_suggestions():
-    err = unknown_column_error("subject", "the term (1 | subject)", ["Reaction", "Days", "Subject"])
-    assert str(err) == "column 'subject' in the term (1 | subject) is not in the data; did you mean 'Subject'?"
+    err = unknown_column_error("subject", "term (1 | subject)", ["Reaction", "Days", "Subject"])
+    assert str(err) == "column 'subject' in term (1 | subject) is not in the data; did you mean 'Subject'?"
     err = unknown_column_error("qq", "weights", [f"c{i}" for i in range(20)])
     assert str(err).endswith("the data has columns ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9', "
                              "'c10', 'c11']...")

@@ -318,20 +318,20 @@ def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> Model
 
 
 def _enclosing_term(parsed: ParsedFormula, node: Node) -> str:
-    """Where ``node`` sits, for messages: ``"the term (1 | g)"``, ``"the response y"``..."""
+    """Where ``node`` sits, for messages: ``"term (1 | g)"``, ``"the response y"``..."""
 
     def inside(outer: Node) -> bool:
         return outer.span[0] <= node.span[0] and node.span[1] <= outer.span[1]
 
     for _, term in parsed.fixed_terms:
         if inside(term):
-            return f"the term {term.text}"
+            return f"term {term.text}"
     for bar in parsed.bars:
         if inside(bar.node):
-            return f"the term {bar.node.text}"
+            return f"term {bar.node.text}"
     for sm in parsed.smooths:
         if inside(sm.node):
-            return f"the term {sm.node.text}"
+            return f"term {sm.node.text}"
     for off in parsed.offsets:
         if inside(off):
             return f"offset({off.text})"

@@ -25,13 +25,13 @@ def caret_span(exc) -> tuple[int, int]:
 @pytest.mark.parametrize(
     "formula, message, span",
     [
-        ("y ~ x + (1 | gg)", r"column 'gg' in the term \(1 \| gg\) is not in the data; did you mean 'g'\?", (13, 15)),
-        ("y ~ xx + (1 | g)", r"column 'xx' in the term xx is not in the data; did you mean 'x'\?", (4, 6)),
+        ("y ~ x + (1 | gg)", r"column 'gg' in term \(1 \| gg\) is not in the data; did you mean 'g'\?", (13, 15)),
+        ("y ~ xx + (1 | g)", r"column 'xx' in term xx is not in the data; did you mean 'x'\?", (4, 6)),
         ("Y ~ x + (1 | g)", r"column 'Y' in the response Y is not in the data; did you mean 'y'\?", (0, 1)),
-        ("y ~ x + (1 | G)", r"column 'G' in the term \(1 \| G\) is not in the data; did you mean 'g'\?", (13, 14)),
-        ("y ~ log(zz) + (1 | g)", r"column 'zz' in the term log\(zz\) is not in the data; did you mean 'z'\?", (8, 10)),
+        ("y ~ x + (1 | G)", r"column 'G' in term \(1 \| G\) is not in the data; did you mean 'g'\?", (13, 14)),
+        ("y ~ log(zz) + (1 | g)", r"column 'zz' in term log\(zz\) is not in the data; did you mean 'z'\?", (8, 10)),
         ("y ~ x + offset(log(zed)) + (1 | g)", r"column 'zed' in offset\(log\(zed\)\) is not in the data", (19, 22)),
-        ("y ~ x + (1 | site/unitt)", r"column 'unitt' in the term \(1 \| site/unitt\) .*did you mean 'unit'\?", (18, 23)),
+        ("y ~ x + (1 | site/unitt)", r"column 'unitt' in term \(1 \| site/unitt\) .*did you mean 'unit'\?", (18, 23)),
         ("y ~ x + (1 | qqqq)", r"column 'qqqq' .* is not in the data; the data has columns \['y', 'x', 'z'", (13, 17)),
     ],
 )
