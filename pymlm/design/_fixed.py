@@ -770,10 +770,10 @@ def drop_rank_deficient(X, names=None, tol: float = 1e-7):
     return _sequential_keep(R, norms, tol)
 
 
-def _r_factor(X) -> np.ndarray:
+def _r_factor(X, chunk: int | None = None) -> np.ndarray:
     """R factor (at most p x p) of a QR of X, by row chunks of bounded size."""
     n, p = X.shape
-    chunk = max(p, 4_000_000 // max(p, 1))
+    chunk = chunk or max(p, 4_000_000 // max(p, 1))
     R = np.zeros((0, p))
     for s in range(0, n, chunk):
         block = X[s:s + chunk]

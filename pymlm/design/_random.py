@@ -217,6 +217,7 @@ def build_re_terms(bars, frame, check_nlev_vs_nobs: str = "lmer") -> list[ReTerm
     n = frame.n
     terms: list[ReTerm] = []
     cache: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+    lhs_cache: dict[str, tuple] = {}
     for bar in bars:
         if bar.group_factors not in cache:
             cache[bar.group_factors] = grouping_codes(frame.data, bar.group_factors)
@@ -243,7 +244,9 @@ def build_re_terms(bars, frame, check_nlev_vs_nobs: str = "lmer") -> list[ReTerm
                 f"drop {where} or check the grouping column.",
                 *mark,
             )
-        X, cnms, spec = _bar_model_matrix(bar, frame)
+        if bar.lhs_text not in lhs_cache:  # (x || a/b) repeats each left side per grouping factor
+            lhs_cache[bar.lhs_text] = _bar_model_matrix(bar, frame)
+        X, cnms, spec = lhs_cache[bar.lhs_text]
         n_re = X.shape[1] * nl
         if (check_nlev_vs_nobs == "lmer" and n_re >= n) or (check_nlev_vs_nobs == "glmer" and n_re > n):
             raise FormulaError(

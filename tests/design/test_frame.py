@@ -124,7 +124,7 @@ def test_level_labels_and_categoricals_in_r_order():
     assert codes == [1, -1, 0]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.integers(-10**16, 10**16).map(float),
                           st.floats(allow_nan=False, allow_infinity=False),
                           st.sampled_from([1e5, 2e6, -3e7, 1e15, 123456.0, 0.0, 100.0])),
