@@ -150,7 +150,8 @@ def _xy_gram(X, y, w, p):
     Xy[:, p] = y
     if w is None:
         # symmetric rank-k update: half the flops of a general product
-        low = sla.blas.dsyrk(1.0, Xy, trans=1, lower=1)
+        # Xy.T is Fortran-ordered: BLAS reads it in place (trans=1 on Xy would copy it)
+        low = sla.blas.dsyrk(1.0, Xy.T, trans=0, lower=1)
         return Xy, Xy, low + np.tril(low, -1).T
     WXy = Xy * w[:, None]
     return Xy, WXy, Xy.T @ WXy
