@@ -547,52 +547,42 @@ def _labels(frame: pd.DataFrame, factors) -> np.ndarray:
 
 
 def _update_formula(old: str, new: str) -> str:
-    """R's ``update.formula`` for the common cases: ``.`` stands for the old side."""
+    """R's ``update.formula`` for the common cases: a lone ``.`` stands for the
+    old side (``". ~ . + x"``, ``". ~ . - Days"``); subtracted terms are removed.
+    """
+    import re
+
     if "~" not in new:
         raise FormulaError(f"the new formula needs a '~': {new!r}")
-    o_lhs, o_rhs = old.split("~", 1)
-    n_lhs, n_rhs = new.split("~", 1)
-    lhs = n_lhs.strip()
-    lhs = o_lhs.strip() if lhs in ("", ".") else lhs.replace(".", o_lhs.strip()) if lhs == "." else lhs
-    rhs = n_rhs.strip()
-    if "." in _strip_calls(rhs):
-        rhs = rhs.replace(".", o_rhs.strip(), 1) if rhs.startswith(".") else rhs.replace(" .", " " + o_rhs.strip(), 1)
+    o_lhs, o_rhs = (part.strip() for part in old.split("~", 1))
+    n_lhs, n_rhs = (part.strip() for part in new.split("~", 1))
+    lone_dot = re.compile(r"(?<![\w.])\.(?![\w.])")
+    lhs = o_lhs if n_lhs in ("", ".") else lone_dot.sub(o_lhs, n_lhs)
+    rhs = lone_dot.sub(lambda _: o_rhs, n_rhs)
     return _drop_subtracted(f"{lhs} ~ {rhs}")
 
 
-def _strip_calls(text: str) -> str:
-    depth, out = 0, []
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif depth == 0:
-            out.append(ch)
-    return "".join(out)
-
-
 def _drop_subtracted(formula: str) -> str:
-    """Remove ``+ term ... - term`` pairs, including random-effects bars."""
-    parsed = parse_formula(formula)
-    from ..formula import deparse
+    """Remove the terms a formula subtracts (``+ Days ... - Days``), bars included."""
+    from ..formula import deparse, parse_expression
+    from ..formula._parsed import _flatten_plus
 
-    removed = [deparse(n) for s, n in parsed.fixed_terms if s == "-" and not (n.kind == "number")]
+    lhs, rhs = formula.split("~", 1)
+    terms: list = []
+    _flatten_plus(parse_expression(rhs), "+", terms)
+
+    def key(node):
+        while node.kind == "paren" and node.args[0].kind == "paren":
+            node = node.args[0]
+        return deparse(node).replace(" ", "")
+
+    removed = {key(n) for sgn, n in terms if sgn == "-" and n.kind != "number"}
     if not removed:
         return formula
-    lhs = formula.split("~", 1)[0].strip()
-    kept_fixed = [(s, n) for s, n in parsed.fixed_terms if not (deparse(n) in removed)]
-    pieces = []
-    for s, n in kept_fixed:
-        pieces.append(("- " if s == "-" else "+ ") + deparse(n))
-    bar_texts = []
-    for b in parsed.bars:
-        text = f"({b.lhs_text} | {b.group_name})"
-        if text in removed or f"({b.lhs_text}|{b.group_name})" in removed:
-            continue
-        bar_texts.append("+ " + text)
-    rhs = " ".join(pieces + bar_texts).lstrip("+ ").strip() or "1"
-    return f"{lhs} ~ {rhs}"
+    kept = [(sgn, n) for sgn, n in terms if not (sgn == "+" and key(n) in removed) and not
+            (sgn == "-" and n.kind != "number")]
+    text = " ".join(("- " if sgn == "-" else "+ ") + deparse(n) for sgn, n in kept).lstrip("+ ").strip()
+    return f"{lhs.strip()} ~ {text or '1'}"
 
 
 @dataclass

@@ -242,3 +242,13 @@ def test_derivative_free_optimizers_reach_the_same_optimum(sleep, m_sleep):
 def test_lme4_start_reaches_the_same_optimum(sleep, m_sleep):
     m = ml.lmer("Reaction ~ Days + (Days | Subject)", sleep, start="lme4")
     assert m.reml_criterion == pytest.approx(m_sleep.reml_criterion, abs=1e-7)
+
+
+def test_update_formula_dots_and_subtraction():
+    from pymlm.results.lmer import _update_formula
+
+    assert _update_formula("Reaction ~ Days + (Days | Subject)", ". ~ . - Days") == "Reaction ~ (Days | Subject)"
+    assert _update_formula("y ~ x + (1|g)", ". ~ . - (1 | g) + (1 | h)") == "y ~ x + (1 | h)"
+    assert _update_formula("y ~ x + (1|g)", "log(.) ~ . + x.1") == "log(y) ~ x + (1|g) + x.1"
+    with pytest.raises(ml.FormulaError, match="needs a '~'"):
+        _update_formula("y ~ x", "x + z")
