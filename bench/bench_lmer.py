@@ -25,6 +25,10 @@ fewer when a configuration exceeds ``--budget`` seconds) and the 1-minute
 load average is recorded before and after every run, since timings on a
 shared machine are noisy.
 
+The fit processes import a copy of the pymlm source taken when the run
+starts (``--no-snapshot`` to import the working tree), so that edits made
+during a long run do not mix two versions of the code.
+
 Results go to ``bench/results/lmer.json`` (cases not run keep their previous
 entries) and a table is printed.
 
@@ -48,6 +52,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -235,6 +240,41 @@ def load_frame(case: Case):
     return frame
 
 
+def package_hash() -> str:
+    """SHA-1 of the pymlm package source as it is now (paths and contents)."""
+    digest = hashlib.sha1()
+    for path in sorted((ROOT / "pymlm").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def snapshot_package() -> tuple[Path, str]:
+    """Freeze the pymlm source for the duration of a run.
+
+    The package may be edited while a long benchmark runs; the fit processes
+    import a copy taken at the start (``bench/.cache/pymlm-<hash>``, with a
+    link to ``data/``), so every run of one invocation measures the same code.
+
+    Returns
+    -------
+    path : pathlib.Path
+        Folder to put first on ``PYTHONPATH``.
+    digest : str
+        :func:`package_hash` of the copied source.
+    """
+    digest = package_hash()
+    dest = CACHE / f"pymlm-{digest[:12]}"
+    if not (dest / "pymlm").is_dir():
+        tmp = CACHE / f"pymlm-{digest[:12]}.{os.getpid()}.tmp"
+        shutil.copytree(ROOT / "pymlm", tmp / "pymlm", ignore=shutil.ignore_patterns("__pycache__"))
+        (tmp / "data").symlink_to(ROOT / "data")
+        try:
+            tmp.rename(dest)
+        except OSError:  # another run made the same copy meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest, digest
+
+
 # ----------------------------------------------------------------------------
 # One fit in this process (the --worker mode)
 # ----------------------------------------------------------------------------
@@ -308,6 +348,7 @@ def run_worker(case: Case) -> dict:
         "converged": bool(model.converged),
         "blas": _blas_info(),
         "versions": {"pymlm": pymlm.__version__, "numpy": np.__version__},
+        "pymlm_path": str(Path(pymlm.__file__).parent),
     }
 
 
@@ -371,12 +412,14 @@ def run_subprocess(cmd: list[str], env: dict, timeout: float, memory_cap: int | 
     return record
 
 
-def _python_env(threads: str) -> dict:
+def _python_env(threads: str, snapshot: Path | None) -> dict:
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env.pop(var, None)
     if threads != THREADS_DEFAULT:
         env["OPENBLAS_NUM_THREADS"] = threads
+    if snapshot is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(snapshot)] + [p for p in [env.get("PYTHONPATH")] if p])
     return env
 
 
@@ -615,6 +658,7 @@ def machine_info() -> dict:
 
     dirty = _git("status", "--porcelain", "--", "pymlm")
     return {
+        "pymlm_source_sha1": package_hash(),
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib, "platform": platform.platform(),
         "python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
         "pandas": pandas.__version__, "pymlm_commit": _git("rev-parse", "--short", "HEAD"),
@@ -626,7 +670,7 @@ def machine_info() -> dict:
 # Driver
 # ----------------------------------------------------------------------------
 
-def run_case(case: Case, args, rscript: str | None) -> dict:
+def run_case(case: Case, args, rscript: str | None, snapshot: Path | None = None) -> dict:
     """All configurations of one case; returns its results entry."""
     print(f"{case.name}: {case.formula} ({'REML' if case.reml else 'ML'})", flush=True)
     run_r = rscript is not None and (case.lme4 or (case.name == "sim1m" and args.lme4_1m))
@@ -636,7 +680,7 @@ def run_case(case: Case, args, rscript: str | None) -> dict:
              "measured_at": _dt.datetime.now().isoformat(timespec="seconds"), "runs": {}, "summary": {}}
     for threads in args.blas_threads:
         label = "pymlm" if threads == THREADS_DEFAULT else f"pymlm[OPENBLAS={threads}]"
-        entry["runs"][label] = repeat(label, pymlm_command(case), _python_env(threads), args.repeats,
+        entry["runs"][label] = repeat(label, pymlm_command(case), _python_env(threads, snapshot), args.repeats,
                                       args.budget, args.timeout)
     if run_r:
         cap = int(args.r_memory_cap_gb * 1024 ** 3) if case.name == "sim1m" else None
@@ -677,6 +721,9 @@ def parse_args(argv=None):
                    help="also try lme4 at N = 1e6, under --r-memory-cap-gb and --timeout")
     p.add_argument("--r-memory-cap-gb", type=float, default=20.0,
                    help="address-space limit for lme4 at N = 1e6 (default 20)")
+    p.add_argument("--no-snapshot", action="store_true",
+                   help="import pymlm from the working tree in every fit process instead of a copy taken "
+                        "at the start of the run")
     p.add_argument("--output", type=Path, default=RESULTS, help=f"results file (default {RESULTS.relative_to(ROOT)})")
     p.add_argument("--report", action="store_true", help="print the stored results and exit")
     p.add_argument("--markdown", action="store_true", help="print tables as Markdown")
@@ -699,12 +746,17 @@ def main(argv=None) -> int:
         print("Rscript not found: running the pymlm side only", flush=True)
     results.setdefault("cases", {})
     results["machine"] = machine_info()
+    snapshot = None
+    if not args.no_snapshot:
+        snapshot, _ = snapshot_package()
+        print(f"pymlm source frozen in {snapshot.relative_to(ROOT)}", flush=True)
     results["settings"] = {"repeats": args.repeats, "budget_s": args.budget, "blas_threads": args.blas_threads,
                            "memory": "peak RSS of the whole fit process: ru_maxrss (Python), VmHWM and "
                                      "/usr/bin/time -v (R); MiB",
                            "timing": "wall time of the fit call only, first call in a fresh process"}
     for name in args.cases:
-        results["cases"][name] = run_case(CASES[name], args, rscript)
+        results["cases"][name] = run_case(CASES[name], args, rscript, snapshot)
+        results["cases"][name]["pymlm_source_sha1"] = results["machine"]["pymlm_source_sha1"]
         results["cases"] = {k: results["cases"][k] for k in CASES if k in results["cases"]}
         args.output.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.output.with_suffix(".json.tmp")
