@@ -456,7 +456,7 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     >>> df = ml.datasets.load("gamsim_re")
     >>> b = ml.bam('y ~ s(x0, bs = "cr") + s(x1, bs = "cr") + (1 | g)', df, discrete=True)
     >>> round(b.scale, 1)
-    11.4
+    11.6
     """
     from ..results.gam import GamResult
 

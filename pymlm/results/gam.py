@@ -143,7 +143,7 @@ class GamResult:
     >>> import pymlm as ml
     >>> b = ml.bam('y ~ s(x0, bs = "cr") + s(g, bs = "re")', ml.datasets.load("gamsim_re"))
     >>> b.edf.round(1).to_dict()
-    {'s(x0)': 3.4, 's(g)': 185.3}
+    {'s(x0)': 5.5, 's(g)': 169.5}
     """
 
     def __init__(self, design, fit, engine: str = "gam", discrete: bool = False):
