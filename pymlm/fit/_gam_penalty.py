@@ -44,7 +44,9 @@ class LinearPenalty:
         self.null_dim = int(null_dim)
         self.rank = self.size - self.null_dim
         self.identity = self.n_par == 1 and np.array_equal(self.S[0], np.eye(self.size))
-        if self.n_par == 1:
+        if self.identity:
+            self._ldet0 = 0.0
+        elif self.n_par == 1:
             ev = np.linalg.eigvalsh(self.S[0])
             top = ev[-self.rank:] if self.rank > 0 else ev[:0]
             self._ldet0 = float(np.sum(np.log(np.maximum(top, np.finfo(float).tiny))))

@@ -26,7 +26,10 @@ which give the exact gradient and Hessian used by the Newton optimizer
 (:func:`newton`), as mgcv's ``fast.REML.fit`` does. The generalized
 Fellner-Schall update (Wood & Fasiolo 2017, :func:`fellner_schall`) is the
 alternative for penalties linear in the smoothing parameters; it needs no
-Hessian but many more iterations (see the benchmarks).
+Hessian. Newton is the default: on the test problems it needed 3-13
+iterations where Fellner-Schall needed 5-161 (a tensor product with two
+penalties was the slow case, and stopped short of the optimum), and its
+evaluations cost little more since the Hessian re-uses ``A^{-1}``.
 
 References
 ----------
@@ -43,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import lapack
 
 __all__ = ["CrossStats", "RemlEval", "evaluate", "newton", "fellner_schall", "initial_rho", "null_dim"]
 
@@ -130,14 +134,15 @@ def _solve(A: np.ndarray, f: np.ndarray):
     d[d == 0] = 1.0
     As = A / d[:, None] / d[None, :]
     try:
-        # numpy's LAPACK only: mixing in scipy.linalg's own BLAS in this loop makes the
-        # two thread pools compete for the cores
-        L = np.linalg.cholesky(As)
-        if np.min(np.abs(np.diag(L))) < np.sqrt(np.finfo(float).eps) * 1e-4:
-            raise np.linalg.LinAlgError("nearly singular")
-        Linv = np.linalg.solve(L, np.eye(p))
-        PPs = Linv.T @ Linv
-        ldet = 2.0 * float(np.sum(np.log(np.diag(L)))) + 2.0 * float(np.sum(np.log(d)))
+        # LAPACK's Cholesky and Cholesky inverse (dpotrf, dpotri)
+        R, info = lapack.dpotrf(As, lower=0, clean=1)
+        if info != 0 or np.min(np.abs(np.diag(R))) < np.sqrt(np.finfo(float).eps) * 1e-4:
+            raise np.linalg.LinAlgError("not positive definite")
+        ldet = 2.0 * float(np.sum(np.log(np.diag(R)))) + 2.0 * float(np.sum(np.log(d)))
+        PPs, info = lapack.dpotri(R, lower=0)
+        if info != 0:
+            raise np.linalg.LinAlgError("inverse failed")
+        PPs = np.triu(PPs) + np.triu(PPs, 1).T
         rank = p
     except (np.linalg.LinAlgError, ValueError):
         vals, vecs = np.linalg.eigh((As + As.T) / 2)
