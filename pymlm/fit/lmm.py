@@ -22,6 +22,7 @@ import numpy as np
 from ..crossprod import CrossProducts
 from ..linalg import PlsFactor, PlsStructure, factorize, plan
 from ..linalg.cholesky import zz_matmul
+from ..linalg._deviance import profiled_deviance
 from ..linalg._threads import blas_threads
 from ..linalg.dense import DENSE_MAX_Q, DenseSystem
 from ..linalg.single import SingleTerm
@@ -29,17 +30,11 @@ from ._optimize import OptResult, check_convergence, minimize_theta
 
 __all__ = ["LmmObjective", "LmmFit", "fit_lmm", "deviance_from_factor"]
 
-LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def deviance_from_factor(factor: PlsFactor, cp: CrossProducts, reml: bool) -> float:
     """The profiled (REML) deviance from a factor at theta (lme4's ``Laplace``)."""
-    pwrss = factor.pwrss
-    n = cp.n
-    if reml:
-        nmp = n - cp.p
-        return factor.logdet_L + factor.logdet_RX + nmp * (1.0 + LOG_2PI + np.log(pwrss / nmp)) - cp.sum_log_w
-    return factor.logdet_L + n * (1.0 + LOG_2PI + np.log(pwrss / n)) - cp.sum_log_w
+    return profiled_deviance(factor.logdet_L, factor.L_XX, cp.n, cp.sum_log_w, reml)[0]
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,13 +18,12 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..crossprod import CrossProducts
+from ._deviance import profiled_deviance
 
 __all__ = ["DenseSystem", "DENSE_MAX_Q"]
 
 # Models with at most this many random-effect coefficients use the dense path.
 DENSE_MAX_Q = 300
-
-LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 class DenseSystem:
@@ -87,15 +86,8 @@ class DenseSystem:
         B = Lam.T @ self.A_ZXy
         Q = sla.solve_triangular(Lz, B, lower=True, check_finite=False)
         Lxx = np.linalg.cholesky(self.A_XyXy - Q.T @ Q)
-        pwrss = float(Lxx[k, k] ** 2)
         ldL2 = 2.0 * float(np.sum(np.log(np.diag(Lz))))
-        if self.reml:
-            nu = cp.n - k
-            dev = ldL2 + 2.0 * float(np.sum(np.log(np.diag(Lxx)[:k]))) + nu * (1.0 + LOG_2PI + np.log(pwrss / nu))
-        else:
-            nu = cp.n
-            dev = ldL2 + nu * (1.0 + LOG_2PI + np.log(pwrss / nu))
-        dev -= cp.sum_log_w
+        dev, nu, pwrss = profiled_deviance(ldL2, Lxx, cp.n, cp.sum_log_w, self.reml)
         if not grad or np.any(np.abs(theta[self.t_idx[self.diag]]) < 1e-10):
             return float(dev), None
         Lx = Lxx[:k, :k]

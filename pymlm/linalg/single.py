@@ -28,11 +28,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
+from ._deviance import profiled_deviance
 from ._threads import blas_threads
 
 __all__ = ["SingleTerm"]
-
-LOG_2PI = float(np.log(2.0 * np.pi))
 
 # Gram products with at least this many (levels x columns) use all BLAS threads.
 BIG_GEMM = 2_000_000
@@ -177,14 +176,7 @@ class SingleTerm:
         MXX = self.xyxy - self._gram(W)
         Lxx = np.linalg.cholesky(MXX)
         logdet_L = 2.0 * float(sum(np.sum(np.log(L[a][a])) for a in range(p)))
-        pwrss = float(Lxx[k, k] ** 2)
-        if self.reml:
-            nu = self.n - k
-            dev = logdet_L + 2.0 * float(np.sum(np.log(np.diag(Lxx)[:k]))) + nu * (1.0 + LOG_2PI + np.log(pwrss / nu))
-        else:
-            nu = self.n
-            dev = logdet_L + nu * (1.0 + LOG_2PI + np.log(pwrss / nu))
-        dev -= self.sum_log_w
+        dev, nu, pwrss = profiled_deviance(logdet_L, Lxx, self.n, self.sum_log_w, self.reml)
         if not grad or np.min(np.abs(np.diag(T))) < 1e-10:
             return float(dev), None
         Lx_inv = _tri_inv(Lxx[:k, :k])
