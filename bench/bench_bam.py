@@ -311,6 +311,10 @@ def report(results: dict, markdown: bool) -> str:
         widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)] if rows else [len(h) for h in head]
         lines = ["  ".join(str(x).ljust(w) for x, w in zip(head, widths))]
         lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)) for r in rows]
+    loads = [x for c in cases.values() for pair in (c.get("loadavg") or []) for x in pair]
+    if loads:
+        notes.append(f"1-minute load average during the runs: {min(loads):.1f} to {max(loads):.1f} "
+                     f"on {results.get('machine', {}).get('cpus', '?')} cores (the machine was shared)")
     for note in dict.fromkeys(notes):
         lines.append(f"\n{note}" if markdown else f"note: {note}")
     return "\n".join(lines)

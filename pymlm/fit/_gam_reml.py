@@ -136,7 +136,8 @@ def _solve(A: np.ndarray, f: np.ndarray):
     try:
         # LAPACK's Cholesky and Cholesky inverse (dpotrf, dpotri)
         R, info = lapack.dpotrf(As, lower=0, clean=1)
-        if info != 0 or np.min(np.abs(np.diag(R))) < np.sqrt(np.finfo(float).eps) * 1e-4:
+        # a condition number beyond ~1e13 (unit diagonal after scaling) is treated as singular
+        if info != 0 or np.min(np.abs(np.diag(R))) ** 2 < 1e-13:
             raise np.linalg.LinAlgError("not positive definite")
         ldet = 2.0 * float(np.sum(np.log(np.diag(R)))) + 2.0 * float(np.sum(np.log(d)))
         PPs, info = lapack.dpotri(R, lower=0)
@@ -200,7 +201,7 @@ def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessia
     A = stats.XtWX + S
     beta, PP, ldetA, rank = _solve(A, stats.XtWz)
     Dp = float(stats.zWz - beta @ stats.XtWz)
-    Dp = max(Dp, 1e-300 * max(stats.zWz, 1.0))
+    Dp = max(Dp, 1e-12 * max(stats.zWz, 1e-300))
     Mp = null_dim(p, penalties)
     profiled = phi is None
     if profiled:
@@ -339,6 +340,9 @@ def newton(stats: CrossStats, penalties, rho0=None, phi: float | None = None, to
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
+        if not (np.all(np.isfinite(best.hess)) and np.all(np.isfinite(best.grad))):
+            message = "the REML derivatives are not finite: the model is not identifiable at these smoothing parameters"
+            break
         H = best.hess[np.ix_(uconv, uconv)]
         g = best.grad[uconv]
         vals, vecs = np.linalg.eigh(H)
@@ -355,7 +359,7 @@ def newton(stats: CrossStats, penalties, rho0=None, phi: float | None = None, to
         nev += 1
         halvings = 0
         failed = False
-        while not trial.score <= best.score:
+        while not (trial.score <= best.score and np.all(np.isfinite(trial.grad))):
             if halvings >= 25 or not np.any(rho + step != rho):
                 failed = True
                 break
