@@ -359,7 +359,6 @@ def build_gam_design(formula: str, data, weights=None, offset=None, *, discrete:
         items.append((key + seen_bar_nodes[key] * 1e-6, "b", bar))
     items.sort(key=_smooth_sort_key)
 
-    n = y.shape[0]
     start = Xp.shape[1]
     terms: list[GamTerm] = []
     disc_cache: dict = {}

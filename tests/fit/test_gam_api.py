@@ -1,6 +1,5 @@
 """gam() / bam(): options, errors, invariances and the three ways of forming X'WX."""
 
-import warnings
 from pathlib import Path
 
 import numpy as np
