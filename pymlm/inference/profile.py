@@ -1,0 +1,740 @@
+"""Profile-likelihood intervals, as lme4's ``profile()`` and ``confint(method = "profile")``.
+
+For each parameter phi (a random-effect sd or correlation, the residual sd
+sigma, or a fixed effect), lme4's profile fixes phi on a grid, minimizes the
+deviance over all the other parameters, and records the signed square root of
+the deviance increase,
+
+    zeta(phi) = sign(phi - phi_hat) sqrt(d(phi) - d(phi_hat)).
+
+The interval at ``level`` is where zeta crosses -/+ z, z = qnorm((1 + level)/2),
+read off an interpolating spline of zeta. As lme4 does, the profile is of the
+maximum-likelihood deviance: a REML fit is refitted by ML first.
+
+- Random-effect parameters and sigma: the deviance is the ML deviance at the
+  sds/correlations s and sigma, profiled over beta only,
+
+      d(s, sigma) = ldL2(theta) + pwrss(theta) / sigma^2 + n log(2 pi sigma^2) - sum log w,
+      theta = vech(diag(sd) chol(R)) / sigma        (per term, R the correlations),
+
+  minimized over the free elements of (s, sigma) within lme4's bounds (sd >= 0,
+  |cor| <= 1, sigma > 0), by L-BFGS-B with the analytic gradient in theta
+  (:mod:`pymlm.inference._deviance`) and the chain rule through the map above.
+- A fixed effect beta_j at value b: x_j b moves into the offset, which
+  changes only the [X y] rows of the cross-products, and the ML criterion is
+  minimized over theta (sigma and the other fixed effects profiled out).
+
+The grid follows lme4: a first step of 1% of the estimate (0.001 when it is 0;
+``delta`` standard errors for a fixed effect), then steps of ``delta`` in zeta
+predicted from the secant slope (at most ``maxmult`` times the previous step),
+until |zeta| exceeds sqrt(qchisq(1 - alphamax, n_par)) or a bound is reached.
+The interval is read from the inverse spline (``splines::backSpline`` of the
+natural interpolating spline of zeta on phi); a level beyond the profile (a
+bound reached first) gives the bound, so a variance estimated at 0 (a singular
+fit) has a one-sided interval [0, upper].
+
+References
+----------
+Bates, D., Maechler, M., Bolker, B. and Walker, S. (2015). Fitting linear
+mixed-effects models using lme4. J. Stat. Softw. 67(1), section 5.1.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+from scipy import optimize, stats
+from scipy.interpolate import CubicSpline
+
+from .._validation import check_level, check_positive_int
+from ..errors import ConvergenceWarning, OptionError, PymlmInternalWarning, SingularFitWarning
+from ._deviance import LOG_2PI, deviance_for, profiled_deviance, single_threaded
+from ._parallel import run_replicates
+
+__all__ = ["LmmProfile", "profile", "interval", "zeta", "OPTIONS", "back_spline"]
+
+#: options of ``confint(method="profile")`` and ``profile()``, with lme4's defaults
+OPTIONS = {"which": None, "alphamax": 0.01, "maxpts": 100, "delta": None, "delta_cutoff": 1 / 8,
+           "maxmult": 10.0}
+
+# profiles already computed, per problem and options (a summary and confint share one)
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+# ----------------------------------------------------------------- the theta map
+class _SdcorMap:
+    """theta from the sds, correlations and sigma, and its Jacobian.
+
+    Per fitted term with template positions (rows, cols): T = diag(sd) chol(R) / sigma,
+    theta = T[rows, cols]. chol(diag(sd) R diag(sd)) = diag(sd) chol(R), so an sd of 0
+    only zeroes its row, and d theta / d sd_i = chol(R)[i, :] / sigma exactly.
+    """
+
+    def __init__(self, dims, layout):
+        self.terms = []
+        start = 0
+        for (p, _), (rows, cols) in zip(dims, layout):
+            k = len(rows)
+            self.terms.append((p, np.asarray(rows), np.asarray(cols), start))
+            start += k
+        self.n_theta = start
+        self.is_sd = np.concatenate([r == c for _, r, c, _ in self.terms]) if self.terms else np.zeros(0, bool)
+
+    @staticmethod
+    def _chol_R(R):
+        L, info = sla.lapack.dpotrf(R, lower=1, clean=1)
+        if info != 0:
+            # |cor| = 1 (a bound) or an indefinite set of correlations: the
+            # nearest factor, as lme4's safe_chol falls back to a pivoted one
+            L, info = sla.lapack.dpotrf(R + 1e-10 * np.eye(R.shape[0]), lower=1, clean=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("correlations do not form a correlation matrix")
+        return L
+
+    def _blocks(self, sdcor):
+        for p, rows, cols, start in self.terms:
+            vals = sdcor[start:start + len(rows)]
+            if p == 1:
+                yield p, rows, cols, start, vals, None
+                continue
+            sd = np.zeros(p)
+            R = np.eye(p)
+            diag = rows == cols
+            sd[rows[diag]] = vals[diag]
+            off = ~diag
+            R[rows[off], cols[off]] = vals[off]
+            R[cols[off], rows[off]] = vals[off]
+            yield p, rows, cols, start, sd, R
+
+    def theta(self, sdcor, sigma: float, jacobian: bool = False):
+        """theta at (sdcor, sigma); with ``jacobian``, also d theta / d (sdcor, sigma), ``(n_theta, n_theta + 1)``.
+
+        Notes
+        -----
+        d chol(R) = L Phi(L^{-1} dR L^{-T}), Phi the lower triangle with half
+        the diagonal; for the correlation (i, j), L^{-1} dR L^{-T} = a b' + b a'
+        with a, b columns i, j of L^{-1}.
+        """
+        sdcor = np.asarray(sdcor, dtype=float)
+        out = np.zeros(self.n_theta)
+        J = np.zeros((self.n_theta, self.n_theta + 1)) if jacobian else None
+        for p, rows, cols, start, sd, R in self._blocks(sdcor):
+            seg = slice(start, start + len(rows))
+            if R is None:                      # a scalar term: theta = sd / sigma
+                out[start] = sd[0] / sigma
+                if jacobian:
+                    J[start, start] = 1.0 / sigma
+                    J[start, -1] = -out[start] / sigma
+                continue
+            Lr = self._chol_R(R)
+            T = sd[:, None] * Lr / sigma
+            out[seg] = T[rows, cols]
+            if not jacobian:
+                continue
+            J[seg, -1] = -out[seg] / sigma
+            Li = None
+            for e, (i, j) in enumerate(zip(rows, cols)):
+                if i == j:
+                    hit = rows == i
+                    J[start + np.flatnonzero(hit), start + e] = Lr[i, cols[hit]] / sigma
+                    continue
+                if Li is None:
+                    Li = sla.solve_triangular(Lr, np.eye(p), lower=True, check_finite=False)
+                a, b = Li[:, i], Li[:, j]
+                X = np.outer(a, b)
+                X = X + X.T
+                Phi = np.tril(X)
+                Phi[np.diag_indices(p)] *= 0.5
+                dT = sd[:, None] * (Lr @ Phi) / sigma
+                J[seg, start + e] = dT[rows, cols]
+        return (out, J) if jacobian else out
+
+
+# ------------------------------------------------------------- back spline (R's splines)
+def back_spline(x, zeta):
+    """R's ``backSpline(interpSpline(zeta ~ x))``: the inverse of a monotone natural spline.
+
+    Parameters
+    ----------
+    x, zeta : ndarray (k,), k >= 4
+        Parameter values (increasing) and their zeta (strictly increasing).
+
+    Returns
+    -------
+    callable
+        zeta -> x; NaN outside [zeta_1, zeta_k] (as R's ``predict.polySpline``).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 4 points, or zeta not strictly monotone.
+
+    Notes
+    -----
+    On each interval [zeta_i, zeta_{i+1}] the inverse is the cubic with the
+    values x_i, x_{i+1} and slopes 1 / zeta'(x_i), 1 / zeta'(x_{i+1}) (cubic
+    Hermite); the two end intervals are quadratics that keep the inner slope,
+    replaced by straight lines where the quadratic would bend the wrong way.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(zeta, dtype=float)
+    nk = x.size
+    if nk < 4:
+        raise ValueError("an interpolating cubic spline needs at least 4 points")
+    if np.any(np.diff(x) <= 0):
+        raise ValueError("knot positions must be strictly increasing")
+    slope = CubicSpline(x, y, bc_type="natural")(x, 1)
+    adiff = np.diff(y)
+    if not (np.all(adiff > 0) or np.all(adiff < 0)):
+        raise ValueError("spline must be monotone")
+    kdiff = np.diff(x)
+    b2 = 1.0 / slope                          # slopes of the inverse at the knots
+    # Hermite cubic on every interval: c3 a^2 + c4 a^3 = kdiff - a b2_i; 2 c3 a + 3 c4 a^2 = b2_{i+1} - b2_i
+    r1 = kdiff - adiff * b2[:-1]
+    r2 = b2[1:] - b2[:-1]
+    c4 = (r2 * adiff - 2.0 * r1) / adiff ** 3
+    c3 = (r1 - c4 * adiff ** 3) / adiff ** 2
+    c1 = x[:-1].copy()
+    c2 = b2[:-1].copy()
+    # first interval: a quadratic through both knots with the second knot's slope
+    a0 = adiff[0]
+    c4[0] = 0.0
+    c3[0] = (b2[1] * a0 - kdiff[0]) / a0 ** 2
+    c2[0] = (kdiff[0] - c3[0] * a0 ** 2) / a0
+    # last interval: a quadratic with the inner knot's slope
+    c4[-1] = 0.0
+    c3[-1] = (kdiff[-1] - adiff[-1] * c2[-1]) / adiff[-1] ** 2
+    if c3[0] > 0:
+        c3[0] = 0.0
+        c2[0] = kdiff[0] / a0
+    if c3[-1] < 0:
+        c3[-1] = 0.0
+        c2[-1] = kdiff[-1] / adiff[-1]
+    knots = y
+    if adiff[0] < 0:   # decreasing: R reverses the knots
+        raise ValueError("spline must be increasing")
+
+    def predict(z):
+        z = np.atleast_1d(np.asarray(z, dtype=float))
+        # R's cut(): right-closed intervals (k_i, k_{i+1}], the first knot in the first interval
+        i = np.searchsorted(knots, z, side="left") - 1
+        i = np.where(z == knots[0], 0, i)
+        ok = (i >= 0) & (i < nk - 1) & np.isfinite(z)
+        ii = np.clip(i, 0, nk - 2)
+        d = z - knots[ii]
+        out = c1[ii] + d * (c2[ii] + d * (c3[ii] + d * c4[ii]))
+        return np.where(ok, out, np.nan)
+
+    return predict
+
+
+# --------------------------------------------------------------------- the profile
+@dataclass
+class LmmProfile:
+    """A likelihood profile of every (chosen) parameter, as lme4's ``profile()``.
+
+    Attributes
+    ----------
+    traces : dict of str -> DataFrame
+        Per profiled parameter, one row per grid point sorted by its value:
+        ``zeta`` then every parameter (lme4's ``.sig01``..., ``.sigma``, fixed
+        effects) at the constrained optimum.
+    estimates : Series
+        The ML estimates (zeta = 0).
+    lower, upper : Series
+        Bounds of each parameter (0 for sds and sigma, -1/1 for correlations,
+        infinite for fixed effects).
+    deviance : float
+        The ML deviance at the estimates.
+    messages : list of str
+        Problems met while profiling (non-monotone profile, steps that went wrong).
+    """
+
+    traces: dict
+    estimates: pd.Series
+    lower: pd.Series
+    upper: pd.Series
+    deviance: float
+    cutoff: float
+    messages: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_frame(self) -> pd.DataFrame:
+        """lme4's long layout: ``.zeta``, every parameter, and ``.par`` (the profiled one)."""
+        parts = []
+        for name, tr in self.traces.items():
+            df = tr.rename(columns={"zeta": ".zeta"}).copy()
+            df[".par"] = name
+            parts.append(df)
+        return pd.concat(parts, ignore_index=True)
+
+    def confint(self, level: float = 0.95, non_mono_tol: float = 0.01, warn: bool = True) -> pd.DataFrame:
+        """Intervals where zeta = -/+ qnorm((1 + level)/2) (lme4's ``confint(profile)``).
+
+        Parameters not profiled are NaN. A level beyond the profile gives the
+        parameter's bound; an estimate on its bound (a singular fit) gives a
+        one-sided interval and a :class:`~pymlm.errors.SingularFitWarning`.
+        """
+        level = check_level(level)
+        from . import interval_columns
+
+        z = stats.norm.ppf(0.5 + level / 2.0)
+        names = list(self.estimates.index)
+        lo = np.full(len(names), np.nan)
+        hi = np.full(len(names), np.nan)
+        for name, tr in self.traces.items():
+            i = names.index(name)
+            ends = _read_interval(tr[name].to_numpy(), tr["zeta"].to_numpy(), z, name, non_mono_tol,
+                                  warn=warn)
+            if ends is None:
+                continue
+            a, b = ends
+            lo[i] = self.lower[name] if np.isnan(a) else a
+            hi[i] = self.upper[name] if np.isnan(b) else b
+            est = self.estimates[name]
+            if warn and (est <= self.lower[name] or est >= self.upper[name]) and np.isfinite(self.lower[name]):
+                bound = self.lower[name] if est <= self.lower[name] else self.upper[name]
+                warnings.warn(
+                    f"the estimate of {name} is on its bound {bound:g} (a singular fit), so its profile "
+                    f"interval is one-sided: [{lo[i]:.4g}, {hi[i]:.4g}]. Consider a simpler random-effects "
+                    "structure.", SingularFitWarning, stacklevel=3)
+        cols = interval_columns(level)
+        return pd.DataFrame({cols[0]: lo, cols[1]: hi}, index=pd.Index(names))
+
+
+def _read_interval(x, zeta, z, name, non_mono_tol, warn=True):
+    ok = np.isfinite(zeta) & np.isfinite(x)
+    x, zeta = x[ok], zeta[ok]
+    try:
+        f = back_spline(x, zeta)
+        return tuple(f(np.array([-z, z])))
+    except ValueError:
+        pass
+    if zeta.size < 2 or np.min(np.diff(zeta)) < -non_mono_tol:
+        if warn:
+            warnings.warn(f"non-monotonic profile for {name}: no interval", ConvergenceWarning, stacklevel=4)
+        return (np.nan, np.nan) if zeta.size < 2 else None
+    if warn:
+        warnings.warn(f"bad spline fit for {name}: falling back to linear interpolation", ConvergenceWarning,
+                      stacklevel=4)
+    zu, inv = np.unique(zeta, return_inverse=True)
+    xu = np.bincount(inv, weights=x) / np.bincount(inv)
+    out = np.interp([-z, z], zu, xu, left=np.nan, right=np.nan)
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
+class _Setup:
+    """What each parameter's profile needs (sent once to each worker process)."""
+
+    dev: object
+    smap: _SdcorMap
+    lower_theta: np.ndarray
+    opt: np.ndarray          # ML estimates: sdcor, sigma, beta
+    theta_hat: np.ndarray
+    stderr: np.ndarray
+    base: float
+    lower: np.ndarray        # bounds of every parameter
+    upper: np.ndarray
+    scale: np.ndarray        # typical size of each variance parameter, for the optimizer
+    n_sig: int
+    p: int
+    cutoff: float
+    delta: float
+    maxpts: int
+    maxmult: float
+    devtol: float
+
+
+def _varpar_deviance(setup: _Setup, s: np.ndarray, grad: bool):
+    """d(s, sigma) and its gradient in (s, sigma); s holds the sds/correlations then sigma."""
+    dev = setup.dev
+    sigma = s[-1]
+    if grad:
+        theta, J = setup.smap.theta(s[:-1], sigma, jacobian=True)
+    else:
+        theta = setup.smap.theta(s[:-1], sigma)
+    pt = dev.at(theta)
+    s2 = sigma * sigma
+    val = pt.ldL2 + pt.pwrss / s2 + dev.n * (LOG_2PI + np.log(s2)) - dev.sum_log_w
+    if not grad:
+        return val, None, pt
+    g_theta = pt.grad(1.0, 0.0, pt.pwrss / s2)
+    g = g_theta @ J
+    g[-1] += -2.0 * pt.pwrss / (s2 * sigma) + 2.0 * dev.n / sigma
+    return val, g, pt
+
+
+def _zeta_var(setup: _Setup, w: int, value: float, start: np.ndarray):
+    """zeta at variance parameter w = value, the others minimized from ``start``."""
+    nvp = setup.n_sig + 1
+    free = np.flatnonzero(np.arange(nvp) != w)
+    sc = setup.scale[free]
+    full = setup.opt[:nvp].copy()
+    full[w] = value
+    lo = setup.lower[free] / sc
+    hi = setup.upper[free] / sc
+    # sigma must stay positive for the deviance to be finite
+    is_sigma = free == nvp - 1
+    lo = np.where(is_sigma, 1e-8 * setup.opt[nvp - 1] / sc, lo)
+
+    def fg(x):
+        s = full.copy()
+        s[free] = x * sc
+        try:
+            v, g, _ = _varpar_deviance(setup, s, True)
+        except np.linalg.LinAlgError:
+            return 1e300, np.zeros_like(x)
+        return v, g[free] * sc
+
+    x0 = np.clip(np.asarray(start, dtype=float) / sc, lo, hi)
+    # an sd at 0 is a stationary point of the even criterion: start it off the
+    # bound so that the optimizer can leave it (see _deviance.lift_start)
+    sd_free = setup.smap.is_sd[np.minimum(free, setup.n_sig - 1)] & (free < setup.n_sig)
+    x0 = np.where(sd_free & (x0 * sc < 0.1 * setup.opt[nvp - 1]), 0.1 * setup.opt[nvp - 1] / sc, x0)
+    row = np.full(1 + nvp + setup.p, np.nan)
+    try:
+        if free.size:
+            res = optimize.minimize(fg, x0, method="L-BFGS-B", jac=True, bounds=optimize.Bounds(lo, hi),
+                                    options=dict(ftol=1e-13, gtol=1e-8, maxcor=20, maxiter=1000))
+            x = np.clip(res.x, lo, hi)
+        else:
+            x = x0
+        s = full.copy()
+        s[free] = x * sc
+        val, _, pt = _varpar_deviance(setup, s, False)
+    except np.linalg.LinAlgError:
+        return row, start, None
+    row[1:1 + nvp] = s
+    row[1 + nvp:] = pt.beta()
+    return row, s[free], val - setup.base
+
+
+def _zeta_fixed(setup: _Setup, j: int, value: float, start_theta: np.ndarray):
+    """zeta at fixed effect j = value: x_j value in the offset, theta re-optimized (ML)."""
+    dev_j = setup.dev.offset(j, value)
+    nvp = setup.n_sig + 1
+    row = np.full(1 + nvp + setup.p, np.nan)
+    try:
+        theta, pt, _ = dev_j.fit(start_theta, setup.lower_theta, reml=False, tol=1e-13)
+    except np.linalg.LinAlgError:
+        return row, start_theta, None
+    fv = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, dev_j.n, dev_j.p, dev_j.sum_log_w, False)
+    sigma = float(np.sqrt(pt.pwrss / dev_j.n))
+    row[1:1 + setup.n_sig] = _sdcor(setup.smap, theta, sigma)
+    row[nvp] = sigma
+    beta = pt.beta()
+    row[1 + nvp:] = np.insert(beta, j, value)
+    return row, theta, fv - setup.base
+
+
+def _sdcor(smap: _SdcorMap, theta, sigma):
+    out = np.zeros(smap.n_theta)
+    for p, rows, cols, start in smap.terms:
+        T = np.zeros((p, p))
+        T[rows, cols] = theta[start:start + len(rows)]
+        S = sigma ** 2 * (T @ T.T)
+        sd = np.sqrt(np.maximum(np.diag(S), 0.0))
+        for e, (i, j) in enumerate(zip(rows, cols)):
+            den = sd[i] * sd[j]
+            out[start + e] = sd[i] if i == j else (S[i, j] / den if den > 0 else np.nan)
+    return out
+
+
+def _nextpar(prev, last, col, delta, lowcut, upcut, maxmult, msgs, name, minstep=1e-6):
+    """lme4's ``nextpar``: a step of ``delta`` in zeta along the secant, capped and clamped."""
+    num = last[col] - prev[col]
+    denom = last[0] - prev[0]
+    if not np.isfinite(denom) or denom == 0:
+        msgs.append(f"{name}: last two points have identical or NaN zeta; a minimal step was used")
+        step = minstep
+    else:
+        step = delta * num / denom
+        if step < 0:
+            msgs.append(f"{name}: unexpected decrease in the profile; a minimal step was used")
+            step = minstep
+        elif abs(step) > maxmult * abs(num):
+            step = maxmult * abs(num)
+    return min(upcut, max(lowcut, last[col] + np.sign(num) * step))
+
+
+def _profile_one(setup: _Setup, rng, w: int):
+    """The trace of parameter w (index into the parameter vector) and its messages."""
+    nvp = setup.n_sig + 1
+    col = 1 + w
+    opt_row = np.concatenate([[0.0], setup.opt])
+    msgs: list[str] = []
+    pw = setup.opt[w]
+    lowcut, upcut = setup.lower[w], setup.upper[w]
+    if w < nvp:
+        def zeta_fn(value, start):
+            row, state, dd = _zeta_var(setup, w, value, start)
+            return _finish(row, state, dd, value, pw, setup, msgs, w)
+        start0 = np.delete(setup.opt[:nvp], w)
+        shift = 0.001 if pw == 0 else pw * 1.01
+    else:
+        j = w - nvp
+
+        def zeta_fn(value, start):
+            row, state, dd = _zeta_fixed(setup, j, value, start)
+            return _finish(row, state, dd, value, pw, setup, msgs, w)
+        start0 = setup.theta_hat
+        shift = pw + setup.delta * setup.stderr[j]
+    at_low, at_high = not pw > lowcut, not pw < upcut
+    if at_high and not at_low:
+        # an estimate on its upper bound (a correlation of 1): walk inwards only
+        shift = pw - 0.001
+    first, s_first = zeta_fn(min(upcut, max(lowcut, shift)), start0)
+    sides = [([opt_row, first], [start0, s_first])]
+    if not (at_low or at_high):
+        sides.append(([first, opt_row], [s_first, start0]))
+    for rows, states in sides:
+        while (len(rows) < setup.maxpts and lowcut < rows[-1][col] < upcut
+               and not abs(rows[-1][0]) > setup.cutoff):
+            x = _nextpar(rows[-2], rows[-1], col, setup.delta, lowcut, upcut, setup.maxmult, msgs,
+                         f"parameter {w}")
+            row, st = zeta_fn(x, states[-1])
+            rows.append(row)
+            states.append(st)
+    table = np.unique(np.vstack([r for rows, _ in sides for r in rows]), axis=0)
+    table = table[np.argsort(table[:, col], kind="stable")]
+    return table, msgs
+
+
+def _finish(row, state, dd, value, pw, setup, msgs, w):
+    if dd is None or not np.isfinite(dd):
+        msgs.append(f"parameter {w}: NaN deviance in profiling at {value:.6g}")
+        row[0] = np.nan
+        return row, state
+    if dd < -setup.devtol:
+        msgs.append(f"profiling found a deviance {-dd:.3g} below the ML optimum at {value:.6g}: "
+                    "the fit had not converged")
+    row[0] = np.sign(value - pw) * np.sqrt(max(dd, 0.0))
+    return row, state
+
+
+def _which(problem, which) -> list[int]:
+    names = problem.param_names
+    nvp = problem.n_sig + 1
+    if which is None:
+        return list(range(len(names)))
+    if isinstance(which, str):
+        if which == "theta_":
+            return list(range(nvp))
+        if which == "beta_":
+            return list(range(nvp, len(names)))
+        which = [which]
+    try:
+        which = list(which)
+    except TypeError:
+        raise OptionError(f"which must be None, 'theta_', 'beta_' or a list of parameter names; got {which!r}")
+    bad = [w for w in which if w not in names]
+    if not which:
+        raise OptionError(f"which is empty; name at least one of the parameters {names}")
+    if bad:
+        raise OptionError(f"which names parameters the model does not have: {bad}; its parameters are {names}")
+    return sorted(names.index(w) for w in which)
+
+
+def _check_options(options: dict) -> dict:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise OptionError(f"the profile method does not take the option(s) {unknown}; "
+                          f"it takes {sorted(OPTIONS)}")
+    out = dict(OPTIONS)
+    out.update(options)
+    a = out["alphamax"]
+    if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
+        raise OptionError(f"alphamax must be a number in (0, 1), such as 0.01; got {a!r}")
+    out["maxpts"] = check_positive_int("maxpts", out["maxpts"], minimum=3)
+    for key in ("delta_cutoff", "maxmult") + (("delta",) if out["delta"] is not None else ()):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise OptionError(f"{key} must be a positive number; got {v!r}")
+    return out
+
+
+def _setup(problem, opts, kind="auto") -> _Setup:
+    dev = deviance_for(problem.cp, problem.layout, kind)
+    lower_theta = np.asarray(problem.lower, dtype=float)
+    # as lme4's profile: the ML fit (refitted from the REML estimates when needed)
+    if problem.reml:
+        theta, _, _ = dev.fit(problem.fit.theta, lower_theta, reml=False, tol=1e-13)
+    else:
+        theta = problem.fit.theta
+        theta2, _, _ = dev.fit(theta, lower_theta, reml=False, tol=1e-13)
+        if dev.profiled(theta2, False, False)[0] < dev.profiled(theta, False, False)[0]:
+            theta = theta2
+    pt = dev.at(theta)
+    n = dev.n
+    sigma = float(np.sqrt(pt.pwrss / n))
+    base = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, n, dev.p, dev.sum_log_w, False)
+    smap = _SdcorMap(problem.cp.dims, problem.layout)
+    sdcor = _sdcor(smap, theta, sigma)
+    # lme4 keeps an sd estimated at (numerically) zero exactly on its bound
+    sdcor[smap.is_sd & (sdcor < 1e-10 * sigma)] = 0.0
+    beta = pt.beta()
+    opt = np.concatenate([sdcor, [sigma], beta])
+    stderr = sigma * np.sqrt(np.diag(pt.vcov_unscaled())) if dev.p else np.zeros(0)
+    n_sig = smap.n_theta
+    lower = np.concatenate([np.where(smap.is_sd, 0.0, -1.0), [0.0], np.full(dev.p, -np.inf)])
+    upper = np.concatenate([np.where(smap.is_sd, np.inf, 1.0), [np.inf], np.full(dev.p, np.inf)])
+    scale = np.concatenate([np.where(smap.is_sd, np.maximum(np.abs(sdcor), 1e-2 * sigma), 1.0), [sigma]])
+    nptot = opt.size
+    cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - opts["alphamax"], nptot)))
+    delta = opts["delta"] if opts["delta"] is not None else cutoff * opts["delta_cutoff"]
+    setup = _Setup(dev, smap, lower_theta, opt, np.asarray(theta, dtype=float), stderr, float(base), lower,
+                   upper, scale, n_sig, dev.p, cutoff, float(delta), int(opts["maxpts"]), float(opts["maxmult"]),
+                   1e-9)
+    check, _, _ = _varpar_deviance(setup, opt[:n_sig + 1], False)
+    if not np.isclose(check, base, rtol=1e-8, atol=1e-8):
+        warnings.warn(f"profile: the deviance at the sds and sigma ({check}) differs from the profiled one "
+                      f"({base})", PymlmInternalWarning, stacklevel=3)
+    return setup
+
+
+def _run(setup, rng, w):
+    with single_threaded():
+        return _profile_one(setup, rng, w)
+
+
+def profile(problem, n_jobs: int = 1, progress: bool = False, _kind: str = "auto", **options) -> LmmProfile:
+    """Profile the ML deviance of each parameter (lme4's ``profile()``).
+
+    Parameters
+    ----------
+    problem : LmmProblem
+    n_jobs : int
+        Processes; parameters are profiled in parallel.
+    progress : bool
+        A progress bar over the parameters.
+    **options
+        ``which`` (None: all; ``"theta_"``: the random-effect parameters and
+        sigma; ``"beta_"``: the fixed effects; or a list of names),
+        ``alphamax`` (0.01: profile until |zeta| > sqrt(qchisq(1 - alphamax,
+        n_par))), ``maxpts`` (100 points per direction), ``delta`` (zeta step;
+        default ``delta_cutoff`` times the cutoff), ``delta_cutoff`` (1/8),
+        ``maxmult`` (10: at most this multiple of the previous step).
+
+    Returns
+    -------
+    LmmProfile
+
+    Raises
+    ------
+    OptionError
+        An unknown option or a bad value.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+    >>> pr = m.profile(which=["Days"])
+    >>> pr.confint(0.95).loc["Days"].round(2).tolist()
+    [7.36, 13.58]
+    """
+    opts = _check_options(options)
+    key = (tuple(sorted((k, repr(v)) for k, v in opts.items())), _kind)
+    cache = _CACHE.setdefault(problem, {})
+    if key in cache:
+        return cache[key]
+    t0 = time.perf_counter()
+    chosen = _which(problem, opts["which"])
+    with single_threaded():
+        setup = _setup(problem, opts, _kind)
+    results = run_replicates(_run_chosen, (setup, chosen), len(chosen), seed=0, n_jobs=n_jobs,
+                             progress=progress, desc="profile")
+    names = problem.param_names
+    cols = ["zeta"] + list(names)
+    traces, messages = {}, []
+    for w, (table, msgs) in zip(chosen, results):
+        traces[names[w]] = pd.DataFrame(table, columns=cols).reset_index(drop=True)
+        messages.extend(m.replace(f"parameter {w}:", f"{names[w]}:") if isinstance(m, str) else m for m in msgs)
+    bad = [m for m in messages if "below the ML optimum" in m]
+    if bad:
+        warnings.warn("profile: " + bad[0] + "; refit the model (e.g. with another optimizer) and profile again",
+                      ConvergenceWarning, stacklevel=2)
+    out = LmmProfile(traces, pd.Series(setup.opt, index=names), pd.Series(setup.lower, index=names),
+                     pd.Series(setup.upper, index=names), setup.base, setup.cutoff, messages,
+                     time.perf_counter() - t0)
+    cache[key] = out
+    return out
+
+
+def zeta(problem, name: str, values, **options) -> np.ndarray:
+    """The profile's zeta at given values of one parameter, each re-optimized from the estimates.
+
+    Parameters
+    ----------
+    problem : LmmProblem
+    name : str
+        A parameter name (``.sig01``..., ``.sigma`` or a fixed effect).
+    values : array_like
+        Values of that parameter.
+
+    Returns
+    -------
+    ndarray
+        sign(value - estimate) sqrt(deviance increase), as in the traces.
+
+    Raises
+    ------
+    OptionError
+        An unknown parameter name.
+    """
+    names = problem.param_names
+    if name not in names:
+        raise OptionError(f"name must be one of the parameters {names}; got {name!r}")
+    opts = _check_options(options)
+    with single_threaded():
+        setup = _setup(problem, opts)
+        w = names.index(name)
+        nvp = setup.n_sig + 1
+        out = []
+        for v in np.atleast_1d(np.asarray(values, dtype=float)):
+            if w < nvp:
+                _, _, dd = _zeta_var(setup, w, float(v), np.delete(setup.opt[:nvp], w))
+            else:
+                _, _, dd = _zeta_fixed(setup, w - nvp, float(v), setup.theta_hat)
+            out.append(np.nan if dd is None else np.sign(v - setup.opt[w]) * np.sqrt(max(dd, 0.0)))
+    return np.asarray(out)
+
+
+def _run_chosen(payload, rng, i):
+    setup, chosen = payload
+    return _run(setup, rng, chosen[i])
+
+
+def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress: bool = True, **options):
+    """Profile-likelihood intervals of every parameter (lme4's ``confint(method = "profile")``).
+
+    Parameters
+    ----------
+    problem : LmmProblem
+    level : float
+    seed : ignored
+        The profile is deterministic.
+    n_jobs : int
+        Processes (one parameter per task).
+    progress : bool
+    **options
+        See :func:`profile`.
+
+    Returns
+    -------
+    DataFrame
+        lme4's layout; ``attrs["profile"]`` holds the :class:`LmmProfile`.
+    """
+    pr = profile(problem, n_jobs=n_jobs, progress=progress, **options)
+    out = pr.confint(level)
+    out.attrs["settings"] = {k: v for k, v in _check_options(options).items()}
+    out.attrs["profile"] = pr
+    if pr.messages:
+        out.attrs["messages"] = list(pr.messages)
+    return out
