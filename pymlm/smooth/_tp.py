@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse.linalg as ssl
 
 from ..errors import DataError
 from ._basis import Basis, RawBasis, blas_threads_for
@@ -97,13 +98,20 @@ def _eta_const(m: int, d: int) -> float:
 
 def _eta(r2: np.ndarray, m: int, d: int, c: float) -> np.ndarray:
     """eta from squared distances (zero at r = 0)."""
-    out = np.zeros_like(r2)
-    pos = r2 > 0
-    r2p = r2[pos]
     if d % 2 == 0:
-        out[pos] = c * 0.5 * np.log(r2p) * r2p ** (m - d // 2)
-    else:
-        out[pos] = c * r2p ** (m - d // 2 - 1) * np.sqrt(r2p)
+        # r^(2m-d) log r = r2^(m - d/2) log(r2) / 2, and 0 at r = 0
+        logr2 = np.log(np.where(r2 > 0, r2, 1.0))
+        return (0.5 * c) * logr2 * _power(r2, m - d // 2)
+    return c * _power(r2, m - d // 2 - 1) * np.sqrt(r2)
+
+
+def _power(a: np.ndarray, k: int) -> np.ndarray:
+    """a**k for a small non-negative integer k, by multiplication."""
+    if k == 0:
+        return np.ones_like(a)
+    out = a
+    for _ in range(k - 1):
+        out = out * a
     return out
 
 
@@ -117,11 +125,32 @@ def _poly(x: np.ndarray, powers: np.ndarray) -> np.ndarray:
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.shape[1] == 1:
+        diff = a[:, 0:1] - b[None, :, 0]
+        return diff * diff
     out = np.zeros((a.shape[0], b.shape[0]))
     for j in range(a.shape[1]):
         diff = a[:, j:j + 1] - b[None, :, j]
         out += diff * diff
     return out
+
+
+def _top_eigen(E: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` eigenpairs of symmetric ``E`` largest in magnitude, by decreasing value.
+
+    Small matrices use a full decomposition; larger ones Lanczos iterations
+    (as mgcv does), which need only products with ``E``.
+    """
+    n = E.shape[0]
+    if n <= 400 or k >= n // 4:
+        vals, vecs = sla.eigh(E)
+        order = np.argsort(-np.abs(vals), kind="stable")[:k]
+    else:
+        v0 = np.random.default_rng(12345).uniform(0.5, 1.5, size=n)
+        vals, vecs = ssl.eigsh(E, k=k, which="LM", v0=v0, tol=0)
+        order = np.arange(k)
+    order = order[np.argsort(-vals[order], kind="stable")]  # mgcv's order: by value
+    return vals[order], vecs[:, order]
 
 
 class ThinPlateSpline(Basis):
@@ -193,11 +222,7 @@ class ThinPlateSpline(Basis):
             Spen = Z.T @ E @ Z
         else:
             E = _eta(_sq_dist(xu, xu), self.m, self.d, self.c)
-            vals, vecs = sla.eigh(E)
-            order = np.argsort(-np.abs(vals), kind="stable")[:k]
-            order = order[np.argsort(-vals[order], kind="stable")]  # mgcv's order: by value
-            v = vals[order]
-            U = vecs[:, order]
+            v, U = _top_eigen(E, k)
             TU = T.T @ U  # (M, k): the constraint T'U delta = 0
             Q, _ = np.linalg.qr(TU.T, mode="complete")
             Z = Q[:, M:]  # (k, k - M) orthonormal null-space basis
