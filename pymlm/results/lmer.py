@@ -519,16 +519,148 @@ class LmerResult:
             elif msg.startswith("Model"):
                 warnings.warn(msg, ConvergenceWarning, stacklevel=4)
 
-    # ------------------------------------------------------------- summary
-    def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error and t value of the fixed effects."""
-        est = self.fixef
-        se = self.fixef_se
-        return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se})
+    def profile(self, n_jobs: int = 1, progress: bool = False, **options):
+        """Likelihood profiles of the parameters (lme4's ``profile()``).
 
-    def summary(self) -> "LmerSummary":
-        """lme4's ``summary()``: tables as DataFrames, printable."""
-        return LmerSummary(self)
+        As lme4, the profile is of the ML deviance (a REML fit is refitted by
+        ML first), on the scale of the random-effect sds and correlations.
+
+        Parameters
+        ----------
+        n_jobs : int
+            Processes; the parameters are profiled in parallel.
+        progress : bool
+            A progress bar over the parameters.
+        **options
+            ``which`` (None: all; ``"theta_"``; ``"beta_"``; or a list of
+            names such as ``[".sig01", "Days"]``), ``alphamax``, ``maxpts``,
+            ``delta``, ``delta_cutoff``, ``maxmult`` (lme4's meanings).
+
+        Returns
+        -------
+        pymlm.inference.profile.LmmProfile
+            ``.traces[name]`` is a DataFrame per parameter (``zeta`` and every
+            parameter along the profile); ``.confint(level)`` the intervals.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> pr = m.profile(which="beta_")
+        >>> pr.confint().round(2)
+                      2.5 %  97.5 %
+        .sig01          NaN     NaN
+        .sig02          NaN     NaN
+        .sig03          NaN     NaN
+        .sigma          NaN     NaN
+        (Intercept)  237.68  265.13
+        Days           7.36   13.58
+        """
+        from ..inference.profile import profile
+
+        return profile(self.problem, n_jobs=n_jobs, progress=progress, **options)
+
+    # ------------------------------------------------------------- summary
+    @cached_property
+    def _satterthwaite(self):
+        from ..inference.satterthwaite import satterthwaite_parts
+
+        return satterthwaite_parts(self.problem)
+
+    @cached_property
+    def _kenward_roger(self):
+        from ..inference.kenward_roger import kenward_roger
+
+        return kenward_roger(self.problem)
+
+    def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
+        """The fixed-effects table: Estimate, Std. Error, t value; with ``ddf`` also df and Pr(>|t|).
+
+        Parameters
+        ----------
+        ddf : {None, "Satterthwaite", "Kenward-Roger"}
+            Denominator degrees of freedom for t tests, as lmerTest:
+            Satterthwaite's approximation, or Kenward and Roger's (REML fits;
+            the standard errors are then the adjusted ones). ``None`` (or
+            ``"none"``, ``"lme4"``): no df, as lme4.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``Estimate``, ``Std. Error``, [``df``], ``t value``, [``Pr(>|t|)``].
+
+        Raises
+        ------
+        OptionError
+            An unknown ``ddf``; Kenward-Roger on an ML or weighted fit.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> m.coef_table(ddf="Satterthwaite")["df"].round(2).tolist()
+        [17.0, 17.0]
+        """
+        ddf = _check_ddf(ddf)
+        est = self.fixef
+        if ddf is None:
+            se = self.fixef_se
+            return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se})
+        from ..inference import satterthwaite as sat
+
+        eye = np.eye(len(est))
+        if ddf == "Satterthwaite":
+            parts = self._satterthwaite
+            return sat.ddf_table(est, parts.vcov, sat.contrast_df(parts, eye))
+        from ..inference.kenward_roger import contrast_df
+
+        kr = self._kenward_roger
+        return sat.ddf_table(est, kr.vcov_adjusted, contrast_df(kr, eye))
+
+    def summary(self, ddf: str | None = None, ci: str | None = None, level: float = 0.95, seed=None,
+                n_jobs: int = 1, progress: bool = False, **options) -> "LmerSummary":
+        """lme4's ``summary()``: tables as DataFrames, printable.
+
+        Parameters
+        ----------
+        ddf : {None, "Satterthwaite", "Kenward-Roger"}
+            Add lmerTest's df and Pr(>|t|) columns (see :meth:`coef_table`).
+        ci : {None, "wald", "profile", "boot", "blb", "split"}
+            Add confidence intervals (see :meth:`confint`) beside each
+            estimate: to the fixed effects and, on the sd/correlation scale,
+            to the random effects.
+        level : float
+            Confidence level of ``ci``.
+        seed, n_jobs, progress, **options
+            Passed to :meth:`confint` (e.g. ``nsim`` for ``"boot"``).
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> s = m.summary(ddf="Satterthwaite", ci="profile")
+        >>> list(s.fixed.columns)
+        ['Estimate', 'Std. Error', '2.5 %', '97.5 %', 'df', 't value', 'Pr(>|t|)']
+        """
+        ddf = _check_ddf(ddf)
+        if ci is None:
+            if options or seed is not None:
+                raise OptionError(f"interval options {sorted(options) + (['seed'] if seed is not None else [])} "
+                                  "need ci=, e.g. summary(ci='boot', nsim=1000)")
+            intervals = None
+        else:
+            intervals = self.confint(ci, level=level, seed=seed, n_jobs=n_jobs, progress=progress, **options)
+        return LmerSummary(self, ddf=ddf, intervals=intervals)
+
+    def _sig_labels(self) -> list[tuple]:
+        """Per ``.sigNN`` (theta order, per lme4 term): (VarCorr group, row name, column name or None)."""
+        out = []
+        for name, t in zip(_varcorr_group_names(self.design.re_terms), self.design.re_terms):
+            rows, cols = np.tril_indices(t.p)
+            order = np.lexsort((rows, cols))
+            for i, j in zip(rows[order], cols[order]):
+                out.append((name, t.cnms[i], None if i == j else t.cnms[j]))
+        return out
 
     def __str__(self) -> str:
         return str(self.summary())
@@ -536,6 +668,18 @@ class LmerResult:
     def __repr__(self) -> str:
         return (f"<LmerResult {self.method}: {self.formula!r}, n={self.nobs}, "
                 f"{'REML criterion' if self.reml else 'deviance'} {self.fit.deviance:.4f}>")
+
+
+_DDF = {"none": None, "lme4": None, "satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
+        "kenwardroger": "Kenward-Roger", "kr": "Kenward-Roger"}
+
+
+def _check_ddf(ddf):
+    if ddf is None:
+        return None
+    if not isinstance(ddf, str) or ddf.lower() not in _DDF:
+        raise OptionError(f"ddf must be one of None, 'Satterthwaite', 'Kenward-Roger'; got {ddf!r}")
+    return _DDF[ddf.lower()]
 
 
 def _labels(frame: pd.DataFrame, factors) -> np.ndarray:
@@ -585,6 +729,10 @@ def _drop_subtracted(formula: str) -> str:
     return f"{lhs.strip()} ~ {text or '1'}"
 
 
+_CI_NAMES = {"wald": "Wald (fixed effects only, as lme4)", "profile": "profile likelihood",
+             "boot": "parametric bootstrap", "blb": "bag of little bootstraps", "split": "split-sample"}
+
+
 @dataclass
 class LmerSummary:
     """lme4's summary of a linear mixed model.
@@ -592,58 +740,119 @@ class LmerSummary:
     Attributes
     ----------
     fixed : DataFrame
-        Estimate, Std. Error, t value (and df, Pr(>|t|) with Satterthwaite).
+        Estimate, Std. Error, t value; with ``ddf`` also df and Pr(>|t|)
+        (lmerTest's columns); with intervals the two interval columns
+        (e.g. ``2.5 %``, ``97.5 %``) after Std. Error.
     random : DataFrame
-        Groups, Name, Variance, Std.Dev., Corr.
+        Groups, Name, Variance, Std.Dev., Corr; with intervals the interval
+        of each Std.Dev. (two columns) and ``Corr CI``, the (lower, upper)
+        interval of each correlation, aligned with ``Corr``.
+    ddf : str or None
+    intervals : DataFrame or None
+        The :meth:`LmerResult.confint` table the columns come from.
     """
 
     model: LmerResult
+    ddf: str | None = None
+    intervals: pd.DataFrame | None = None
     fixed: pd.DataFrame = field(init=False)
     random: pd.DataFrame = field(init=False)
 
     def __post_init__(self):
-        self.fixed = self.model.coef_table()
+        self.fixed = self._fixed_table()
         self.random = self._random_table()
+
+    @property
+    def _ci_cols(self) -> list[str]:
+        return [] if self.intervals is None else list(self.intervals.columns[:2])
+
+    def _fixed_table(self) -> pd.DataFrame:
+        f = self.model.coef_table(self.ddf)
+        if self.intervals is None:
+            return f
+        lo, hi = self._ci_cols
+        names = list(f.index)
+        pos = list(f.columns).index("Std. Error") + 1
+        f.insert(pos, lo, self.intervals.loc[names, lo].to_numpy())
+        f.insert(pos + 1, hi, self.intervals.loc[names, hi].to_numpy())
+        return f
 
     def _random_table(self) -> pd.DataFrame:
         m = self.model
         rows = []
         vc = m.varcorr
+        ci = {}
+        if self.intervals is not None:
+            lo_c, hi_c = self._ci_cols
+            for label, name in zip(m._sig_labels(), self.intervals.index):
+                ci[label] = (float(self.intervals.loc[name, lo_c]), float(self.intervals.loc[name, hi_c]))
+            ci[("Residual", None, None)] = (float(self.intervals.loc[".sigma", lo_c]),
+                                            float(self.intervals.loc[".sigma", hi_c]))
         for name, t in zip(_varcorr_group_names(m.design.re_terms), m.design.re_terms):
             sub = vc[vc.grp == name]
             var = sub[sub.var2.isna()]
             cov = sub[sub.var2.notna()]
             for i, r in enumerate(var.itertuples()):
-                corr = []
+                corr, corr_ci = [], []
                 for j in range(i):
                     hit = cov[(cov.var1 == t.cnms[j]) & (cov.var2 == t.cnms[i])]
                     corr.append(float(hit.sdcor.iloc[0]) if len(hit) else np.nan)
-                rows.append((name if i == 0 else "", r.var1, r.vcov, r.sdcor, corr))
-        rows.append(("Residual", "", m.sigma ** 2, m.sigma, []))
-        return pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
+                    corr_ci.append(ci.get((name, t.cnms[i], t.cnms[j]), (np.nan, np.nan)))
+                rows.append((name if i == 0 else "", r.var1, r.vcov, r.sdcor, corr,
+                             ci.get((name, t.cnms[i], None), (np.nan, np.nan)), corr_ci))
+        rows.append(("Residual", "", m.sigma ** 2, m.sigma, [], ci.get(("Residual", None, None), (np.nan, np.nan)),
+                     []))
+        out = pd.DataFrame([r[:5] for r in rows], columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
+        if self.intervals is not None:
+            lo_c, hi_c = self._ci_cols
+            out.insert(4, lo_c, [r[5][0] for r in rows])
+            out.insert(5, hi_c, [r[5][1] for r in rows])
+            out["Corr CI"] = [r[6] for r in rows]
+        return out
 
     def _random_text(self) -> str:
         r = self.random
         var = fmt_column(r["Variance"])
         sd = fmt_column(r["Std.Dev."])
         ncorr = max((len(c) for c in r["Corr"]), default=0)
+        with_ci = self.intervals is not None
+        if with_ci:
+            lo_c, hi_c = self._ci_cols
+            pool = list(r["Std.Dev."]) + list(r[lo_c]) + list(r[hi_c])
+            lo = fmt_column(r[lo_c], shared_with=pool)
+            hi = fmt_column(r[hi_c], shared_with=pool)
         rows = []
-        for i, row in enumerate(r.itertuples()):
-            corr = [f"{c:.2f}" if np.isfinite(c) else "NaN" for c in row.Corr]
+        for i, row in enumerate(r.itertuples(index=False)):
+            corr = []
+            for j, c in enumerate(row.Corr):
+                cell = f"{c:.2f}" if np.isfinite(c) else "NaN"
+                if with_ci:
+                    a, b = r["Corr CI"].iloc[i][j]
+                    if np.isfinite(a) and np.isfinite(b):
+                        cell += f" ({a:.2f}, {b:.2f})"
+                corr.append(cell)
             corr += [""] * (ncorr - len(corr))
-            rows.append([row.Groups, row.Name, var[i], sd[i]] + corr)
-        headers = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (ncorr - 1) if ncorr else [])
-        return table(rows, headers, colalign=["left", "left", "right", "right"] + ["right"] * ncorr)
+            rows.append([row.Groups, row.Name, var[i], sd[i]] + ([lo[i], hi[i]] if with_ci else []) + corr)
+        headers = ["Groups", "Name", "Variance", "Std.Dev."] + (list(self._ci_cols) if with_ci else [])
+        headers += ["Corr"] + [""] * (ncorr - 1) if ncorr else []
+        ncols = len(headers)
+        return table(rows, headers, colalign=["left", "left"] + ["right"] * (ncols - 2))
 
     def _fixed_text(self) -> str:
         f = self.fixed
         est = fmt_column(f["Estimate"], shared_with=list(f["Std. Error"]))
         se = fmt_column(f["Std. Error"], shared_with=list(f["Estimate"]))
-        cols = [est, se, fmt_column(f["t value"])]
-        headers = ["", "Estimate", "Std. Error", "t value"]
+        cols = [est, se]
+        headers = ["", "Estimate", "Std. Error"]
+        pool = list(f["Estimate"]) + list(f["Std. Error"]) + [v for c in self._ci_cols for v in f[c]]
+        for c in self._ci_cols:
+            cols.append(fmt_column(f[c], shared_with=pool))
+            headers.append(c)
         if "df" in f.columns:
             cols.append(fmt_column(f["df"]))
             headers.append("df")
+        cols.append(fmt_column(f["t value"]))
+        headers.append("t value")
         if "Pr(>|t|)" in f.columns:
             from ._format import fmt_p, signif_stars
 
@@ -652,6 +861,21 @@ class LmerSummary:
             headers += ["Pr(>|t|)", ""]
         rows = [[name] + [c[i] for c in cols] for i, name in enumerate(f.index)]
         return table(rows, headers, colalign=["left"] + ["right"] * (len(headers) - 1))
+
+    def _ci_note(self) -> str:
+        ci = self.intervals
+        if ci is None:
+            return ""
+        method = ci.attrs.get("method", "")
+        text = f"Confidence intervals: {100 * ci.attrs.get('level', 0.95):g}% {_CI_NAMES.get(method, method)}"
+        settings = ci.attrs.get("settings") or {}
+        if method == "boot":
+            text += f", {settings.get('nsim')} replicates ({settings.get('type', 'perc')})"
+            if ci.attrs.get("seed") is not None:
+                text += f", seed {ci.attrs['seed']}"
+        if method == "profile":
+            text += " (ML deviance, as lme4)"
+        return text
 
     def _corr_text(self) -> str:
         m = self.model
@@ -670,7 +894,10 @@ class LmerSummary:
 
     def __str__(self) -> str:
         m = self.model
-        lines = [f"Linear mixed model fit by {'REML' if m.reml else 'maximum likelihood'}"]
+        title = f"Linear mixed model fit by {'REML' if m.reml else 'maximum likelihood'}"
+        if self.ddf is not None:
+            title += f". t-tests use {self.ddf}'s method"
+        lines = [title]
         lines.append(f"Formula: {m.formula}")
         if m.data_name:
             lines.append(f"   Data: {m.data_name}")
@@ -693,6 +920,9 @@ class LmerSummary:
         lines.append("")
         lines.append("Fixed effects:")
         lines.append(self._fixed_text())
+        note = self._ci_note()
+        if note:
+            lines.append(note)
         corr = self._corr_text()
         if corr:
             lines.append("")

@@ -1,0 +1,227 @@
+"""Parametric bootstrap intervals, as lme4's ``bootMer`` and ``confint(method = "boot")``.
+
+Each replicate draws a response from the fitted model,
+
+    y* = X beta_hat + Z Lambda_hat u* + e*,   u* ~ N(0, sigma_hat^2 I),  e* ~ N(0, sigma_hat^2 W^{-1}),
+
+refits the model to it (REML or ML, as the original fit; started at the
+estimates) and records every parameter: the random-effect sds and
+correlations, sigma and the fixed effects. The interval is read from the
+replicates as ``boot::boot.ci`` does for lme4 (``type = "perc"``: order
+statistics interpolated on the normal scale; ``"basic"``; ``"norm"``).
+
+Only the response changes between replicates, so a refit needs the y column
+of the cross-products alone (Z'Wy, X'Wy, y'Wy: one pass over the rows), and
+for small models the criterion is the dense one of
+:class:`~pymlm.inference._deviance.DenseDeviance`, minimized by a projected
+quasi-Newton method started from the inverse Hessian at the estimates: a
+few factorizations of a (q + p + 1) square matrix per replicate.
+
+Replicate i always uses the random stream ``SeedSequence(seed).spawn(nsim)[i]``,
+so the replicates and the interval do not depend on ``n_jobs``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .._validation import check_choice, check_positive_int
+from ..errors import ConvergenceWarning, OptionError
+from ._deviance import deviance_for, positive_inverse, single_threaded
+from ._parallel import run_replicates
+
+__all__ = ["interval", "replicates", "OPTIONS", "boot_interval"]
+
+#: options of ``confint(method="boot")``: lme4's ``nsim = 500`` and ``boot.type = "perc"``
+OPTIONS = {"nsim": 500, "type": "perc"}
+TYPES = ("perc", "basic", "norm")
+
+
+class _Bootstrap:
+    """What each replicate needs (sent once to each worker process)."""
+
+    def __init__(self, problem, kind: str = "auto"):
+        self.problem = problem
+        self.dev = deviance_for(problem.cp, problem.layout, kind)
+        self.lower = np.asarray(problem.lower, dtype=float)
+        self.theta_hat = np.asarray(problem.fit.theta, dtype=float)
+        self.reml = problem.reml
+        self.hess_inv = None
+        if self.dev.kind == "dense" and self.theta_hat.size:
+            with single_threaded():
+                self.hess_inv = positive_inverse(self.dev.hessian(self.theta_hat, self.reml))
+
+    def response_blocks(self, y):
+        """Z_k'Wy per term (l_k, p_k), X'Wy and y'Wy: one vectorized pass over the rows."""
+        pr = self.problem
+        wy = y if pr.weights is None else pr.weights * y
+        zy = []
+        for codes, Xk, lk in zip(pr.codes, pr.Xs, pr.levels):
+            zy.append(np.stack([np.bincount(codes, weights=Xk[:, c] * wy, minlength=lk)
+                                for c in range(Xk.shape[1])], axis=1))
+        xy = np.asarray(pr.X.T @ wy).ravel()
+        return zy, xy, float(y @ wy)
+
+    def refit(self, y):
+        """All parameters of the model refitted to response y (minus offset), lme4's order."""
+        dev = self.dev.with_response(*self.response_blocks(y))
+        theta, pt, ok = dev.fit(self.theta_hat, self.lower, self.reml, tol=1e-12, hess_inv=self.hess_inv)
+        nu = dev.n - dev.p if self.reml else dev.n
+        sigma = float(np.sqrt(pt.pwrss / nu))
+        return np.concatenate([self.problem.sdcor(theta, sigma), [sigma], pt.beta(), [float(ok)]])
+
+
+def _replicate(boot: _Bootstrap, rng, i):
+    with single_threaded():
+        y = boot.problem.simulate(rng, 1)[:, 0]
+        try:
+            return boot.refit(y)
+        except np.linalg.LinAlgError:
+            return np.full(len(boot.problem.param_names) + 1, np.nan)
+
+
+def replicates(problem, nsim: int = 500, seed=None, n_jobs: int = 1, progress: bool = True,
+               _kind: str = "auto") -> pd.DataFrame:
+    """Parametric bootstrap replicates of every parameter (lme4's ``bootMer(m, FUN, nsim)$t``).
+
+    Returns
+    -------
+    DataFrame (nsim, n_par)
+        Columns ``.sig01``..., ``.sigma``, the fixed effects; ``attrs["converged"]``
+        counts the refits that met the convergence test.
+    """
+    nsim = check_positive_int("nsim", nsim)
+    boot = _Bootstrap(problem, _kind)
+    rows = run_replicates(_replicate, boot, nsim, seed=seed, n_jobs=n_jobs, progress=progress,
+                          desc="parametric bootstrap")
+    table = np.vstack(rows)
+    out = pd.DataFrame(table[:, :-1], columns=list(problem.param_names))
+    out.attrs["converged"] = int(np.nansum(table[:, -1]))
+    return out
+
+
+def _norm_inter(t: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``boot:::norm.inter``: quantiles interpolated between order statistics on the normal scale."""
+    t = np.sort(t[np.isfinite(t)])
+    R = t.size
+    if R == 0:
+        return np.full(alpha.shape, np.nan)
+    rk = (R + 1) * alpha
+    k = np.trunc(rk).astype(int)
+    out = np.empty(alpha.shape)
+    exact = k == rk
+    low, high = k <= 0, k >= R
+    out[low] = t[0]
+    out[high] = t[-1]
+    mid = ~(exact | low | high)
+    sel = exact & ~low & ~high
+    out[sel] = t[k[sel] - 1]
+    if np.any(mid):
+        km = k[mid]
+        z = stats.norm.ppf(alpha[mid])
+        z1 = stats.norm.ppf(km / (R + 1))
+        z2 = stats.norm.ppf((km + 1) / (R + 1))
+        tk, tk1 = t[km - 1], t[km]
+        out[mid] = tk + (z - z1) / (z2 - z1) * (tk1 - tk)
+    return out
+
+
+def boot_interval(t: np.ndarray, t0: float, level: float, type: str = "perc") -> tuple[float, float]:
+    """One parameter's interval from its replicates, as ``boot::boot.ci``.
+
+    Parameters
+    ----------
+    t : ndarray (nsim,)
+        Replicates (non-finite ones are left out).
+    t0 : float
+        The estimate.
+    level : float
+    type : {"perc", "basic", "norm"}
+        ``perc``: the (1 -/+ level)/2 quantiles; ``basic``: 2 t0 minus them;
+        ``norm``: t0 - bias -/+ z sd(t), bias = mean(t) - t0.
+    """
+    t = np.asarray(t, dtype=float)
+    a = np.array([(1 - level) / 2, (1 + level) / 2])
+    if type == "perc":
+        lo, hi = _norm_inter(t, a)
+    elif type == "basic":
+        q = _norm_inter(t, a[::-1])
+        lo, hi = 2 * t0 - q
+    else:
+        ok = t[np.isfinite(t)]
+        if ok.size < 2:
+            return np.nan, np.nan
+        bias = ok.mean() - t0
+        merr = ok.std(ddof=1) * stats.norm.ppf((1 + level) / 2)
+        lo, hi = t0 - bias - merr, t0 - bias + merr
+    return float(lo), float(hi)
+
+
+def _check_options(options: dict) -> dict:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise OptionError(f"the boot method does not take the option(s) {unknown}; it takes {sorted(OPTIONS)} "
+                          "(nsim: number of bootstrap replicates, default 500 as lme4; type: 'perc', "
+                          "'basic' or 'norm')")
+    out = dict(OPTIONS)
+    out.update(options)
+    out["nsim"] = check_positive_int("nsim", out["nsim"], minimum=2)
+    out["type"] = check_choice("type", out["type"], TYPES)
+    return out
+
+
+def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress: bool = True, **options):
+    """Parametric bootstrap intervals of every parameter (lme4's ``confint(method = "boot")``).
+
+    Parameters
+    ----------
+    problem : LmmProblem
+    level : float
+    seed : int, optional
+        Replicates are reproducible from it whatever ``n_jobs``.
+    n_jobs : int
+        Processes.
+    progress : bool
+        A progress bar over the replicates.
+    **options
+        ``nsim`` (500, as lme4's ``confint``), ``type`` (``"perc"``, as lme4;
+        or ``"basic"``, ``"norm"``).
+
+    Returns
+    -------
+    DataFrame
+        lme4's layout; ``attrs["replicates"]`` holds the replicate table.
+
+    Raises
+    ------
+    OptionError
+        An unknown option or a bad value.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+    >>> ci = m.confint("boot", nsim=200, seed=1, progress=False)
+    >>> ci.attrs["replicates"].shape
+    (200, 6)
+    """
+    opts = _check_options(options)
+    from . import interval_frame
+
+    reps = replicates(problem, opts["nsim"], seed=seed, n_jobs=n_jobs, progress=progress)
+    est = problem.estimates()
+    ends = np.array([boot_interval(reps[c].to_numpy(), est[i], level, opts["type"])
+                     for i, c in enumerate(reps.columns)])
+    out = interval_frame(problem, ends[:, 0], ends[:, 1], level)
+    out.attrs["settings"] = opts
+    out.attrs["replicates"] = reps
+    failed = int(opts["nsim"] - reps.attrs["converged"])
+    out.attrs["failed"] = failed
+    if failed:
+        import warnings
+
+        warnings.warn(f"{failed} of {opts['nsim']} bootstrap refits did not meet the convergence test",
+                      ConvergenceWarning, stacklevel=3)
+    return out
