@@ -26,7 +26,8 @@ def test_satterthwaite_columns_in_lmertests_order(m_sleep):
     assert "Linear mixed model fit by REML. t-tests use Satterthwaite's method" in text
     header = next(line for line in text.splitlines() if "Estimate" in line)
     assert header.split() == ["Estimate", "Std.", "Error", "df", "t", "value", "Pr(>|t|)"]
-    days = [line for line in text.splitlines() if line.strip().startswith("Days")][-1]
+    fixed_part = text.split("Fixed effects:")[1].split("Correlation of Fixed Effects")[0]
+    days = next(line for line in fixed_part.splitlines() if line.strip().startswith("Days"))
     assert "17.00" in days and "3.26e-06" in days and days.rstrip().endswith("***")
 
 
