@@ -64,7 +64,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -402,7 +402,7 @@ def run_subprocess(cmd: list[str], env: dict, timeout: float, memory_cap: int | 
     record: dict = {"load1_before": _load1()}
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(full, env=env, capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run(full, env=env, capture_output=True, text=True, timeout=timeout, check=False,
                               preexec_fn=_memory_cap(memory_cap))
     except subprocess.TimeoutExpired:
         record.update(error=f"time limit of {timeout:.0f} s reached", process_seconds=timeout)
@@ -661,9 +661,9 @@ def measured_on(results: dict) -> str:
     lme4 = next((e["lme4_versions"] for e in cases.values() if e.get("lme4_versions")), None)
     shas = sorted({e.get("pymlm_source_sha1", "")[:12] for e in cases.values()} - {""})
     parts = [f"Measured {dates[0]} to {dates[-1]}" if dates else "Measured",
-             f" on {m.get('cpu')} ({m.get('cores')} cores, {m.get('memory_gib')} GiB), {m.get('platform')}; "
-             f"Python {m.get('python')}, numpy {m.get('numpy')}, scipy {m.get('scipy')}, pandas {m.get('pandas')}, "
-             f"OpenBLAS {_blas_versions(results)}"]
+             (f" on {m.get('cpu')} ({m.get('cores')} cores, {m.get('memory_gib')} GiB), {m.get('platform')}; "
+              f"Python {m.get('python')}, numpy {m.get('numpy')}, scipy {m.get('scipy')}, "
+              f"pandas {m.get('pandas')}, OpenBLAS {_blas_versions(results)}")]
     if lme4:
         parts.append(f"; R {lme4.get('R')}, lme4 {lme4.get('lme4')}, BLAS {lme4.get('BLAS')}")
     parts.append(f"; pymlm source sha1 {', '.join(shas) or '?'} (after commit {m.get('pymlm_commit')}).")
