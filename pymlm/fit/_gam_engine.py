@@ -121,6 +121,17 @@ class ChunkEngine:
             XtWz[self.scols] = fs
         return CrossStats(XtWX, XtWz, zWz, self.n)
 
+    def row_quadform(self, M: np.ndarray) -> np.ndarray:
+        """``h_i = x_i' M x_i`` for every row (n,), e.g. leverages with ``M = A^{-1}``."""
+        order = np.concatenate([self.dcols, self.scols])
+        Mo = M[np.ix_(order, order)]
+        out = np.empty(self.n)
+        for s, e in self._ranges():
+            D, Z = self._chunk(s, e)
+            X = D if Z is None else np.hstack([D, Z.toarray()])
+            out[s:e] = np.einsum("ij,ij->i", X @ Mo, X)
+        return out
+
     def eta(self, beta: np.ndarray) -> np.ndarray:
         out = np.empty(self.n)
         if not self.cache:

@@ -12,7 +12,9 @@ Gaussian identity models need one pass over the data. Other families
 iteration, as ``bam`` does: at each iteration of penalized iteratively
 re-weighted least squares the smoothing parameters of the working linear
 model are re-estimated (Wood, Goude & Shaw 2015, section 3; mgcv's ``bam``
-with ``method = "fREML"``).
+with ``method = "fREML"``). ``gam`` then continues, for binomial and
+Poisson models, to the optimum of the Laplace-approximate REML, as mgcv's
+``gam`` does (:mod:`._gam_laplace`).
 """
 
 from __future__ import annotations
@@ -224,7 +226,7 @@ def _check_response(family, y, w):
 
 
 def fit_gam(design: GamDesign, engine, family="gaussian", sp=None, optimizer: str = "newton",
-            method: str = "REML", max_iter: int = 200, epsilon: float = 1e-7) -> GamFit:
+            method: str = "REML", max_iter: int = 200, epsilon: float = 1e-7, laplace: bool = False) -> GamFit:
     """Fit a GAM design: smoothing parameters by REML, coefficients by penalized least squares.
 
     Parameters
@@ -242,16 +244,20 @@ def fit_gam(design: GamDesign, engine, family="gaussian", sp=None, optimizer: st
     max_iter, epsilon : int, float
         Performance iteration limits for non-Gaussian families: converged
         when ``|dev - dev_old| < epsilon (|dev| + 0.1)``.
+    laplace : bool
+        For binomial and Poisson models, continue from the performance
+        iteration estimates to the optimum of the Laplace-approximate REML
+        (mgcv's ``gam``; :mod:`._gam_laplace`).
 
     Returns
     -------
     GamFit
     """
     with _blas_limit(design.p):
-        return _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon)
+        return _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace)
 
 
-def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon) -> GamFit:
+def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace) -> GamFit:
     fam, fam_name, link_name = resolve_family(family)
     penalties = design.penalties
     n = design.n
@@ -318,6 +324,19 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon) -
         dev_old = dev
     msg_out = "full convergence" if converged and conv else (
         msg if not conv else f"performance iteration did not converge in {max_iter} iterations")
+    if laplace and scale_known and sp is None and penalties and hasattr(engine, "row_quadform"):
+        from ._gam_laplace import laplace_reml
+
+        lap = laplace_reml(design, engine, fam, fam_name, best.rho, best.beta)
+        if not lap["converged"]:
+            warnings.warn(f"the Laplace REML optimization did not converge: {lap['message']}",
+                          ConvergenceWarning, stacklevel=3)
+        mu = lap["mu"]
+        return GamFit(lap["beta"], lap["PP"], lap["XtWX"], 1.0, False, lap["score"], lap["rho"], lap["eta"], mu,
+                      float(fam.deviance(y, mu, var_weights=prior)),
+                      _null_deviance(fam, y, prior, off, has_intercept), prior, lap["w"], it, lap["iterations"],
+                      lap["converged"], "full convergence" if lap["converged"] else lap["message"], Mp,
+                      fam, fam_name, link_name, method)
     if not (converged and conv):
         warnings.warn(f"the fit did not converge: {msg_out}", ConvergenceWarning, stacklevel=3)
     scale = 1.0 if scale_known else best.phi
@@ -375,11 +394,13 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     Notes
     -----
     The whole model matrix is evaluated once and kept (dense smooth columns,
-    sparse random-effect columns). For non-Gaussian families the smoothing
-    parameters are estimated by performance iteration (REML of the working
-    model at each PIRLS step), as ``bam`` does, whereas mgcv's ``gam``
-    optimizes a Laplace approximation of the marginal likelihood; the two
-    usually agree closely but not exactly.
+    sparse random-effect columns). Binomial and Poisson models are fitted
+    as mgcv's ``gam`` fits them: the smoothing parameters maximize the
+    Laplace approximation of the restricted likelihood (started from the
+    performance-iteration estimates). Other non-Gaussian families (Gamma,
+    non-canonical links with an estimated scale) use performance iteration,
+    as ``bam`` does, which usually agrees closely with mgcv's ``gam`` but
+    not exactly.
 
     Examples
     --------
@@ -395,7 +416,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     _check_optimizer(optimizer)
     design = build_gam_design(formula, data, weights, offset, discrete=False)
     engine = ChunkEngine(design, chunk_size=max(design.n, 1), cache=True)
-    fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="REML")
+    fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="REML", laplace=True)
     return GamResult(design, fit, engine="gam")
 
 

@@ -6,8 +6,8 @@
   spread (mgcv builds that fit's knots on a random subsample of 10000 rows;
   pymlm uses every row, as gam does).
 - small cases (tests/reference/smooth_reference.R): every basis, factor ``by``
-  variables, random slopes, and binomial / Poisson / Gamma models fitted by
-  performance iteration as bam.
+  variables, random slopes, binomial and Poisson gam fits (Laplace REML), and
+  binomial / Poisson / Gamma bam fits (performance iteration).
 """
 
 import json
@@ -106,8 +106,13 @@ def small_data():
 
 
 # cases whose basis is reproduced exactly: fitted values to the optimizer's precision
-EXACT = ["cr_ps", "tp2", "by_fac", "tp_re", "slope_re", "binomial_bam", "binomial_cbind_bam",
-         "poisson_bam", "gamma_bam"]
+EXACT = ["cr_ps", "tp2", "by_fac", "tp_re", "slope_re", "binomial_gam", "binomial_cbind_gam", "poisson_gam",
+         "binomial_bam", "binomial_cbind_bam", "poisson_bam", "gamma_bam"]
+
+
+# s(z) is a straight line in these fits: its smoothing parameter heads to infinity on a flat
+# criterion, where mgcv's outer Newton stops earlier than pymlm (whose score is lower)
+FLAT = {"binomial_gam", "binomial_cbind_gam", "poisson_gam"}
 
 
 @pytest.mark.parametrize("case", sorted(SMALL["fits"]))
@@ -123,32 +128,38 @@ def test_small_cases_match_mgcv(case, small_data):
     exact = case in EXACT
     # te: mgcv stops early on a flat direction (its score is 5e-5 higher); fs: the split of the
     # null-space penalties depends on an arbitrary basis of that space
-    tol_fit = 1e-5 if exact else 5e-3
-    tol_edf = 1e-3 if exact else 1e-2
+    tol_fit = (5e-4 if case in FLAT else 1e-5) if exact else 5e-3
+    tol_edf = (5e-3 if case in FLAT else 1e-3) if exact else 1e-2
     np.testing.assert_allclose(m.fitted, r["fitted"], atol=tol_fit * sd)
     for k, v in r["edf"].items():
         assert m.edf[k] == pytest.approx(v, abs=tol_edf)
     assert m.scale == pytest.approx(r["scale"], rel=1e-5 if exact else 1e-4)
     if r["engine"] == "gam":
-        assert m.reml_score == pytest.approx(r["score"], abs=1e-4 if exact else 1e-2)
+        assert m.reml_score == pytest.approx(r["score"], abs=(1e-3 if case in FLAT else 1e-4) if exact else 1e-2)
+        assert m.reml_score <= r["score"] + 1e-6  # pymlm's optimum is at least as good
     st = m.s_table
     stat = "F" if "F" in st.columns else "Chi.sq"
     for row in r["s_table"]:
         assert stat in row
-        assert st.loc[row["term"], "Ref.df"] == pytest.approx(row["Ref.df"], rel=1e-3 if exact else 2e-2)
-        assert st.loc[row["term"], stat] == pytest.approx(row[stat], rel=1e-3 if exact else 2e-2)
+        rel = 1e-3 if exact and case not in FLAT else 2e-2
+        assert st.loc[row["term"], "Ref.df"] == pytest.approx(row["Ref.df"], rel=rel)
+        assert st.loc[row["term"], stat] == pytest.approx(row[stat], rel=rel)
         p_ref = row["p-value"]
         assert st.loc[row["term"], "p-value"] == pytest.approx(p_ref, abs=max(1e-4, 0.05 * p_ref))
     if exact:
-        np.testing.assert_allclose(m.predict(nd), r["predict_link"], atol=1e-4 * sd)
+        flat = case in FLAT
+        np.testing.assert_allclose(m.predict(nd), r["predict_link"], atol=1e-3 if flat else 1e-4 * sd)
         fit, se = m.predict(nd, se_fit=True)
-        np.testing.assert_allclose(se, r["predict_link_se"], rtol=1e-3)
-        np.testing.assert_allclose(m.predict(nd, type="response"), r["predict_response"], rtol=1e-4, atol=1e-7)
-    if case in ("cr_ps", "by_fac", "slope_re"):
+        np.testing.assert_allclose(se, r["predict_link_se"], rtol=2e-2 if flat else 1e-3)
+        np.testing.assert_allclose(m.predict(nd, type="response"), r["predict_response"],
+                                   rtol=1e-3 if flat else 1e-4, atol=1e-7)
+    if case in ("cr_ps", "by_fac", "slope_re", "binomial_gam", "poisson_gam"):
         # same basis and constraint as mgcv's gam (bam's non-discrete fits use another
         # constraint parametrization, and tp bases another rotation): same coefficients
         np.testing.assert_allclose(m.coef, list(r["coefficients_all"].values()), atol=1e-4)
-        np.testing.assert_allclose(np.sqrt(np.diag(m.vcov)), r["se_diag"], rtol=2e-3)
+        flat = case in FLAT
+        np.testing.assert_allclose(np.sqrt(np.diag(m.vcov)), r["se_diag"], rtol=2e-2 if flat else 2e-3,
+                                   atol=5e-4 if flat else 0)
     ptab = m.p_table
     for row in r["p_table"] or []:
         assert ptab.loc[row["term"], "Estimate"] == pytest.approx(row["Estimate"], abs=row["Std. Error"] * (1e-3 if exact else 0.5))
