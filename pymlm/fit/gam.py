@@ -23,7 +23,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import statsmodels.api as sm
 
 from .._validation import check_positive_int
 from ..errors import ConvergenceWarning, DataError, OptionError, option_error
@@ -39,11 +38,19 @@ def _blas_limit(p: int):
     """One BLAS thread for small problems (see :func:`pymlm.smooth._basis.blas_threads_for`)."""
     return blas_threads_for(p)
 
+
+def _families():
+    """statsmodels' families module, imported on first use (it takes a second to import)."""
+    from statsmodels.genmod import families
+
+    return families
+
+
 _FAMILIES = {
-    "gaussian": lambda: sm.families.Gaussian(),
-    "binomial": lambda: sm.families.Binomial(),
-    "poisson": lambda: sm.families.Poisson(),
-    "gamma": lambda: sm.families.Gamma(),
+    "gaussian": lambda: _families().Gaussian(),
+    "binomial": lambda: _families().Binomial(),
+    "poisson": lambda: _families().Poisson(),
+    "gamma": lambda: _families().Gamma(),
 }
 _LINK_NAMES = {
     "Identity": "identity", "Logit": "logit", "Log": "log", "InversePower": "inverse",
@@ -75,7 +82,7 @@ def resolve_family(family):
         if key not in _FAMILIES:
             raise option_error("family", ["gaussian", "binomial", "poisson", "Gamma"], family)
         fam = _FAMILIES[key]()
-    elif isinstance(family, sm.families.Family):
+    elif isinstance(family, _families().Family):
         fam = family
     else:
         raise OptionError(
