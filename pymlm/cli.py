@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from . import datasets
-from .errors import PymlmError, PymlmWarning
+from .errors import DataError, PymlmError, PymlmWarning
 
 __all__ = ["main"]
 
@@ -17,10 +17,11 @@ def _read_data(spec: str):
     import pandas as pd
 
     path = Path(spec)
-    if path.suffix.lower() == ".csv" and path.exists():
-        return pd.read_csv(path)
-    if path.suffix.lower() in (".parquet", ".pq") and path.exists():
-        return pd.read_parquet(path)
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".parquet", ".pq"):
+        if not path.exists():
+            raise DataError(f"no file {spec!r}; give an existing CSV or parquet path, or a bundled dataset name")
+        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     return datasets.load(spec)
 
 
@@ -30,7 +31,13 @@ def main(argv=None) -> int:
     fit = sub.add_parser("fit", help="fit a model and print its summary")
     fit.add_argument("formula", help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
     fit.add_argument("--data", required=True, help="bundled dataset name, or a CSV / parquet path")
-    fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML (lmer)")
+    fit.add_argument("--engine", choices=["lmer", "gam", "bam"], default="lmer",
+                     help="lmer (lme4), gam or bam (mgcv; smooths s(), te() and lme4 bars)")
+    fit.add_argument("--family", default="gaussian",
+                     help="gam/bam response family: gaussian, binomial, poisson, Gamma")
+    fit.add_argument("--ci", metavar="METHOD", default=None,
+                     help="lmer: add confidence intervals (wald, profile, boot, blb, split)")
     fit.add_argument("--design", action="store_true", help="print the parsed design instead of fitting")
     sub.add_parser("datasets", help="list the bundled datasets")
     args = parser.parse_args(argv)
@@ -45,13 +52,19 @@ def main(argv=None) -> int:
 
             print(lformula(args.formula, data))
             return 0
-        from ._lmer import lmer
-
         with warnings.catch_warnings():
             # the summary prints every message, so the warnings are not repeated on stderr
             warnings.simplefilter("ignore", PymlmWarning)
-            model = lmer(args.formula, data, REML=not args.ml, data_name=Path(args.data).stem)
-        print(model)
+            if args.engine == "lmer":
+                from ._lmer import lmer
+
+                model = lmer(args.formula, data, REML=not args.ml, data_name=Path(args.data).stem)
+                print(model.summary(ci=args.ci) if args.ci else model)
+            else:
+                from .fit.gam import bam, gam
+
+                fitter = gam if args.engine == "gam" else bam
+                print(fitter(args.formula, data, family=args.family))
         return 0
     except PymlmError as exc:
         print(f"pymlm: {type(exc).__name__}: {exc}", file=sys.stderr)
