@@ -50,8 +50,17 @@ from ..fit.lmm import LmmObjective, fit_lmm
 from ..linalg._threads import blas_threads
 from ..linalg.dense import DENSE_MAX_Q
 
-__all__ = ["DenseDeviance", "FactorDeviance", "deviance_for", "offset_cross_products",
-           "response_cross_products", "profiled_deviance", "LOG_2PI", "minimize_qn", "positive_inverse"]
+__all__ = [
+    "LOG_2PI",
+    "DenseDeviance",
+    "FactorDeviance",
+    "deviance_for",
+    "minimize_qn",
+    "offset_cross_products",
+    "positive_inverse",
+    "profiled_deviance",
+    "response_cross_products",
+]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -141,7 +150,7 @@ class DensePoint:
     ldL2, ldRX2, pwrss : float
     """
 
-    dev: "DenseDeviance"
+    dev: DenseDeviance
     theta: np.ndarray
     L: np.ndarray
     LA: np.ndarray
@@ -250,14 +259,14 @@ class DenseDeviance:
         self._diag_all = np.arange(Q) * (Q + 1)
 
     @classmethod
-    def from_cp(cls, cp: CrossProducts, layout) -> "DenseDeviance":
+    def from_cp(cls, cp: CrossProducts, layout) -> DenseDeviance:
         return cls(cp.dense(), cp.dims, cp.p, layout, cp.n, cp.sum_log_w)
 
-    def _with(self, A, p=None) -> "DenseDeviance":
+    def _with(self, A, p=None) -> DenseDeviance:
         pos = (self.t_idx, self.l_rows, self.l_cols, self.n_theta)
         return DenseDeviance(A, self.dims, self.p if p is None else p, self.layout, self.n, self.sum_log_w, pos)
 
-    def with_response(self, zy, xy, yy) -> "DenseDeviance":
+    def with_response(self, zy, xy, yy) -> DenseDeviance:
         """The same design with another response (Z'Wy per term, X'Wy, y'Wy)."""
         A = self.A.copy()
         col = np.concatenate([np.concatenate([np.asarray(z).ravel() for z in zy]) if zy else np.zeros(0),
@@ -266,7 +275,7 @@ class DenseDeviance:
         A[-1, :] = col
         return self._with(A)
 
-    def offset(self, j: int, b: float) -> "DenseDeviance":
+    def offset(self, j: int, b: float) -> DenseDeviance:
         """Fixed effect ``j`` moved into the offset at value ``b`` (see :func:`offset_cross_products`)."""
         q, p = self.q, self.p
         Q = q + p + 1
@@ -365,7 +374,7 @@ class DenseDeviance:
 
         bounds = optimize.Bounds(lower, np.full(lower.size, np.inf))
         res = optimize.minimize(fg_safe, theta0, method="L-BFGS-B", jac=True, bounds=bounds,
-                                options=dict(ftol=tol, gtol=1e-6, maxcor=20, maxfun=2000))
+                                options={"ftol": tol, "gtol": 1e-6, "maxcor": 20, "maxfun": 2000})
         theta = np.maximum(np.asarray(res.x, dtype=float), lower)
         g = fg_safe(theta)[1]
         projected = np.where((theta <= lower) & (g > 0), 0.0, g)
@@ -486,7 +495,7 @@ def minimize_qn(fg, x0, lower, hess_inv, tol: float = 1e-10, maxit: int = 100):
 class FactorPoint:
     """The deviance pieces of a :class:`FactorDeviance` at one theta (finite-difference gradients)."""
 
-    dev: "FactorDeviance"
+    dev: FactorDeviance
     theta: np.ndarray
     factor: object
     ldL2: float
@@ -543,10 +552,10 @@ class FactorDeviance:
         self.objective = LmmObjective(cp, False, self.layout)
         self.n_theta = self.objective.n_theta
 
-    def with_response(self, zy, xy, yy) -> "FactorDeviance":
+    def with_response(self, zy, xy, yy) -> FactorDeviance:
         return FactorDeviance(response_cross_products(self.cp, zy, xy, yy), self.layout)
 
-    def offset(self, j: int, b: float) -> "FactorDeviance":
+    def offset(self, j: int, b: float) -> FactorDeviance:
         return FactorDeviance(offset_cross_products(self.cp, j, b), self.layout)
 
     def at(self, theta) -> FactorPoint:

@@ -31,8 +31,9 @@ from .._validation import check_choice, check_positive_int
 from ..errors import ConvergenceWarning, OptionError
 from ._deviance import deviance_for, positive_inverse, single_threaded
 from ._parallel import run_replicates
+from ._warn import warn_user
 
-__all__ = ["interval", "replicates", "OPTIONS", "boot_interval"]
+__all__ = ["OPTIONS", "boot_interval", "interval", "replicates"]
 
 #: options of ``confint(method="boot")``: lme4's ``nsim = 500`` and ``boot.type = "perc"``
 OPTIONS = {"nsim": 500, "type": "perc"}
@@ -220,8 +221,6 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
     failed = int(opts["nsim"] - reps.attrs["converged"])
     out.attrs["failed"] = failed
     if failed:
-        import warnings
-
-        warnings.warn(f"{failed} of {opts['nsim']} bootstrap refits did not meet the convergence test",
-                      ConvergenceWarning, stacklevel=3)
+        warn_user(f"{failed} of {opts['nsim']} bootstrap refits did not meet the convergence test",
+                  ConvergenceWarning)
     return out

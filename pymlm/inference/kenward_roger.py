@@ -46,7 +46,7 @@ from ..errors import OptionError
 from ..linalg.dense import DENSE_MAX_Q
 from ._deviance import _lambda_positions
 
-__all__ = ["KenwardRoger", "kenward_roger", "contrast_df"]
+__all__ = ["KenwardRoger", "contrast_df", "kenward_roger"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,6 @@ def kenward_roger(problem) -> KenwardRoger:
     t_idx, l_rows, l_cols, n_theta = _lambda_positions(cp.dims, problem.layout)
     Lam = np.zeros((q, q))
     Lam[l_rows, l_cols] = fit.theta[t_idx]
-    A_ZZ = Abar[:q, :q]
     LtA = Lam.T @ Abar[:q, :]                       # Lambda'Z'[Z X], (q, q + p)
     M = LtA[:, :q] @ Lam + np.eye(q)
     Minv_LtA = np.linalg.solve(M, LtA)              # M^{-1} Lambda'Z'[Z X]

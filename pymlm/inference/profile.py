@@ -42,7 +42,6 @@ mixed-effects models using lme4. J. Stat. Softw. 67(1), section 5.1.
 from __future__ import annotations
 
 import time
-import warnings
 import weakref
 from dataclasses import dataclass, field
 
@@ -56,15 +55,16 @@ from .._validation import check_level, check_positive_int
 from ..errors import ConvergenceWarning, OptionError, PymlmInternalWarning, SingularFitWarning
 from ._deviance import LOG_2PI, deviance_for, profiled_deviance, single_threaded
 from ._parallel import run_replicates
+from ._warn import warn_user
 
-__all__ = ["LmmProfile", "profile", "interval", "zeta", "OPTIONS", "back_spline"]
+__all__ = ["OPTIONS", "LmmProfile", "back_spline", "interval", "profile", "zeta"]
 
 #: options of ``confint(method="profile")`` and ``profile()``, with lme4's defaults
 OPTIONS = {"which": None, "alphamax": 0.01, "maxpts": 100, "delta": None, "delta_cutoff": 1 / 8,
            "maxmult": 10.0}
 
 # profiles already computed, per problem and options (a summary and confint share one)
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # ----------------------------------------------------------------- the theta map
@@ -113,7 +113,9 @@ class _SdcorMap:
             yield p, rows, cols, start, sd, R
 
     def theta(self, sdcor, sigma: float, jacobian: bool = False):
-        """theta at (sdcor, sigma); with ``jacobian``, also d theta / d (sdcor, sigma), ``(n_theta, n_theta + 1)``.
+        """theta at (sdcor, sigma); with ``jacobian``, also d theta / d (sdcor, sigma).
+
+        The Jacobian is ``(n_theta, n_theta + 1)``, sigma last.
 
         Notes
         -----
@@ -300,10 +302,10 @@ class LmmProfile:
             est = self.estimates[name]
             if warn and (est <= self.lower[name] or est >= self.upper[name]) and np.isfinite(self.lower[name]):
                 bound = self.lower[name] if est <= self.lower[name] else self.upper[name]
-                warnings.warn(
+                warn_user(
                     f"the estimate of {name} is on its bound {bound:g} (a singular fit), so its profile "
                     f"interval is one-sided: [{lo[i]:.4g}, {hi[i]:.4g}]. Consider a simpler random-effects "
-                    "structure.", SingularFitWarning, stacklevel=3)
+                    "structure.", SingularFitWarning)
         cols = interval_columns(level)
         return pd.DataFrame({cols[0]: lo, cols[1]: hi}, index=pd.Index(names))
 
@@ -318,11 +320,10 @@ def _read_interval(x, zeta, z, name, non_mono_tol, warn=True):
         pass
     if zeta.size < 2 or np.min(np.diff(zeta)) < -non_mono_tol:
         if warn:
-            warnings.warn(f"non-monotonic profile for {name}: no interval", ConvergenceWarning, stacklevel=4)
+            warn_user(f"non-monotonic profile for {name}: no interval", ConvergenceWarning)
         return (np.nan, np.nan) if zeta.size < 2 else None
     if warn:
-        warnings.warn(f"bad spline fit for {name}: falling back to linear interpolation", ConvergenceWarning,
-                      stacklevel=4)
+        warn_user(f"bad spline fit for {name}: falling back to linear interpolation", ConvergenceWarning)
     zu, inv = np.unique(zeta, return_inverse=True)
     xu = np.bincount(inv, weights=x) / np.bincount(inv)
     out = np.interp([-z, z], zu, xu, left=np.nan, right=np.nan)
@@ -402,7 +403,7 @@ def _zeta_var(setup: _Setup, w: int, value: float, start: np.ndarray):
     try:
         if free.size:
             res = optimize.minimize(fg, x0, method="L-BFGS-B", jac=True, bounds=optimize.Bounds(lo, hi),
-                                    options=dict(ftol=1e-13, gtol=1e-8, maxcor=20, maxiter=1000))
+                                    options={"ftol": 1e-13, "gtol": 1e-8, "maxcor": 20, "maxiter": 1000})
             x = np.clip(res.x, lo, hi)
         else:
             x = x0
@@ -590,12 +591,13 @@ def _setup(problem, opts, kind="auto") -> _Setup:
     cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - opts["alphamax"], nptot)))
     delta = opts["delta"] if opts["delta"] is not None else cutoff * opts["delta_cutoff"]
     setup = _Setup(dev, smap, lower_theta, opt, np.asarray(theta, dtype=float), stderr, float(base), lower,
-                   upper, scale, n_sig, dev.p, cutoff, float(delta), int(opts["maxpts"]), float(opts["maxmult"]),
+                   upper, scale, n_sig, dev.p, cutoff, float(delta), int(opts["maxpts"]),
+                   float(opts["maxmult"]),
                    1e-9)
     check, _, _ = _varpar_deviance(setup, opt[:n_sig + 1], False)
     if not np.isclose(check, base, rtol=1e-8, atol=1e-8):
-        warnings.warn(f"profile: the deviance at the sds and sigma ({check}) differs from the profiled one "
-                      f"({base})", PymlmInternalWarning, stacklevel=3)
+        warn_user(f"profile: the deviance at the sds and sigma ({check}) differs from the profiled one "
+                      f"({base})", PymlmInternalWarning)
     return setup
 
 
@@ -658,8 +660,8 @@ def profile(problem, n_jobs: int = 1, progress: bool = False, _kind: str = "auto
         messages.extend(m.replace(f"parameter {w}:", f"{names[w]}:") if isinstance(m, str) else m for m in msgs)
     bad = [m for m in messages if "below the ML optimum" in m]
     if bad:
-        warnings.warn("profile: " + bad[0] + "; refit the model (e.g. with another optimizer) and profile again",
-                      ConvergenceWarning, stacklevel=2)
+        warn_user("profile: " + bad[0] + "; refit the model (e.g. with another optimizer) and profile again",
+                      ConvergenceWarning)
     out = LmmProfile(traces, pd.Series(setup.opt, index=names), pd.Series(setup.lower, index=names),
                      pd.Series(setup.upper, index=names), setup.base, setup.cutoff, messages,
                      time.perf_counter() - t0)

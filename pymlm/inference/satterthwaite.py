@@ -28,7 +28,6 @@ package: tests in linear mixed effects models. J. Stat. Softw. 82(13).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +36,9 @@ from scipy import stats
 
 from ..errors import ConvergenceWarning
 from ._deviance import LOG_2PI, deviance_for, single_threaded
+from ._warn import warn_user
 
-__all__ = ["SatterthwaiteParts", "satterthwaite_parts", "contrast_df", "ddf_table", "varpar_hessian"]
+__all__ = ["SatterthwaiteParts", "contrast_df", "ddf_table", "satterthwaite_parts", "varpar_hessian"]
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,15 @@ def varpar_hessian(dev, phi, reml: bool, h: float = 1e-3) -> np.ndarray:
     k = phi.size
     steps = h * np.maximum(np.abs(phi), 0.1)
     H = np.zeros((k, k))
+
+    def central(i, step):
+        e = np.zeros(k)
+        e[i] = step
+        up = _varpar_value_grad(dev, phi + e, reml)[1]
+        return (up - _varpar_value_grad(dev, phi - e, reml)[1]) / (2 * step)
+
     for i in range(k):      # k = n_theta + 1 gradient pairs per step size
-        def central(step):
-            e = np.zeros(k)
-            e[i] = step
-            return (_varpar_value_grad(dev, phi + e, reml)[1] - _varpar_value_grad(dev, phi - e, reml)[1]) / (2 * step)
-        H[:, i] = (4.0 * central(steps[i] / 2) - central(steps[i])) / 3.0
+        H[:, i] = (4.0 * central(i, steps[i] / 2) - central(i, steps[i])) / 3.0
     return 0.5 * (H + H.T)
 
 
@@ -113,9 +116,9 @@ def satterthwaite_parts(problem, tol: float = 1e-8) -> SatterthwaiteParts:
     vals, vecs = np.linalg.eigh(H)
     neg = vals < -tol
     if neg.any():
-        warnings.warn(f"the deviance Hessian in (theta, sigma) has {int(neg.sum())} negative eigenvalue(s) "
+        warn_user(f"the deviance Hessian in (theta, sigma) has {int(neg.sum())} negative eigenvalue(s) "
                       f"({', '.join(f'{v:.1e}' for v in vals[neg])}): the fit may not have converged, and the "
-                      "degrees of freedom are unreliable", ConvergenceWarning, stacklevel=3)
+                      "degrees of freedom are unreliable", ConvergenceWarning)
     pos = vals > tol
     A = 2.0 * (vecs[:, pos] / vals[pos]) @ vecs[:, pos].T
     return SatterthwaiteParts(V, J, A, H)

@@ -645,8 +645,8 @@ class LmerResult:
         ddf = _check_ddf(ddf)
         if ci is None:
             if options or seed is not None:
-                raise OptionError(f"interval options {sorted(options) + (['seed'] if seed is not None else [])} "
-                                  "need ci=, e.g. summary(ci='boot', nsim=1000)")
+                given = sorted(options) + (["seed"] if seed is not None else [])
+                raise OptionError(f"interval options {given} need ci=, e.g. summary(ci='boot', nsim=1000)")
             intervals = None
         else:
             intervals = self.confint(ci, level=level, seed=seed, n_jobs=n_jobs, progress=progress, **options)
@@ -800,8 +800,8 @@ class LmerSummary:
                     corr_ci.append(ci.get((name, t.cnms[i], t.cnms[j]), (np.nan, np.nan)))
                 rows.append((name if i == 0 else "", r.var1, r.vcov, r.sdcor, corr,
                              ci.get((name, t.cnms[i], None), (np.nan, np.nan)), corr_ci))
-        rows.append(("Residual", "", m.sigma ** 2, m.sigma, [], ci.get(("Residual", None, None), (np.nan, np.nan)),
-                     []))
+        resid_ci = ci.get(("Residual", None, None), (np.nan, np.nan))
+        rows.append(("Residual", "", m.sigma ** 2, m.sigma, [], resid_ci, []))
         out = pd.DataFrame([r[:5] for r in rows], columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
         if self.intervals is not None:
             lo_c, hi_c = self._ci_cols

@@ -10,8 +10,8 @@ import pytest
 
 import pymlm as ml
 from pymlm.errors import OptionError
-from pymlm.inference.boot import _Bootstrap, _norm_inter, boot_interval, replicates
 from pymlm.inference._parallel import replicate_seeds
+from pymlm.inference.boot import _Bootstrap, _norm_inter, boot_interval, replicates
 
 REF = json.loads((Path(__file__).parents[1] / "reference" / "inference_reference.json").read_text())
 

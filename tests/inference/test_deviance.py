@@ -8,8 +8,14 @@ from hypothesis import strategies as st
 import pymlm as ml
 from pymlm.crossprod import cross_products
 from pymlm.fit.lmm import LmmObjective, fit_lmm
-from pymlm.inference._deviance import (DenseDeviance, FactorDeviance, minimize_qn, offset_cross_products,
-                                       positive_inverse, response_cross_products)
+from pymlm.inference._deviance import (
+    DenseDeviance,
+    FactorDeviance,
+    minimize_qn,
+    offset_cross_products,
+    positive_inverse,
+    response_cross_products,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +47,7 @@ def test_gradients_of_each_piece_match_finite_differences(problems, name):
     pt = dev.at(theta)
     h = 1e-6
     for w in [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.3, -2.0, 5.0)]:
-        def f(th):
+        def f(th, w=w):
             q = dev.at(th)
             return w[0] * q.ldL2 + w[1] * q.ldRX2 + w[2] * np.log(q.pwrss)
         fd = np.array([(f(theta + h * e) - f(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
@@ -98,7 +104,7 @@ def test_quasi_newton_refits_reach_the_fitters_optimum(problems, name):
     for y in pr.simulate(rng, 4).T:
         cp = cross_products(pr.codes, pr.Xs, pr.levels, pr.X, y)
         d = DenseDeviance.from_cp(cp, pr.layout)
-        theta, ok = minimize_qn(lambda t: d.profiled(t, True), pr.fit.theta, pr.lower, H, tol=1e-12)
+        theta, ok = minimize_qn(lambda t, d=d: d.profiled(t, True), pr.fit.theta, pr.lower, H, tol=1e-12)
         ref = fit_lmm(cp, pr.lower, reml=True, layout=pr.layout)
         assert ok
         assert d.profiled(theta, True)[0] <= ref.deviance + 1e-8

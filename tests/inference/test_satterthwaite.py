@@ -132,7 +132,8 @@ def test_jacobian_of_vcov_matches_finite_differences(models):
         return ph[-1] ** 2 * dev.at(ph[:-1]).vcov_unscaled()
 
     h = 1e-5 * np.maximum(np.abs(phi), 1.0)
-    fd = np.array([(vcov(phi + h[i] * e) - vcov(phi - h[i] * e)) / (2 * h[i]) for i, e in enumerate(np.eye(phi.size))])
+    fd = np.array([(vcov(phi + h[i] * e) - vcov(phi - h[i] * e)) / (2 * h[i])
+                   for i, e in enumerate(np.eye(phi.size))])
     np.testing.assert_allclose(parts.jacobian, fd, rtol=1e-5, atol=1e-7 * np.abs(fd).max())
     # the Hessian is symmetric positive definite at a proper optimum, A = 2 H^{-1}
     assert np.all(np.linalg.eigvalsh(parts.hessian) > 0)
@@ -141,7 +142,8 @@ def test_jacobian_of_vcov_matches_finite_differences(models):
 
 def test_ddf_errors_are_named(models):
     m = models["sleepstudy"]
-    with pytest.raises(OptionError, match="ddf must be one of None, 'Satterthwaite', 'Kenward-Roger'; got 'Satter'"):
+    with pytest.raises(OptionError,
+                       match="ddf must be one of None, 'Satterthwaite', 'Kenward-Roger'; got 'Satter'"):
         m.coef_table(ddf="Satter")
     with pytest.raises(OptionError, match="Kenward-Roger method is defined for REML fits"):
         models["sleepstudy_ml"].coef_table(ddf="Kenward-Roger")

@@ -39,7 +39,8 @@ def test_profile_intervals_beside_every_estimate(m_sleep):
     s = m_sleep.summary(ddf="Satterthwaite", ci="profile")
     ci = m_sleep.confint("profile", progress=False)
     assert list(s.fixed.columns) == ["Estimate", "Std. Error", "2.5 %", "97.5 %", "df", "t value", "Pr(>|t|)"]
-    np.testing.assert_allclose(s.fixed[["2.5 %", "97.5 %"]].to_numpy(), ci.loc[["(Intercept)", "Days"]].to_numpy())
+    np.testing.assert_allclose(s.fixed[["2.5 %", "97.5 %"]].to_numpy(),
+                               ci.loc[["(Intercept)", "Days"]].to_numpy())
     r = s.random
     assert list(r.columns) == ["Groups", "Name", "Variance", "Std.Dev.", "2.5 %", "97.5 %", "Corr", "Corr CI"]
     # rows: Subject (Intercept), Days, Residual <- .sig01, .sig03, .sigma; the correlation .sig02
