@@ -70,21 +70,39 @@ Satterthwaite: nu = (g'Cg)^2 / ((g'Sg / M)^2 / (M - 1)), between M - 1
 -----------------------------------------------------------------------------
 Each group's observations, in their order in the data (sort by time first),
 are cut into K consecutive blocks; subsample (k, l), k < l, holds blocks k
-and l of every group, and the K (K - 1) / 2 pairwise fits each maximize one
-term of the pairwise (composite) log-likelihood
-cl(psi) = sum_{k<l} l_{kl}(psi) (Lindsay 1988; Varin, Reid & Firth 2011).
-With equal-sized pairs the composite-likelihood estimator is, to first
-order, the mean of the pairwise estimates (Fieuws & Verbeke 2006). Each row
-enters K - 1 fits and the pairs share the random effects, so neither the
-spread nor the fits' own variances apply; groups are the independent units,
-and the Godambe (sandwich) variance sums over groups:
+and l of every group, and the P = K (K - 1) / 2 pairwise fits each maximize
+one term of the pairwise (composite) log-likelihood
+cl(psi) = sum_{k<l} l_{kl}(psi) (Lindsay 1988; Varin, Reid & Firth 2011;
+Fieuws & Verbeke 2006 fit and average pairs in the same way). Expanding
+each pairwise score around its root, psi_s - psi ~ I_s^{-1} U_s, gives the
+one-step maximizer of cl as the information-weighted mean
 
-    psi_bar - psi ~ sum_i phi_i,   phi_i = (1/P) sum_s I_s^{-1} U_is,
+    psi_bar = (sum_s I_s)^{-1} sum_s I_s psi_s,
+
+with I_s pair s's Fisher information evaluated at the plain mean of the
+psi_s (so the weights follow the pairs' designs: a pair of late blocks says
+little about the intercept variance and gets little weight for it; the
+plain mean would let such poorly determined pairs inflate the variance).
+Each row enters K - 1 fits and the pairs share the random effects, so
+neither their spread nor their own variances apply; groups are the
+independent units, and the Godambe (sandwich) variance sums over groups:
+
+    psi_bar - psi ~ sum_i phi_i,   phi_i = (sum_s I_s)^{-1} sum_s U_is,
     C = N / (N - 1) sum_i (phi_i - phi_bar)(phi_i - phi_bar)',
 
-with U_is the score of group i in pair s and I_s the pair's Fisher
-information, both in closed form from per-group cross-products (Notes of
-:func:`group_scores`); nu = N - 1.
+with U_is the score of group i in pair s at psi_s, both U and I in closed
+form from per-group cross-products (Notes of :func:`group_scores`);
+nu = N - 1. ML scores serve for the REML fits: the REML correction is of
+lower order.
+
+``variance="sandwich"`` with the other modes
+--------------------------------------------
+The same group-level sandwich applies to any subsamples of one grouping
+factor, with the plain mean and phi_i = (1/M) sum_m I_m^{-1} U_im (exact
+to first order for psi_bar = mean of psi_m). It makes no model assumption
+about the random effects' distribution (the shared part of dependent splits
+assumes normal b) and has N - 1 degrees of freedom rather than M - 1, at
+the price of one more pass over each subsample's rows.
 
 References
 ----------
@@ -122,8 +140,9 @@ from .blb import check_options, minimize_from, seed_children, slim_problem
 __all__ = ["group_scores", "group_stats", "interval", "natural_parameters", "pair_blocks", "partition_groups",
            "split_rows"]
 
-OPTIONS = ("n_splits", "mode")
+OPTIONS = ("n_splits", "mode", "variance")
 MODES = ("independent", "dependent", "overlapping")
+VARIANCES = ("spread", "sandwich")
 CHUNK = 100_000
 
 
@@ -482,9 +501,40 @@ def _shared_sigma_cov(problem, psi: np.ndarray, n_groups: int) -> np.ndarray:
     return (S[np.ix_(ri, ri)] * S[np.ix_(ci, ci)] + S[np.ix_(ri, ci)] * S[np.ix_(ci, ri)]) / n_groups
 
 
+def _sandwich(problem, pieces, psis: np.ndarray, weighted: bool):
+    """Combined psi and its group-level sandwich covariance (module notes).
+
+    ``weighted``: the one-step composite-likelihood estimator
+    (sum_s I_s)^{-1} sum_s I_s psi_s with every I_s evaluated at the plain
+    mean (so that the weights depend on the subsamples' designs, not on
+    their estimates), and phi_i = (sum_s I_s)^{-1} sum_s U_is; otherwise
+    the plain mean and phi_i = (1/P) sum_s I_s^{-1} U_is.
+    """
+    nf = len(problem.layout[0][0])
+    N = int(problem.levels[0])
+    mean = psis.mean(axis=0)
+    scores, infos = [], []
+    for rows, psi in zip(pieces, psis):
+        U, info = group_scores(problem, group_stats(problem, rows, beta=psi[nf + 1:]), psi)
+        if weighted:
+            info = group_scores(problem, group_stats(problem, rows, beta=mean[nf + 1:]), mean)[1]
+        scores.append(U)
+        infos.append(info)
+    if weighted:
+        H = sum(infos)
+        psi_bar = np.linalg.solve(H, sum(I @ x for I, x in zip(infos, psis)))
+        phi = np.linalg.solve(H, sum(scores).T).T
+    else:
+        psi_bar = mean
+        phi = sum(np.linalg.solve(I, U.T).T for I, U in zip(infos, scores)) / len(pieces)
+    phi = phi - phi.mean(axis=0)
+    return psi_bar, N / (N - 1) * (phi.T @ phi)
+
+
 # ---------------------------------------------------------------- interval
 def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress: bool = True,
-             n_splits: int = 10, mode: str = "independent", **options) -> pd.DataFrame:
+             n_splits: int = 10, mode: str = "independent", variance: str | None = None,
+             **options) -> pd.DataFrame:
     r"""Split-sample intervals: fit subsamples, average, and use their spread.
 
     Parameters
@@ -507,6 +557,14 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
         ``"independent"``: partition the groups; ``"dependent"``: split each
         group's observations; ``"overlapping"``: pairs of consecutive-row
         blocks within groups. See the module notes for each combination.
+    variance : {"spread", "sandwich"}, optional
+        How Cov(psi_bar) is estimated. ``"spread"`` (the default of the
+        independent and dependent modes): from the between-subset spread,
+        plus the model-based shared part for dependent splits;
+        ``"sandwich"`` (the only choice, and default, for overlapping
+        pairs; also valid for the other modes with one grouping factor):
+        the group-level sandwich of the module notes, N - 1 degrees of
+        freedom.
 
     Returns
     -------
@@ -541,10 +599,19 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
     level = check_level(level)
     mode = check_choice("mode", mode, MODES)
     M = check_positive_int("n_splits", n_splits, minimum=2)
+    if variance is None:
+        variance = "sandwich" if mode == "overlapping" else "spread"
+    variance = check_choice("variance", variance, VARIANCES)
+    if variance == "spread" and mode == "overlapping":
+        raise OptionError("variance='spread' does not apply to mode='overlapping': the pairs share rows, so "
+                          "their spread is not that of independent estimates; use variance='sandwich'")
     rng = np.random.default_rng(seed_children(seed, 1)[0])
     n_rows = problem.y.shape[0]
 
     if mode == "independent":
+        if variance == "sandwich" and not problem.single_factor:
+            raise OptionError("variance='sandwich' sums per-group scores and needs every random term on one "
+                              "grouping factor; the model has several grouping factors")
         k0 = _partition_factor(problem)
         L = int(problem.levels[k0])
         if L < 2 * M:
@@ -587,30 +654,24 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
     fits = run_replicates(_fit_one, (slim_problem(problem), cps), len(cps), seed=None, n_jobs=n_jobs,
                           progress=progress, desc="split fits", batch=1)
     psis = np.stack([natural_parameters(problem, *f) for f in fits])
-    psi_bar = psis.mean(axis=0)
-    S = np.atleast_2d(np.cov(psis, rowvar=False))
     n_sub = len(cps)
-
-    if mode == "independent":
-        parts = [(S / n_sub, n_sub - 1)]
-    elif mode == "dependent":
+    if variance == "sandwich":
+        psi_bar, C = _sandwich(problem, pieces, psis, weighted=mode == "overlapping")
         N = int(problem.levels[0])
-        nf = len(problem.layout[0][0])
-        st = [group_stats(problem, rows) for rows in pieces]
-        shared = np.zeros_like(S)
-        shared[:nf, :nf] = _shared_sigma_cov(problem, psi_bar, N)
-        shared[nf + 1:, nf + 1:] = _shared_beta_cov(problem, st, psi_bar)
-        parts = [(shared, np.inf), (S / n_sub, n_sub - 1)]
+        parts = [(C, N - 1)]
     else:
-        N = int(problem.levels[0])
-        phi = 0.0
-        for rows, psi in zip(pieces, psis):
+        psi_bar = psis.mean(axis=0)
+        S = np.atleast_2d(np.cov(psis, rowvar=False))
+        if mode == "independent":
+            parts = [(S / n_sub, n_sub - 1)]
+        else:
+            N = int(problem.levels[0])
             nf = len(problem.layout[0][0])
-            U, info = group_scores(problem, group_stats(problem, rows, beta=psi[nf + 1:]), psi)
-            phi = phi + np.linalg.solve(info, U.T).T
-        phi = phi / n_sub
-        phi = phi - phi.mean(axis=0)
-        parts = [(N / (N - 1) * phi.T @ phi, N - 1)]
+            st = [group_stats(problem, rows) for rows in pieces]
+            shared = np.zeros_like(S)
+            shared[:nf, :nf] = _shared_sigma_cov(problem, psi_bar, N)
+            shared[nf + 1:, nf + 1:] = _shared_beta_cov(problem, st, psi_bar)
+            parts = [(shared, np.inf), (S / n_sub, n_sub - 1)]
 
     lower, upper, est, dfs = _intervals(problem, psi_bar, parts, level)
     from . import interval_frame
@@ -629,7 +690,8 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
     out.attrs["df"] = pd.Series(dfs, index=names)
     out.attrs["vcov"] = pd.DataFrame(sum(C for C, _ in parts), index=psi_names, columns=psi_names)
     out.attrs["assignment"] = assignment
-    out.attrs["settings"] = {"n_splits": M, "mode": mode, "n_subsamples": n_sub, "n_rows": int(n_rows)}
+    out.attrs["settings"] = {"n_splits": M, "mode": mode, "variance": variance, "n_subsamples": n_sub,
+                             "n_rows": int(n_rows)}
     return out
 
 

@@ -169,17 +169,22 @@ def test_standard_errors_match_the_full_fit_on_simulated_data():
     m = ml.lmer("y ~ t + x + (t | g)", df)
     wald = m.fixef_se.to_numpy()
     ratios = {}
-    for mode, k in [("independent", 10), ("dependent", 4), ("overlapping", 4)]:
-        ci = m.confint("split", n_splits=k, mode=mode, seed=2, progress=False)
+    for mode, k, variance in [("independent", 10, None), ("dependent", 4, None), ("overlapping", 4, None),
+                              ("independent", 10, "sandwich"), ("dependent", 4, "sandwich")]:
+        ci = m.confint("split", n_splits=k, mode=mode, variance=variance, seed=2, progress=False)
         se = np.sqrt(np.diag(ci.attrs["vcov"].to_numpy())[-3:])
-        ratios[mode] = se / wald
+        ratios[mode, variance] = se / wald
+        if variance == "sandwich" or mode == "overlapping":
+            assert np.all(ci.attrs["df"] == 299)
         est = ci.attrs["estimates"]
         assert np.all((ci.iloc[:, 0] <= est) & (est <= ci.iloc[:, 1]))
         assert np.all(np.abs(est.iloc[-3:] - m.fixef.to_numpy()) < 3 * wald)
-    for mode, r in ratios.items():
-        assert 0.6 < np.mean(r) < 1.5, (mode, r)
+    for key, r in ratios.items():
+        assert 0.6 < np.mean(r) < 1.5, (key, r)
+    for key in [("independent", "sandwich"), ("dependent", "sandwich"), ("overlapping", None)]:
+        assert np.all((ratios[key] > 0.8) & (ratios[key] < 1.4)), (key, ratios[key])
     # without the shared (between-group) part the dependent split's intercept se would be a third of this
-    assert ratios["dependent"][0] > 0.8
+    assert ratios["dependent", None][0] > 0.8
 
 
 def test_reasonable_intervals_on_sleepstudy(sleep):
@@ -205,7 +210,11 @@ def test_reasonable_intervals_on_sleepstudy(sleep):
     (dict(mode="random"), "mode must be one of 'independent', 'dependent', 'overlapping'; got 'random'"),
     (dict(n_splits=11, mode="dependent"), "the largest group has 10 observations; use n_splits <= 10"),
     (dict(n_splits=11, mode="overlapping"), "the largest group has 10 observations; use n_splits <= 10"),
-    (dict(n_boots=10), r"the split method takes the options n_splits, mode; got unknown option\(s\) n_boots"),
+    (dict(n_boots=10), r"the split method takes the options n_splits, mode, variance; got unknown option\(s\) "
+                       r"n_boots"),
+    (dict(variance="jackknife"), "variance must be one of 'spread', 'sandwich'; got 'jackknife'"),
+    (dict(mode="overlapping", n_splits=3, variance="spread"),
+     "variance='spread' does not apply to mode='overlapping'"),
 ])
 def test_bad_options_are_named(sleep, opts, message):
     _, m = sleep
@@ -230,3 +239,5 @@ def test_grouping_structures_that_cannot_be_split():
         m.confint("split", n_splits=2, mode="dependent", progress=False)
     with pytest.raises(OptionError, match="mode='overlapping' .* needs every random term on one grouping factor"):
         m.confint("split", n_splits=2, mode="overlapping", progress=False)
+    with pytest.raises(OptionError, match="variance='sandwich' sums per-group scores and needs every random term"):
+        m.confint("split", n_splits=2, variance="sandwich", progress=False)
