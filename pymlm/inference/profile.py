@@ -300,8 +300,11 @@ class LmmProfile:
             lo[i] = self.lower[name] if np.isnan(a) else a
             hi[i] = self.upper[name] if np.isnan(b) else b
             est = self.estimates[name]
-            if warn and (est <= self.lower[name] or est >= self.upper[name]) and np.isfinite(self.lower[name]):
-                bound = self.lower[name] if est <= self.lower[name] else self.upper[name]
+            # on the boundary as lme4's isSingular sees it: an sd below 1e-4 sigma, |cor| = 1
+            tol = 1e-4 * self.estimates[".sigma"] if self.lower[name] == 0 else 1e-6
+            low, high = est - self.lower[name] <= tol, self.upper[name] - est <= tol
+            if warn and name != ".sigma" and ((low and np.isnan(a)) or (high and np.isnan(b))):
+                bound = self.lower[name] if low else self.upper[name]
                 warn_user(
                     f"the estimate of {name} is on its bound {bound:g} (a singular fit), so its profile "
                     f"interval is one-sided: [{lo[i]:.4g}, {hi[i]:.4g}]. Consider a simpler random-effects "

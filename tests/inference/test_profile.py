@@ -21,6 +21,8 @@ CASES = {
     "penicillin": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", True),
     "pastes": ("strength ~ 1 + (1 | batch/cask)", "Pastes", True),
     "dyestuff2": ("Yield ~ 1 + (1 | Batch)", "Dyestuff2", True),
+    # (x || g): two lme4 terms merged into one fitted term with a diagonal template
+    "sleepstudy_uncorr": ("Reaction ~ Days + (Days || Subject)", "sleepstudy", True),
 }
 
 

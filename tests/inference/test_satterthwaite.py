@@ -38,6 +38,7 @@ CASES = {
     "pastes": ("strength ~ 1 + (1 | batch/cask)", lambda: ml.datasets.load("Pastes"), True),
     "dyestuff2": ("Yield ~ 1 + (1 | Batch)", lambda: ml.datasets.load("Dyestuff2"), True),
     "sleepstudy_unbalanced": ("Reaction ~ Days + Days2 + (Days | Subject)", _unbalanced, True),
+    "sleepstudy_uncorr": ("Reaction ~ Days + (Days || Subject)", _sleep, True),
 }
 REML_CASES = [c for c, v in CASES.items() if v[2]]
 

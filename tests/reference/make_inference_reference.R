@@ -86,6 +86,7 @@ out$sleepstudy_ml <- one_case(Reaction ~ Days + (Days | Subject), sleep, REML = 
 out$penicillin <- one_case(diameter ~ 1 + (1 | plate) + (1 | sample), pen, boot = TRUE)
 out$pastes <- one_case(strength ~ 1 + (1 | batch/cask), pastes)
 out$dyestuff2 <- one_case(Yield ~ 1 + (1 | Batch), dye2, profile = TRUE)
+out$sleepstudy_uncorr <- one_case(Reaction ~ Days + (Days || Subject), sleep)
 out$sleepstudy_unbalanced <- one_case(Reaction ~ Days + Days2 + (Days | Subject), sleep_unbal, profile = FALSE)
 out$sleepstudy_unbalanced$data_note <- "sleepstudy with Days2 = Days^2, rows 1, 6, 11, ... (1-based) dropped"
 
