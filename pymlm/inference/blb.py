@@ -62,17 +62,18 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import scipy.linalg as sla
 
 from .._validation import check_choice, check_level, check_positive_int
 from ..crossprod import ClusterCrossProducts, CrossProducts, cluster_cross_products
 from ..errors import ConvergenceWarning, OptionError
 from ..fit._optimize import minimize_theta
-from ..fit.lmm import LmmObjective, fit_from_theta
 from ..linalg._threads import blas_threads
 from ._parallel import run_replicates
 
 __all__ = ["ResampleObjective", "draws", "fit_resample", "interval", "minimize_from", "subset_size_for"]
 
+LOG_2PI = float(np.log(2.0 * np.pi))
 OPTIONS = ("n_subsets", "n_boots", "subset_exponent", "subset_size", "center")
 DEFAULT_EXPONENT = 0.7
 
@@ -213,20 +214,28 @@ class ResampleObjective:
     each with its own random effects. Summing the cluster's blocks c times
     into one level is a different model (c replicates of its rows sharing
     one random effect), so the deviance is assembled from per-cluster terms
-    with multiplicities instead. For one random-effects term with per-level
-    M_i = I + T'A_iT (A_i = Z_i'WZ_i), the deviance of the copies is
+    with multiplicities. For the one random-effects term, with template T,
+    A_i = Z_i'WZ_i, z_i = Z_i'W[X y] (q x (p + 1)), M_i = I + T'A_iT and
+    W_i = T M_i^{-1} T' (Bates et al. 2015, eqs. 34 and 41, written per level):
 
-        d(theta) = sum_i c_i log|M_i| + [log|R_X'R_X|] + nu (1 + log(2 pi r2 / nu)) - sum_i c_i s_i,
+        [X y]'V^{-1}[X y] ~ C = sum_i c_i ((X y)_i'W(X y)_i - z_i' W_i z_i) = L_xy L_xy',
+        d(theta) = sum_i c_i log|M_i| + [2 log|L_X|] + nu (1 + log(2 pi r2 / nu)) - sum_i c_i s_i,
 
-    where r2 and R_X come from sums over levels of quadratic forms in the
-    per-level blocks z_i = Z_i'W[X y] and from [X y]'W[X y] = sum_i c_i (X y)_i'W(X y)_i.
-    The quadratic forms of c copies equal those of one level holding
-    sqrt(c_i) z_i, so the single-term kernel on (A_i, sqrt(c_i) z_i,
-    sum_i c_i (X y)_i'W(X y)_i) gives every term except the log-determinant,
-    which it counts once per level; the missing sum_i (c_i - 1) log|M_i| is
-    added here, with its gradient 2 (c_i - 1) A_i T M_i^{-1} in T. The cost
-    is O(number of distinct clusters), whatever sum_i c_i is; non-integer c
-    weight each cluster's log-likelihood (used for the subset fit, c = N / b).
+    with r2 = L_xy[p, p]^2, L_X the leading p x p block (REML only),
+    nu = n - p (REML) or n, n = sum_i c_i n_i and s_i the cluster's log
+    prior weights. The gradient in T (the closed forms of
+    :meth:`pymlm.fit.lmm.LmmObjective.value_and_grad`, per level, times c_i),
+    with r_i = z_i(y) - z_i(X) beta, E_i = M_i^{-1} T', u_i = E_i r_i:
+
+        d sum c_i log|M_i| / dT = 2 sum_i c_i A_i T M_i^{-1},
+        d r2 / dT = -2 sum_i c_i (r_i - A_i T u_i) u_i',
+        d log|L_X|^2 / dT = -2 sum_i c_i F_i S^{-1} V_i',  V_i = E_i z_i(X),  F_i = z_i(X) - A_i T V_i,
+
+    S = L_X L_X'. Everything is a batched q x q operation over the m
+    distinct clusters or one Gram product, so an evaluation costs O(m),
+    whatever sum_i c_i is, and nothing needs T^{-1} (the boundary is
+    handled). Non-integer c weight each cluster's log-likelihood (the
+    subset fit uses c = N / b).
 
     Parameters
     ----------
@@ -243,44 +252,88 @@ class ResampleObjective:
         c = np.asarray(counts, dtype=float)
         idx = np.asarray(clusters)
         keep = c > 0
-        c, idx = c[keep], idx[keep]
-        zz = blocks.zz[idx]
-        zxy = blocks.zxy[idx] * np.sqrt(c)[:, None, None]
-        xyxy = np.einsum("l,lij->ij", c, blocks.xyxy[idx])
-        p_re = zz.shape[1]
-        cp = CrossProducts(((p_re, idx.size),), blocks.p, float(c @ blocks.n[idx]),
-                           float(c @ blocks.sum_log_w[idx]), (zz,), {}, {}, (zxy,), xyxy)
-        self.base = LmmObjective(cp, reml, tuple(layout), kernel="single")
+        self.c, idx = c[keep], idx[keep]
+        self.A = blocks.zz[idx]                                        # (m, q, q)
+        self.z = blocks.zxy[idx]                                       # (m, q, k + 1)
+        self.xyxy = np.einsum("l,lij->ij", self.c, blocks.xyxy[idx])
+        self.n = float(self.c @ blocks.n[idx])
+        self.sum_log_w = float(self.c @ blocks.sum_log_w[idx])
+        self.k = blocks.p
+        self.q = self.A.shape[1]
+        self.reml = reml
         self.rows, self.cols = layout[0]
-        self.p_re = p_re
-        self.extra = c - 1.0
-        self.zz = zz
 
-    def _extra(self, theta, grad: bool):
-        T = np.zeros((self.p_re, self.p_re))
+    def _T(self, theta) -> np.ndarray:
+        T = np.zeros((self.q, self.q))
         T[self.rows, self.cols] = theta
-        AT = self.zz @ T                                              # (m, p, p)
-        M = np.einsum("ba,ibc->iac", T, AT) + np.eye(self.p_re)      # I + T'A T
+        return T
+
+    def _factor(self, theta):
+        T = self._T(theta)
+        AT = self.A @ T                                                # (m, q, q)
+        M = np.einsum("ba,ibc->iac", T, AT) + np.eye(self.q)           # I + T'A T
         L = np.linalg.cholesky(M)
-        value = 2.0 * float(self.extra @ np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1))
-        if not grad:
-            return value, None
-        g = 2.0 * np.einsum("i,iab->ab", self.extra, AT @ np.linalg.inv(M))
-        return value, g[self.rows, self.cols]
+        Minv = np.linalg.inv(M)
+        E = Minv @ T.T                                                 # M^{-1} T'
+        W = T @ E                                                      # T M^{-1} T'
+        m, k1 = self.z.shape[0], self.k + 1
+        cz = (self.z * self.c[:, None, None]).reshape(m * self.q, k1)
+        gram = cz.T @ (W @ self.z).reshape(m * self.q, k1)
+        Lxy = np.linalg.cholesky(self.xyxy - 0.5 * (gram + gram.T))
+        logdet = 2.0 * float(self.c @ np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1))
+        return T, AT, Minv, E, Lxy, logdet
+
+    def _value(self, Lxy, logdet) -> float:
+        k = self.k
+        r2 = float(Lxy[k, k] ** 2)
+        nu = self.n - k if self.reml else self.n
+        dev = logdet + nu * (1.0 + LOG_2PI + np.log(r2 / nu)) - self.sum_log_w
+        if self.reml:
+            dev += 2.0 * float(np.sum(np.log(np.diag(Lxy)[:k])))
+        return dev
 
     def __call__(self, theta) -> float:
-        value = self.base(theta)
-        if not np.isfinite(value):
+        try:
+            _, _, _, _, Lxy, logdet = self._factor(np.asarray(theta, dtype=float))
+        except np.linalg.LinAlgError:
             return np.inf
-        return value + self._extra(np.asarray(theta, dtype=float), False)[0]
+        value = self._value(Lxy, logdet)
+        return value if np.isfinite(value) else np.inf
+
+    def solution(self, theta):
+        """beta and sigma at theta (the profiled optimum over them)."""
+        _, _, _, _, Lxy, _ = self._factor(np.asarray(theta, dtype=float))
+        k = self.k
+        beta = sla.solve_triangular(Lxy[:k, :k].T, Lxy[k, :k], lower=False)
+        nu = self.n - k if self.reml else self.n
+        return beta, float(np.sqrt(Lxy[k, k] ** 2 / nu))
 
     def value_and_grad(self, theta):
         theta = np.asarray(theta, dtype=float)
-        value, g = self.base.value_and_grad(theta)
+        try:
+            T, AT, Minv, E, Lxy, logdet = self._factor(theta)
+        except np.linalg.LinAlgError:
+            return np.inf, None
+        value = self._value(Lxy, logdet)
         if not np.isfinite(value):
             return np.inf, None
-        extra, eg = self._extra(theta, True)
-        return value + extra, (None if g is None else g + eg)
+        k, c = self.k, self.c
+        Lx = Lxy[:k, :k]
+        beta = sla.solve_triangular(Lx.T, Lxy[k, :k], lower=False)
+        zx, zy = self.z[:, :, :k], self.z[:, :, k]
+        r = zy - zx @ beta                                             # (m, q)
+        u = np.einsum("iab,ib->ia", E, r)
+        rZ = r - np.einsum("iab,ib->ia", AT, u)
+        g = 2.0 * np.einsum("i,iab->ab", c, AT @ Minv)
+        nu = self.n - k if self.reml else self.n
+        g -= 2.0 * nu / float(Lxy[k, k] ** 2) * np.einsum("i,ia,ib->ab", c, rZ, u)
+        if self.reml and k:
+            V = E @ zx                                                 # (m, q, k)
+            F = zx - AT @ V
+            Li = sla.solve_triangular(Lx, np.eye(k), lower=True)
+            FS = F @ (Li.T @ Li)
+            g -= 2.0 * np.einsum("i,iak,ibk->ab", c, FS, V)
+        return value, g[self.rows, self.cols]
 
 
 def minimize_from(objective, start, lower):
@@ -308,13 +361,13 @@ def minimize_from(objective, start, lower):
     return opt
 
 
-def fit_resample(problem, blocks: ClusterCrossProducts, counts, clusters, start) -> np.ndarray:
+def fit_resample(problem, blocks: ClusterCrossProducts, counts, clusters, start):
     """theta and all parameters (``problem.param_names`` order) of the fit to c_i copies of each cluster."""
     obj = ResampleObjective(blocks, counts, clusters, problem.reml, problem.layout)
     with blas_threads(1):
-        opt = minimize_from(obj, start, problem.lower)
-        fit = fit_from_theta(obj.base, opt.x, opt)
-    return fit.theta, problem.estimates(fit)
+        theta = minimize_from(obj, start, problem.lower).x
+        beta, sigma = obj.solution(theta)
+    return theta, np.concatenate([problem.sdcor(theta, sigma), [sigma], beta])
 
 
 # ---------------------------------------------------------------- one subset (worker)
