@@ -15,7 +15,8 @@ __all__ = ["lmer", "fit_design", "design_crossprod", "TermMerge"]
 
 
 def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: str = "lbfgsb",
-               check_conv: bool = True, chunk_size: int = 500_000, data=None, data_name=None) -> LmerResult:
+               check_conv: bool = True, chunk_size: int = 500_000, optimizer_options: dict | None = None,
+               data=None, data_name=None) -> LmerResult:
     """Fit a linear mixed model to a built :class:`~pymlm.design.Design`."""
     if not design.re_terms:
         raise FormulaError(
@@ -26,14 +27,15 @@ def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: st
     if cp.n <= cp.p:
         raise DataError(f"{int(cp.n)} observations for {cp.p} fixed effects: too few to fit the model")
     fit = fit_lmm(cp, design.lower, theta0=start, reml=reml, optimizer=optimizer, check_conv=check_conv,
-                  layout=merge.layout)
-    options = dict(start=start, optimizer=optimizer, check_conv=check_conv, chunk_size=chunk_size)
+                  layout=merge.layout, **(optimizer_options or {}))
+    options = dict(start=start, optimizer=optimizer, check_conv=check_conv, chunk_size=chunk_size,
+                   optimizer_options=optimizer_options)
     return LmerResult(design, fit, data=data, data_name=data_name, options=options, merge=merge)
 
 
 def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, start="auto",
          optimizer: str = "lbfgsb", check_conv: bool = True, chunk_size: int = 500_000,
-         data_name: str | None = None) -> LmerResult:
+         optimizer_options: dict | None = None, data_name: str | None = None) -> LmerResult:
     """Fit a linear mixed model by REML or ML, as lme4's ``lmer``.
 
     Parameters
@@ -58,6 +60,9 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
         lme4's post-fit gradient and Hessian checks.
     chunk_size : int
         Rows per chunk when accumulating the cross-products (bounds memory).
+    optimizer_options : dict, optional
+        ``maxfev`` (evaluation limit) and ``tol`` (objective tolerance), as
+        lme4's ``optCtrl``.
     data_name : str, optional
         Shown as ``Data:`` in the summary.
 
@@ -87,9 +92,14 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
         raise OptionError(f"start must be 'auto', 'lme4' or an array of theta values; got {start!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise OptionError(f"chunk_size must be a positive integer; got {chunk_size!r}")
+    if optimizer_options is not None:
+        unknown = sorted(set(optimizer_options) - {"maxfev", "tol"})
+        if unknown:
+            raise OptionError(f"optimizer_options takes 'maxfev' and 'tol'; got {unknown}")
     design = build_design(formula, data, weights, offset, check="lmer")
     if not isinstance(start, str) and start.shape != design.theta.shape:
         raise OptionError(f"start has {start.size} values; this model has {design.theta.size} theta parameters "
                           f"({', '.join(design.theta_names)})")
     return fit_design(design, bool(REML), start=start, optimizer=optimizer, check_conv=check_conv,
-                      chunk_size=int(chunk_size), data=data, data_name=data_name)
+                      chunk_size=int(chunk_size), optimizer_options=optimizer_options, data=data,
+                      data_name=data_name)

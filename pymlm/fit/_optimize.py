@@ -141,7 +141,10 @@ def minimize_theta(fun, x0: np.ndarray, lower: np.ndarray, method: str = "lbfgsb
     f = float(fun(x))
     if counted.best_x is not None and counted.best_f < f:
         x, f = counted.best_x, counted.best_f
-    return OptResult(x, f, counted.n, method, bool(res.success) or res.status in (0, 1, 2),
+    # L-BFGS-B's status 2 (no progress in the line search) happens at an optimum
+    # flat to machine precision; the gradient check below is the judge there.
+    ok = bool(res.success) or (method == "lbfgsb" and res.status == 2)
+    return OptResult(x, f, counted.n, method, ok,
                      str(getattr(res, "message", "")), seconds=time.perf_counter() - t0)
 
 
@@ -241,6 +244,9 @@ def check_convergence(fun, opt: OptResult, lower: np.ndarray, tol_grad: float = 
     lower = np.asarray(lower, dtype=float)
     boundary = tuple(int(i) for i in np.flatnonzero(np.isfinite(lower) & (x - lower < tol_sing)))
     messages: list[str] = []
+    if not opt.success:
+        messages.append(f"Model failed to converge: the optimizer ({opt.method}) stopped after {opt.nfev} "
+                        f"evaluations: {opt.message}")
     if boundary:
         messages.append("boundary (singular) fit: see is_singular")
     interior = np.array([i for i in range(x.size) if i not in boundary], dtype=int)

@@ -252,3 +252,14 @@ def test_update_formula_dots_and_subtraction():
     assert _update_formula("y ~ x + (1|g)", "log(.) ~ . + x.1") == "log(y) ~ x + (1|g) + x.1"
     with pytest.raises(ml.FormulaError, match="needs a '~'"):
         _update_formula("y ~ x", "x + z")
+
+
+def test_non_convergence_is_reported(sleep):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = ml.lmer("Reaction ~ Days + (Days | Subject)", sleep, start="lme4", optimizer_options={"maxfev": 3})
+    assert any(issubclass(w.category, ml.ConvergenceWarning) and "stopped after" in str(w.message) for w in caught)
+    assert not m.converged
+    assert "Model failed to converge" in str(m)
+    with pytest.raises(ml.OptionError, match="optimizer_options takes 'maxfev' and 'tol'"):
+        ml.lmer("Reaction ~ Days + (Days | Subject)", sleep, optimizer_options={"maxit": 3})
