@@ -90,6 +90,20 @@ METHODS = {
 }
 
 
+NOTES = """
+Notes. `wald` gives intervals for the fixed effects only, as lme4. `blb` uses s = 5 subsets of
+b = round(200^0.7) = 41 groups and r = 100 resamples each; its intervals add the subsets' averaged
+percentile quantiles of theta* - theta_j to the full-data estimate. `split-independent` averages 10
+fits on 20 groups each (t intervals on 9 degrees of freedom). `split-dependent` deals each group's 10
+rows into 3 subsamples; the spread of 3 fits measures the within-group part of the error, so sigma
+and `x`, whose errors are almost entirely within groups, get t intervals on 2 degrees of freedom:
+valid, but about twice as wide as needed; the shared between-group part is model-based.
+`split-dependent-sandwich` combines the same fits with the group-level sandwich (199 degrees of
+freedom). `split-overlapping` cuts each group's series into 5 blocks of 2 consecutive occasions and
+fits the 10 pairs of blocks (composite likelihood, group-level sandwich).
+"""
+
+
 def simulate(rng: np.random.Generator) -> pd.DataFrame:
     """One data set from the true model."""
     g = np.repeat(np.arange(N_GROUPS), N_OCC)
@@ -225,6 +239,7 @@ def markdown(summary) -> str:
     lines.append("| " + " | ".join(
         f"{summary[n]['mean_seconds']:.3f} [{min(summary[n]['load1']):.1f}-{max(summary[n]['load1']):.1f}]"
         if summary[n]["mean_seconds"] is not None else "failed" for n in names) + " |")
+    lines += ["", NOTES.strip()]
     missing = [n for n in METHODS if n not in summary]
     failed = {n: summary[n] for n in names if summary[n]["failed_replicates"]}
     if missing:
