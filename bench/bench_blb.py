@@ -47,6 +47,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _readme import write_section
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
@@ -224,18 +225,6 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of bench/README.md, leaving the others as they are."""
-    old = README.read_text() if README.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if nxt < 0 else "\n" + old[nxt + 1:])
-    README.write_text(new)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1)
@@ -252,7 +241,7 @@ def main(argv=None) -> int:
         RESULTS.write_text(json.dumps(res, indent=1))
     text = markdown(res)
     if not args.no_readme:
-        write_section(text)
+        write_section(SECTION, text, README)
     print(text)
     ok = all(r["blb_seconds"] < TARGETS["blb_seconds"] and len(r["blb_misses"]) <= TARGETS["blb_misses"]
              and r["split_seconds"] < TARGETS["split_seconds"] for r in res["runs"])
