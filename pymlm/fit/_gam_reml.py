@@ -283,7 +283,7 @@ def initial_rho(stats: CrossStats, penalties) -> np.ndarray:
     if not ind.any():
         return rho
     shift = 0.0
-    ratio = lambda s: np.mean(xx[ind] / (xx[ind] + ldss[ind] * 10.0**s))  # noqa: E731
+    ratio = lambda s: np.mean(xx[ind] / (xx[ind] + ldss[ind] * 10.0**s))
     for _ in range(60):
         if ratio(shift) > 0.4:
             shift += 1

@@ -21,9 +21,9 @@ import numpy as np
 
 from ..crossprod import CrossProducts
 from ..linalg import PlsFactor, PlsStructure, factorize, plan
-from ..linalg.cholesky import zz_matmul
 from ..linalg._deviance import profiled_deviance
 from ..linalg._threads import blas_threads
+from ..linalg.cholesky import zz_matmul
 from ..linalg.dense import DENSE_MAX_Q, DenseSystem
 from ..linalg.single import SingleTerm
 from ._optimize import OptResult, check_convergence, minimize_theta

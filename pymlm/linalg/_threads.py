@@ -32,5 +32,5 @@ def blas_threads(n: int | None):
     """Context manager: at most ``n`` BLAS threads inside (``None``: the default)."""
     try:
         return _controller().limit(limits=n, user_api="blas")
-    except Exception:  # noqa: BLE001 - no controllable BLAS: run as is
+    except Exception:  # no controllable BLAS: run as is
         return contextlib.nullcontext()

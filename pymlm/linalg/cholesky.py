@@ -32,15 +32,14 @@ template of term k, Lambda_k = I_{l_k} (x) T_k; ``Q_k`` the transposed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..crossprod import CrossProducts
+from ._small import chol_lower, lower_inv, sandwich, solve_lower, solve_upper_t
 from ._threads import blas_threads
-from ._small import chol_lower, lower_inv, sandwich, solve_lower, solve_upper_t, tri_from_theta
 
 __all__ = [
     "PlsStructure",
