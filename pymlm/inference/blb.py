@@ -62,7 +62,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
+from scipy.linalg.lapack import dtrtri, dtrtrs
 
 from .._validation import check_choice, check_level, check_positive_int
 from ..crossprod import ClusterCrossProducts, CrossProducts, cluster_cross_products
@@ -207,6 +207,15 @@ def draws(seed, n_clusters: int, n_subsets: int, n_boots: int, subset_size: int)
 
 
 # ---------------------------------------------------------------- resample fits
+def _solve_upper_t(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve L'x = b for a small lower-triangular L (LAPACK directly: the resample
+    fits of small subsets call this thousands of times)."""
+    x, info = dtrtrs(L, b, lower=1, trans=1)
+    if info:
+        raise np.linalg.LinAlgError("singular triangular factor")
+    return x
+
+
 class ResampleObjective:
     r"""Profiled (REML) deviance of a data set made of c_i independent copies of cluster i.
 
@@ -304,7 +313,7 @@ class ResampleObjective:
         """beta and sigma at theta (the profiled optimum over them)."""
         _, _, _, _, Lxy, _ = self._factor(np.asarray(theta, dtype=float))
         k = self.k
-        beta = sla.solve_triangular(Lxy[:k, :k].T, Lxy[k, :k], lower=False)
+        beta = _solve_upper_t(Lxy[:k, :k], Lxy[k, :k])
         nu = self.n - k if self.reml else self.n
         return beta, float(np.sqrt(Lxy[k, k] ** 2 / nu))
 
@@ -319,7 +328,7 @@ class ResampleObjective:
             return np.inf, None
         k, c = self.k, self.c
         Lx = Lxy[:k, :k]
-        beta = sla.solve_triangular(Lx.T, Lxy[k, :k], lower=False)
+        beta = _solve_upper_t(Lx, Lxy[k, :k])
         zx, zy = self.z[:, :, :k], self.z[:, :, k]
         r = zy - zx @ beta                                             # (m, q)
         u = np.einsum("iab,ib->ia", E, r)
@@ -330,7 +339,9 @@ class ResampleObjective:
         if self.reml and k:
             V = E @ zx                                                 # (m, q, k)
             F = zx - AT @ V
-            Li = sla.solve_triangular(Lx, np.eye(k), lower=True)
+            Li, info = dtrtri(Lx, lower=1)
+            if info:
+                return np.inf, None
             FS = F @ (Li.T @ Li)
             g -= 2.0 * np.einsum("i,iak,ibk->ab", c, FS, V)
         return value, g[self.rows, self.cols]
