@@ -102,6 +102,15 @@ valid, but about twice as wide as needed; the shared between-group part is model
 `split-dependent-sandwich` combines the same fits with the group-level sandwich (199 degrees of
 freedom). `split-overlapping` cuts each group's series into 5 blocks of 2 consecutive occasions and
 fits the 10 pairs of blocks (composite likelihood, group-level sandwich).
+
+Reading. Every method covers every parameter it reports between 90% and 98%. `profile` and `boot`
+agree with each other in width and coverage, as they do with lme4's. `blb` is the narrowest
+(6-12% narrower than `boot`) and covers 1.5 to 4.5 points below nominal: each subset holds only
+41 of the 200 groups, and the quantiles of a resampling world that small understate the spread a
+little; BLB is built for N in the tens of thousands and more (next section). The split-sample
+intervals are wider than the likelihood-based ones, the price of never fitting the whole data:
+by 12-16% for independent splits, 3-30% for the sandwich combinations, and up to 2.6 times for the
+within-group parameters (sigma, x) of plain dependent splits, whose spread has 2 degrees of freedom.
 """
 
 
