@@ -48,7 +48,7 @@ from scipy import optimize
 from ..crossprod import CrossProducts
 from ..fit.lmm import LmmObjective, fit_lmm
 from ..linalg._threads import blas_threads
-from ..linalg.dense import DENSE_MAX_Q
+from ..linalg.dense import DENSE_MAX_Q, lambda_positions
 
 __all__ = [
     "LOG_2PI",
@@ -121,21 +121,23 @@ def response_cross_products(cp: CrossProducts, zy, xy, yy: float) -> CrossProduc
     return replace(cp, zxy=tuple(zxy), xyxy=xyxy)
 
 
-def _lambda_positions(dims, layout):
-    """Where each theta element sits in Lambda (q x q): (theta index, row, col) arrays."""
-    idx, rows, cols = [], [], []
-    start, t0 = 0, 0
-    for (p, l), (r, c) in zip(dims, layout):
-        base = start + np.arange(l) * p
-        for j, (rr, cc) in enumerate(zip(r, c)):
-            idx.append(np.full(l, t0 + j))
-            rows.append(base + rr)
-            cols.append(base + cc)
-        start += p * l
-        t0 += len(r)
-    if not idx:
-        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 0
-    return np.concatenate(idx), np.concatenate(rows), np.concatenate(cols), t0
+class _Profiled:
+    """The profiled criterion of an evaluator whose ``at(theta)`` gives a point
+    with ``ldL2``, ``ldRX2``, ``pwrss`` and ``grad``."""
+
+    def profiled(self, theta, reml: bool, grad: bool = True):
+        """The profiled criterion (ML or REML) and its gradient; ``(inf, None)`` where undefined."""
+        try:
+            pt = self.at(theta)
+        except np.linalg.LinAlgError:
+            return np.inf, None
+        if not pt.pwrss > 0:
+            return np.inf, None
+        dev = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, self.n, self.p, self.sum_log_w, reml)
+        if not grad:
+            return dev, None
+        nu = self.n - self.p if reml else self.n
+        return dev, pt.grad(1.0, 1.0 if reml else 0.0, nu)
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,7 +229,7 @@ class DensePoint:
         return -(E + E.transpose(0, 2, 1))
 
 
-class DenseDeviance:
+class DenseDeviance(_Profiled):
     """Deviance pieces of a small LMM from the dense augmented matrix.
 
     Parameters
@@ -250,7 +252,7 @@ class DenseDeviance:
         self.q = int(sum(pk * lk for pk, lk in self.dims))
         self.n = float(n)
         self.sum_log_w = float(sum_log_w)
-        pos = _positions if _positions is not None else _lambda_positions(self.dims, self.layout)
+        pos = _positions if _positions is not None else lambda_positions(self.dims, self.layout)
         self.t_idx, self.l_rows, self.l_cols, self.n_theta = pos
         Q = self.A.shape[0]
         self._A_Z = self.A[:self.q, :]
@@ -316,20 +318,6 @@ class DenseDeviance:
         ld = 2.0 * np.log(L.ravel()[self._diag_all])
         qp = q + self.p
         return DensePoint(self, theta, L, LA, float(ld[:q].sum()), float(ld[q:qp].sum()), float(L[-1, -1] ** 2))
-
-    def profiled(self, theta, reml: bool, grad: bool = True):
-        """The profiled criterion (ML or REML) and its gradient; ``(inf, None)`` where undefined."""
-        try:
-            pt = self.at(theta)
-        except np.linalg.LinAlgError:
-            return np.inf, None
-        if not pt.pwrss > 0:
-            return np.inf, None
-        dev = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, self.n, self.p, self.sum_log_w, reml)
-        if not grad:
-            return dev, None
-        nu = self.n - self.p if reml else self.n
-        return dev, pt.grad(1.0, 1.0 if reml else 0.0, nu)
 
     def fit(self, theta0, lower, reml: bool, tol: float = 1e-10, hess_inv=None):
         """Minimize the profiled criterion over theta with the analytic gradient.
@@ -538,7 +526,7 @@ class FactorPoint:
         return np.asarray(out)
 
 
-class FactorDeviance:
+class FactorDeviance(_Profiled):
     """The interface of :class:`DenseDeviance` on the blocked factor, for large q."""
 
     kind = "factor"
@@ -562,17 +550,6 @@ class FactorDeviance:
         theta = np.asarray(theta, dtype=float)
         f = self.objective.factor(theta)
         return FactorPoint(self, theta, f, float(f.logdet_L), float(f.logdet_RX), float(f.pwrss))
-
-    def profiled(self, theta, reml: bool, grad: bool = True):
-        try:
-            pt = self.at(theta)
-        except np.linalg.LinAlgError:
-            return np.inf, None
-        dev = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, self.n, self.p, self.sum_log_w, reml)
-        if not grad:
-            return dev, None
-        nu = self.n - self.p if reml else self.n
-        return dev, pt.grad(1.0, 1.0 if reml else 0.0, nu)
 
     def fit(self, theta0, lower, reml: bool, tol: float = 1e-10, hess_inv=None):
         f = fit_lmm(self.cp, lower, theta0=lift_start(theta0, lower), reml=reml,

@@ -43,8 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
-from ..linalg.dense import DENSE_MAX_Q
-from ._deviance import _lambda_positions
+from ..linalg.dense import DENSE_MAX_Q, lambda_positions
 
 __all__ = ["KenwardRoger", "contrast_df", "kenward_roger"]
 
@@ -93,7 +92,7 @@ def kenward_roger(problem) -> KenwardRoger:
     n = cp.n
     s2 = fit.sigma ** 2
     Abar = cp.dense()[:qp, :qp]
-    t_idx, l_rows, l_cols, n_theta = _lambda_positions(cp.dims, problem.layout)
+    t_idx, l_rows, l_cols, n_theta = lambda_positions(cp.dims, problem.layout)
     Lam = np.zeros((q, q))
     Lam[l_rows, l_cols] = fit.theta[t_idx]
     LtA = Lam.T @ Abar[:q, :]                       # Lambda'Z'[Z X], (q, q + p)

@@ -20,10 +20,41 @@ import scipy.linalg as sla
 from ..crossprod import CrossProducts
 from ._deviance import profiled_deviance
 
-__all__ = ["DenseSystem", "DENSE_MAX_Q"]
+__all__ = ["DenseSystem", "DENSE_MAX_Q", "lambda_positions"]
 
 # Models with at most this many random-effect coefficients use the dense path.
 DENSE_MAX_Q = 300
+
+
+def lambda_positions(dims, layout):
+    """Where each theta element sits in the dense Lambda (q x q).
+
+    Parameters
+    ----------
+    dims : sequence of (p_k, l_k)
+        Coefficients per level and number of levels of each term.
+    layout : sequence of (rows, cols)
+        Template positions of each term's theta elements.
+
+    Returns
+    -------
+    t_idx, rows, cols : ndarray of int
+        Lambda[rows[i], cols[i]] = theta[t_idx[i]].
+    n_theta : int
+    """
+    idx, rows, cols = [], [], []
+    start, t0 = 0, 0
+    for (p, l), (r, c) in zip(dims, layout):
+        base = start + np.arange(l) * p
+        for j, (rr, cc) in enumerate(zip(r, c)):
+            idx.append(np.full(l, t0 + j))
+            rows.append(base + rr)
+            cols.append(base + cc)
+        start += p * l
+        t0 += len(r)
+    if not idx:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 0
+    return np.concatenate(idx), np.concatenate(rows), np.concatenate(cols), t0
 
 
 class DenseSystem:
@@ -46,21 +77,7 @@ class DenseSystem:
         self.A_ZZ = A[:q, :q]
         self.A_ZXy = A[:q, q:]
         self.A_XyXy = A[q:, q:]
-        # where each theta element appears in Lambda: (theta index, row, col)
-        idx, rows, cols = [], [], []
-        start, t0 = 0, 0
-        for (p, l), (r, c) in zip(cp.dims, layout):
-            base = start + np.arange(l) * p
-            for j, (rr, cc) in enumerate(zip(r, c)):
-                idx.append(np.full(l, t0 + j))
-                rows.append(base + rr)
-                cols.append(base + cc)
-            start += p * l
-            t0 += len(r)
-        self.t_idx = np.concatenate(idx)
-        self.l_rows = np.concatenate(rows)
-        self.l_cols = np.concatenate(cols)
-        self.n_theta = t0
+        self.t_idx, self.l_rows, self.l_cols, self.n_theta = lambda_positions(cp.dims, layout)
         self.diag = self.l_rows == self.l_cols
 
     def lam(self, theta: np.ndarray) -> np.ndarray:
