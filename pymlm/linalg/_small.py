@@ -72,6 +72,27 @@ def chol_lower(M: np.ndarray) -> np.ndarray:
     return L
 
 
+def _substitute(L: np.ndarray, B: np.ndarray, transpose: bool) -> np.ndarray:
+    """Forward substitution with ``L[i]`` or, with ``transpose``, back substitution with ``L[i].T``."""
+    p = L.shape[1]
+    if p == 1:
+        return B / L[:, :, :1]
+    X = np.empty(np.broadcast_shapes(B.shape, (L.shape[0], p, B.shape[2])))
+    first, second = (1, 0) if transpose else (0, 1)
+    if p == 2:
+        X[:, first, :] = B[:, first, :] / L[:, first, first, None]
+        X[:, second, :] = (B[:, second, :] - L[:, 1, 0, None] * X[:, first, :]) / L[:, second, second, None]
+        return X
+    for i in (range(p - 1, -1, -1) if transpose else range(p)):
+        done = slice(i + 1, p) if transpose else slice(0, i)
+        acc = B[:, i, :]
+        if done.start < done.stop:
+            coef = L[:, done, i] if transpose else L[:, i, done]
+            acc = acc - np.einsum("lk,lkr->lr", coef, X[:, done, :])
+        X[:, i, :] = acc / L[:, i, i][:, None]
+    return X
+
+
 def solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Solve ``L[i] X[i] = B[i]`` for lower-triangular ``L`` (forward substitution).
 
@@ -84,20 +105,7 @@ def solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     -------
     X : ndarray (l, p, r)
     """
-    p = L.shape[1]
-    if p == 1:
-        return B / L[:, :, :1]
-    X = np.empty(np.broadcast_shapes(B.shape, (L.shape[0], p, B.shape[2])))
-    if p == 2:
-        X[:, 0, :] = B[:, 0, :] / L[:, 0, 0, None]
-        X[:, 1, :] = (B[:, 1, :] - L[:, 1, 0, None] * X[:, 0, :]) / L[:, 1, 1, None]
-        return X
-    for i in range(p):
-        acc = B[:, i, :]
-        if i:
-            acc = acc - np.einsum("lk,lkr->lr", L[:, i, :i], X[:, :i, :])
-        X[:, i, :] = acc / L[:, i, i][:, None]
-    return X
+    return _substitute(L, B, transpose=False)
 
 
 def solve_upper_t(L: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -112,20 +120,7 @@ def solve_upper_t(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     -------
     X : ndarray (l, p, r)
     """
-    p = L.shape[1]
-    if p == 1:
-        return B / L[:, :, :1]
-    X = np.empty(np.broadcast_shapes(B.shape, (L.shape[0], p, B.shape[2])))
-    if p == 2:
-        X[:, 1, :] = B[:, 1, :] / L[:, 1, 1, None]
-        X[:, 0, :] = (B[:, 0, :] - L[:, 1, 0, None] * X[:, 1, :]) / L[:, 0, 0, None]
-        return X
-    for i in range(p - 1, -1, -1):
-        acc = B[:, i, :]
-        if i + 1 < p:
-            acc = acc - np.einsum("lk,lkr->lr", L[:, i + 1:, i], X[:, i + 1:, :])
-        X[:, i, :] = acc / L[:, i, i][:, None]
-    return X
+    return _substitute(L, B, transpose=True)
 
 
 def lower_inv(L: np.ndarray) -> np.ndarray:
