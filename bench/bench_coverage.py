@@ -230,21 +230,18 @@ def markdown(summary) -> str:
              + ", ".join(f"{n} {summary[n]['reps']}" for n in names)
              + ". The Monte Carlo standard error of a coverage near 95% is 1.0% at 500 replicates and "
              "1.5% at 200 (a blank cell: the method gives no interval for that parameter):", ""]
-    head = "| parameter | truth | " + " | ".join(names) + " |"
-    lines += [head, "|" + "---|" * (len(names) + 2)]
-    for p, t in TRUTH.items():
-        cells = []
-        for n in names:
-            e = summary[n]["parameters"].get(p)
-            cells.append(f"{100 * e['coverage']:.1f}" if e else "")
-        lines.append(f"| `{p}` {LABELS[p]} | {t:g} | " + " | ".join(cells) + " |")
-    lines += ["", "Mean width of the intervals:", "", head, "|" + "---|" * (len(names) + 2)]
-    for p, t in TRUTH.items():
-        cells = []
-        for n in names:
-            e = summary[n]["parameters"].get(p)
-            cells.append(f"{e['mean_width']:.3f}" if e else "")
-        lines.append(f"| `{p}` | {t:g} | " + " | ".join(cells) + " |")
+    head = ["| parameter | truth | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 2)]
+
+    def table(cell, label):
+        rows = []
+        for p, t in TRUTH.items():
+            entries = (summary[n]["parameters"].get(p) for n in names)
+            rows.append(f"| {label(p)} | {t:g} | " + " | ".join(cell(e) if e else "" for e in entries) + " |")
+        return head + rows
+
+    lines += table(lambda e: f"{100 * e['coverage']:.1f}", lambda p: f"`{p}` {LABELS[p]}")
+    lines += ["", "Mean width of the intervals:", ""]
+    lines += table(lambda e: f"{e['mean_width']:.3f}", lambda p: f"`{p}`")
     lines += ["", "Seconds per `confint` call (mean over replicates, one process, one BLAS thread; "
               "1-minute load average during the run in brackets):", "",
               "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
