@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from _smooth_data import smooth_cases
 
 import pymlm as ml
 from pymlm.errors import DataError, FormulaError, MissingDataWarning, OptionError
@@ -15,10 +16,7 @@ REF = Path(__file__).resolve().parents[1] / "reference"
 
 @pytest.fixture(scope="module")
 def d():
-    d = pd.read_csv(REF / "smooth_cases_data.csv")
-    d["fac"] = pd.Categorical(d["fac"])
-    d["g"] = pd.Categorical(d["g"])
-    return d
+    return smooth_cases()
 
 
 F1 = 'y ~ s(x, bs = "cr") + s(z, bs = "ps") + s(g, bs = "re")'

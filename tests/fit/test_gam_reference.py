@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from _smooth_data import with_newdata
 
 import pymlm as ml
 
@@ -96,13 +97,7 @@ FAMILIES = {"gaussian": "gaussian", "binomial": "binomial", "poisson": "poisson"
 
 @pytest.fixture(scope="module")
 def small_data():
-    d = pd.read_csv(REF / "smooth_cases_data.csv")
-    d["fac"] = pd.Categorical(d["fac"])
-    d["g"] = pd.Categorical(d["g"])
-    nd = pd.DataFrame(SMALL["newdata"])
-    nd["fac"] = pd.Categorical(nd["fac"], categories=d["fac"].cat.categories)
-    nd["g"] = pd.Categorical(nd["g"], categories=d["g"].cat.categories)
-    return d, nd
+    return with_newdata(SMALL["newdata"])
 
 
 # cases whose basis is reproduced exactly: fitted values to the optimizer's precision

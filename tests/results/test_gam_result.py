@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from _smooth_data import smooth_cases
 
 import pymlm as ml
 
@@ -15,10 +15,7 @@ SMALL = json.loads((REF / "gam_small_fits.json").read_text())
 
 @pytest.fixture(scope="module")
 def d():
-    d = pd.read_csv(REF / "smooth_cases_data.csv")
-    d["fac"] = pd.Categorical(d["fac"])
-    d["g"] = pd.Categorical(d["g"])
-    return d
+    return smooth_cases()
 
 
 @pytest.fixture(scope="module")

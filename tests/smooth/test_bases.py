@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
+from _smooth_data import with_newdata
 
 from pymlm.errors import DataError, FormulaError
 from pymlm.formula import parse_formula
@@ -51,13 +51,7 @@ INVARIANT = ["tp", "tp2", "fs"]
 
 @pytest.fixture(scope="module")
 def data():
-    d = pd.read_csv(REF / "smooth_cases_data.csv")
-    d["fac"] = pd.Categorical(d["fac"])
-    d["g"] = pd.Categorical(d["g"])
-    nd = pd.DataFrame(BASES["newdata"])
-    nd["fac"] = pd.Categorical(nd["fac"], categories=d["fac"].cat.categories)
-    nd["g"] = pd.Categorical(nd["g"], categories=d["g"].cat.categories)
-    return d, nd
+    return with_newdata(BASES["newdata"])
 
 
 def spec_of(text):
