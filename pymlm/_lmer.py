@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .design import Design, build_design
-from .errors import DataError, FormulaError, OptionError
+from .errors import DataError, FormulaError, OptionError, warn
 from .fit._optimize import OPTIMIZERS
 from .fit.lmm import fit_lmm
 from .fit.terms import TermMerge, design_crossprod
@@ -30,7 +30,10 @@ def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: st
                   layout=merge.layout, **(optimizer_options or {}))
     options = dict(start=start, optimizer=optimizer, check_conv=check_conv, chunk_size=chunk_size,
                    optimizer_options=optimizer_options)
-    return LmerResult(design, fit, data=data, data_name=data_name, options=options, merge=merge)
+    result = LmerResult(design, fit, data=data, data_name=data_name, options=options, merge=merge)
+    for message, category in result.fit_warnings():
+        warn(message, category)
+    return result
 
 
 def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, start="auto",

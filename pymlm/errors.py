@@ -7,6 +7,10 @@ column or grouping factor) and what to do.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 __all__ = [
     "ConvergenceWarning",
     "DataError",
@@ -18,6 +22,7 @@ __all__ = [
     "PymlmWarning",
     "RankDeficiencyWarning",
     "SingularFitWarning",
+    "warn",
 ]
 
 
@@ -113,3 +118,30 @@ def option_error(name: str, allowed, got) -> OptionError:
     else:
         what = "one of " + ", ".join(repr(a) for a in allowed)
     return OptionError(f"{name} must be {what}; got {got!r}")
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn(message: str, category: type[Warning] = PymlmWarning) -> None:
+    """Issue a warning attributed to the first caller outside the pymlm package.
+
+    Every pymlm warning goes through here, so that it points at the user's
+    line (``m = ml.lmer(...)``, ``m.confint(...)``) whatever the route into
+    the package: a fixed ``stacklevel`` would point inside pymlm whenever a
+    public function is reached through another one (``summary`` ->
+    ``confint`` -> ``profile``).
+
+    Parameters
+    ----------
+    message : str
+        What happened and what to do.
+    category : type
+        A subclass of :class:`PymlmWarning`.
+    """
+    level = 2
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE + os.sep):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -25,7 +25,6 @@ sparse (CSC) directly when it is mostly zeros (see :func:`use_sparse`).
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +33,7 @@ import scipy.sparse as sp
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.stateful_transforms import stateful_eval, stateful_transform
 
-from ..errors import DataError, FormulaError, RankDeficiencyWarning
+from ..errors import DataError, FormulaError, RankDeficiencyWarning, warn
 from ..formula._ast import Node, _is_py_name, deparse, names_in, to_python
 from ..formula._terms import TermList, expand_terms
 from ._frame import _CONSTANTS, EVAL_FUNCTIONS, as_categorical, column_values
@@ -804,11 +803,9 @@ def warn_dropped(names, keep, where="fixed-effect model matrix"):
     kept = set(np.asarray(keep).tolist())
     dropped = [nm for i, nm in enumerate(names) if i not in kept]
     if dropped:
-        warnings.warn(
+        warn(
             f"{where} is rank deficient so dropping {len(dropped)} column"
             f"{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "
             f"{', '.join(dropped)}",
-            RankDeficiencyWarning,
-            stacklevel=4,
-        )
+            RankDeficiencyWarning)
     return dropped

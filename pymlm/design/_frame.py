@@ -11,14 +11,13 @@ values elsewhere; so the frame keeps both the used columns of every row
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .._validation import as_frame, unknown_column_error
-from ..errors import DataError, MissingDataWarning
+from ..errors import DataError, MissingDataWarning, warn
 from ..formula import ParsedFormula, names_in
 from ..formula._ast import Node, to_python
 
@@ -306,11 +305,9 @@ def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> Model
         sub = source.iloc[rows].reset_index(drop=True)
         w = None if w is None else w[rows]
         o = None if o is None else o[rows]
-        warnings.warn(
+        warn(
             f"{n_dropped} of {n_input} rows dropped for missing values (in {', '.join(which)})",
-            MissingDataWarning,
-            stacklevel=3,
-        )
+            MissingDataWarning)
     else:
         rows = np.arange(n_input)
         sub = source

@@ -19,7 +19,6 @@ compressed form (:class:`~pymlm.crossprod.discrete.DiscreteBlock`).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +28,7 @@ import scipy.sparse as sp
 from ..crossprod.discrete import DiscreteBlock, combine_indices, default_levels, discretize, discretize_joint
 from ..design import as_categorical, build_model_matrix, build_re_terms, drop_rank_deficient, evaluate, model_frame
 from ..design import rebuild_model_matrix
-from ..errors import DataError, FormulaError, RankDeficiencyWarning
+from ..errors import DataError, FormulaError, RankDeficiencyWarning, warn
 from ..formula import ParsedFormula, deparse, parse_formula
 from ..smooth import Factor, SmoothTerm, construct_smooth, parse_smooth
 from ..smooth._spec import SmoothSpec
@@ -342,10 +341,9 @@ def build_gam_design(formula: str, data, weights=None, offset=None, *, discrete:
     keep = drop_rank_deficient(Xp, names)
     if len(keep) != Xp.shape[1]:
         dropped = [names[i] for i in range(len(names)) if i not in set(keep.tolist())]
-        warnings.warn(
+        warn(
             f"the parametric model matrix is rank deficient; dropping {', '.join(dropped)}",
-            RankDeficiencyWarning, stacklevel=3,
-        )
+            RankDeficiencyWarning)
         Xp = Xp[:, keep]
         fixed_spec = fixed_spec.with_keep(keep)
         names = [names[i] for i in keep]

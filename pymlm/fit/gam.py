@@ -19,13 +19,12 @@ Poisson models, to the optimum of the Laplace-approximate REML, as mgcv's
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._validation import check_positive_int
-from ..errors import ConvergenceWarning, DataError, OptionError, option_error
+from ..errors import ConvergenceWarning, DataError, OptionError, option_error, warn
 from ..smooth._basis import blas_threads_for
 from ._gam_design import GamDesign, build_gam_design
 from ._gam_engine import ChunkEngine, DiscreteEngine
@@ -293,7 +292,7 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
         mu = eta
         dev = float(np.sum(prior * (y - mu) ** 2))
         if not conv:
-            warnings.warn(f"the REML optimization did not converge: {msg}", ConvergenceWarning, stacklevel=3)
+            warn(f"the REML optimization did not converge: {msg}", ConvergenceWarning)
         return GamFit(best.beta, best.PP, stats.XtWX, best.phi, True, best.score, best.rho, eta, mu, dev,
                       _null_deviance(fam, y, prior, off, has_intercept), prior, w, 1, nit, conv, msg, Mp,
                       fam, fam_name, link_name, method)
@@ -336,8 +335,8 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
 
         lap = laplace_reml(design, engine, fam, fam_name, best.rho, best.beta)
         if not lap["converged"]:
-            warnings.warn(f"the Laplace REML optimization did not converge: {lap['message']}",
-                          ConvergenceWarning, stacklevel=3)
+            warn(f"the Laplace REML optimization did not converge: {lap['message']}",
+                          ConvergenceWarning)
         mu = lap["mu"]
         return GamFit(lap["beta"], lap["PP"], lap["XtWX"], 1.0, False, lap["score"], lap["rho"], lap["eta"], mu,
                       float(fam.deviance(y, mu, var_weights=prior)),
@@ -345,7 +344,7 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
                       lap["converged"], "full convergence" if lap["converged"] else lap["message"], Mp,
                       fam, fam_name, link_name, method)
     if not (converged and conv):
-        warnings.warn(f"the fit did not converge: {msg_out}", ConvergenceWarning, stacklevel=3)
+        warn(f"the fit did not converge: {msg_out}", ConvergenceWarning)
     scale = 1.0 if scale_known else best.phi
     return GamFit(best.beta, best.PP, stats.XtWX, scale, not scale_known, best.score, best.rho, eta, mu,
                   float(fam.deviance(y, mu, var_weights=prior)),

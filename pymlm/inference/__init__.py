@@ -45,7 +45,7 @@ def interval_frame(problem: LmmProblem, lower, upper, level: float) -> pd.DataFr
                         index=pd.Index(problem.param_names, name=None))
 
 
-def confint(problem: LmmProblem, method: str = "wald", level: float = 0.95, seed=None, n_jobs: int = 1,
+def confint(problem: LmmProblem, method: str = "profile", level: float = 0.95, seed=None, n_jobs: int = 1,
             progress: bool = True, **options) -> pd.DataFrame:
     """Confidence intervals by the chosen method (see :data:`METHODS`).
 

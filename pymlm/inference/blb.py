@@ -66,7 +66,7 @@ from scipy.linalg.lapack import dtrtri, dtrtrs
 
 from .._validation import check_choice, check_level, check_positive_int
 from ..crossprod import ClusterCrossProducts, CrossProducts, cluster_cross_products
-from ..errors import ConvergenceWarning, OptionError
+from ..errors import ConvergenceWarning, OptionError, warn
 from ..fit._optimize import minimize_theta
 from ..linalg._threads import blas_threads
 from ._parallel import run_replicates
@@ -491,8 +491,8 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
     a = (1.0 - level) / 2.0
     failed = int(np.isnan(reps).all(axis=2).sum())
     if failed:
-        warnings.warn(f"{failed} of {n_subsets * n_boots} BLB resample fits failed and were left out",
-                      ConvergenceWarning, stacklevel=3)
+        warn(f"{failed} of {n_subsets * n_boots} BLB resample fits failed and were left out",
+                      ConvergenceWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN columns (e.g. an undefined correlation)
         if center == "fit":

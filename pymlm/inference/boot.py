@@ -28,10 +28,9 @@ import pandas as pd
 from scipy import stats
 
 from .._validation import check_choice, check_positive_int
-from ..errors import ConvergenceWarning, OptionError
+from ..errors import ConvergenceWarning, OptionError, warn
 from ._deviance import deviance_for, positive_inverse, single_threaded
 from ._parallel import run_replicates
-from ._warn import warn_user
 
 __all__ = ["OPTIONS", "boot_interval", "interval", "replicates"]
 
@@ -221,6 +220,6 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
     failed = int(opts["nsim"] - reps.attrs["converged"])
     out.attrs["failed"] = failed
     if failed:
-        warn_user(f"{failed} of {opts['nsim']} bootstrap refits did not meet the convergence test",
+        warn(f"{failed} of {opts['nsim']} bootstrap refits did not meet the convergence test",
                   ConvergenceWarning)
     return out

@@ -55,7 +55,7 @@ from .._validation import check_level, check_positive_int
 from ..errors import ConvergenceWarning, OptionError, PymlmInternalWarning, SingularFitWarning
 from ._deviance import LOG_2PI, deviance_for, profiled_deviance, single_threaded
 from ._parallel import run_replicates
-from ._warn import warn_user
+from ..errors import warn as warn_user
 
 __all__ = ["OPTIONS", "LmmProfile", "back_spline", "interval", "profile", "zeta"]
 

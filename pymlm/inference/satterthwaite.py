@@ -34,9 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, warn
 from ._deviance import LOG_2PI, deviance_for, single_threaded
-from ._warn import warn_user
 
 __all__ = ["SatterthwaiteParts", "contrast_df", "ddf_table", "satterthwaite_parts", "varpar_hessian"]
 
@@ -116,7 +115,7 @@ def satterthwaite_parts(problem, tol: float = 1e-8) -> SatterthwaiteParts:
     vals, vecs = np.linalg.eigh(H)
     neg = vals < -tol
     if neg.any():
-        warn_user(f"the deviance Hessian in (theta, sigma) has {int(neg.sum())} negative eigenvalue(s) "
+        warn(f"the deviance Hessian in (theta, sigma) has {int(neg.sum())} negative eigenvalue(s) "
                       f"({', '.join(f'{v:.1e}' for v in vals[neg])}): the fit may not have converged, and the "
                       "degrees of freedom are unreliable", ConvergenceWarning)
     pos = vals > tol

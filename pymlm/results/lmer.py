@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -60,7 +59,6 @@ class LmerResult:
         self._data = data
         self.data_name = data_name
         self.options = dict(options or {})
-        self._emit_warnings()
 
     # ------------------------------------------------------------------ basics
     @property
@@ -460,13 +458,16 @@ class LmerResult:
                           tuple(t.p for t in d.re_terms), list(d.X_names), codes, Xs, levels, d.X, y,
                           d.weights, dict(self.options))
 
-    def confint(self, method: str = "wald", level: float = 0.95, seed=None, n_jobs: int = 1,
+    def confint(self, method: str = "profile", level: float = 0.95, seed=None, n_jobs: int = 1,
                 progress: bool = True, **options) -> pd.DataFrame:
         """Confidence intervals, as lme4's ``confint``.
 
         Parameters
         ----------
-        method : {"wald", "profile", "boot", "blb", "split"}
+        method : {"profile", "wald", "boot", "blb", "split"}
+            ``"profile"`` (the default, as lme4's ``confint.merMod``) inverts
+            the likelihood-ratio test; ``"wald"`` gives intervals for the fixed
+            effects only (NaN for the variance parameters, as lme4).
         level : float
             Confidence level in (0, 1).
         seed : int, optional
@@ -510,14 +511,17 @@ class LmerResult:
             out.insert(0, "boundary (singular) fit: see is_singular")
         return out
 
-    def _emit_warnings(self):
+    def fit_warnings(self) -> list[tuple[str, type]]:
+        """The (message, warning class) pairs the fit reports: singular fit, non-convergence."""
         from ..errors import ConvergenceWarning, SingularFitWarning
 
+        out = []
         for msg in self.messages:
             if msg.startswith("boundary"):
-                warnings.warn(msg, SingularFitWarning, stacklevel=4)
+                out.append((msg, SingularFitWarning))
             elif msg.startswith("Model"):
-                warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+                out.append((msg, ConvergenceWarning))
+        return out
 
     def profile(self, n_jobs: int = 1, progress: bool = False, **options):
         """Likelihood profiles of the parameters (lme4's ``profile()``).

@@ -64,3 +64,9 @@ def test_profile_intervals_are_reused_across_levels(m_pen):
     b = m_pen.confint("profile", level=0.5, progress=False)
     assert a.attrs["profile"] is b.attrs["profile"]
     assert np.all(b.iloc[:, 0] > a.iloc[:, 0]) and np.all(b.iloc[:, 1] < a.iloc[:, 1])
+
+
+def test_default_method_is_the_profile_as_lme4(m_pen):
+    ci = m_pen.confint()
+    assert ci.attrs["method"] == "profile"
+    assert np.isfinite(ci.loc[[".sig01", ".sig02", ".sigma"]].to_numpy()).all()
