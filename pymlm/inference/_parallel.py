@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._validation import check_positive_int
 
 __all__ = ["run_replicates", "replicate_seeds"]
@@ -57,7 +58,7 @@ def run_replicates(fn, payload, n: int, seed=None, n_jobs: int = 1, progress: bo
     n_jobs : int
         Worker processes; 1 runs in this process. ``-1``: one per CPU.
     progress : bool
-        Show a tqdm progress bar.
+        Show a progress bar (it appears only once the run has lasted a couple of seconds).
     desc : str
         Label of the progress bar.
     batch : int, optional
@@ -73,9 +74,7 @@ def run_replicates(fn, payload, n: int, seed=None, n_jobs: int = 1, progress: bo
         n_jobs = os.cpu_count() or 1
     n_jobs = check_positive_int("n_jobs", n_jobs)
     seeds = replicate_seeds(seed, n)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n, desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(n, desc, progress)
     out: list = [None] * n
     try:
         if n_jobs == 1:
