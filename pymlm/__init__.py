@@ -10,7 +10,7 @@ Examples
 """
 
 from . import datasets
-from ._lmer import lmer
+from ._lmer import lmer, lmer_devfun
 from .design import Design, lformula
 from .errors import (
     ConvergenceWarning,
@@ -50,5 +50,6 @@ __all__ = [
     "gam",
     "lformula",
     "lmer",
+    "lmer_devfun",
     "parse_formula",
 ]

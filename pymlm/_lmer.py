@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .design import Design, build_design
 from .errors import DataError, FormulaError, OptionError, warn
 from .fit._optimize import OPTIMIZERS
-from .fit.lmm import fit_lmm
+from .fit.lmm import LmmObjective, fit_lmm
 from .fit.terms import TermMerge, design_crossprod
 from .results.lmer import LmerResult
 
-__all__ = ["lmer", "fit_design", "design_crossprod", "TermMerge"]
+__all__ = ["lmer", "lmer_devfun", "DevianceFunction", "fit_design", "design_crossprod", "TermMerge"]
 
 
 def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: str = "lbfgsb",
@@ -106,3 +108,89 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
     return fit_design(design, bool(REML), start=start, optimizer=optimizer, check_conv=check_conv,
                       chunk_size=int(chunk_size), optimizer_options=optimizer_options, data=data,
                       data_name=data_name)
+
+
+@dataclass(frozen=True, eq=False)
+class DevianceFunction:
+    """The profiled criterion of a linear mixed model as a function of theta.
+
+    Calling it with a theta vector (lme4's order: per random term, the
+    column-major lower triangle of its relative covariance factor) returns
+    the REML criterion or the ML deviance on lme4's scale, as the function
+    that ``lmer(..., devFunOnly = TRUE)`` returns; ``inf`` where the
+    criterion is undefined.
+
+    Attributes
+    ----------
+    theta0 : ndarray
+        lme4's start (1 on the diagonals, 0 off them).
+    lower : ndarray
+        Lower bounds (0 on the diagonals, -inf off them).
+    theta_names : list of str
+        lme4's names of the theta elements (``Subject.(Intercept)``...).
+    reml : bool
+    design : Design
+    """
+
+    objective: LmmObjective
+    theta0: np.ndarray
+    lower: np.ndarray
+    theta_names: list
+    reml: bool
+    design: Design
+
+    def __call__(self, theta) -> float:
+        theta = np.atleast_1d(np.asarray(theta, dtype=float))
+        if theta.shape != self.theta0.shape:
+            raise OptionError(f"theta has {theta.size} values; this model has {self.theta0.size} "
+                              f"({', '.join(self.theta_names)})")
+        if np.any(theta < self.lower):
+            return float("inf")
+        return float(self.objective(theta))
+
+    def gradient(self, theta) -> np.ndarray:
+        """The analytic gradient of the criterion at theta."""
+        theta = np.atleast_1d(np.asarray(theta, dtype=float))
+        return self.objective.value_and_grad(theta)[1]
+
+
+def lmer_devfun(formula: str, data, REML: bool = True, weights=None, offset=None) -> DevianceFunction:
+    """The profiled deviance function of a linear mixed model, as lme4's ``devFunOnly = TRUE``.
+
+    The rows are read once into the cross-products; every call afterwards
+    costs one factorization of the penalized least-squares system, whatever
+    the number of rows. Use it to profile, plot or optimize the criterion
+    yourself.
+
+    Parameters
+    ----------
+    formula, data, REML, weights, offset
+        As :func:`lmer`.
+
+    Returns
+    -------
+    DevianceFunction
+        ``f(theta) -> float``; ``f.theta0``, ``f.lower`` and ``f.theta_names``
+        give lme4's start, bounds and names.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> from scipy.optimize import minimize
+    >>> f = ml.lmer_devfun("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+    >>> f.theta_names
+    ['Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days']
+    >>> res = minimize(f, f.theta0, method="L-BFGS-B", jac=f.gradient,
+    ...                bounds=[(lo, None) for lo in f.lower])
+    >>> round(res.fun, 3)
+    1743.628
+    """
+    if not isinstance(REML, (bool, np.bool_)):
+        raise OptionError(f"REML must be True or False; got {REML!r}")
+    design = build_design(formula, data, weights, offset, check="lmer")
+    merge = TermMerge.of(design.re_terms)
+    cp = design_crossprod(design, merge=merge)
+    objective = LmmObjective(cp, bool(REML), merge.layout)
+    lower = np.asarray(design.lower, dtype=float)
+    return DevianceFunction(objective, np.where(np.isfinite(lower), 1.0, 0.0), lower,
+                            list(design.theta_names), bool(REML), design)
