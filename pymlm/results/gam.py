@@ -270,9 +270,44 @@ class GamResult:
         return float((nd - self.fit_.deviance) / nd) if nd > 0 else float("nan")
 
     # --------------------------------------------------------- random effects
+    @staticmethod
+    def _re_column(t) -> str:
+        """What an ``s(..., bs = "re")`` term's coefficients multiply: numeric covariates or 1."""
+        sm = t.smooth
+        names = [name for name, c in zip(sm.spec.terms, t.cov) if not isinstance(c, Factor)]
+        if sm.by_kind == "numeric":
+            names.append(sm.spec.by)
+        return ":".join(names) if names else "(Intercept)"
+
     @cached_property
     def varcorr(self) -> pd.DataFrame:
-        """Variance components of the random-effect terms (lme4's layout), with the residual."""
+        """Variance components of the random-effect terms (lme4's layout), with the residual.
+
+        An ``s(g, bs = "re")`` term's variance is mgcv's ``gam.vcomp``:
+        ``phi * S.scale / sp``, the smoothing parameter taken back to the
+        unscaled identity penalty (mgcv scales the penalty of ``s(g, x, bs =
+        "re")`` by ``1 / max(x)^2``). ``grp`` is the term label and ``var1``
+        the covariate it multiplies (``"Days"`` for ``s(Subject, Days, bs =
+        "re")``, ``"(Intercept)"`` for a random intercept); lme4 bars give
+        their grouping factor and column names.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``grp``, ``var1``, ``var2`` (a covariance row names its
+            second variable), ``vcov`` (variance or covariance), ``sdcor``
+            (standard deviation or correlation).
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.gam("Reaction ~ Days + s(Subject, bs = 're') + s(Subject, Days, bs = 're')",
+        ...            ml.datasets.load("sleepstudy"))
+        >>> m.varcorr[["grp", "var1"]].values.tolist()
+        [['s(Subject)', '(Intercept)'], ['s(Subject,Days)', 'Days'], ['Residual', None]]
+        >>> m.varcorr["sdcor"].round(2).tolist()
+        [25.05, 5.99, 25.57]
+        """
         rows = []
         at = 0
         rho = self.fit_.rho
@@ -287,10 +322,12 @@ class GamResult:
                 continue
             if t.re is not None:
                 grp, cnms = t.re.group, list(t.re.cnms)
+                s_scale = 1.0
             else:
-                grp, cnms = t.label, ["(Intercept)"]
+                grp, cnms = t.label, [self._re_column(t)]
+                s_scale = float(t.smooth.S_scale[0]) if t.smooth.S_scale else 1.0
             if b.kind == "linear":
-                v = phi / np.exp(r[0])
+                v = phi * s_scale / np.exp(r[0])
                 rows.append((grp, cnms[0], None, v, np.sqrt(v)))
             else:
                 C = b.covariance(r, phi)
@@ -309,7 +346,12 @@ class GamResult:
 
     @cached_property
     def ranef(self) -> dict:
-        """Predicted random effects per random-effect term: DataFrame indexed by level."""
+        """Predicted random effects per random-effect term: DataFrame indexed by level.
+
+        lme4 bars give one column per term column; an ``s(g, bs = "re")``
+        term with one factor gives one column named as in :attr:`varcorr`
+        (``"(Intercept)"``, or the covariate of ``s(g, x, bs = "re")``).
+        """
         out = {}
         beta = self.fit_.beta
         for t in self.design.terms:
@@ -317,9 +359,15 @@ class GamResult:
                 q, l = t.re.p, t.re.nlevels
                 B = beta[t.cols].reshape(q, l).T
                 out[t.label] = pd.DataFrame(B, index=pd.Index(t.re.levels, name=t.re.group), columns=list(t.re.cnms))
-            elif t.smooth is not None and t.smooth.random and len(t.cov) == 1 and isinstance(t.cov[0], Factor):
-                out[t.label] = pd.DataFrame(beta[t.cols][:, None], index=pd.Index(t.cov[0].levels,
-                                            name=t.smooth.spec.terms[0]), columns=["(Intercept)"])
+                continue
+            if t.smooth is None or not t.smooth.random:
+                continue
+            factors = [(name, c) for name, c in zip(t.smooth.spec.terms, t.cov)
+                       if isinstance(c, Factor)]
+            if len(factors) == 1:
+                name, fac = factors[0]
+                out[t.label] = pd.DataFrame(beta[t.cols][:, None], columns=[self._re_column(t)],
+                                            index=pd.Index(fac.levels, name=name))
         return out
 
     # ----------------------------------------------------------------- summary

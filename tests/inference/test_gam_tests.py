@@ -5,7 +5,8 @@
 - smooth_test / random_effect_test on mgcv's own matrices (testStat / reTest inputs);
 - summary tables of fitted models (re terms with and without a covariate, factor ``by``
   smooths, cr / tp / ps / te smooths, fixed-df smooths, Gaussian, binomial and Poisson,
-  gam and bam): F or Chi.sq, p-value, edf, Ref.df.
+  gam and bam): F or Chi.sq, p-value, edf, Ref.df;
+- varcorr against gam.vcomp.
 
 Every case is one where pymlm's fit agrees with mgcv's (checked first), so the
 statistics are what is compared.
@@ -136,3 +137,50 @@ def test_summary_table_matches_mgcv(name):
         rel = 2e-3 if (name, row["term"]) in TP_TERMS else 1e-3
         assert got[stat] == pytest.approx(row[stat], rel=rel)
         assert _log_close(got["p-value"], row["p-value"]), (row, got["p-value"])
+
+
+# ------------------------------------------------------------ variance components
+VCOMP = [name for name, c in CASES.items() if 'bs = "re"' in c["formula"]]
+
+
+@pytest.mark.parametrize("name", VCOMP)
+def test_varcorr_is_gam_vcomp(name):
+    c = CASES[name]
+    m = _fit(name)
+    vc = m.varcorr.set_index("grp")
+    ref = c["vcomp_sd"]
+    for term in m.edf.index:
+        t = next(u for u in m.design.terms if u.label == term)
+        if not t.is_random:
+            assert term not in vc.index
+            continue
+        assert vc.loc[term, "sdcor"] == pytest.approx(ref[term], rel=1e-3)
+        assert vc.loc[term, "vcov"] == pytest.approx(ref[term] ** 2, rel=2e-3)
+    if c["scale_estimated"]:
+        assert vc.loc["Residual", "sdcor"] == pytest.approx(ref["scale"], rel=1e-3)
+    else:
+        assert "Residual" not in vc.index
+
+
+def test_random_slope_is_on_the_covariates_scale_and_named_after_it():
+    """s(Subject, Days, bs = "re") is (0 + Days | Subject): mgcv scales its penalty by
+    1/max(Days)^2, and the variance component undoes that (gam.vcomp, and lmer's
+    (Days || Subject))."""
+    m = _fit("sleep_re_gam")
+    vc = m.varcorr
+    assert vc["var1"].tolist() == ["(Intercept)", "Days", None]
+    s_scale = CASES["sleep_re_gam"]["S_scale"][1]
+    assert m.design.terms[1].smooth.S_scale[0] == pytest.approx(s_scale, rel=1e-12)
+    lm = ml.lmer("Reaction ~ Days + (Days || Subject)", ml.datasets.load("sleepstudy"))
+    lvc = lm.varcorr
+    sd_days = float(lvc.loc[(lvc["var1"] == "Days") & lvc["var2"].isna(), "sdcor"].iloc[0])
+    sd_int = float(lvc.loc[(lvc["var1"] == "(Intercept)") & lvc["var2"].isna(), "sdcor"].iloc[0])
+    assert vc["sdcor"][1] == pytest.approx(sd_days, rel=1e-4)
+    assert vc["sdcor"][0] == pytest.approx(sd_int, rel=1e-4)
+    # the predicted slopes are lmer's conditional modes, in a column named after the covariate
+    re = m.ranef["s(Subject,Days)"]
+    assert list(re.columns) == ["Days"] and re.index.name == "Subject"
+    lre = [v for k, v in lm.ranef.items() if "Days" in v.columns][0]
+    slopes = re["Days"].to_numpy()
+    np.testing.assert_allclose(slopes, lre.loc[re.index, "Days"].to_numpy(), atol=1e-3)
+    np.testing.assert_allclose(slopes, m.coef.filter(like="s(Subject,Days)").to_numpy(), atol=0)
