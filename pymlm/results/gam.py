@@ -270,9 +270,44 @@ class GamResult:
         return float((nd - self.fit_.deviance) / nd) if nd > 0 else float("nan")
 
     # --------------------------------------------------------- random effects
+    @staticmethod
+    def _re_column(t) -> str:
+        """What an ``s(..., bs = "re")`` term's coefficients multiply: numeric covariates or 1."""
+        sm = t.smooth
+        names = [name for name, c in zip(sm.spec.terms, t.cov) if not isinstance(c, Factor)]
+        if sm.by_kind == "numeric":
+            names.append(sm.spec.by)
+        return ":".join(names) if names else "(Intercept)"
+
     @cached_property
     def varcorr(self) -> pd.DataFrame:
-        """Variance components of the random-effect terms (lme4's layout), with the residual."""
+        """Variance components of the random-effect terms (lme4's layout), with the residual.
+
+        An ``s(g, bs = "re")`` term's variance is mgcv's ``gam.vcomp``:
+        ``phi * S.scale / sp``, the smoothing parameter taken back to the
+        unscaled identity penalty (mgcv scales the penalty of ``s(g, x, bs =
+        "re")`` by ``1 / max(x)^2``). ``grp`` is the term label and ``var1``
+        the covariate it multiplies (``"Days"`` for ``s(Subject, Days, bs =
+        "re")``, ``"(Intercept)"`` for a random intercept); lme4 bars give
+        their grouping factor and column names.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``grp``, ``var1``, ``var2`` (a covariance row names its
+            second variable), ``vcov`` (variance or covariance), ``sdcor``
+            (standard deviation or correlation).
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.gam("Reaction ~ Days + s(Subject, bs = 're') + s(Subject, Days, bs = 're')",
+        ...            ml.datasets.load("sleepstudy"))
+        >>> m.varcorr[["grp", "var1"]].values.tolist()
+        [['s(Subject)', '(Intercept)'], ['s(Subject,Days)', 'Days'], ['Residual', None]]
+        >>> m.varcorr["sdcor"].round(2).tolist()
+        [25.05, 5.99, 25.57]
+        """
         rows = []
         at = 0
         rho = self.fit_.rho
@@ -287,10 +322,12 @@ class GamResult:
                 continue
             if t.re is not None:
                 grp, cnms = t.re.group, list(t.re.cnms)
+                s_scale = 1.0
             else:
-                grp, cnms = t.label, ["(Intercept)"]
+                grp, cnms = t.label, [self._re_column(t)]
+                s_scale = float(t.smooth.S_scale[0]) if t.smooth.S_scale else 1.0
             if b.kind == "linear":
-                v = phi / np.exp(r[0])
+                v = phi * s_scale / np.exp(r[0])
                 rows.append((grp, cnms[0], None, v, np.sqrt(v)))
             else:
                 C = b.covariance(r, phi)
@@ -309,7 +346,12 @@ class GamResult:
 
     @cached_property
     def ranef(self) -> dict:
-        """Predicted random effects per random-effect term: DataFrame indexed by level."""
+        """Predicted random effects per random-effect term: DataFrame indexed by level.
+
+        lme4 bars give one column per term column; an ``s(g, bs = "re")``
+        term with one factor gives one column named as in :attr:`varcorr`
+        (``"(Intercept)"``, or the covariate of ``s(g, x, bs = "re")``).
+        """
         out = {}
         beta = self.fit_.beta
         for t in self.design.terms:
@@ -317,9 +359,15 @@ class GamResult:
                 q, l = t.re.p, t.re.nlevels
                 B = beta[t.cols].reshape(q, l).T
                 out[t.label] = pd.DataFrame(B, index=pd.Index(t.re.levels, name=t.re.group), columns=list(t.re.cnms))
-            elif t.smooth is not None and t.smooth.random and len(t.cov) == 1 and isinstance(t.cov[0], Factor):
-                out[t.label] = pd.DataFrame(beta[t.cols][:, None], index=pd.Index(t.cov[0].levels,
-                                            name=t.smooth.spec.terms[0]), columns=["(Intercept)"])
+                continue
+            if t.smooth is None or not t.smooth.random:
+                continue
+            factors = [(name, c) for name, c in zip(t.smooth.spec.terms, t.cov)
+                       if isinstance(c, Factor)]
+            if len(factors) == 1:
+                name, fac = factors[0]
+                out[t.label] = pd.DataFrame(beta[t.cols][:, None], columns=[self._re_column(t)],
+                                            index=pd.Index(fac.levels, name=name))
         return out
 
     # ----------------------------------------------------------------- summary
@@ -338,53 +386,79 @@ class GamResult:
         return stat, pval, ref_df
 
     def _re_test(self, t, res_df: float):
+        """mgcv's ``reTest`` for a fully penalized term ``t`` (with ``recov``'s integration).
+
+        The other random-effect terms (set ``r``, penalties ``S_r``) are
+        integrated out: with ``W'W = S_r^-``,
+
+        - ``G = X_o'X_o + (W X_r'X_o)'(W X_r'X_o) + S_o`` on the remaining
+          coefficients ``o`` (``S_o``: every other penalty, ``t``'s included),
+          and ``Rm'Rm`` its Schur complement on ``t``'s block (the trailing
+          block of the Cholesky factor with ``t``'s columns last);
+        - ``Ve = phi PP H PP``, ``H = X'X + (W X_r'X)'(W X_r'X)``, passed as
+          the root ``B = sqrt(phi) H^{1/2} PP[:, t]`` (``B'B = Ve_tt``).
+
+        The weights of the test are the squared singular values of
+        ``B Rm'``: working with roots keeps the exact zero weight of a term
+        confounded with the intercept (``s(g, bs = "re")`` beside
+        ``(Intercept)``) at rounding level squared, so it does not count in
+        the rank (``Ref.df``: levels - 1, as mgcv).
+        """
         fit = self.fit_
-        XX = fit.XtWX
+        XX = (fit.XtWX + fit.XtWX.T) / 2
         p = XX.shape[0]
         terms = self.design.terms
-        others = [u for u in terms if u is not t and u.is_random and u.penalty is not None]
         rho = fit.rho
-        pen_of = {}
+        S_other = np.zeros((p, p))
+        random_blocks = []
         at = 0
         for u in terms:
-            if u.penalty is not None:
-                pen_of[id(u)] = u.penalty.matrix(rho[at:at + u.penalty.n_par])
-                at += u.penalty.n_par
-        if not others:
-            PPmm = fit.PP[t.cols, t.cols]
-            M = np.linalg.inv((PPmm + PPmm.T) / 2)
-            Ve = fit.Ve
-        else:
-            rmask = np.zeros(p, bool)
-            for u in others:
-                rmask[u.cols] = True
-            S2 = np.zeros((p, p))
-            S1 = np.zeros((p, p))
-            for u in terms:
-                if u.penalty is None:
-                    continue
-                tgt = S2 if (u in others) else S1
-                tgt[u.cols, u.cols] += pen_of[id(u)]
-            S2r = S2[np.ix_(rmask, rmask)]
-            vals, vecs = np.linalg.eigh((S2r + S2r.T) / 2)
-            keep = vals > vals.max() * np.finfo(float).eps ** 0.8
-            S2inv = (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
-            nr = ~rmask
-            G = XX[np.ix_(nr, nr)] + XX[np.ix_(nr, rmask)] @ S2inv @ XX[np.ix_(rmask, nr)] + S1[np.ix_(nr, nr)]
-            Ginv = np.linalg.pinv((G + G.T) / 2)
-            idx = np.flatnonzero(nr)
-            loc = np.searchsorted(idx, np.arange(t.start, t.start + t.ncol))
-            Gmm = Ginv[np.ix_(loc, loc)]
-            M = np.linalg.inv((Gmm + Gmm.T) / 2)
-            H = XX + XX[:, rmask] @ S2inv @ XX[rmask, :]
-            Ve = fit.Vp @ H @ fit.Vp / fit.scale
+            pen = u.penalty
+            if pen is None:
+                continue
+            Su = pen.matrix(rho[at:at + pen.n_par])
+            at += pen.n_par
+            if u is not t and u.is_random:
+                random_blocks.append((u.cols, (Su + Su.T) / 2))
+            else:
+                S_other[u.cols, u.cols] += Su
+        rmask = np.zeros(p, dtype=bool)
+        for cols, _ in random_blocks:
+            rmask[cols] = True
+        H = XX
+        keep = ~rmask
+        G = XX[np.ix_(keep, keep)] + S_other[np.ix_(keep, keep)]
+        if random_blocks:
+            # W: rows sqrt(1/ev) v' per random block; eigenvalues below eps^0.8 of the largest
+            # are dropped (mgcv's recov)
+            eig = [np.linalg.eigh(Sb) for _, Sb in random_blocks]
+            top = max(float(np.max(vals)) for vals, _ in eig)
+            W = np.zeros((int(rmask.sum()), int(rmask.sum())))
+            pos = np.cumsum([0] + [Sb.shape[0] for _, Sb in random_blocks])
+            for (vals, vecs), a0, a1 in zip(eig, pos[:-1], pos[1:]):
+                ok = vals > top * np.finfo(float).eps ** 0.8
+                inv = np.zeros_like(vals)
+                inv[ok] = 1.0 / vals[ok]
+                W[a0:a1, a0:a1] = np.sqrt(inv)[:, None] * vecs.T
+            WX = W @ XX[rmask, :]
+            H = XX + WX.T @ WX
+            WXo = WX[:, keep]
+            G = G + WXo.T @ WXo
+        idx = np.flatnonzero(keep)
+        mine = (idx >= t.start) & (idx < t.start + t.ncol)
+        order = np.concatenate([np.flatnonzero(~mine), np.flatnonzero(mine)])
+        Gp = G[np.ix_(order, order)]
         try:
-            Rm = np.linalg.cholesky((M + M.T) / 2).T
-        except np.linalg.LinAlgError:
-            vals, vecs = np.linalg.eigh((M + M.T) / 2)
-            Rm = (vecs * np.sqrt(np.maximum(vals, 0))) @ vecs.T
-        Ve = (Ve + Ve.T) / 2
-        return random_effect_test(fit.beta[t.cols], Rm, Ve[t.cols, t.cols], fit.scale, fit.scale_estimated, res_df)
+            Rm = np.linalg.cholesky((Gp + Gp.T) / 2).T[-t.ncol:, -t.ncol:]
+        except np.linalg.LinAlgError:  # G singular: the Schur complement from a pseudo-inverse
+            Gi = np.linalg.pinv((Gp + Gp.T) / 2)[-t.ncol:, -t.ncol:]
+            schur = np.linalg.pinv((Gi + Gi.T) / 2)
+            vals, vecs = np.linalg.eigh((schur + schur.T) / 2)
+            Rm = np.sqrt(np.maximum(vals, 0.0))[:, None] * vecs.T
+        hv, hU = np.linalg.eigh((H + H.T) / 2)
+        hv = np.where(hv > hv[-1] * p * np.finfo(float).eps, hv, 0.0)
+        B = np.sqrt(fit.scale) * (np.sqrt(hv)[:, None] * (hU.T @ fit.PP[:, t.cols]))
+        return random_effect_test(fit.beta[t.cols], Rm, B, fit.scale, fit.scale_estimated, res_df)
 
     def summary(self) -> GamSummary:
         """mgcv's summary tables (see :class:`GamSummary`)."""
