@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_bool, check_formula
 from .design import Design, build_design
-from .errors import DataError, FormulaError, OptionError, warn
+from .errors import DataError, FormulaError, OptionError, PymlmError, warn
 from .fit._optimize import OPTIMIZERS
 from .fit.lmm import LmmObjective, fit_lmm
 from .fit.terms import TermMerge, design_crossprod
@@ -24,18 +25,82 @@ def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: st
         raise FormulaError(
             "no random-effects terms in the formula; add one such as (1 | group), "
             "or use an ordinary linear model", design.formula)
+    _check_response_varies(design)
     merge = TermMerge.of(design.re_terms)
     cp = design_crossprod(design, chunk_size, merge=merge)
     if cp.n <= cp.p:
         raise DataError(f"{int(cp.n)} observations for {cp.p} fixed effects: too few to fit the model")
-    fit = fit_lmm(cp, design.lower, theta0=start, reml=reml, optimizer=optimizer, check_conv=check_conv,
-                  layout=merge.layout, **(optimizer_options or {}))
+    try:
+        with np.errstate(all="ignore"):
+            fit = fit_lmm(cp, design.lower, theta0=start, reml=reml, optimizer=optimizer,
+                          check_conv=check_conv, layout=merge.layout, **(optimizer_options or {}))
+    except (np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
+        if isinstance(exc, PymlmError):
+            raise
+        raise _numerical_failure(design) from exc
+    if not np.isfinite(fit.deviance) or not np.all(np.isfinite(fit.theta)):
+        raise _numerical_failure(design)
     options = dict(start=start, optimizer=optimizer, check_conv=check_conv, chunk_size=chunk_size,
                    optimizer_options=optimizer_options)
     result = LmerResult(design, fit, data=data, data_name=data_name, options=options, merge=merge)
     for message, category in result.fit_warnings():
         warn(message, category)
     return result
+
+
+def _check_response_varies(design: Design):
+    """A constant response leaves no residual variance: sigma = 0 and a criterion of -inf."""
+    y = design.y if design.y.ndim == 1 else None
+    if y is None:
+        return
+    z = y if design.offset is None else y - design.offset
+    if design.weights is not None:
+        z = z[design.weights > 0]
+    if z.size and np.ptp(z) == 0:
+        what = "the response" if design.offset is None else "the response minus the offset"
+        response = design.parsed.response
+        raise DataError(
+            f"{what} {design.y_name!r} is constant (every value is {z[0]:.6g}): a linear mixed "
+            "model needs a response that varies, since its residual sd would be 0 and its "
+            "criterion -inf. Check the response column.",
+            design.formula, response.span if response is not None else None,
+        )
+
+
+def _scales(design: Design) -> list[tuple[str, float]]:
+    """Columns (fixed and random-effect) whose sd is beyond lme4's check.scaleX tolerance."""
+    from .design._design import SCALE_TOL, column_scales
+
+    out: dict[str, float] = {}
+    blocks = [(design.X, design.X_names)] + [(t.X, [f"{c} of ({t.bar.label})" for c in t.cnms])
+                                              for t in design.re_terms]
+    for X, names in blocks:
+        if X.shape[0] < 2:
+            continue
+        binary, sd = column_scales(X)
+        with np.errstate(divide="ignore"):
+            bad = ~binary & (np.abs(np.log(sd)) > np.log(SCALE_TOL))
+        for j in np.flatnonzero(bad):
+            out.setdefault(names[j], float(sd[j]))
+    return list(out.items())
+
+
+def _numerical_failure(design: Design) -> DataError:
+    """The error a user gets when the fit breaks down numerically, never numpy's own."""
+    scales = _scales(design)
+    if scales:
+        shown = ", ".join(f"{name} (sd {sd:.3g})" for name, sd in scales[:6])
+        return DataError(
+            "the fit broke down numerically: covariates on extreme scales make the problem "
+            f"ill-conditioned: {shown}. Rescale them (e.g. scale(x) in the formula, or x / 1e6 "
+            "in the data) and fit again; the estimates change only by the same factors",
+            design.formula,
+        )
+    return DataError(
+        "the fit broke down numerically: check the data for nearly collinear covariates, "
+        "extreme values or a response that (almost) does not vary",
+        design.formula,
+    )
 
 
 def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, start="auto",
@@ -46,8 +111,17 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
     Parameters
     ----------
     formula : str
-        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``. Smooths
+        (``s()``, ``te()``) belong to :func:`pymlm.gam` / :func:`pymlm.bam`.
     data : pandas.DataFrame, pyarrow.Table or dict of columns
+        Rows with a missing value (NaN, None) in a used column are dropped
+        and counted. Infinite values are refused. Date and time columns are
+        refused where the model would compute with them (R's model matrix
+        would use their seconds or days since 1970, a unit pandas does not
+        keep): convert them, e.g. to days since the first date; as grouping
+        factors they are used as they are. Object columns mixing numbers and
+        strings are refused (convert them with ``pd.to_numeric`` or
+        ``astype(str)``).
     REML : bool
         Restricted maximum likelihood (default) or maximum likelihood.
     weights : str or array-like, optional
@@ -62,7 +136,8 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
         ``"lbfgsb"`` (default) uses the analytic gradient of the profiled
         deviance; the others are scipy's derivative-free bounded methods.
     check_conv : bool
-        lme4's post-fit gradient and Hessian checks.
+        lme4's post-fit gradient and Hessian checks (True or False; other
+        values are refused).
     chunk_size : int
         Rows per chunk when accumulating the cross-products (bounds memory).
     optimizer_options : dict, optional
@@ -77,8 +152,24 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
 
     Raises
     ------
-    FormulaError, DataError, OptionError
-        Bad formula, data or option; the message says where and what to do.
+    FormulaError
+        A formula that is not a string or does not parse (one '~', bars in
+        parentheses), a smooth term, a random-effects column repeated for one
+        grouping factor, lme4's checks on the number of levels and of random
+        effects; the message marks the term.
+    DataError
+        A missing column, unusable values (see ``data``), a constant
+        response, or a fit that breaks down numerically (covariates on
+        extreme scales: rescale them).
+    OptionError
+        A bad option value; the message names the option and what is allowed.
+
+    Warns
+    -----
+    PymlmWarning
+        Fixed-effect columns on very different scales (lme4's
+        ``check.scaleX``); ``(f || g)`` with a factor ``f``, whose level
+        effects '||' cannot make uncorrelated.
 
     Examples
     --------
@@ -87,8 +178,9 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
     >>> round(m.reml_criterion, 3)
     1743.628
     """
-    if not isinstance(REML, (bool, np.bool_)):
-        raise OptionError(f"REML must be True or False; got {REML!r}")
+    formula = check_formula(formula)
+    REML = check_bool("REML", REML)
+    check_conv = check_bool("check_conv", check_conv)
     if isinstance(optimizer, str) and optimizer.lower() not in OPTIMIZERS:
         raise OptionError(f"optimizer must be one of {', '.join(repr(o) for o in OPTIMIZERS)}; got {optimizer!r}")
     if not isinstance(start, str):

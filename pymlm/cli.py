@@ -21,7 +21,23 @@ def _read_data(spec: str):
     if suffix in (".csv", ".parquet", ".pq"):
         if not path.exists():
             raise DataError(f"no file {spec!r}; give an existing CSV or parquet path, or a bundled dataset name")
-        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        if path.is_dir():
+            raise DataError(f"{spec!r} is a folder; give a CSV or parquet file")
+        if path.stat().st_size == 0:
+            raise DataError(f"the file {spec!r} is empty; it needs a header line with the column "
+                            "names and one line per observation")
+        try:
+            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(f"the file {spec!r} has no columns (only blank lines?); it needs a "
+                            "header line with the column names and one line per observation") from exc
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+            kind = "CSV" if suffix == ".csv" else "parquet"
+            raise DataError(f"cannot read {spec!r} as a {kind} file: {exc}") from exc
+        if len(frame) == 0:
+            header = ", ".join(map(str, frame.columns[:8]))
+            raise DataError(f"the file {spec!r} has a header ({header}) but no rows of data")
+        return frame
     return datasets.load(spec)
 
 

@@ -49,3 +49,56 @@ def test_option_checks():
     assert check_positive_int("nAGQ", 3) == 3
     with pytest.raises(OptionError, match=r"nAGQ must be an integer >= 1; got True"):
         check_positive_int("nAGQ", True)
+
+
+def test_formula_bool_seed_and_n_jobs_checks():
+    import os
+
+    import numpy as np
+
+    from pymlm._validation import check_bool, check_formula, check_n_jobs, check_seed
+    from pymlm.errors import FormulaError
+
+    assert check_formula("y ~ x") == "y ~ x"
+    with pytest.raises(FormulaError, match=r"^the formula must be a string such as 'y ~ x \+ \(1 \| g\)'; "
+                                           r"got float 1\.5$"):
+        check_formula(1.5)
+    assert check_bool("REML", np.bool_(False)) is False
+    with pytest.raises(OptionError, match=r"^check_conv must be True or False; got 'no'$"):
+        check_bool("check_conv", "no")
+    with pytest.raises(OptionError, match=r"^check_conv must be True or False; got 1$"):
+        check_bool("check_conv", 1)
+    ss = np.random.SeedSequence(4)
+    assert check_seed(None) is None and check_seed(np.uint8(3)) == 3 and check_seed(ss) is ss
+    for bad, shown in [("abc", "'abc'"), (-1, "-1"), (2.0, "2.0"), (False, "False")]:
+        with pytest.raises(OptionError, match=rf"^seed must be None, a non-negative integer, a numpy "
+                                              rf"SeedSequence or a numpy Generator; got {shown}$"):
+            check_seed(bad)
+    assert check_n_jobs(3) == 3 and check_n_jobs(np.int32(1)) == 1 and check_n_jobs(-1) == (os.cpu_count() or 1)
+    for bad in (0, -2, 2.0, True, None):
+        with pytest.raises(OptionError, match=rf"^n_jobs must be an integer >= 1 \(the number of processes\) "
+                                              rf"or -1 \(one per CPU\); got {bad!r}$"):
+            check_n_jobs(bad)
+
+
+def test_seed_sequence_leaves_the_callers_seed_alone():
+    import numpy as np
+
+    from pymlm._validation import seed_sequence
+
+    ss = np.random.SeedSequence(11)
+    first = [c.generate_state(2).tolist() for c in seed_sequence(ss).spawn(3)]
+    again = [c.generate_state(2).tolist() for c in seed_sequence(ss).spawn(3)]
+    assert first == again and ss.n_children_spawned == 0
+    assert [c.generate_state(2).tolist() for c in seed_sequence(11).spawn(3)] == first
+    rng = np.random.default_rng(2)
+    a = seed_sequence(rng).generate_state(2)
+    b = seed_sequence(rng).generate_state(2)
+    assert not np.array_equal(a, b)  # a Generator advances, as it should
+
+
+def test_as_frame_names_unequal_dict_columns():
+    with pytest.raises(DataError, match=r"^the columns of newdata have different lengths \('a' has 2, 'b' has 1\); "
+                                        r"every column needs one value per row$"):
+        as_frame({"a": [1, 2], "b": [3]}, "newdata")
+    assert as_frame({"a": [1, 2], "b": 3}).shape == (2, 2)  # a scalar is broadcast, as pandas does

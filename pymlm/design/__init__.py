@@ -13,7 +13,7 @@ from ._fixed import (
     rebuild_model_matrix,
     use_sparse,
 )
-from ._frame import ModelFrame, as_categorical, evaluate, model_frame
+from ._frame import ModelFrame, as_categorical, check_new_columns, evaluate, model_frame
 from ._random import ReTerm, build_re_terms, grouping_codes, re_matrix, theta_template, z_matrix
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "build_design",
     "build_model_matrix",
     "build_re_terms",
+    "check_new_columns",
     "contr_poly",
     "drop_rank_deficient",
     "evaluate",

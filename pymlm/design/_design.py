@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError, FormulaError
+from ..errors import DataError, FormulaError, PymlmWarning, warn
 from ..formula import ParsedFormula, deparse, parse_formula
 from ._fixed import (
     FixedSpec,
@@ -221,6 +221,77 @@ def _offset(parsed: ParsedFormula, frame: ModelFrame):
     return total
 
 
+def _refuse_smooths(parsed: ParsedFormula, engine: str):
+    """lme4 has no smooths: ``s(x)`` in an lmer formula is an error, not a dropped term."""
+    if not parsed.smooths:
+        return
+    sm = parsed.smooths[0]
+    raise FormulaError(
+        f"the smooth term {sm.node.text} cannot be fitted by {engine}(): use gam() or bam() for "
+        "smooths (they take lme4 bars such as (1 | g) too); random effects in "
+        f"{engine}() are written as bars, e.g. (1 | g) rather than s(g, bs = \"re\")",
+        parsed.formula, sm.node.span,
+    )
+
+
+#: lme4's ``check.scaleX`` tolerance: a column sd (or a ratio of two) beyond it warns.
+SCALE_TOL = 1000.0
+
+
+def column_scales(X) -> tuple[np.ndarray, np.ndarray]:
+    """``(binary, sd)`` per column of a dense or sparse (n, p) matrix: all values 0/1, and the
+    standard deviation (divisor n - 1, as R's ``sd``)."""
+    n = X.shape[0]
+    if sp.issparse(X):
+        X = X.tocsc()
+        col = np.repeat(np.arange(X.shape[1]), np.diff(X.indptr))
+        binary = np.bincount(col, weights=(X.data != 0) & (X.data != 1), minlength=X.shape[1]) == 0
+        mean = np.asarray(X.mean(axis=0)).ravel()
+        sq = np.asarray(X.multiply(X).sum(axis=0)).ravel()
+        sd = np.sqrt(np.maximum(sq - n * mean ** 2, 0.0) / max(n - 1, 1))
+    else:
+        X = np.asarray(X, dtype=float)
+        binary = np.all((X == 0) | (X == 1), axis=0)
+        sd = X.std(axis=0, ddof=1) if n > 1 else np.zeros(X.shape[1])
+    return binary, sd
+
+
+def check_scale(X, names) -> list[str]:
+    """lme4's ``check.scaleX`` (a warning by default): columns on very different scales.
+
+    Columns that are not all 0/1 are compared by their standard deviation:
+    a warning when one is above ``SCALE_TOL`` (1000) or below its inverse,
+    or when two differ by more than that factor. Such columns make the
+    optimization ill-conditioned; rescaling them (``scale(x)``, ``x / 1000``)
+    changes the estimates only by the same factors.
+
+    Returns
+    -------
+    list of str
+        The offending column names (empty when none).
+    """
+    if X.shape[0] < 2 or X.shape[1] == 0:
+        return []
+    binary, sd = column_scales(X)
+    cont = np.flatnonzero(~binary)
+    if cont.size == 0:
+        return []
+    with np.errstate(divide="ignore"):
+        logsd = np.log(sd[cont])
+    tol = np.log(SCALE_TOL)
+    far = np.abs(logsd) > tol
+    spread = cont.size > 1 and np.max(logsd) - np.min(logsd) > tol
+    if not far.any() and not spread:
+        return []
+    bad = cont[far] if far.any() else cont[[int(np.argmax(logsd)), int(np.argmin(logsd))]]
+    shown = ", ".join(f"{names[j]} (sd {sd[j]:.3g})" for j in bad)
+    warn(
+        f"the fixed-effect columns are on very different scales: {shown}; consider rescaling them "
+        "(e.g. scale(x) in the formula, or x / 1000 in the data), as lme4's check.scaleX advises",
+        PymlmWarning)
+    return [names[j] for j in bad]
+
+
 def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *, check: str = "lmer",
                  require_numeric_response: bool = True, sparse_x: bool | None = None) -> Design:
     """Build the design of a mixed model.
@@ -257,21 +328,18 @@ def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *
     RankDeficiencyWarning
         Fixed-effect columns were dropped because X is rank deficient.
     """
-    if isinstance(parsed, str):
+    if not isinstance(parsed, ParsedFormula):
         parsed = parse_formula(parsed)
-    if check in ("lmer", "glmer") and not parsed.bars:
-        raise FormulaError(
-            "no random-effects terms in the formula; add one such as (1 | group), "
-            "or use an ordinary linear model",
-            parsed.formula, (0, len(parsed.formula)),
-        )
+    if check in ("lmer", "glmer"):
+        _refuse_smooths(parsed, check)
+        if not parsed.bars:
+            raise FormulaError(
+                "no random-effects terms in the formula; add one such as (1 | group), "
+                "or use an ordinary linear model",
+                parsed.formula, (0, len(parsed.formula)),
+            )
     frame = model_frame(parsed, data, weights, offset)
     y, y_name = _response(parsed, frame, require_numeric_response)
-    if frame.weights is not None and np.any(frame.weights < 0):
-        what = f"weights column {weights!r}" if isinstance(weights, str) else "weights"
-        raise DataError(
-            f"{what} must be non-negative; {int((frame.weights < 0).sum())} rows are negative"
-        )
     X, fixed_spec = build_model_matrix(
         parsed.fixed_terms, frame.source, "the fixed effects", rows=frame.subset,
         sparse=sparse_x, formula=parsed.formula,
@@ -284,6 +352,8 @@ def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *
         X = X[:, keep]
         fixed_spec = fixed_spec.with_keep(keep)
         names = [names[i] for i in keep]
+    if check in ("lmer", "glmer"):
+        check_scale(X, names)
     re_terms = build_re_terms(parsed.bars, frame, check)
     return Design(
         formula=parsed.formula,
@@ -321,12 +391,22 @@ def lformula(formula: str, data, weights=None, offset=None) -> Design:
     Raises
     ------
     FormulaError
-        Malformed formula (the message marks the offending part), no
-        random-effects term, a grouping factor with fewer than 2 levels or as
-        many levels as rows.
+        Malformed formula (the message marks the offending part), a formula
+        that is not a string, a smooth term (``s()`` belongs to ``gam``), no
+        random-effects term, a random-effects column given twice for one
+        grouping factor, a grouping factor with fewer than 2 levels or as
+        many levels as rows, more random effects than rows.
     DataError
         Unknown column (close names suggested), non-numeric response, no
-        complete rows.
+        complete rows, infinite values, a date/time column used as a number
+        (convert it, e.g. to days since a date), an object column mixing
+        numbers and strings (see :func:`pymlm.design.model_frame`).
+
+    Warns
+    -----
+    PymlmWarning
+        lme4's ``check.scaleX``: fixed-effect columns on very different
+        scales; ``(f || g)`` with a factor ``f``.
 
     Examples
     --------

@@ -11,6 +11,7 @@ values elsewhere; so the frame keeps both the used columns of every row
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..formula._ast import Node, to_python
 __all__ = [
     "ModelFrame",
     "as_categorical",
+    "check_new_columns",
     "evaluate",
     "level_labels",
     "model_frame",
@@ -244,6 +246,162 @@ def _column_vector(spec, frame: pd.DataFrame, what: str) -> tuple[np.ndarray | N
     return arr, None
 
 
+def _check_vector(vec, what: str, column: str | None, nonnegative: bool = False):
+    """Weights and offsets: finite (NaN is missing, dropped with its row); weights >= 0."""
+    if vec is None:
+        return
+    name = f"{what} column {column!r}" if column else what
+    inf = np.isinf(vec)
+    if inf.any():
+        raise DataError(
+            f"{name} has {_count(int(inf.sum()), 'infinite value')}; {what} must be finite"
+            f"{' and non-negative' if nonnegative else ''}: fix or filter those rows first"
+        )
+    if nonnegative and np.any(vec < 0):
+        raise DataError(f"{name} must be non-negative; {int((vec < 0).sum())} rows are negative")
+
+
+def _count(k: int, what: str) -> str:
+    return f"{k} {what}{'' if k == 1 else 's'}"
+
+
+# R's factor() family: a column given to them is used as a factor, whatever it holds.
+_FACTOR_CALLS = {"factor", "as.factor", "ordered", "as.ordered"}
+
+
+def _value_nodes(parsed: ParsedFormula) -> dict[str, Node]:
+    """Columns whose values the model computes with (numbers, or levels of a factor term),
+    with their first use: every use but grouping factors and ``factor(column)``."""
+    out: dict[str, Node] = {}
+
+    def rec(node: Node, as_factor: bool = False):
+        if node.kind == "name":
+            if not as_factor:
+                out.setdefault(node.value, node)
+            return
+        factor_call = node.kind == "call" and node.value in _FACTOR_CALLS
+        for a in node.args:
+            rec(a, factor_call and a.kind == "name")
+
+    roots = [parsed.response] if parsed.response is not None else []
+    roots += [node for _, node in parsed.fixed_terms]
+    roots += [bar.lhs for bar in parsed.bars if bar.lhs is not None]
+    roots += [sm.node for sm in parsed.smooths] + list(parsed.offsets)
+    for root in roots:
+        rec(root)
+    return out
+
+
+def _first_node(parsed: ParsedFormula, name: str) -> Node | None:
+    return next((n for n in names_in(parsed.root) if n.value == name), None)
+
+
+def _is_datetime(dtype) -> bool:
+    kind = getattr(dtype, "kind", "")
+    return kind in "mM" or isinstance(dtype, (pd.DatetimeTZDtype, pd.PeriodDtype))
+
+
+def _value_kind(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "logical"
+    if isinstance(v, (numbers.Number, np.number)):
+        return "number"
+    return "string" if isinstance(v, str) else "other"
+
+
+def _datetime_error(name: str, dtype, where: str, mark) -> DataError:
+    col = f"df[{name!r}]"
+    if getattr(dtype, "kind", "") == "m":
+        how = f"{col} / pd.Timedelta(days=1) for a number of days"
+    else:
+        how = f"({col} - {col}.min()) / pd.Timedelta(days=1) for days since the first date"
+    return DataError(
+        f"column {name!r} in {where} holds dates or times (dtype {dtype}); pymlm does not guess a "
+        "unit for them (R would use seconds or days since 1970, by type): convert it to numbers "
+        f"first, e.g. {how}, or use it as a grouping factor",
+        *mark,
+    )
+
+
+def _mixed_error(name: str, col: pd.Series, where: str, mark) -> DataError | None:
+    """An object column that mixes numbers with other values (error path: loops over the rows)."""
+    values = col.dropna()
+    kinds = values.map(_value_kind)
+    counts = kinds.value_counts().to_dict()
+    if "number" not in counts or len(counts) == 1:
+        return None
+    others = " and ".join(k + "s" for k in counts if k != "number")
+    held = ", ".join(_count(v, k) for k, v in counts.items())
+    examples = ", ".join(repr(e) for e in values[kinds != "number"].unique()[:3])
+    to = f"pd.to_numeric(df[{name!r}]) for numbers, or df[{name!r}].astype(str) for a factor"
+    return DataError(
+        f"column {name!r} in {where} mixes numbers with {others} ({held}; e.g. {examples}), so its "
+        "values have no single meaning ('5' and 5.0 would be different levels of a factor). "
+        f"Convert it: {to}",
+        *mark,
+    )
+
+
+def _infinite_error(name: str, col: pd.Series, where: str, mark) -> DataError | None:
+    arr = col.to_numpy(dtype=float, na_value=np.nan)
+    inf = np.isinf(arr)
+    if not inf.any():
+        return None
+    signs = ", ".join(sorted({"Inf" if v > 0 else "-Inf" for v in arr[inf][:1000]}))
+    return DataError(
+        f"column {name!r} in {where} has {_count(int(inf.sum()), 'infinite value')} ({signs}); a "
+        "missing value (NaN) is dropped with its row, an infinite one cannot be fitted: filter "
+        "those rows or replace the values first",
+        *mark,
+    )
+
+
+_NUMBERS_AS_OBJECTS = ("integer", "floating", "mixed-integer-float", "decimal")
+
+
+def _check_columns(parsed: ParsedFormula, source: pd.DataFrame):
+    """Refuse columns whose meaning would otherwise be guessed, or that cannot be fitted.
+
+    - dates and times where the model would compute with them: R's
+      ``model.matrix`` uses their number of seconds (POSIXct) or days (Date)
+      since 1970, a unit pandas' ``datetime64`` does not carry; they must be
+      converted by the user. As grouping factors they are fine (one level
+      per distinct time).
+    - object columns mixing numbers with strings or logicals (``5``, ``"5"``
+      and ``"7.0"`` would be three levels of a factor), and object columns of
+      numbers where they would be used as values (numbers or factor?).
+    - infinite numbers (NaN is missing and dropped with its row; an infinite
+      value is not missing and breaks the fit).
+    """
+    values = _value_nodes(parsed)
+    for name in source.columns:
+        col = source[name]
+        dtype = col.dtype
+        node = values.get(name) or _first_node(parsed, name)
+        where = _enclosing_term(parsed, node) if node is not None else "the formula"
+        mark = (parsed.formula, node.span) if node is not None else (None, None)
+        error = None
+        if _is_datetime(dtype):
+            if name in values:
+                error = _datetime_error(name, dtype, where, mark)
+        elif dtype == object:
+            inferred = pd.api.types.infer_dtype(col, skipna=True)
+            if inferred in ("mixed", "mixed-integer"):
+                error = _mixed_error(name, col, where, mark)
+            elif inferred in _NUMBERS_AS_OBJECTS and name in values:
+                error = DataError(
+                    f"column {name!r} in {where} holds numbers stored as Python objects (dtype "
+                    "object); pymlm does not guess whether they are numbers or the levels of a "
+                    f"factor. Convert it: pd.to_numeric(df[{name!r}]) for numbers, or "
+                    f"df[{name!r}].astype(str) for a factor",
+                    *mark,
+                )
+        elif pd.api.types.is_float_dtype(dtype):
+            error = _infinite_error(name, col, where, mark)
+        if error is not None:
+            raise error
+
+
 def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> ModelFrame:
     """Select, check and clean the columns that ``parsed`` uses.
 
@@ -262,7 +420,13 @@ def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> Model
     ------
     DataError
         A referenced column is missing (the message suggests close names and
-        marks the name in the formula), or no complete rows are left.
+        marks the name in the formula); a column that holds dates or times
+        where the model would compute with its values (convert it to
+        numbers, e.g. days since a date; as a grouping factor it is fine);
+        an object column mixing numbers with strings, or holding numbers
+        where they would be used as values; an infinite value in a used
+        column, the weights or the offset; a negative weight; no complete
+        rows left.
 
     Warns
     -----
@@ -284,7 +448,10 @@ def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> Model
     used_cols = list(used)
     w, w_col = _column_vector(weights, frame, "weights")
     o, o_col = _column_vector(offset, frame, "offset")
+    _check_vector(w, "weights", w_col, nonnegative=True)
+    _check_vector(o, "offset", o_col)
     source = frame[used_cols]
+    _check_columns(parsed, source)
     if not isinstance(source.index, pd.RangeIndex) or source.index.start != 0 or source.index.step != 1:
         source = source.reset_index(drop=True)
     n_input = len(frame)
@@ -312,6 +479,25 @@ def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> Model
         rows = np.arange(n_input)
         sub = source
     return ModelFrame(sub, rows, n_dropped, n_input, w, o, source)
+
+
+def check_new_columns(parsed: ParsedFormula, columns, data: str = "the new data") -> None:
+    """Every column the model's terms use (not the response) must be in new data.
+
+    Raises
+    ------
+    DataError
+        Names the first missing column, the term that uses it and close
+        names, and marks it in the formula.
+    """
+    present = set(columns)
+    roots = [node for _, node in parsed.fixed_terms] + [bar.node for bar in parsed.bars]
+    roots += [sm.node for sm in parsed.smooths] + list(parsed.offsets)
+    for root in roots:
+        for node in names_in(root):
+            if node.value not in present and node.value not in _CONSTANTS:
+                raise unknown_column_error(node.value, _enclosing_term(parsed, node), list(columns),
+                                           parsed.formula, node.span, data=data)
 
 
 def _enclosing_term(parsed: ParsedFormula, node: Node) -> str:

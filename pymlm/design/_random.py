@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError, FormulaError
-from ..formula import BarTerm
+from ..errors import DataError, FormulaError, PymlmWarning, warn
+from ..formula import BarTerm, expand_terms
 from ..formula._parsed import _lhs_terms
 from ._fixed import FixedSpec, build_model_matrix, rebuild_model_matrix
 from ._frame import ModelFrame, as_categorical
@@ -177,6 +177,50 @@ def _bar_model_matrix(bar: BarTerm, frame: ModelFrame):
     return X, spec.names, spec
 
 
+def _double_bar(bar: BarTerm):
+    """The ``(lhs || g)`` node a bar was expanded from, or None for a plain ``(lhs | g)``."""
+    node = bar.node.args[0] if bar.node.kind == "paren" else bar.node
+    while node.kind == "paren":
+        node = node.args[0]
+    return node if node.is_op("||") else None
+
+
+def _warn_correlated_double_bar(bar: BarTerm, cnms, spec):
+    """``(f || g)`` with a factor ``f``: '||' cannot make its levels' effects independent.
+
+    lme4 expands ``(f || g)`` to ``(1 | g) + (0 + f | g)``: the piece
+    ``(0 + f | g)`` has one column per level of ``f``, with an unstructured
+    covariance (so '||' removed nothing), and when the intercept piece is
+    there the level columns add up to it, so the model is over-parametrized.
+    Interactions with a factor (``x:f``) keep their columns correlated too.
+    """
+    node = _double_bar(bar)
+    if node is None or len(cnms) < 2 or spec is None:
+        return
+    factors = [v.label for v in spec.variables if v.kind == "factor"]
+    if not factors:
+        return  # poly(x, 2) and the like: lme4's meaning (one term, correlated columns)
+    term = bar.lhs_text.removeprefix("0 + ")
+    g = bar.group_name
+    single = len(spec.variables) == 1
+    intercept = single and expand_terms(_lhs_terms(node.args[0]), bar.node.source or None).intercept
+    extra = (f", and together they add up to the intercept of (1 | {g}), so the model is "
+             "over-parametrized" if intercept else "")
+    if single:
+        todo = (f" For independent effects per level write (1 | {g}) + (1 | {g}:{term}); for "
+                f"correlated ones (0 + {term} | {g})")
+    else:
+        todo = f" Write the correlated term ({bar.lhs_text} | {g}) explicitly if that is what you mean"
+    kind = "is a factor" if len(factors) == 1 else "are factors"
+    warn(
+        f"in {bar.node.text}, {term} gives {len(cnms)} columns ({', '.join(cnms[:6])}"
+        f"{', ...' if len(cnms) > 6 else ''}) because {' and '.join(factors)} "
+        f"{kind}: '||' makes the terms of its left side uncorrelated, not the columns of one "
+        f"term, so their random effects stay correlated in "
+        f"({bar.lhs_text} | {g}){extra}, as in lme4.{todo}",
+        PymlmWarning)
+
+
 def _as_model_frame(frame) -> ModelFrame:
     if isinstance(frame, ModelFrame):
         return frame
@@ -246,6 +290,7 @@ def build_re_terms(bars, frame, check_nlev_vs_nobs: str = "lmer") -> list[ReTerm
             )
         if bar.lhs_text not in lhs_cache:  # (x || a/b) repeats each left side per grouping factor
             lhs_cache[bar.lhs_text] = _bar_model_matrix(bar, frame)
+            _warn_correlated_double_bar(bar, *lhs_cache[bar.lhs_text][1:])
         X, cnms, spec = lhs_cache[bar.lhs_text]
         n_re = X.shape[1] * nl
         if (check_nlev_vs_nobs == "lmer" and n_re >= n) or (check_nlev_vs_nobs == "glmer" and n_re > n):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import check_positive_int
+from .._validation import check_formula, check_positive_int
 from ..errors import ConvergenceWarning, DataError, OptionError, option_error, warn
 from ..smooth._basis import blas_threads_for
 from ._gam_design import GamDesign, build_gam_design
@@ -418,6 +418,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     """
     from ..results.gam import GamResult
 
+    formula = check_formula(formula)
     _check_method(method, ["REML"])
     _check_optimizer(optimizer)
     design = build_gam_design(formula, data, weights, offset, discrete=False)
@@ -487,6 +488,7 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     """
     from ..results.gam import GamResult
 
+    formula = check_formula(formula)
     _check_method(method, ["fREML", "REML"])
     _check_optimizer(optimizer)
     if not isinstance(discrete, (bool, np.bool_)):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .._validation import check_formula
 from ..errors import FormulaError
 from ._ast import Node, deparse, names_in, parse_expression
 from ._terms import expand_terms
@@ -366,8 +367,13 @@ def parse_formula(formula: str) -> ParsedFormula:
     >>> [b.group_name for b in parse_formula("y ~ (1 | batch/cask)").bars]
     ['cask:batch', 'batch']
     """
-    if not isinstance(formula, str):
-        raise FormulaError(f"the formula must be a string such as 'y ~ x + (1 | g)'; got {type(formula).__name__}")
+    formula = check_formula(formula)
+    if "~" not in formula and formula.strip():
+        # before parsing, so that "this is not a formula" is told what a formula is
+        raise FormulaError(
+            "the formula has no '~': a model formula is written 'response ~ terms', "
+            "e.g. 'y ~ x + (1 | g)'", formula, (0, len(formula))
+        )
     root = parse_expression(formula)
     if root.kind == "binary" and root.value == "~":
         response, rhs = root.args
@@ -375,8 +381,10 @@ def parse_formula(formula: str) -> ParsedFormula:
         response, rhs = None, root.args[0]
     else:
         raise FormulaError(
-            "the formula has no '~'; write it as 'response ~ terms'", formula, (0, len(formula))
+            "the formula has no '~' at its top level; write it as 'response ~ terms'",
+            formula, (0, len(formula))
         )
+    _check_one_tilde(root, formula)
     if response is not None and _find_bar(response) is not None:
         bar = _find_bar(response)
         raise FormulaError("a random-effects bar cannot be on the left of '~'", formula, bar.span)
@@ -424,4 +432,74 @@ def parse_formula(formula: str) -> ParsedFormula:
             offsets.append(node.args[0])
             continue
         fixed.append((sign, node))
+    _check_bar_overlap(bars, formula)
     return ParsedFormula(formula, response, tuple(fixed), tuple(bars), tuple(smooths), tuple(offsets), root)
+
+
+def _tilde_positions(node: Node, formula: str, out: list[int]):
+    """Offsets of every '~' operator below ``node`` (the formula's own and any nested one)."""
+    if node.kind == "unary" and node.value == "~":
+        out.append(node.span[0])
+    elif node.kind == "binary" and node.value == "~":
+        left, right = node.args
+        gap = formula[left.span[1]: right.span[0]]
+        out.append(left.span[1] + gap.index("~"))
+    for a in node.args:
+        _tilde_positions(a, formula, out)
+
+
+def _check_one_tilde(root: Node, formula: str):
+    """A formula has exactly one '~'; ``y ~ x ~ z`` is refused at its second one."""
+    at: list[int] = []
+    _tilde_positions(root, formula, at)
+    if len(at) > 1:
+        second = sorted(at)[1]
+        raise FormulaError(
+            "the formula has more than one '~'; a formula has one, between the response and the "
+            "terms: 'response ~ terms'. Remove this one (or join the terms with '+')",
+            formula, (second, second + 1),
+        )
+
+
+def _bar_columns(bar: BarTerm, formula: str) -> set:
+    """A bar's left-side terms, each as a set of variable texts; ``{"1"}`` is the intercept."""
+    if bar.lhs is None:
+        return {frozenset(["1"])}
+    tl = expand_terms(_lhs_terms(bar.lhs), formula)
+    out = {frozenset(deparse(tl.variables[i]) for i in term) for term in tl.terms}
+    if tl.intercept:
+        out.add(frozenset(["1"]))
+    return out
+
+
+def _check_bar_overlap(bars: list[BarTerm], formula: str):
+    """Refuse a random-effect column given twice for one grouping factor.
+
+    ``(1 | g) + (1 | g)``, ``(x | g) + (1 | g)`` or ``(x || g) + (1 | g)``
+    repeat a column of the same grouping factor in two terms: only the sum
+    of the two variances is identifiable, so the fit would be
+    over-parametrized (lme4 fits it, with convergence warnings at best).
+    """
+    seen: dict[str, list[tuple[set, BarTerm]]] = {}
+    for bar in bars:
+        cols = _bar_columns(bar, formula)
+        for other_cols, other in seen.get(bar.group_name, []):
+            common = cols & other_cols
+            if not common:
+                continue
+            if other.node.text == bar.node.text:
+                what = f"the random-effects term {bar.node.text} is given twice"
+                todo = "keep one"
+            else:
+                parts = sorted("the intercept" if c == frozenset(["1"]) else ":".join(sorted(c))
+                               for c in common)
+                what = (f"{' and '.join(parts)} of grouping factor {bar.group_name!r} "
+                        f"{'is' if len(parts) == 1 else 'are'} in two random-effects terms, "
+                        f"{other.node.text} and {bar.node.text}")
+                todo = f"put each column of {bar.group_name!r} in one term only"
+            raise FormulaError(
+                f"{what}: the variances of the repeated columns cannot be told apart (the model is "
+                f"over-parametrized); {todo}",
+                formula, bar.node.span,
+            )
+        seen.setdefault(bar.group_name, []).append((cols, bar))

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .._validation import check_level
+from .._validation import check_bool, check_level, check_n_jobs, check_seed
 from ..errors import option_error
 from ._problem import LmmProblem
 
@@ -49,15 +49,33 @@ def confint(problem: LmmProblem, method: str = "profile", level: float = 0.95, s
             progress: bool = True, **options) -> pd.DataFrame:
     """Confidence intervals by the chosen method (see :data:`METHODS`).
 
+    Parameters
+    ----------
+    problem : LmmProblem
+    method : str
+        One of :data:`METHODS`.
+    level : float
+        Strictly between 0 and 1.
+    seed : None, int >= 0, numpy SeedSequence or numpy Generator
+        Seed of the resampling methods (checked for every method): the same
+        integer or SeedSequence gives the same interval whatever ``n_jobs``.
+    n_jobs : int
+        Worker processes: a positive integer, or -1 for one per CPU.
+    progress : bool
+
     Raises
     ------
     OptionError
-        Unknown method, a level outside (0, 1), or an option the method does not take.
+        Unknown method, a level outside (0, 1), a bad seed, n_jobs or
+        progress, or an option the method does not take.
     """
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise option_error("method", list(METHODS), method)
     method = method.lower()
     level = check_level(level)
+    seed = check_seed(seed)
+    n_jobs = check_n_jobs(n_jobs)
+    progress = check_bool("progress", progress)
     module = importlib.import_module(f"{__name__}.{METHODS[method]}")
     t0 = time.perf_counter()
     out = module.interval(problem, level=level, seed=seed, n_jobs=n_jobs, progress=progress, **options)

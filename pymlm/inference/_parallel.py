@@ -9,21 +9,19 @@ worker processes when ``n_jobs > 1``; a tqdm bar counts finished replicates.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from .._progress import progress_bar
-from .._validation import check_positive_int
+from .._validation import check_n_jobs, check_positive_int, seed_sequence
 
 __all__ = ["run_replicates", "replicate_seeds"]
 
 
 def replicate_seeds(seed, n: int) -> list[np.random.SeedSequence]:
-    """One independent SeedSequence per replicate, from the user's seed (int, None or SeedSequence)."""
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return root.spawn(n)
+    """One independent SeedSequence per replicate, from the user's seed (see :func:`check_seed`)."""
+    return seed_sequence(seed).spawn(n)
 
 
 _WORKER: dict = {}
@@ -53,10 +51,11 @@ def run_replicates(fn, payload, n: int, seed=None, n_jobs: int = 1, progress: bo
         Shared input (pickled once per batch for worker processes).
     n : int
         Number of replicates.
-    seed : int, SeedSequence or None
+    seed : None, int >= 0, SeedSequence or Generator
         Replicate i always uses ``SeedSequence(seed).spawn(n)[i]``.
     n_jobs : int
-        Worker processes; 1 runs in this process. ``-1``: one per CPU.
+        Worker processes; 1 runs in this process. ``-1``: one per CPU
+        (:func:`pymlm._validation.check_n_jobs`).
     progress : bool
         Show a progress bar (it appears only once the run has lasted a couple of seconds).
     desc : str
@@ -70,9 +69,7 @@ def run_replicates(fn, payload, n: int, seed=None, n_jobs: int = 1, progress: bo
         ``fn``'s results, replicate order.
     """
     n = check_positive_int("number of replicates", n)
-    if n_jobs == -1:
-        n_jobs = os.cpu_count() or 1
-    n_jobs = check_positive_int("n_jobs", n_jobs)
+    n_jobs = check_n_jobs(n_jobs)
     seeds = replicate_seeds(seed, n)
     bar = progress_bar(n, desc, progress)
     out: list = [None] * n

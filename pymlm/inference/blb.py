@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg.lapack import dtrtri, dtrtrs
 
-from .._validation import check_choice, check_level, check_positive_int
+from .._validation import check_choice, check_level, check_positive_int, seed_sequence
 from ..crossprod import ClusterCrossProducts, CrossProducts, cluster_cross_products
 from ..errors import ConvergenceWarning, OptionError, warn
 from ..fit._optimize import minimize_theta
@@ -94,11 +94,7 @@ def slim_problem(problem):
 
 def seed_children(seed, n: int) -> list[np.random.SeedSequence]:
     """``n`` independent children of the user's seed (a SeedSequence argument is not mutated)."""
-    if isinstance(seed, np.random.SeedSequence):
-        root = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
-    else:
-        root = np.random.SeedSequence(seed)
-    return root.spawn(n)
+    return seed_sequence(seed).spawn(n)
 
 
 def check_options(method: str, options: dict, allowed) -> None:

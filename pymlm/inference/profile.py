@@ -51,7 +51,7 @@ import scipy.linalg as sla
 from scipy import optimize, stats
 from scipy.interpolate import CubicSpline
 
-from .._validation import check_level, check_positive_int
+from .._validation import check_level, check_n_jobs, check_positive_int
 from ..errors import ConvergenceWarning, OptionError, PymlmInternalWarning, SingularFitWarning
 from ._deviance import LOG_2PI, deviance_for, profiled_deviance, single_threaded
 from ._parallel import run_replicates
@@ -644,6 +644,7 @@ def profile(problem, n_jobs: int = 1, progress: bool = False, _kind: str = "auto
     >>> pr.confint(0.95).loc["Days"].round(2).tolist()
     [7.36, 13.58]
     """
+    n_jobs = check_n_jobs(n_jobs)
     opts = _check_options(options)
     key = (tuple(sorted((k, repr(v)) for k, v in opts.items())), _kind)
     cache = _CACHE.setdefault(problem, {})

@@ -518,9 +518,12 @@ class GamResult:
         return np.hstack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts])
 
     def _newdata(self, newdata):
+        from ..design import check_new_columns
+
         if newdata is None:
             raise DataError("model_matrix needs newdata (the training rows are not kept as data)")
         frame = as_frame(newdata, "newdata")
+        check_new_columns(self.design.parsed, frame.columns)
         if not isinstance(frame.index, pd.RangeIndex):
             frame = frame.reset_index(drop=True)
         return frame
@@ -550,6 +553,12 @@ class GamResult:
         fit : ndarray (m,)
         se : ndarray (m,)
             Only with ``se_fit=True``, as the tuple ``(fit, se)``.
+
+        Raises
+        ------
+        DataError
+            ``newdata`` lacks a column a term uses (the message names the
+            column and the term), or is not a table of columns.
 
         Notes
         -----

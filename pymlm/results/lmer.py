@@ -8,7 +8,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .._validation import as_frame
+from .._validation import as_frame, check_seed
 from ..crossprod import CrossProducts
 from ..design import Design
 from ..errors import DataError, FormulaError, OptionError
@@ -390,7 +390,7 @@ class LmerResult:
         """
         if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
             raise OptionError(f"nsim must be a positive integer; got {nsim!r}")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         d = self.design
         n = d.n
         base = np.asarray(d.X @ self.fit.beta).ravel()

@@ -50,6 +50,11 @@ class RandomEffect(Basis):
 
     def construct(self, cols: list) -> RawBasis:
         self.levels = [c.levels if isinstance(c, Factor) else None for c in cols]
+        for name, lev in zip(self.terms, self.levels):
+            if lev is not None and len(lev) < 2:
+                raise DataError(
+                    f"{self.label}: factor {name!r} has {len(lev)} level{'' if len(lev) == 1 else 's'};"
+                    " a random effect needs at least 2. Drop the term or check the data.")
         k = self.ncol
         if k == 0:
             raise DataError(f"{self.label}: the random effect has no columns")

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 import pymlm as ml
 from pymlm.design import build_design
-from pymlm.errors import MissingDataWarning, RankDeficiencyWarning
+from pymlm.errors import MissingDataWarning, PymlmWarning, RankDeficiencyWarning
 
 from ._helpers import as_list, case_data, columns, dense, reference
 
@@ -28,6 +28,8 @@ TOL = 1e-10
 # rounded double that pandas reads, so values carried over unchanged from the
 # data (response, weights, offsets) agree to rounding, not bit for bit.
 DATA_RTOL = 1e-14
+# cases with (lhs || g) where lhs has a factor
+FACTOR_DOUBLE_BARS = {"double_bar_factor", "double_bar_interaction", "double_bar_nested"}
 
 
 def _build(case, data):
@@ -42,7 +44,13 @@ def _design(case, data):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         d = _build(case, data)
-    kinds = [w.category for w in caught]
+    # lme4 1.1-31 says nothing about (f || g) with a factor f; pymlm warns that '||'
+    # keeps the correlations of the factor's columns (and only then)
+    double = [str(w.message) for w in caught if w.category is PymlmWarning]
+    assert bool(double) == (case["case"] in FACTOR_DOUBLE_BARS)
+    assert all("'||' makes the terms of its left side uncorrelated, not the columns of one term" in m
+               for m in double)
+    kinds = [w.category for w in caught if w.category is not PymlmWarning]
     expected = []
     if case["n_dropped"]:
         expected.append(MissingDataWarning)
