@@ -9,7 +9,7 @@ Examples
 {'Subject': 18}
 """
 
-from . import datasets
+from . import datasets, plot
 from ._lmer import lmer
 from .design import Design, lformula
 from .errors import (
@@ -51,4 +51,5 @@ __all__ = [
     "lformula",
     "lmer",
     "parse_formula",
+    "plot",
 ]

@@ -666,6 +666,14 @@ class LmerResult:
                 out.append((name, t.cnms[i], None if i == j else t.cnms[j]))
         return out
 
+    @property
+    def plot(self):
+        """Plots of this fit (matplotlib): ``m.plot.caterpillar()``, ``m.plot.qq()``, ``m.plot()``
+        (residuals vs fitted, lme4's ``plot(m)``)... (:class:`pymlm.plot.LmerPlots`)."""
+        from ..plot import LmerPlots
+
+        return LmerPlots(self)
+
     def __str__(self) -> str:
         return str(self.summary())
 
