@@ -66,9 +66,9 @@ from ._profile import (
 from ._style import OKABE_ITO
 
 __all__ = [
+    "OKABE_ITO",
     "GamPlots",
     "LmerPlots",
-    "OKABE_ITO",
     "boot_density",
     "boot_density_frame",
     "caterpillar",

@@ -35,11 +35,14 @@ class LmerPlots:
         self._m = model
 
     def __repr__(self) -> str:
-        return (f"<plots of {self._m!r}: caterpillar (ranef), ranef_qq, residuals, qq, shrinkage, zeta, "
-                "profile_density, boot_density, intervals>")
+        return (
+            f"<plots of {self._m!r}: caterpillar (ranef), ranef_qq, residuals, qq, shrinkage, "
+            "zeta, "
+            "profile_density, boot_density, intervals>"
+        )
 
     def __call__(self, **kwargs):
-        """Residuals against fitted values (lme4's ``plot(m)``; :func:`pymlm.plot.residuals_fitted`)."""
+        """Residuals against fitted values (lme4's plot(m), :func:`pymlm.plot.residuals_fitted`)."""
         return _lmer.residuals_fitted(self._m, **kwargs)
 
     # random effects
@@ -88,7 +91,7 @@ class LmerPlots:
 
     # profiles and bootstrap
     def zeta(self, which=None, profile=None, **kwargs):
-        """Profile zeta plots (:func:`pymlm.plot.zeta`); profiles the model unless ``profile`` is given."""
+        """Profile zeta plots (:func:`pymlm.plot.zeta`) of ``profile``, or of the model."""
         return _profile.zeta(self._m if profile is None else profile, which, **kwargs)
 
     def zeta_frame(self, which=None, profile=None, **kwargs):
@@ -101,7 +104,9 @@ class LmerPlots:
 
     def profile_density_frame(self, which=None, profile=None, **kwargs):
         """The data of :meth:`profile_density`."""
-        return _profile.profile_density_frame(self._m if profile is None else profile, which, **kwargs)
+        return _profile.profile_density_frame(
+            self._m if profile is None else profile, which, **kwargs
+        )
 
     def _boot(self, ci, nsim, seed):
         if ci is None:

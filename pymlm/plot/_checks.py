@@ -13,7 +13,9 @@ __all__ = ["as_gam", "as_lmer", "check_group", "check_level", "check_terms", "pp
 
 def as_lmer(obj, what: str):
     """``obj`` if it is a fitted linear mixed model (an :class:`~pymlm.LmerResult`)."""
-    if not (hasattr(obj, "get_ranef") and hasattr(obj, "design") and hasattr(obj.design, "re_terms")):
+    if not (
+        hasattr(obj, "get_ranef") and hasattr(obj, "design") and hasattr(obj.design, "re_terms")
+    ):
         raise OptionError(f"{what} needs a model fitted by pymlm.lmer(); got {type(obj).__name__}")
     return obj
 
@@ -21,7 +23,9 @@ def as_lmer(obj, what: str):
 def as_gam(obj, what: str):
     """``obj`` if it is a fitted GAM (a :class:`~pymlm.GamResult`)."""
     if not (hasattr(obj, "fit_") and hasattr(obj, "design") and hasattr(obj.design, "terms")):
-        raise OptionError(f"{what} needs a model fitted by pymlm.gam() or pymlm.bam(); got {type(obj).__name__}")
+        raise OptionError(
+            f"{what} needs a model fitted by pymlm.gam() or pymlm.bam(); got {type(obj).__name__}"
+        )
     return obj
 
 

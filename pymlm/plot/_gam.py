@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 
-from ..errors import DataError, OptionError, option_error
+from ..errors import DataError, OptionError, PymlmWarning, option_error, warn
 from ._checks import as_gam, ppoints
 from ._style import BAND, INK, POINT, colors, finish, new_axes, new_panels
 
@@ -56,7 +56,9 @@ def _chosen(b, terms):
     chosen = [t for t in all_terms if t.label in terms]
     missing = set(terms) - {t.label for t in chosen}
     if missing:
-        raise DataError(f"no term(s) {sorted(missing)} in the model; terms are {[t.label for t in all_terms]}")
+        raise DataError(
+            f"no term(s) {sorted(missing)} in the model; terms are {[t.label for t in all_terms]}"
+        )
     return chosen
 
 
@@ -147,12 +149,12 @@ def too_far(gx, gz, dx, dz, dist: float) -> np.ndarray:
 def _edf_label(label: str, edf: float) -> str:
     """mgcv's ``sub.edf``: ``s(x)`` -> ``s(x,5.19)``, ``s(x):fb`` -> ``s(x,3.2):fb``."""
     e = f"{round(edf, 2):g}"
-    if not (label.startswith("s(") or label.startswith("te(")):
+    if not (label.startswith(("s(", "te("))):
         return f"{label}, edf {e}"
     pos = label.find(":")
     if pos < 0:
         return f"{label[:-1]},{e})"
-    return f"{label[:pos - 1]},{e}{label[pos - 1:]}"
+    return f"{label[: pos - 1]},{e}{label[pos - 1 :]}"
 
 
 def _random_coefs(b, t):
@@ -160,13 +162,20 @@ def _random_coefs(b, t):
     beta = b.fit_.beta[t.cols]
     if t.re is not None and t.re.p > 1:
         lv = t.re.nlevels
-        return [(str(c), beta[r * lv:(r + 1) * lv]) for r, c in enumerate(t.re.cnms)]
+        return [(str(c), beta[r * lv : (r + 1) * lv]) for r, c in enumerate(t.re.cnms)]
     return [(None, beta)]
 
 
 # ---------------------------------------------------------------- smooths
-def smooths_frame(b, terms=None, n: int = 100, n2: int = 40, se_mult: float = 2.0, se_with_mean: bool = False,
-                  too_far_dist: float = 0.1) -> pd.DataFrame:
+def smooths_frame(
+    b,
+    terms=None,
+    n: int = 100,
+    n2: int = 40,
+    se_mult: float = 2.0,
+    se_with_mean: bool = False,
+    too_far_dist: float = 0.1,
+) -> pd.DataFrame:
     """The smooth estimates that :func:`smooths` draws (mgcv's ``plot.gam`` data; gratia's
     ``smooth_estimates``).
 
@@ -217,22 +226,51 @@ def smooths_frame(b, terms=None, n: int = 100, n2: int = 40, se_mult: float = 2.
     Factor = _factor_class()
     col_means = _column_means(b) if se_with_mean else None
     parts = []
+    skipped = []
     for t in _chosen(b, terms):
         kind = _kind(t)
         sm = t.smooth
+        if kind == "none":
+            skipped.append(t.label)
+            continue
         if kind == "re":
             for col, coef in _random_coefs(b, t):
                 est = np.sort(coef)
-                parts.append(pd.DataFrame({"term": t.label, "type": "re", "level": col,
-                                           "xvar": "theoretical quantiles", "x": stats.norm.ppf(ppoints(est.size)),
-                                           "zvar": None, "z": np.nan, "estimate": est, "se": np.nan}))
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "term": t.label,
+                            "type": "re",
+                            "level": col,
+                            "xvar": "theoretical quantiles",
+                            "x": stats.norm.ppf(ppoints(est.size)),
+                            "zvar": None,
+                            "z": np.nan,
+                            "estimate": est,
+                            "se": np.nan,
+                        }
+                    )
+                )
             continue
         level = sm.by_level if sm.by_kind == "factor" else None
         if kind == "1d":
             x = np.linspace(np.min(t.cov[0]), np.max(t.cov[0]), n)
             f, se = _term_fit(b, t, [x], se_with_mean, col_means)
-            parts.append(pd.DataFrame({"term": t.label, "type": "1d", "level": level, "xvar": sm.spec.terms[0],
-                                       "x": x, "zvar": None, "z": np.nan, "estimate": f, "se": se}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "term": t.label,
+                        "type": "1d",
+                        "level": level,
+                        "xvar": sm.spec.terms[0],
+                        "x": x,
+                        "zvar": None,
+                        "z": np.nan,
+                        "estimate": f,
+                        "se": se,
+                    }
+                )
+            )
         elif kind == "2d":
             m = max(10, int(n2))
             xm = np.linspace(np.min(t.cov[0]), np.max(t.cov[0]), m)
@@ -242,8 +280,21 @@ def smooths_frame(b, terms=None, n: int = 100, n2: int = 40, se_mult: float = 2.
             out = too_far(xx, zz, t.cov[0], t.cov[1], too_far_dist)
             f[out] = np.nan
             se[out] = np.nan
-            parts.append(pd.DataFrame({"term": t.label, "type": "2d", "level": level, "xvar": sm.spec.terms[0],
-                                       "x": xx, "zvar": sm.spec.terms[1], "z": zz, "estimate": f, "se": se}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "term": t.label,
+                        "type": "2d",
+                        "level": level,
+                        "xvar": sm.spec.terms[0],
+                        "x": xx,
+                        "zvar": sm.spec.terms[1],
+                        "z": zz,
+                        "estimate": f,
+                        "se": se,
+                    }
+                )
+            )
         elif kind == "fs":
             pos = next(i for i, c in enumerate(t.cov) if isinstance(c, Factor))
             fac, xcov = t.cov[pos], t.cov[1 - pos]
@@ -253,9 +304,27 @@ def smooths_frame(b, terms=None, n: int = 100, n2: int = 40, se_mult: float = 2.
                 cols[pos] = Factor(np.full(n, j), tuple(fac.levels))
                 cols[1 - pos] = x
                 f, se = _term_fit(b, t, cols)
-                parts.append(pd.DataFrame({"term": t.label, "type": "fs", "level": str(lev),
-                                           "xvar": sm.spec.terms[1 - pos], "x": x, "zvar": None, "z": np.nan,
-                                           "estimate": f, "se": se}))
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "term": t.label,
+                            "type": "fs",
+                            "level": str(lev),
+                            "xvar": sm.spec.terms[1 - pos],
+                            "x": x,
+                            "zvar": None,
+                            "z": np.nan,
+                            "estimate": f,
+                            "se": se,
+                        }
+                    )
+                )
+    if skipped:
+        warn(
+            f"smooths of three or more covariates are not drawn: {skipped}; use vis() for a "
+            "slice of two",
+            PymlmWarning,
+        )
     if not parts:
         raise DataError("the model has no smooth or random-effects term to draw")
     out = pd.concat(parts, ignore_index=True)
@@ -275,7 +344,7 @@ def _working_weighted_residuals(b) -> np.ndarray:
         return (y - mu) * np.sqrt(w)
     gprime = fam.link.deriv(mu)
     V = fam.variance(mu)
-    return (y - mu) * gprime * np.sqrt(w / (V * gprime ** 2))
+    return (y - mu) * gprime * np.sqrt(w / (V * gprime**2))
 
 
 def partial_residuals_frame(b, terms=None) -> pd.DataFrame:
@@ -306,15 +375,34 @@ def partial_residuals_frame(b, terms=None) -> pd.DataFrame:
         if _kind(t) != "1d" or t.smooth.by_kind is not None:
             continue
         f = t.rows_dot(0, n, b.fit_.beta[t.cols])
-        parts.append(pd.DataFrame({"term": t.label, "row": np.arange(n), "x": np.asarray(t.cov[0], dtype=float),
-                                   "residual": f + wr}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "term": t.label,
+                    "row": np.arange(n),
+                    "x": np.asarray(t.cov[0], dtype=float),
+                    "residual": f + wr,
+                }
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=["term", "row", "x", "residual"])
     return pd.concat(parts, ignore_index=True)
 
 
-def smooths(b, terms=None, residuals: bool = False, rug=None, se_mult: float = 2.0, se_with_mean: bool = False,
-            n: int = 100, n2: int = 40, too_far_dist: float = 0.1, ncols: int = 2, ax=None):
+def smooths(
+    b,
+    terms=None,
+    residuals: bool = False,
+    rug=None,
+    se_mult: float = 2.0,
+    se_with_mean: bool = False,
+    n: int = 100,
+    n2: int = 40,
+    too_far_dist: float = 0.1,
+    ncols: int = 2,
+    ax=None,
+):
     """Each smooth with its +-2 SE band: mgcv's ``plot.gam`` (``plot(b)``).
 
     1-D smooths are drawn against their covariate (the estimate and dashed
@@ -354,7 +442,8 @@ def smooths(b, terms=None, residuals: bool = False, rug=None, se_mult: float = 2
     >>> import matplotlib
     >>> matplotlib.use("Agg")
     >>> import pymlm as ml
-    >>> b = ml.gam("y ~ s(x0, bs = 'cr') + s(x1, bs = 'cr')", ml.datasets.load("gamsim_re").head(400))
+    >>> d = ml.datasets.load("gamsim_re").head(400)
+    >>> b = ml.gam("y ~ s(x0, bs = 'cr') + s(x1, bs = 'cr')", d)
     >>> fig = b.plot()
     >>> [a.get_ylabel() for a in fig.axes]
     ['s(x0,3.21)', 's(x1,2.13)']
@@ -374,7 +463,9 @@ def smooths(b, terms=None, residuals: bool = False, rug=None, se_mult: float = 2
         label = _edf_label(t.label, float(b.edf[t.label]))
         kind = sub["type"].iloc[0]
         if kind == "1d":
-            _draw_1d(a, sub, t, rug, None if resid is None else resid[resid["term"] == t.label], label)
+            _draw_1d(
+                a, sub, t, rug, None if resid is None else resid[resid["term"] == t.label], label
+            )
         elif kind == "2d":
             _draw_2d(a, sub, t, rug, label)
         elif kind == "fs":
@@ -410,7 +501,9 @@ def _draw_2d(ax, sub, t, rug, label):
     zm = np.unique(sub["z"].to_numpy())
     Z = np.ma.masked_invalid(sub["estimate"].to_numpy().reshape(zm.size, xm.size))
     mesh = ax.pcolormesh(xm, zm, Z, shading="nearest", cmap="cividis")
-    if np.isfinite(Z.filled(np.nan)).sum() > 3 and np.nanmax(Z.filled(np.nan)) > np.nanmin(Z.filled(np.nan)):
+    if np.isfinite(Z.filled(np.nan)).sum() > 3 and np.nanmax(Z.filled(np.nan)) > np.nanmin(
+        Z.filled(np.nan)
+    ):
         cs = ax.contour(xm, zm, Z, levels=8, colors=INK, linewidths=0.7)
         ax.clabel(cs, fontsize="x-small")
     if rug:
@@ -423,8 +516,13 @@ def _draw_2d(ax, sub, t, rug, label):
 
 def _draw_re(ax, sub, label):
     for (lev, s), col in zip(sub.groupby("level", dropna=False, sort=False), colors(8)):
-        ax.scatter(s["x"], s["estimate"], s=12, color=col if sub["level"].notna().any() else POINT,
-                   label=None if pd.isna(lev) else lev)
+        ax.scatter(
+            s["x"],
+            s["estimate"],
+            s=12,
+            color=col if sub["level"].notna().any() else POINT,
+            label=None if pd.isna(lev) else lev,
+        )
         e = s["estimate"].to_numpy()
         if e.size > 1:
             yq = np.quantile(e, [0.25, 0.75])
@@ -476,7 +574,6 @@ def _quantile_fn(b):
     fit = b.fit_
     mu, w, scale = fit.mu, fit.prior_weights, b.scale
     name = _family_name(b).lower()
-    link = getattr(fit, "link_name", "")
     if name == "gaussian":
         return lambda p: stats.norm.ppf(p, mu, np.sqrt(scale / w))
     if name == "poisson":
@@ -484,13 +581,14 @@ def _quantile_fn(b):
     if name == "binomial":
         wt = np.round(w).astype(int)
         return lambda p: stats.binom.ppf(p, wt, mu) / np.where(wt == 0, 1, wt)
-    if name == "gamma" and link:
+    if name == "gamma":
         return lambda p: stats.gamma.ppf(p, a=1 / scale, scale=mu * scale)
     return None
 
 
 def _theoretical(b, r, type, s_rep, seed):
-    """mgcv's ``qq.gam(rep = 0)``: sorted residuals of responses at permuted uniform quantiles, averaged."""
+    """mgcv's ``qq.gam(rep = 0)``: the sorted residuals of responses at permuted uniform
+    quantiles, averaged."""
     n = r.size
     qf = _quantile_fn(b)
     U = (np.arange(1, n + 1) - 0.5) / n
@@ -543,12 +641,20 @@ def gam_check_frame(b, type: str = "deviance", s_rep: int = 10, seed=None) -> pd
     q, _ = _theoretical(b, r, type, int(s_rep), seed)
     theo = np.empty(r.size)
     theo[np.argsort(r, kind="stable")] = q
-    return pd.DataFrame({"row": np.arange(r.size), "linear_predictor": b.linear_predictors, "fitted": b.fitted,
-                         "response": b.design.y, "residual": r, "theoretical": theo})
+    return pd.DataFrame(
+        {
+            "row": np.arange(r.size),
+            "linear_predictor": b.linear_predictors,
+            "fitted": b.fitted,
+            "response": b.design.y,
+            "residual": r,
+            "theoretical": theo,
+        }
+    )
 
 
 def gam_check(b, type: str = "deviance", s_rep: int = 10, seed=None, ax=None):
-    """mgcv's ``gam.check`` panels: QQ plot, residuals vs linear predictor, histogram, response vs fitted.
+    """mgcv's ``gam.check`` panels: QQ plot, residuals vs linear predictor, histogram, fit.
 
     The basis dimension table that ``gam.check`` prints is :func:`k_check`.
 
@@ -570,8 +676,9 @@ def gam_check(b, type: str = "deviance", s_rep: int = 10, seed=None, ax=None):
     >>> import pymlm as ml
     >>> b = ml.gam("y ~ s(x0, bs = 'cr')", ml.datasets.load("gamsim_re").head(400))
     >>> fig = b.plot.check()
-    >>> [a.get_title() for a in fig.axes]
-    ['QQ plot of residuals', 'Resids vs. linear pred.', 'Histogram of residuals', 'Response vs. Fitted Values']
+    >>> [a.get_title() for a in fig.axes]  # doctest: +NORMALIZE_WHITESPACE
+    ['QQ plot of residuals', 'Resids vs. linear pred.', 'Histogram of residuals',
+     'Response vs. Fitted Values']
     """
     frame = gam_check_frame(b, type, s_rep, seed)
     fig, axes = new_panels(4, ncols=2, ax=ax, panel_size=(4.2, 3.6))
@@ -693,7 +800,7 @@ def k_check(b, n_rep: int = 400, subsample: int = 5000, seed=None) -> pd.DataFra
     if ind is not None:
         rsd = rsd[ind]
     nr = rsd.size
-    ms = np.mean(rsd ** 2)
+    ms = np.mean(rsd**2)
     rows = {}
     for t in b.design.terms:
         edf = float(b.edf[t.label])
@@ -720,12 +827,13 @@ def k_check(b, n_rep: int = 400, subsample: int = 5000, seed=None) -> pd.DataFra
 
             def stat(R, ni=ni):
                 return np.mean((R[:, :, None] - R[:, ni]) ** 2, axis=(1, 2)) / 2
+
         ve = np.empty(n_rep)
         block = max(1, int(2_000_000 // max(nr * (1 if dat.shape[1] == 1 else 3), 1)))
         for s in range(0, n_rep, block):
             k = min(block, n_rep - s)
             R = rng.permuted(np.broadcast_to(rsd, (k, nr)), axis=1)
-            ve[s:s + k] = stat(R)
+            ve[s : s + k] = stat(R)
         rows[t.label] = (t.ncol, edf, v_obs / ms, float(np.mean(ve < v_obs)))
     out = pd.DataFrame.from_dict(rows, orient="index", columns=["k'", "edf", "k-index", "p-value"])
     out["k'"] = out["k'"].astype(int)
@@ -737,8 +845,12 @@ def _rhs_variables(b) -> list[str]:
     from ..formula._ast import names_in
 
     parsed = b.design.parsed
-    nodes = [n for _, n in parsed.fixed_terms] + [bar.node for bar in parsed.bars] + \
-        [s.node for s in parsed.smooths] + list(parsed.offsets)
+    nodes = (
+        [n for _, n in parsed.fixed_terms]
+        + [bar.node for bar in parsed.bars]
+        + [s.node for s in parsed.smooths]
+        + list(parsed.offsets)
+    )
     data = b.design.frame.data
     seen: dict[str, None] = {}
     for node in nodes:
@@ -760,8 +872,15 @@ def _typical(col: pd.Series):
     return float(np.quantile(col.to_numpy(dtype=float), 0.5, method="closest_observation"))
 
 
-def vis_frame(b, view=None, cond=None, n_grid: int = 30, too_far_dist: float = 0.0, type: str = "link",
-              se: bool = True) -> pd.DataFrame:
+def vis_frame(
+    b,
+    view=None,
+    cond=None,
+    n_grid: int = 30,
+    too_far_dist: float = 0.0,
+    type: str = "link",
+    se: bool = True,
+) -> pd.DataFrame:
     """The prediction surface that :func:`vis` draws (mgcv's ``vis.gam``).
 
     Parameters
@@ -817,12 +936,16 @@ def vis_frame(b, view=None, cond=None, n_grid: int = 30, too_far_dist: float = 0
             view = numeric[:2]
     view = list(view)
     if len(view) != 2 or any(v not in numeric for v in view) or view[0] == view[1]:
-        raise OptionError(f"view must name two different numeric variables of the model, among {numeric}; "
-                          f"got {view!r}")
+        raise OptionError(
+            f"view must name two different numeric variables of the model, among {numeric}; "
+            f"got {view!r}"
+        )
     cond = dict(cond or {})
     unknown = [k for k in cond if k not in variables]
     if unknown:
-        raise OptionError(f"cond names variables the model does not use: {unknown}; it uses {variables}")
+        raise OptionError(
+            f"cond names variables the model does not use: {unknown}; it uses {variables}"
+        )
     m1 = np.linspace(data[view[0]].min(), data[view[0]].max(), n_grid)
     m2 = np.linspace(data[view[1]].min(), data[view[1]].max(), n_grid)
     grid = {view[0]: np.tile(m1, n_grid), view[1]: np.repeat(m2, n_grid)}
@@ -833,9 +956,18 @@ def vis_frame(b, view=None, cond=None, n_grid: int = 30, too_far_dist: float = 0
         col = data[v]
         value = cond.get(v, _typical(col))
         if isinstance(col.dtype, pd.CategoricalDtype):
-            grid[v] = pd.Categorical([value] * size, categories=col.cat.categories, ordered=col.cat.ordered)
+            if value not in set(col.cat.categories):
+                raise OptionError(
+                    f"cond gives {v} the value {value!r}, which is not one of its levels "
+                    f"{list(col.cat.categories)}"
+                )
+            grid[v] = pd.Categorical(
+                [value] * size, categories=col.cat.categories, ordered=col.cat.ordered
+            )
         else:
-            grid[v] = np.repeat(np.asarray([value], dtype=col.dtype if col.dtype.kind != "O" else object), size)
+            grid[v] = np.repeat(
+                np.asarray([value], dtype=col.dtype if col.dtype.kind != "O" else object), size
+            )
     newdata = pd.DataFrame(grid)[[*view, *[v for v in variables if v not in view]]]
     if se:
         fit, sefit = b.predict(newdata, type=type, se_fit=True)
@@ -850,8 +982,16 @@ def vis_frame(b, view=None, cond=None, n_grid: int = 30, too_far_dist: float = 0
     return out
 
 
-def vis(b, view=None, cond=None, n_grid: int = 30, too_far_dist: float = 0.0, type: str = "link",
-        kind: str = "contour", ax=None):
+def vis(
+    b,
+    view=None,
+    cond=None,
+    n_grid: int = 30,
+    too_far_dist: float = 0.0,
+    type: str = "link",
+    kind: str = "contour",
+    ax=None,
+):
     """The model's prediction over two covariates (mgcv's ``vis.gam``).
 
     Parameters
@@ -892,9 +1032,13 @@ def vis(b, view=None, cond=None, n_grid: int = 30, too_far_dist: float = 0.0, ty
             fig = plt.figure(figsize=(5.5, 4.5))
             ax = fig.add_subplot(projection="3d")
         elif getattr(ax, "name", "") != "3d":
-            raise OptionError("kind='surface' needs a 3-D Axes, e.g. fig.add_subplot(projection='3d')")
+            raise OptionError(
+                "kind='surface' needs a 3-D Axes, e.g. fig.add_subplot(projection='3d')"
+            )
         X, Y = np.meshgrid(xm, zm)
-        ax.plot_surface(X, Y, np.ma.masked_invalid(Z), cmap="cividis", linewidth=0, antialiased=True)
+        ax.plot_surface(
+            X, Y, np.ma.masked_invalid(Z), cmap="cividis", linewidth=0, antialiased=True
+        )
         ax.set_zlabel(zlab)
     else:
         ax = new_axes(ax, figsize=(5.5, 4.5))
@@ -913,4 +1057,3 @@ def _pyplot():
     from ._style import pyplot
 
     return pyplot()
-

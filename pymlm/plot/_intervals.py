@@ -21,12 +21,16 @@ def _as_mapping(cis) -> dict:
     if isinstance(cis, pd.DataFrame):
         return {str(cis.attrs.get("method", "interval")): cis}
     if not isinstance(cis, dict) or not cis:
-        raise OptionError("intervals needs a dict of interval tables, e.g. {'profile': m.confint('profile'), "
-                          f"'boot': m.confint('boot')}}; got {type(cis).__name__}")
+        raise OptionError(
+            "intervals needs a dict of interval tables, e.g. {'profile': m.confint('profile'), "
+            f"'boot': m.confint('boot')}}; got {type(cis).__name__}"
+        )
     for k, v in cis.items():
         if not isinstance(v, pd.DataFrame) or v.shape[1] < 2:
-            raise OptionError(f"intervals: the entry {k!r} must be an interval table (a DataFrame with the "
-                              f"lower and upper bounds as its first two columns); got {type(v).__name__}")
+            raise OptionError(
+                f"intervals: the entry {k!r} must be an interval table (a DataFrame with the "
+                f"lower and upper bounds as its first two columns); got {type(v).__name__}"
+            )
     return dict(cis)
 
 
@@ -44,8 +48,10 @@ def _as_series(values, what):
         return pd.Series(values, dtype=float)
     if isinstance(values, pd.Series):
         return values.astype(float)
-    raise OptionError(f"{what} must be a dict or a pandas Series keyed by parameter name; got "
-                      f"{type(values).__name__}")
+    raise OptionError(
+        f"{what} must be a dict or a pandas Series keyed by parameter name; got "
+        f"{type(values).__name__}"
+    )
 
 
 def intervals_frame(cis, truth=None, estimates=None) -> pd.DataFrame:
@@ -98,19 +104,35 @@ def intervals_frame(cis, truth=None, estimates=None) -> pd.DataFrame:
                 order.append(name)
             e = float(est[name]) if est is not None and name in est.index else np.nan
             t = float(truth[name]) if truth is not None and name in truth.index else np.nan
-            rows.append((str(name), str(method), "variance" if _is_variance(str(name)) else "fixed", e, a, b,
-                         b - a, t))
-    out = pd.DataFrame(rows, columns=["parameter", "method", "panel", "estimate", "lower", "upper", "width",
-                                      "truth"])
+            rows.append(
+                (
+                    str(name),
+                    str(method),
+                    "variance" if _is_variance(str(name)) else "fixed",
+                    e,
+                    a,
+                    b,
+                    b - a,
+                    t,
+                )
+            )
+    out = pd.DataFrame(
+        rows,
+        columns=["parameter", "method", "panel", "estimate", "lower", "upper", "width", "truth"],
+    )
     if truth is not None:
         unknown = [t for t in truth.index if t not in order]
         if unknown:
-            raise OptionError(f"truth names parameters without intervals: {unknown}; the intervals are of {order}")
+            raise OptionError(
+                f"truth names parameters without intervals: {unknown}; the intervals are of {order}"
+            )
     out["parameter"] = pd.Categorical(out["parameter"], categories=[str(n) for n in order])
     return out
 
 
-def intervals(cis, truth=None, estimates=None, panels: str = "kind", ncols: int | None = None, ax=None):
+def intervals(
+    cis, truth=None, estimates=None, panels: str = "kind", ncols: int | None = None, ax=None
+):
     """Forest plot of intervals by method: variance components and fixed effects in two panels.
 
     Each parameter has a row; the methods' intervals are dodged within it
@@ -140,7 +162,8 @@ def intervals(cis, truth=None, estimates=None, panels: str = "kind", ncols: int 
     >>> matplotlib.use("Agg")
     >>> import pymlm as ml
     >>> m = ml.lmer("Yield ~ 1 + (1 | Batch)", ml.datasets.load("Dyestuff"))
-    >>> fig = ml.plot.intervals({"wald": m.confint("wald"), "profile": m.confint("profile", progress=False)})
+    >>> cis = {"wald": m.confint("wald"), "profile": m.confint("profile", progress=False)}
+    >>> fig = ml.plot.intervals(cis)
     >>> [a.get_title() for a in fig.axes]
     ['variance components', 'fixed effects']
     """
@@ -154,12 +177,17 @@ def intervals(cis, truth=None, estimates=None, panels: str = "kind", ncols: int 
     k = len(methods)
     dodge = {mth: (i - (k - 1) / 2) * (0.7 / max(k, 1)) for i, mth in enumerate(methods)}
     if panels == "kind":
-        groups = [(_PANELS[p], frame[frame["panel"] == p]) for p in ("variance", "fixed")
-                  if (frame["panel"] == p).any()]
+        groups = [
+            (_PANELS[p], frame[frame["panel"] == p])
+            for p in ("variance", "fixed")
+            if (frame["panel"] == p).any()
+        ]
         height = 0.9 + 0.45 * max(sub["parameter"].nunique() for _, sub in groups)
         fig, axes = new_panels(len(groups), ncols=1, ax=ax, panel_size=(6.0, height))
     else:
-        groups = [(str(p), frame[frame["parameter"] == p]) for p in frame["parameter"].cat.categories]
+        groups = [
+            (str(p), frame[frame["parameter"] == p]) for p in frame["parameter"].cat.categories
+        ]
         fig, axes = new_panels(len(groups), ncols=ncols, ax=ax, panel_size=(3.6, 0.9 + 0.3 * k))
     for a, (title, sub) in zip(axes, groups):
         params = [p for p in frame["parameter"].cat.categories if p in set(sub["parameter"])]
@@ -168,7 +196,7 @@ def intervals(cis, truth=None, estimates=None, panels: str = "kind", ncols: int 
             a.set_yticks(np.arange(len(params)), labels=params)
         else:
             a.set_yticks([dodge[mth] for mth in methods], labels=methods)
-        a.set_ylim(len(params) - 0.5, -0.5)   # the first parameter (method) on top
+        a.set_ylim(len(params) - 0.5, -0.5)  # the first parameter (method) on top
         a.set_title(title)
     handles, labels = axes[0].get_legend_handles_labels()
     for a in axes[1:]:
@@ -177,8 +205,14 @@ def intervals(cis, truth=None, estimates=None, panels: str = "kind", ncols: int 
                 handles.append(h)
                 labels.append(lab)
     if panels == "kind":
-        axes[0].legend(handles, labels, fontsize="small", frameon=False, loc="upper left",
-                       bbox_to_anchor=(1.01, 1.0))
+        axes[0].legend(
+            handles,
+            labels,
+            fontsize="small",
+            frameon=False,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+        )
     else:
         axes[-1].legend(handles, labels, fontsize="small", frameon=False, loc="best")
     return finish(fig)
@@ -199,12 +233,16 @@ def _forest(a, sub, params, methods, dodge, cols):
         seg = np.stack([np.column_stack([lo, y]), np.column_stack([hi, y])], axis=1)
         a.add_collection(LineCollection(seg, colors=cols[mth], linewidths=2.0, label=mth))
         if s["estimate"].notna().any():
-            a.scatter(s["estimate"], y, s=16, color=cols[mth], edgecolors=INK, linewidths=0.5, zorder=3)
+            a.scatter(
+                s["estimate"], y, s=16, color=cols[mth], edgecolors=INK, linewidths=0.5, zorder=3
+            )
     tr = sub.drop_duplicates("parameter")
     tr = tr[tr["truth"].notna()]
     if len(tr):
         yt = np.array([pos[p] for p in tr["parameter"]], dtype=float)
-        seg = np.stack([np.column_stack([tr["truth"], yt - 0.42]), np.column_stack([tr["truth"], yt + 0.42])],
-                       axis=1)
+        seg = np.stack(
+            [np.column_stack([tr["truth"], yt - 0.42]), np.column_stack([tr["truth"], yt + 0.42])],
+            axis=1,
+        )
         a.add_collection(LineCollection(seg, colors=INK, linewidths=1.5, label="truth"))
     a.autoscale_view(scaley=False)

@@ -51,12 +51,16 @@ def _order(modes: pd.DataFrame, order_by) -> np.ndarray:
     if order_by is None:
         return np.arange(len(modes))
     if order_by not in modes.columns:
-        raise OptionError(f"order_by must be None or one of the columns {list(modes.columns)}; got {order_by!r}")
+        raise OptionError(
+            f"order_by must be None or one of the columns {list(modes.columns)}; got {order_by!r}"
+        )
     return _sorted(modes[order_by].to_numpy())
 
 
 # --------------------------------------------------------------- caterpillar
-def caterpillar_frame(m, group: str | None = None, level: float = 0.95, order_by="first") -> pd.DataFrame:
+def caterpillar_frame(
+    m, group: str | None = None, level: float = 0.95, order_by="first"
+) -> pd.DataFrame:
     """The conditional modes and intervals that :func:`caterpillar` draws.
 
     Parameters
@@ -100,9 +104,20 @@ def caterpillar_frame(m, group: str | None = None, level: float = 0.95, order_by
     for j, term in enumerate(modes.columns):
         est = modes.iloc[order, j].to_numpy()
         s = sd[order, j]
-        parts.append(pd.DataFrame({"group": group, "term": term, "level": labels, "estimate": est, "sd": s,
-                                   "lower": est - z * s, "upper": est + z * s,
-                                   "position": np.arange(len(labels))}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "group": group,
+                    "term": term,
+                    "level": labels,
+                    "estimate": est,
+                    "sd": s,
+                    "lower": est - z * s,
+                    "upper": est + z * s,
+                    "position": np.arange(len(labels)),
+                }
+            )
+        )
     out = pd.concat(parts, ignore_index=True)
     out["level"] = pd.Categorical(out["level"], categories=labels)
     out.attrs["level"] = level
@@ -133,7 +148,9 @@ def _level_axis(ax, labels, show):
         ax.set_yticks([])
 
 
-def caterpillar(m, group: str | None = None, level: float = 0.95, order_by="first", labels=None, ax=None):
+def caterpillar(
+    m, group: str | None = None, level: float = 0.95, order_by="first", labels=None, ax=None
+):
     """Conditional modes with their intervals, one panel per random-effect column.
 
     lme4's ``dotplot(ranef(m, condVar = TRUE))`` and MixedModelsMakie's
@@ -173,8 +190,13 @@ def caterpillar(m, group: str | None = None, level: float = 0.95, order_by="firs
     elif len(terms) == 1 and ax is None:
         axes, fig = [new_axes(None, figsize=(4.5, 0.6 + 0.22 * min(len(levels), 40) + 0.8))], None
     else:
-        fig, axes = new_panels(len(terms), ncols=len(terms), ax=ax,
-                               panel_size=(3.4, 0.6 + 0.22 * min(len(levels), 40) + 0.8), sharey=True)
+        fig, axes = new_panels(
+            len(terms),
+            ncols=len(terms),
+            ax=ax,
+            panel_size=(3.4, 0.6 + 0.22 * min(len(levels), 40) + 0.8),
+            sharey=True,
+        )
     for k, (a, term) in enumerate(zip(axes, terms)):
         sub = frame[frame["term"] == term]
         _interval_panel(a, sub, sub["position"].to_numpy(dtype=float))
@@ -225,9 +247,20 @@ def ranef_qq_frame(m, group: str | None = None, level: float = 0.95) -> pd.DataF
         order = _sorted(modes.iloc[:, j].to_numpy())
         est = modes.iloc[order, j].to_numpy()
         s = sd[order, j]
-        parts.append(pd.DataFrame({"group": group, "term": term,
-                                   "level": [str(v) for v in modes.index[order]], "estimate": est, "sd": s,
-                                   "lower": est - z * s, "upper": est + z * s, "theoretical": q}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "group": group,
+                    "term": term,
+                    "level": [str(v) for v in modes.index[order]],
+                    "estimate": est,
+                    "sd": s,
+                    "lower": est - z * s,
+                    "upper": est + z * s,
+                    "theoretical": q,
+                }
+            )
+        )
     out = pd.concat(parts, ignore_index=True)
     out.attrs["level"] = level
     return out
@@ -298,8 +331,13 @@ def residuals_fitted_frame(m, type: str = "pearson", scaled: bool = False) -> pd
     (180, 3)
     """
     m = as_lmer(m, "residuals_fitted")
-    return pd.DataFrame({"row": np.arange(m.nobs), "fitted": m.fitted,
-                         "residual": m.residuals(type=type, scaled=scaled)})
+    return pd.DataFrame(
+        {
+            "row": np.arange(m.nobs),
+            "fitted": m.fitted,
+            "residual": m.residuals(type=type, scaled=scaled),
+        }
+    )
 
 
 def residuals_fitted(m, type: str = "pearson", scaled: bool = False, ax=None):
@@ -431,7 +469,9 @@ def shrinkage_frame(m, group: str | None = None) -> pd.DataFrame:
     for i in range(p):
         c[:, i] = np.bincount(codes, weights=w * Z[:, i] * r, minlength=nl)
         for j in range(i, p):
-            A[:, i, j] = A[:, j, i] = np.bincount(codes, weights=w * Z[:, i] * Z[:, j], minlength=nl)
+            A[:, i, j] = A[:, j, i] = np.bincount(
+                codes, weights=w * Z[:, i] * Z[:, j], minlength=nl
+            )
     scale = np.maximum(np.einsum("lii->l", A), np.finfo(float).tiny)
     ok = np.linalg.matrix_rank(A / scale[:, None, None], tol=1e-10) == p
     ols = np.full((nl, p), np.nan)
@@ -440,14 +480,16 @@ def shrinkage_frame(m, group: str | None = None) -> pd.DataFrame:
     fe = m.fixef
     pop = np.array([float(fe[cn]) if cn in fe.index else 0.0 for cn in modes.columns])
     levels = [str(v) for v in modes.index]
-    return pd.DataFrame({
-        "group": group,
-        "level": np.repeat(levels, p),
-        "term": np.tile(list(modes.columns), nl),
-        "ols": (ols + pop).ravel(),
-        "conditional": (b + pop).ravel(),
-        "population": np.tile(pop, nl),
-    })
+    return pd.DataFrame(
+        {
+            "group": group,
+            "level": np.repeat(levels, p),
+            "term": np.tile(list(modes.columns), nl),
+            "ols": (ols + pop).ravel(),
+            "conditional": (b + pop).ravel(),
+            "population": np.tile(pop, nl),
+        }
+    )
 
 
 def shrinkage(m, group: str | None = None, terms=None, ax=None):
@@ -492,15 +534,26 @@ def shrinkage(m, group: str | None = None, terms=None, ax=None):
     wide_ols, wide_cond = wide_ols.loc[levels], wide_cond.loc[levels]
     pop = frame.drop_duplicates("term").set_index("term")["population"]
     if len(terms) == 1:
-        return _shrinkage_1d(new_axes(ax), wide_ols[terms[0]], wide_cond[terms[0]], pop[terms[0]], terms[0],
-                             frame["group"].iloc[0])
-    pairs = [(a, b) for i, a in enumerate(terms) for b in terms[i + 1:]]
+        return _shrinkage_1d(
+            new_axes(ax),
+            wide_ols[terms[0]],
+            wide_cond[terms[0]],
+            pop[terms[0]],
+            terms[0],
+            frame["group"].iloc[0],
+        )
+    pairs = [(a, b) for i, a in enumerate(terms) for b in terms[i + 1 :]]
     if len(pairs) == 1 and not isinstance(ax, (list, tuple, np.ndarray)):
         axes, fig = [new_axes(ax, figsize=(5.0, 5.0))], None
     else:
         fig, axes = new_panels(len(pairs), ax=ax, panel_size=(4.0, 4.0))
     for a, (tx, ty) in zip(axes, pairs):
-        _shrinkage_2d(a, wide_ols[[tx, ty]].to_numpy(), wide_cond[[tx, ty]].to_numpy(), pop[[tx, ty]].to_numpy())
+        _shrinkage_2d(
+            a,
+            wide_ols[[tx, ty]].to_numpy(),
+            wide_cond[[tx, ty]].to_numpy(),
+            pop[[tx, ty]].to_numpy(),
+        )
         a.set_xlabel(tx)
         a.set_ylabel(ty)
     if fig is None:
@@ -513,11 +566,27 @@ def shrinkage(m, group: str | None = None, terms=None, ax=None):
 def _shrinkage_2d(ax, ols, cond, pop):
     ok = np.isfinite(ols).all(axis=1)
     d = cond[ok] - ols[ok]
-    ax.quiver(ols[ok, 0], ols[ok, 1], d[:, 0], d[:, 1], angles="xy", scale_units="xy", scale=1,
-              color="0.45", width=0.005, headwidth=4, headlength=5, label="shrinkage")
-    ax.scatter(ols[ok, 0], ols[ok, 1], s=22, facecolors="none", edgecolors=POINT, label="per-level fit")
+    ax.quiver(
+        ols[ok, 0],
+        ols[ok, 1],
+        d[:, 0],
+        d[:, 1],
+        angles="xy",
+        scale_units="xy",
+        scale=1,
+        color="0.45",
+        width=0.005,
+        headwidth=4,
+        headlength=5,
+        label="shrinkage",
+    )
+    ax.scatter(
+        ols[ok, 0], ols[ok, 1], s=22, facecolors="none", edgecolors=POINT, label="per-level fit"
+    )
     ax.scatter(cond[:, 0], cond[:, 1], s=16, color=INK, label="conditional estimate")
-    ax.scatter([pop[0]], [pop[1]], s=90, marker="+", color="#D55E00", linewidths=2, label="population")
+    ax.scatter(
+        [pop[0]], [pop[1]], s=90, marker="+", color="#D55E00", linewidths=2, label="population"
+    )
     ax.legend(fontsize="small", frameon=False)
 
 
@@ -528,10 +597,17 @@ def _shrinkage_1d(ax, ols, cond, pop, term, group):
     ols, cond = ols.iloc[order], cond.iloc[order]
     y = np.arange(len(cond), dtype=float)
     ok = np.isfinite(ols.to_numpy())
-    seg = np.stack([np.column_stack([ols.to_numpy()[ok], y[ok]]), np.column_stack([cond.to_numpy()[ok], y[ok]])],
-                   axis=1)
+    seg = np.stack(
+        [
+            np.column_stack([ols.to_numpy()[ok], y[ok]]),
+            np.column_stack([cond.to_numpy()[ok], y[ok]]),
+        ],
+        axis=1,
+    )
     ax.add_collection(LineCollection(seg, colors="0.45", linewidths=1.0))
-    ax.scatter(ols.to_numpy()[ok], y[ok], s=22, facecolors="none", edgecolors=POINT, label="per-level fit")
+    ax.scatter(
+        ols.to_numpy()[ok], y[ok], s=22, facecolors="none", edgecolors=POINT, label="per-level fit"
+    )
     ax.scatter(cond, y, s=16, color=INK, label="conditional estimate")
     ax.axvline(pop, color="#D55E00", lw=1.2, label="population")
     _level_axis(ax, list(cond.index), None)

@@ -44,8 +44,10 @@ def _as_profile(obj, which, what):
     if hasattr(obj, "profile") and hasattr(obj, "get_ranef"):
         opts = {} if which is None else {"which": which}
         return obj.profile(**opts)
-    raise OptionError(f"{what} needs a likelihood profile: m.profile(), m.confint('profile') or a model "
-                      f"fitted by pymlm.lmer(); got {type(obj).__name__}")
+    raise OptionError(
+        f"{what} needs a likelihood profile: m.profile(), m.confint('profile') or a model "
+        f"fitted by pymlm.lmer(); got {type(obj).__name__}"
+    )
 
 
 def _trace(pr, name):
@@ -76,7 +78,9 @@ def _selected(pr, which):
 
 
 # ----------------------------------------------------------------------- zeta
-def zeta_frame(profile, which=None, conf=CONF, absolute: bool = False, n: int = 101) -> pd.DataFrame:
+def zeta_frame(
+    profile, which=None, conf=CONF, absolute: bool = False, n: int = 101
+) -> pd.DataFrame:
     """The zeta curves and interval points that :func:`zeta` draws.
 
     Parameters
@@ -123,18 +127,31 @@ def zeta_frame(profile, which=None, conf=CONF, absolute: bool = False, n: int = 
         spl = _forward(x, z)
         grid = np.linspace(x[0], x[-1], n) if x.size else x
         zz = spl(grid) if spl is not None else np.interp(grid, x, z)
-        parts.append(pd.DataFrame({"parameter": name, "kind": "curve", "value": grid,
-                                   "zeta": np.abs(zz) if absolute else zz, "conf": np.nan}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "parameter": name,
+                    "kind": "curve",
+                    "value": grid,
+                    "zeta": np.abs(zz) if absolute else zz,
+                    "conf": np.nan,
+                }
+            )
+        )
     rows = []
     for c in conf:
         ci = pr.confint(float(c), warn=False)
         zc = float(np.sqrt(stats.chi2.ppf(c, 1)))
         for name in names:
-            for value, sign, bound in ((ci.iloc[:, 0][name], -1.0, pr.lower[name]),
-                                       (ci.iloc[:, 1][name], 1.0, pr.upper[name])):
+            for value, sign, bound in (
+                (ci.iloc[:, 0][name], -1.0, pr.lower[name]),
+                (ci.iloc[:, 1][name], 1.0, pr.upper[name]),
+            ):
                 # confint gives the bound where the profile does not reach the level
                 if np.isfinite(value) and value != bound:
-                    rows.append((name, "interval", float(value), zc if absolute else sign * zc, float(c)))
+                    rows.append(
+                        (name, "interval", float(value), zc if absolute else sign * zc, float(c))
+                    )
     parts.append(pd.DataFrame(rows, columns=["parameter", "kind", "value", "zeta", "conf"]))
     out = pd.concat(parts, ignore_index=True)
     out["parameter"] = pd.Categorical(out["parameter"], categories=names)
@@ -179,17 +196,23 @@ def zeta(profile, which=None, conf=CONF, absolute: bool = False, ncols: int | No
         axes, fig = [new_axes(ax, figsize=(4.0, 3.5))], None
     else:
         fig, axes = new_panels(len(names), ncols=ncols, ax=ax, sharey=True)
+    per_row = max(1, min(len(names), 3 if ncols is None else int(ncols)))
     for k, (a, name) in enumerate(zip(axes, names)):
         sub = frame[frame["parameter"] == name]
         cur = sub[sub["kind"] == "curve"]
         pts = sub[sub["kind"] == "interval"]
         a.plot(cur["value"], cur["zeta"], color=INK, lw=1.2)
-        seg = np.stack([np.column_stack([pts["value"], pts["zeta"]]),
-                        np.column_stack([pts["value"], np.zeros(len(pts))])], axis=1).reshape(-1, 2, 2)
+        seg = np.stack(
+            [
+                np.column_stack([pts["value"], pts["zeta"]]),
+                np.column_stack([pts["value"], np.zeros(len(pts))]),
+            ],
+            axis=1,
+        ).reshape(-1, 2, 2)
         a.add_collection(LineCollection(seg, colors=POINT, linewidths=0.9))
         a.axhline(0.0, color="0.6", lw=0.8)
         a.set_title(name)
-        if k % (len(axes) if fig is None else max(1, min(len(names), 3 if ncols is None else ncols))) == 0:
+        if k % per_row == 0:
             a.set_ylabel("|zeta|" if absolute else "zeta")
     if fig is None:
         return axes[0]
@@ -197,7 +220,9 @@ def zeta(profile, which=None, conf=CONF, absolute: bool = False, ncols: int | No
 
 
 # ------------------------------------------------------------ profile density
-def profile_density_frame(profile, which=None, npts: int = 201, upper: float = 0.999) -> pd.DataFrame:
+def profile_density_frame(
+    profile, which=None, npts: int = 201, upper: float = 0.999
+) -> pd.DataFrame:
     """The densities that :func:`profile_density` draws (lme4's ``densityplot(profile)``).
 
     For each parameter, with zeta(x) the interpolating spline of the
@@ -252,17 +277,22 @@ def profile_density_frame(profile, which=None, npts: int = 201, upper: float = 0
         dens = stats.norm.pdf(spl(grid)) * spl(grid, 1)
         parts.append(pd.DataFrame({"parameter": name, "value": grid, "density": dens}))
     if bad:
-        warn(f"unreliable profiles (not monotone, or too short) left out of the density plot: {bad}",
-             PymlmWarning)
+        warn(
+            f"unreliable profiles (not monotone, or too short) left out of the density plot: {bad}",
+            PymlmWarning,
+        )
     if not parts:
         raise OptionError(f"no parameter among {names} has a profile that gives a density")
     out = pd.concat(parts, ignore_index=True)
-    out["parameter"] = pd.Categorical(out["parameter"], categories=[n for n in names if n not in bad])
+    out["parameter"] = pd.Categorical(
+        out["parameter"], categories=[n for n in names if n not in bad]
+    )
     return out
 
 
-def profile_density(profile, which=None, npts: int = 201, upper: float = 0.999, ncols: int | None = None,
-                    ax=None):
+def profile_density(
+    profile, which=None, npts: int = 201, upper: float = 0.999, ncols: int | None = None, ax=None
+):
     """Densities implied by the likelihood profiles (lme4's ``densityplot(profile(m))``).
 
     Returns
@@ -303,7 +333,7 @@ def bw_nrd0(x: np.ndarray) -> float:
     lo = min(hi, iqr / 1.34)
     if not lo > 0:
         lo = hi if hi > 0 else (abs(x[0]) if x.size and x[0] != 0 else 1.0)
-    return float(0.9 * lo * x.size ** -0.2)
+    return float(0.9 * lo * x.size**-0.2)
 
 
 def kde(x, n: int = 512, cut: float = 3.0, bw: float | None = None):
@@ -333,8 +363,8 @@ def kde(x, n: int = 512, cut: float = 3.0, bw: float | None = None):
     bw = bw_nrd0(x) if bw is None else float(bw)
     grid = np.linspace(x.min() - cut * bw, x.max() + cut * bw, n)
     dens = np.zeros(n)
-    for s in range(0, x.size, 2000):   # blocks of replicates bound the (n, block) work array
-        dens += stats.norm.pdf((grid[:, None] - x[None, s:s + 2000]) / bw).sum(axis=1)
+    for s in range(0, x.size, 2000):  # blocks of replicates bound the (n, block) work array
+        dens += stats.norm.pdf((grid[:, None] - x[None, s : s + 2000]) / bw).sum(axis=1)
     return grid, dens / (x.size * bw), bw
 
 
@@ -343,14 +373,16 @@ def _sd_columns(reps: pd.DataFrame, model) -> dict:
     sig = [c for c in reps.columns if c.startswith(".sig") and c != ".sigma"]
     if model is not None:
         layout = model.problem.layout
-        is_sd = np.concatenate([np.asarray(r) == np.asarray(c) for r, c in layout]) if layout else []
+        is_sd = (
+            np.concatenate([np.asarray(r) == np.asarray(c) for r, c in layout]) if layout else []
+        )
         return {name: bool(v) for name, v in zip(sig, is_sd)}
     out = {}
     for c in sig:
         v = reps[c].to_numpy(dtype=float)
         v = v[np.isfinite(v)]
-        # a correlation lies in [-1, 1] and is NaN when one of its sds is 0
-        out[c] = not (reps[c].isna().any() or (v.size and v.min() < 0 and v.max() <= 1))
+        # a correlation lies in [-1, 1] (up to rounding) and is NaN when one of its sds is 0
+        out[c] = not (reps[c].isna().any() or (v.size and v.min() < 0 and v.max() <= 1 + 1e-8))
     return out
 
 
@@ -402,8 +434,10 @@ def boot_density_frame(ci, model=None, which=None, tol: float = 1e-4, n: int = 5
     """
     reps = ci.attrs.get("replicates") if isinstance(ci, pd.DataFrame) else None
     if reps is None or ci.attrs.get("method", "boot") != "boot":
-        raise OptionError("boot_density needs the intervals of m.confint('boot'), whose attrs['replicates'] "
-                          "holds the bootstrap replicates")
+        raise OptionError(
+            "boot_density needs the intervals of m.confint('boot'), whose attrs['replicates'] "
+            "holds the bootstrap replicates"
+        )
     names = check_terms(which, list(reps.columns), "parameter")
     is_sd = _sd_columns(reps, model)
     sigma = reps[".sigma"].to_numpy(dtype=float) if ".sigma" in reps.columns else None
@@ -419,15 +453,38 @@ def boot_density_frame(ci, model=None, which=None, tol: float = 1e-4, n: int = 5
         n_fin, n_sing = int(fin.sum()), int(singular.sum())
         if keep.size >= 2 and np.ptp(keep) > 0:
             grid, dens, _ = kde(keep, n=n)
-            parts.append(pd.DataFrame({"parameter": name, "kind": "density", "value": grid,
-                                       "density": dens * keep.size / n_fin, "n_singular": n_sing,
-                                       "n_replicates": n_fin}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "parameter": name,
+                        "kind": "density",
+                        "value": grid,
+                        "density": dens * keep.size / n_fin,
+                        "n_singular": n_sing,
+                        "n_replicates": n_fin,
+                    }
+                )
+            )
         if n_sing:
-            parts.append(pd.DataFrame({"parameter": [name], "kind": ["spike"], "value": [0.0],
-                                       "density": [n_sing / n_fin], "n_singular": [n_sing],
-                                       "n_replicates": [n_fin]}))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["parameter", "kind", "value", "density", "n_singular", "n_replicates"])
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "parameter": [name],
+                        "kind": ["spike"],
+                        "value": [0.0],
+                        "density": [n_sing / n_fin],
+                        "n_singular": [n_sing],
+                        "n_replicates": [n_fin],
+                    }
+                )
+            )
+    out = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(
+            columns=["parameter", "kind", "value", "density", "n_singular", "n_replicates"]
+        )
+    )
     present = [nm for nm in names if nm in set(out["parameter"])]
     out["parameter"] = pd.Categorical(out["parameter"], categories=present)
     return out
@@ -481,7 +538,15 @@ def boot_density(ci, model=None, which=None, tol: float = 1e-4, ncols: int | Non
             top = float(den["density"].max()) if len(den) else 1.0
             a.vlines([0.0], 0.0, top, colors="#D55E00", linewidths=3)
             k, n_all = int(spike["n_singular"].iloc[0]), int(spike["n_replicates"].iloc[0])
-            a.text(0.0, top, f"{k} of {n_all} at 0", ha="left", va="bottom", fontsize="small", color="#D55E00")
+            a.text(
+                0.0,
+                top,
+                f"{k} of {n_all} at 0",
+                ha="left",
+                va="bottom",
+                fontsize="small",
+                color="#D55E00",
+            )
         a.set_title(name)
         a.set_ylim(bottom=0)
     axes[0].set_ylabel("density")

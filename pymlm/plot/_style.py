@@ -51,8 +51,9 @@ def new_axes(ax=None, figsize=(5.0, 4.0)):
     return ax
 
 
-def new_panels(n: int, ncols: int | None = None, ax=None, panel_size=(3.6, 3.2), sharex=False,
-               sharey=False):
+def new_panels(
+    n: int, ncols: int | None = None, ax=None, panel_size=(3.6, 3.2), sharex=False, sharey=False
+):
     """A figure with ``n`` panels; returns ``(fig, [Axes] * n)``, unused panels hidden.
 
     Parameters
@@ -67,14 +68,21 @@ def new_panels(n: int, ncols: int | None = None, ax=None, panel_size=(3.6, 3.2),
     if ax is not None:
         axes = list(np.ravel(np.asarray(ax, dtype=object)))
         if len(axes) < n or not all(hasattr(a, "plot") for a in axes):
-            raise OptionError(f"ax must be a sequence of at least {n} matplotlib Axes (one per panel); "
-                              f"got {ax!r}")
+            raise OptionError(
+                f"ax must be a sequence of at least {n} matplotlib Axes (one per panel); got {ax!r}"
+            )
         return axes[0].figure, axes[:n]
     plt = pyplot()
     nc = max(1, min(n, 3 if ncols is None else int(ncols)))
     nr = int(np.ceil(n / nc))
-    fig, grid = plt.subplots(nr, nc, figsize=(panel_size[0] * nc, panel_size[1] * nr), squeeze=False,
-                             sharex=sharex, sharey=sharey)
+    fig, grid = plt.subplots(
+        nr,
+        nc,
+        figsize=(panel_size[0] * nc, panel_size[1] * nr),
+        squeeze=False,
+        sharex=sharex,
+        sharey=sharey,
+    )
     axes = list(grid.ravel())
     for a in axes[n:]:
         a.set_visible(False)

@@ -8,7 +8,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "plot_reference.json"
 

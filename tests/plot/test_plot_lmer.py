@@ -1,4 +1,4 @@
-"""Plots of linear mixed models: what is drawn equals the frame, the frame equals the model and lme4.
+"""Plots of linear mixed models: the drawing equals the frame, the frame the model and lme4.
 
 lme4 reference (tests/reference/make_plot_reference.R): the level order of
 ``dotplot(ranef(m, condVar = TRUE))`` (``reorder`` by the first column),
@@ -67,7 +67,7 @@ def test_caterpillar_order_of_crossed_factors_matches_lme4(penicillin, plot_ref)
         labels = list(f["level"])
         assert all(labels[i] < labels[i + 1] for i in np.flatnonzero(ties))
     # the default grouping factor is the model's first, as MixedModelsMakie
-    assert penicillin.plot.caterpillar_frame()["group"].iloc[0] == list(penicillin.ranef)[0]
+    assert penicillin.plot.caterpillar_frame()["group"].iloc[0] == next(iter(penicillin.ranef))
 
 
 def test_caterpillar_draws_the_frame(sleep):
@@ -84,7 +84,9 @@ def test_caterpillar_draws_the_frame(sleep):
         np.testing.assert_allclose(segs[:, 1, 0], sub["upper"], rtol=1e-13)
         np.testing.assert_array_equal(segs[:, 0, 1], np.arange(len(sub)))
         (pts,) = _collections(a, PathCollection)
-        np.testing.assert_allclose(pts.get_offsets(), np.column_stack([sub["estimate"], sub["position"]]))
+        np.testing.assert_allclose(
+            pts.get_offsets(), np.column_stack([sub["estimate"], sub["position"]])
+        )
 
 
 def test_caterpillar_one_column_is_an_axes_and_accepts_ax(dyestuff):
@@ -107,11 +109,15 @@ def test_caterpillar_order_by_another_column(sleep):
 
 
 def test_caterpillar_bad_input(sleep):
-    with pytest.raises(ml.OptionError, match=r"group \(of caterpillar\) must be one of 'Subject'; got 'Subj'"):
+    with pytest.raises(
+        ml.OptionError, match=r"group \(of caterpillar\) must be one of 'Subject'; got 'Subj'"
+    ):
         sleep.plot.caterpillar("Subj")
     with pytest.raises(ml.OptionError, match=r"level must be a number in \(0, 1\)"):
         sleep.plot.caterpillar(level=95)
-    with pytest.raises(ml.OptionError, match=r"caterpillar needs a model fitted by pymlm.lmer\(\); got DataFrame"):
+    with pytest.raises(
+        ml.OptionError, match=r"caterpillar needs a model fitted by pymlm.lmer\(\); got DataFrame"
+    ):
         ml.plot.caterpillar(ml.datasets.load("sleepstudy"))
 
 
@@ -141,7 +147,7 @@ def test_residuals_fitted_draws_pearson_residuals(sleep):
     f = sleep.plot.residuals_frame()
     np.testing.assert_allclose(f["fitted"], sleep.fitted, rtol=0, atol=0)
     np.testing.assert_allclose(f["residual"], sleep.residuals(type="pearson"), rtol=0, atol=0)
-    ax = sleep.plot()               # lme4's plot(m)
+    ax = sleep.plot()  # lme4's plot(m)
     (pts,) = _collections(ax, PathCollection)
     np.testing.assert_allclose(pts.get_offsets(), f[["fitted", "residual"]].to_numpy())
     assert ax.get_ylabel() == "pearson residuals"
@@ -153,7 +159,9 @@ def test_residuals_qq_matches_lattice(sleep, plot_ref):
     np.testing.assert_allclose(f["residual"], np.sort(r), rtol=0, atol=0)
     np.testing.assert_allclose(f["residual"], r[f["row"]], rtol=0, atol=0)
     n = r.size
-    np.testing.assert_allclose(f["theoretical"], stats.norm.ppf((np.arange(1, n + 1) - 0.5) / n), rtol=1e-14)
+    np.testing.assert_allclose(
+        f["theoretical"], stats.norm.ppf((np.arange(1, n + 1) - 0.5) / n), rtol=1e-14
+    )
     ref = plot_ref["lme4"]["qq_line"]
     assert f.attrs["line"]["slope"] == pytest.approx(ref["slope"], rel=1e-6)
     # the residuals agree with lme4's to the optimizer's precision
@@ -163,7 +171,9 @@ def test_residuals_qq_matches_lattice(sleep, plot_ref):
     np.testing.assert_allclose(pts.get_offsets(), f[["theoretical", "residual"]].to_numpy())
     (line,) = ax.lines
     xy = line.get_xydata()
-    np.testing.assert_allclose(xy[:, 1], f.attrs["line"]["intercept"] + f.attrs["line"]["slope"] * xy[:, 0])
+    np.testing.assert_allclose(
+        xy[:, 1], f.attrs["line"]["intercept"] + f.attrs["line"]["slope"] * xy[:, 0]
+    )
 
 
 # ------------------------------------------------------------------ shrinkage
@@ -199,10 +209,13 @@ def test_shrinkage_arrows_go_from_ols_to_conditional(sleep):
     ols = f.pivot(index="level", columns="term", values="ols").loc[list(dict.fromkeys(f.level))]
     cond = f.pivot(index="level", columns="term", values="conditional").loc[ols.index]
     np.testing.assert_allclose(q.get_offsets(), ols[["(Intercept)", "Days"]].to_numpy(), rtol=1e-13)
-    np.testing.assert_allclose(q.get_offsets() + np.column_stack([q.U, q.V]),
-                               cond[["(Intercept)", "Days"]].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        q.get_offsets() + np.column_stack([q.U, q.V]),
+        cond[["(Intercept)", "Days"]].to_numpy(),
+        rtol=1e-12,
+    )
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("(Intercept)", "Days")
-    pop = [c for c in _collections(ax, PathCollection) if c.get_label() == "population"][0]
+    pop = next(c for c in _collections(ax, PathCollection) if c.get_label() == "population")
     np.testing.assert_allclose(pop.get_offsets(), [sleep.fixef.to_numpy()])
 
 
