@@ -533,8 +533,11 @@ class GamResult:
     # -------------------------------------------------------------------- plot
     @property
     def plot(self):
-        """Plots of this fit (matplotlib): ``b.plot()`` draws the smooths (mgcv's ``plot(b)``);
-        ``b.plot.check()``, ``b.plot.k_check()``, ``b.plot.vis()``... (:class:`pymlm.plot.GamPlots`)."""
+        """Plots of this fit (matplotlib, :class:`pymlm.plot.GamPlots`).
+
+        ``b.plot()`` draws the smooths (mgcv's ``plot(b)``); ``b.plot.check()``,
+        ``b.plot.k_check()``, ``b.plot.vis()``...
+        """
         from ..plot import GamPlots
 
         return GamPlots(self)

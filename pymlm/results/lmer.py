@@ -668,8 +668,11 @@ class LmerResult:
 
     @property
     def plot(self):
-        """Plots of this fit (matplotlib): ``m.plot.caterpillar()``, ``m.plot.qq()``, ``m.plot()``
-        (residuals vs fitted, lme4's ``plot(m)``)... (:class:`pymlm.plot.LmerPlots`)."""
+        """Plots of this fit (matplotlib, :class:`pymlm.plot.LmerPlots`).
+
+        ``m.plot.caterpillar()``, ``m.plot.qq()``, ``m.plot()`` (residuals vs fitted, lme4's
+        ``plot(m)``)...
+        """
         from ..plot import LmerPlots
 
         return LmerPlots(self)
