@@ -629,11 +629,12 @@ def gam_check_frame(b, type: str = "deviance", s_rep: int = 10, seed=None) -> pd
     Examples
     --------
     >>> import numpy as np
+    >>> from scipy import stats
     >>> import pymlm as ml
     >>> b = ml.gam("y ~ s(x0, bs = 'cr')", ml.datasets.load("gamsim_re").head(400))
     >>> f = ml.plot.gam_check_frame(b)
-    >>> bool(np.allclose(np.sort(f["theoretical"]) / np.sqrt(b.scale),
-    ...                  ml.plot._gam.stats.norm.ppf((np.arange(400) + 0.5) / 400)))
+    >>> q = stats.norm.ppf((np.arange(400) + 0.5) / 400)
+    >>> bool(np.allclose(np.sort(f["theoretical"]), np.sqrt(b.scale) * q))
     True
     """
     b = as_gam(b, "gam_check")
