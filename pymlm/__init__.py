@@ -9,7 +9,7 @@ Examples
 {'Subject': 18}
 """
 
-from . import datasets
+from . import datasets, plot
 from ._lmer import lmer, lmer_devfun
 from .design import Design, lformula
 from .errors import (
@@ -52,4 +52,5 @@ __all__ = [
     "lmer",
     "lmer_devfun",
     "parse_formula",
+    "plot",
 ]

@@ -614,105 +614,13 @@ class GamResult:
         return out
 
     # -------------------------------------------------------------------- plot
-    def plot(self, terms=None, n_points: int = 100, ncols: int = 2):
-        """Draw each smooth with a +-2 standard error band (matplotlib).
+    @property
+    def plot(self):
+        """Plots of this fit (matplotlib, :class:`pymlm.plot.GamPlots`).
 
-        One-dimensional smooths are drawn against their covariate,
-        two-dimensional ones as filled contours, random effects as a normal
-        QQ-plot of the predicted effects, factor-smooth interactions as one
-        curve per level.
-
-        Parameters
-        ----------
-        terms : list of str, optional
-            Labels of the terms to draw (default: all).
-        n_points : int
-            Grid size per covariate.
-        ncols : int
-            Panels per row.
-
-        Returns
-        -------
-        matplotlib.figure.Figure
+        ``b.plot()`` draws the smooths (mgcv's ``plot(b)``); ``b.plot.check()``,
+        ``b.plot.k_check()``, ``b.plot.vis()``...
         """
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("plotting needs matplotlib: pip install 'pymlm[plot]'") from exc
-        chosen = [t for t in self.design.terms if terms is None or t.label in terms]
-        if terms is not None:
-            missing = set(terms) - {t.label for t in chosen}
-            if missing:
-                raise DataError(f"no term(s) {sorted(missing)} in the model; terms are {list(self.edf.index)}")
-        k = max(len(chosen), 1)
-        nc = min(ncols, k)
-        nr = int(np.ceil(k / nc))
-        fig, axes = plt.subplots(nr, nc, figsize=(4.5 * nc, 3.6 * nr), squeeze=False)
-        for ax, t in zip(axes.ravel(), chosen):
-            self._plot_term(ax, t, n_points)
-        for ax in axes.ravel()[len(chosen):]:
-            ax.set_visible(False)
-        fig.tight_layout()
-        return fig
+        from ..plot import GamPlots
 
-    def _term_curve(self, t, cols, by=None):
-        X = t.smooth.matrix(cols, by)
-        X = X.toarray() if sp.issparse(X) else np.asarray(X)
-        b = self.fit_.beta[t.cols]
-        V = self.fit_.Vp[t.cols, t.cols]
-        return X @ b, np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", X, V, X), 0))
-
-    def _plot_term(self, ax, t, n_points):
-        ylab = f"{t.label} ({self.edf[t.label]:.2f})"
-        if t.is_random:
-            b = np.sort(self.fit_.beta[t.cols])
-            q = st.norm.ppf((np.arange(1, b.size + 1) - 0.5) / b.size)
-            ax.plot(q, b, "o", ms=3)
-            ax.set_xlabel("Gaussian quantiles")
-            ax.set_ylabel("effects")
-            ax.set_title(t.label)
-            return
-        sm = t.smooth
-        numeric = [c for c in t.cov if not isinstance(c, Factor)]
-        by = None
-        if sm.by_kind == "numeric":
-            by = np.ones(n_points)
-        elif sm.by_kind == "factor":
-            by = Factor(np.full(n_points, sm.by_levels.index(sm.by_level)), sm.by_levels)
-        if len(t.cov) == 1 and numeric:
-            x = np.linspace(np.min(numeric[0]), np.max(numeric[0]), n_points)
-            f, se = self._term_curve(t, [x], by)
-            ax.plot(x, f, "k-")
-            ax.plot(x, f + 2 * se, "k--", lw=0.8)
-            ax.plot(x, f - 2 * se, "k--", lw=0.8)
-            ax.set_xlabel(sm.spec.terms[0])
-            ax.set_ylabel(ylab)
-            return
-        if len(t.cov) == 2 and len(numeric) == 2:
-            m = int(np.sqrt(n_points * 10)) if n_points < 50 else 50
-            gx = np.linspace(np.min(numeric[0]), np.max(numeric[0]), m)
-            gz = np.linspace(np.min(numeric[1]), np.max(numeric[1]), m)
-            XX, ZZ = np.meshgrid(gx, gz)
-            byg = None if by is None else (np.ones(m * m) if sm.by_kind == "numeric" else
-                                           Factor(np.full(m * m, by.codes[0]), by.levels))
-            f, _ = self._term_curve(t, [XX.ravel(), ZZ.ravel()], byg)
-            cs = ax.contourf(XX, ZZ, f.reshape(m, m), levels=12, cmap="viridis")
-            ax.figure.colorbar(cs, ax=ax)
-            ax.set_xlabel(sm.spec.terms[0])
-            ax.set_ylabel(sm.spec.terms[1])
-            ax.set_title(ylab)
-            return
-        if len(numeric) == 1 and len(t.cov) == 2:  # factor smooth: one curve per level
-            fac = next(c for c in t.cov if isinstance(c, Factor))
-            x = np.linspace(np.min(numeric[0]), np.max(numeric[0]), n_points)
-            pos = [i for i, c in enumerate(t.cov) if isinstance(c, Factor)][0]
-            for j, lev in enumerate(fac.levels):
-                cols = [None, None]
-                cols[pos] = Factor(np.full(n_points, j), fac.levels)
-                cols[1 - pos] = x
-                f, _ = self._term_curve(t, cols)
-                ax.plot(x, f, lw=0.8)
-            ax.set_xlabel(sm.spec.terms[1 - pos])
-            ax.set_ylabel(ylab)
-            return
-        ax.text(0.5, 0.5, f"{t.label}: no plot for this term", ha="center", va="center", transform=ax.transAxes)
+        return GamPlots(self)

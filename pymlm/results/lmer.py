@@ -666,6 +666,17 @@ class LmerResult:
                 out.append((name, t.cnms[i], None if i == j else t.cnms[j]))
         return out
 
+    @property
+    def plot(self):
+        """Plots of this fit (matplotlib, :class:`pymlm.plot.LmerPlots`).
+
+        ``m.plot.caterpillar()``, ``m.plot.qq()``, ``m.plot()`` (residuals vs fitted, lme4's
+        ``plot(m)``)...
+        """
+        from ..plot import LmerPlots
+
+        return LmerPlots(self)
+
     def __str__(self) -> str:
         return str(self.summary())
 
