@@ -42,6 +42,8 @@ class OptResult:
     gradient, hessian : ndarray or None
         Finite-difference derivatives at the optimum (from the checks).
     seconds : float
+    status : int
+        The optimizer's status code (scipy's ``status``; 0 when it reports none).
     """
 
     x: np.ndarray
@@ -55,6 +57,7 @@ class OptResult:
     hessian: np.ndarray | None = None
     seconds: float = 0.0
     boundary: tuple[int, ...] = field(default_factory=tuple)
+    status: int = 0
 
     @property
     def converged(self) -> bool:
@@ -145,7 +148,8 @@ def minimize_theta(fun, x0: np.ndarray, lower: np.ndarray, method: str = "lbfgsb
     # flat to machine precision; the gradient check below is the judge there.
     ok = bool(res.success) or (method == "lbfgsb" and res.status == 2)
     return OptResult(x, f, counted.n, method, ok,
-                     str(getattr(res, "message", "")), seconds=time.perf_counter() - t0)
+                     str(getattr(res, "message", "")), seconds=time.perf_counter() - t0,
+                     status=int(getattr(res, "status", 0) or 0))
 
 
 def _value_and_grad(fun, lower):

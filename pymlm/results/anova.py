@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataError, OptionError
-from ._format import fmt_p, signif_stars, table
+from . import _format as _fmt
 
 __all__ = ["anova", "AnovaResult"]
 
@@ -21,27 +21,26 @@ class AnovaResult:
     table: pd.DataFrame
     formulas: list[str]
     refitted: bool
+    data_name: str | None = None
 
     def __str__(self) -> str:
         lines = []
         if self.refitted:
             lines.append("refitting model(s) with ML (instead of REML)")
+        if self.data_name:
+            lines.append(f"Data: {self.data_name}")
         lines.append("Models:")
         for name, f in zip(self.table.index, self.formulas):
             lines.append(f"{name}: {f}")
+        # R's print.anova: printCoefmat with no estimate columns, Chisq as the
+        # test statistic, the other columns but Df zapped, NA shown as blank
         t = self.table
-        rows = []
-        for name, r in t.iterrows():
-            chisq = "" if np.isnan(r["Chisq"]) else f"{r['Chisq']:.4f}"
-            df = "" if np.isnan(r["Df"]) else f"{int(r['Df'])}"
-            p = "" if np.isnan(r["Pr(>Chisq)"]) else fmt_p(r["Pr(>Chisq)"])
-            stars = "" if np.isnan(r["Pr(>Chisq)"]) else signif_stars(r["Pr(>Chisq)"])
-            rows.append([name, f"{int(r['npar'])}", f"{r['AIC']:.1f}", f"{r['BIC']:.1f}", f"{r['logLik']:.2f}",
-                         f"{r['deviance']:.1f}", chisq, df, p, stars])
-        lines.append(table(rows, ["", "npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)", ""],
-                           colalign=["left"] + ["right"] * 8 + ["left"]))
-        lines.append("---")
-        lines.append("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
+        cols = list(t.columns)
+        tst = [cols.index("Chisq")]
+        zap = [j for j, c in enumerate(cols[:-1]) if j not in tst and not c.endswith("Df")]
+        lines += _fmt.print_coefmat(t.to_numpy(dtype=float), [str(i) for i in t.index], cols,
+                                    digits=5, cs_ind=(), tst_ind=tst, zap_ind=zap, has_pvalue=True,
+                                    na_print="")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -116,4 +115,8 @@ def anova(*models, names=None, refit: bool = True) -> AnovaResult:
         prev = r
     tab = pd.DataFrame(out).set_index("name")
     tab.index.name = None
-    return AnovaResult(tab, [models[i].formula for i in order], refitted)
+    from .lmer import _r_formula
+
+    formulas = [" ".join(_fmt.deparse_lines(_r_formula(models[i].design), cutoff=10 ** 6))
+                for i in order]
+    return AnovaResult(tab, formulas, refitted, models[0].data_name)

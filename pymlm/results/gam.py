@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import scipy.stats as st
-from tabulate import tabulate
 
 from .._validation import as_frame, check_choice
 from ..errors import DataError
 from ..fit._gam_tests import random_effect_test, smooth_test
 from ..smooth import Factor
+from . import _format as _fmt_r
 
 __all__ = ["GamResult", "GamSummary"]
 
@@ -30,23 +30,18 @@ _BLOCK_ROWS = 50_000
 
 
 def _stars(p: float) -> str:
-    if not np.isfinite(p):
-        return ""
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "." if p < 0.1 else ""
+    """The significance code of one p-value, as R's ``symnum`` in ``printCoefmat``."""
+    return _fmt_r.signif_stars(p).strip()
 
 
-def _fmt_p(p: float) -> str:
-    if not np.isfinite(p):
-        return "NA"
-    if p < 2.2e-16:
-        return "<2e-16"
-    return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
+def _fmt_p(p: float, digits: int = 3) -> str:
+    """One p-value as ``format.pval(p, digits = 3)`` (mgcv's ``printCoefmat`` call)."""
+    return _fmt_r.format_pval([p], digits)[0]
 
 
 def _fmt(v: float, sig: int = 5) -> str:
-    if not np.isfinite(v):
-        return "NA"
-    return f"{v:.{sig}g}"
+    """One number as ``formatC(v, digits = sig)`` without padding."""
+    return _fmt_r.format_c(v, sig, 0) if np.isfinite(v) else "NA"
 
 
 @dataclass
@@ -80,40 +75,46 @@ class GamSummary:
     formula: str
     rank_note: str = ""
 
-    def __str__(self) -> str:
-        lines = ["", f"Family: {self.family} ", f"Link function: {self.link} ", "", "Formula:", self.formula]
-        legend = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
+    def _formula_lines(self) -> list[str]:
+        from ..errors import FormulaError
+        from ..formula import parse_expression
+
+        try:
+            return _fmt_r.deparse_lines(parse_expression(self.formula))
+        except FormulaError:  # pragma: no cover - the formula was parsed to fit the model
+            return [self.formula]
+
+    def lines(self) -> list[str]:
+        """The printed summary, one string per line (mgcv's ``print(summary(b))``)."""
+        lines = ["", f"Family: {self.family} ", f"Link function: {self.link} ", "", "Formula:"]
+        lines += self._formula_lines()
         if len(self.p_table):
             lines += ["", "Parametric coefficients:"]
-            cols = list(self.p_table.columns)
-            rows = []
-            for name, r in self.p_table.iterrows():
-                rows.append([name, _fmt(r[cols[0]]), _fmt(r[cols[1]], 4), f"{r[cols[2]]:.3f}",
-                             _fmt_p(r[cols[3]]), _stars(r[cols[3]])])
-            lines.append(tabulate(rows, headers=["", *cols, ""], tablefmt="plain", disable_numparse=True,
-                                  colalign=("left", "right", "right", "right", "right", "left")))
-            lines += ["---", legend]
+            p = self.p_table
+            lines += _fmt_r.print_coefmat(p.to_numpy(dtype=float), [str(i) for i in p.index],
+                                          list(p.columns), digits=4)
         lines.append("")
         if len(self.s_table):
             lines.append("Approximate significance of smooth terms:")
-            cols = list(self.s_table.columns)
-            rows = []
-            for name, r in self.s_table.iterrows():
-                rows.append([name, f"{r[cols[0]]:.3f}", f"{r[cols[1]]:.3f}", f"{r[cols[2]]:.3f}",
-                             _fmt_p(r[cols[3]]), _stars(r[cols[3]])])
-            lines.append(tabulate(rows, headers=["", *cols, ""], tablefmt="plain", disable_numparse=True,
-                                  colalign=("left", "right", "right", "right", "right", "left")))
-            lines += ["---", legend]
+            t = self.s_table
+            lines += _fmt_r.print_coefmat(t.to_numpy(dtype=float), [str(i) for i in t.index],
+                                          list(t.columns), digits=4, has_pvalue=True, cs_ind=[0])
         lines.append("")
         if self.rank_note:
             lines.append(self.rank_note)
-        dev = f"Deviance explained = {self.dev_expl * 100:.3g}%"
-        r2 = f"R-sq.(adj) = {self.r_sq:6.3g}   " if np.isfinite(self.r_sq) else ""
+        dev = "Deviance explained = " + _fmt_r.format_c(self.dev_expl * 100, 3, 4) + "%"
+        r2 = ""
+        if np.isfinite(self.r_sq):
+            r2 = "R-sq.(adj) =  " + _fmt_r.format_c(self.r_sq, 3, 5) + "   "
         lines.append(r2 + dev)
-        lines.append(f"{self.score_name} = {self.score:.5g}  Scale est. = {self.scale:<8.5g}  n = {self.n}")
+        lines.append(f"{self.score_name} = {_fmt_r.format_c(self.score, 5)}  Scale est. = "
+                     f"{_fmt_r.format_c(self.scale, 5, 8, '-')}  n = {self.n}")
         if self.n_dropped:
             lines.append(f"({self.n_dropped} rows dropped for missing values)")
-        return "\n".join(lines) + "\n"
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines()) + "\n"
 
 
 class GamResult:

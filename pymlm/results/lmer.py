@@ -14,7 +14,7 @@ from ..design import Design
 from ..errors import DataError, FormulaError, OptionError
 from ..fit.lmm import LmmFit, deviance_from_factor
 from ..formula import parse_formula
-from ._format import abbreviate, fmt_column, table
+from . import _format as _fmt
 
 __all__ = ["LmerResult", "LmerSummary"]
 
@@ -622,7 +622,8 @@ class LmerResult:
         return sat.ddf_table(est, kr.vcov_adjusted, contrast_df(kr, eye))
 
     def summary(self, ddf: str | None = None, ci: str | None = None, level: float = 0.95, seed=None,
-                n_jobs: int = 1, progress: bool = False, **options) -> "LmerSummary":
+                n_jobs: int = 1, progress: bool = False, correlation: bool | None = None,
+                **options) -> "LmerSummary":
         """lme4's ``summary()``: tables as DataFrames, printable.
 
         Parameters
@@ -635,6 +636,10 @@ class LmerResult:
             to the random effects.
         level : float
             Confidence level of ``ci``.
+        correlation : bool, optional
+            Print the correlation of the fixed effects (lme4's
+            ``print(x, correlation=TRUE)``); by default only when there are
+            at most 12 fixed effects, as lme4.
         seed, n_jobs, progress, **options
             Passed to :meth:`confint` (e.g. ``nsim`` for ``"boot"``).
 
@@ -654,7 +659,9 @@ class LmerResult:
             intervals = None
         else:
             intervals = self.confint(ci, level=level, seed=seed, n_jobs=n_jobs, progress=progress, **options)
-        return LmerSummary(self, ddf=ddf, intervals=intervals)
+        if correlation is not None and not isinstance(correlation, (bool, np.bool_)):
+            raise OptionError(f"correlation must be None, True or False; got {correlation!r}")
+        return LmerSummary(self, ddf=ddf, intervals=intervals, correlation=correlation)
 
     def _sig_labels(self) -> list[tuple]:
         """Per ``.sigNN`` (theta order, per lme4 term): (VarCorr group, row name, column name or None)."""
@@ -747,10 +754,56 @@ def _drop_subtracted(formula: str) -> str:
 _CI_NAMES = {"wald": "Wald (fixed effects only, as lme4)", "profile": "profile likelihood",
              "boot": "parametric bootstrap", "blb": "bag of little bootstraps", "split": "split-sample"}
 
+_OPTIMIZER_NAMES = {"lbfgsb": "L-BFGS-B", "bobyqa": "COBYQA", "cobyqa": "COBYQA",
+                    "nelder-mead": "Nelder-Mead", "powell": "Powell"}
+
+_COR_MAX = 12  # lme4's option lme4.summary.cor.max
+
+
+def _r_formula(design) -> "object":
+    """The formula as lme4 keeps it in the call: ``(x || g)`` expanded to
+    ``((1 | g) + (0 + x | g))`` (lme4's ``expandDoubleVerts``), the rest as written."""
+    from dataclasses import replace as _replace
+
+    from ..formula import Node
+
+    parsed = design.parsed
+    pieces: dict = {}
+    for b in parsed.bars:  # per bar as written, its pieces' left-hand sides in order
+        pieces.setdefault(b.node, {}).setdefault(b.lhs_text, b.lhs)
+
+    def inner_of(node):
+        while node.kind == "paren":
+            node = node.args[0]
+        return node
+
+    def expand(node):
+        if node.kind == "paren" and node in pieces and inner_of(node).is_op("||"):
+            rhs = inner_of(node).args[1]
+            terms = []
+            for lhs in pieces[node].values():
+                left = Node("number", "1") if lhs is None else lhs
+                terms.append(Node("paren", "()", (Node("binary", "|", (left, rhs)),)))
+            acc = terms[0]
+            for t in terms[1:]:
+                acc = Node("binary", "+", (acc, t))
+            return Node("paren", "()", (acc,))
+        if not node.args:
+            return node
+        return _replace(node, args=tuple(expand(a) for a in node.args))
+
+    return expand(parsed.root)
+
 
 @dataclass
 class LmerSummary:
     """lme4's summary of a linear mixed model.
+
+    ``str()`` gives lme4's ``print(summary(m))`` line by line (with
+    lmerTest's layout when ``ddf`` is set): R's number formats
+    (``format``, ``printCoefmat``, ``formatVC``), the formula as lme4
+    deparses it, lme4's messages. Lines lme4 prints that pymlm cannot know
+    (``Data:`` when no ``data_name`` was given) are left out.
 
     Attributes
     ----------
@@ -765,11 +818,15 @@ class LmerSummary:
     ddf : str or None
     intervals : DataFrame or None
         The :meth:`LmerResult.confint` table the columns come from.
+    correlation : bool or None
+        Print the correlation of the fixed effects; ``None`` (lme4's
+        default): when there are at most 12 fixed effects.
     """
 
     model: LmerResult
     ddf: str | None = None
     intervals: pd.DataFrame | None = None
+    correlation: bool | None = None
     fixed: pd.DataFrame = field(init=False)
     random: pd.DataFrame = field(init=False)
 
@@ -792,10 +849,8 @@ class LmerSummary:
         f.insert(pos + 1, hi, self.intervals.loc[names, hi].to_numpy())
         return f
 
-    def _random_table(self) -> pd.DataFrame:
+    def _ci_by_label(self) -> dict:
         m = self.model
-        rows = []
-        vc = m.varcorr
         ci = {}
         if self.intervals is not None:
             lo_c, hi_c = self._ci_cols
@@ -803,6 +858,13 @@ class LmerSummary:
                 ci[label] = (float(self.intervals.loc[name, lo_c]), float(self.intervals.loc[name, hi_c]))
             ci[("Residual", None, None)] = (float(self.intervals.loc[".sigma", lo_c]),
                                             float(self.intervals.loc[".sigma", hi_c]))
+        return ci
+
+    def _random_table(self) -> pd.DataFrame:
+        m = self.model
+        rows = []
+        vc = m.varcorr
+        ci = self._ci_by_label()
         for name, t in zip(_varcorr_group_names(m.design.re_terms), m.design.re_terms):
             sub = vc[vc.grp == name]
             var = sub[sub.var2.isna()]
@@ -825,57 +887,63 @@ class LmerSummary:
             out["Corr CI"] = [r[6] for r in rows]
         return out
 
-    def _random_text(self) -> str:
-        r = self.random
-        var = fmt_column(r["Variance"])
-        sd = fmt_column(r["Std.Dev."])
-        ncorr = max((len(c) for c in r["Corr"]), default=0)
-        with_ci = self.intervals is not None
-        if with_ci:
+    # ------------------------------------------------------------- printing
+    def _title_lines(self) -> list[str]:
+        m = self.model
+        title = "Linear mixed model fit by " + ("REML" if m.reml else "maximum likelihood ")
+        cls = "lmerMod"
+        if self.ddf is not None:
+            title += f". t-tests use {self.ddf}'s method"
+            cls = "lmerModLmerTest"
+        # lme4's .prt.methTit (lmerTest's class tag has no quotes when wrapped)
+        if len(title) + 5 + len(cls) > _fmt.WIDTH:
+            parts = _fmt.strwrap(title, _fmt.WIDTH - 2, exdent=2)
+            return _fmt.cat_fill(parts + [" [", cls, "]"], sep="")
+        return [f"{title} ['{cls}']"]
+
+    def _random_lines(self) -> list[str]:
+        m = self.model
+        terms = m.design.re_terms
+        groups = _varcorr_group_names(terms)
+        vc = m.varcorr
+        sds, corrs = [], []
+        for name, t in zip(groups, terms):
+            sub = vc[vc.grp == name]
+            sd = sub[sub.var2.isna()].sdcor.to_numpy(dtype=float)
+            sds.append(sd)
+            C = np.eye(t.p)
+            for r in sub[sub.var2.notna()].itertuples():
+                i, j = t.cnms.index(r.var2), t.cnms.index(r.var1)
+                C[i, j] = C[j, i] = r.sdcor
+            corrs.append(C)
+        extra = None
+        decorate = None
+        if self.intervals is not None:
+            r = self.random
             lo_c, hi_c = self._ci_cols
-            pool = list(r["Std.Dev."]) + list(r[lo_c]) + list(r[hi_c])
-            lo = fmt_column(r[lo_c], shared_with=pool)
-            hi = fmt_column(r[hi_c], shared_with=pool)
-        rows = []
-        for i, row in enumerate(r.itertuples(index=False)):
-            corr = []
-            for j, c in enumerate(row.Corr):
-                cell = f"{c:.2f}" if np.isfinite(c) else "NaN"
-                if with_ci:
-                    a, b = r["Corr CI"].iloc[i][j]
-                    if np.isfinite(a) and np.isfinite(b):
-                        cell += f" ({a:.2f}, {b:.2f})"
-                corr.append(cell)
-            corr += [""] * (ncorr - len(corr))
-            rows.append([row.Groups, row.Name, var[i], sd[i]] + ([lo[i], hi[i]] if with_ci else []) + corr)
-        headers = ["Groups", "Name", "Variance", "Std.Dev."] + (list(self._ci_cols) if with_ci else [])
-        headers += ["Corr"] + [""] * (ncorr - 1) if ncorr else []
-        ncols = len(headers)
-        return table(rows, headers, colalign=["left", "left"] + ["right"] * (ncols - 2))
+            pool = np.concatenate([r["Std.Dev."], r[lo_c], r[hi_c]]).astype(float)
+            txt = _fmt.format_real(pool, 4, nan_as_na=True)
+            n = len(r)
+            extra = {lo_c: txt[n:2 * n], hi_c: txt[2 * n:]}
+            ci = self._ci_by_label()
 
-    def _fixed_text(self) -> str:
+            def decorate(k, cells):
+                t = terms[k]
+                out = [list(row) for row in cells]
+                for i in range(t.p):
+                    for j in range(i):
+                        a, b = ci.get((groups[k], t.cnms[i], t.cnms[j]), (np.nan, np.nan))
+                        if np.isfinite(a) and np.isfinite(b):
+                            lo, hi = _fmt.format_real(_fmt.round_r([a, b], 2), nsmall=2)
+                            out[i][j] = f"{out[i][j]} ({lo.strip()}, {hi.strip()})"
+                return out
+        cols, cells = _fmt.format_vc(groups, [list(t.cnms) for t in terms], sds, corrs, m.sigma,
+                                     digits=4, extra=extra, corr_cells=decorate)
+        return _fmt.print_matrix(cells, [""] * len(cells), cols)
+
+    def _fixed_lines(self) -> list[str]:
         f = self.fixed
-        est = fmt_column(f["Estimate"], shared_with=list(f["Std. Error"]))
-        se = fmt_column(f["Std. Error"], shared_with=list(f["Estimate"]))
-        cols = [est, se]
-        headers = ["", "Estimate", "Std. Error"]
-        pool = list(f["Estimate"]) + list(f["Std. Error"]) + [v for c in self._ci_cols for v in f[c]]
-        for c in self._ci_cols:
-            cols.append(fmt_column(f[c], shared_with=pool))
-            headers.append(c)
-        if "df" in f.columns:
-            cols.append(fmt_column(f["df"]))
-            headers.append("df")
-        cols.append(fmt_column(f["t value"]))
-        headers.append("t value")
-        if "Pr(>|t|)" in f.columns:
-            from ._format import fmt_p, signif_stars
-
-            cols.append([fmt_p(p) for p in f["Pr(>|t|)"]])
-            cols.append([signif_stars(p) for p in f["Pr(>|t|)"]])
-            headers += ["Pr(>|t|)", ""]
-        rows = [[name] + [c[i] for c in cols] for i, name in enumerate(f.index)]
-        return table(rows, headers, colalign=["left"] + ["right"] * (len(headers) - 1))
+        return _fmt.print_coefmat(f.to_numpy(dtype=float), list(f.index), list(f.columns), digits=4)
 
     def _ci_note(self) -> str:
         ci = self.intervals
@@ -892,66 +960,88 @@ class LmerSummary:
             text += " (ML deviance, as lme4)"
         return text
 
-    def _corr_text(self) -> str:
+    def _corr_lines(self) -> list[str]:
+        """lme4's correlation of the fixed effects, or its note when p > 12."""
         m = self.model
         V = m._vcov
         p = V.shape[0]
-        if p < 2:
-            return ""
+        show = self.correlation
+        if show is None:
+            show = p <= _COR_MAX
+            if not show:
+                return ["", f"Correlation matrix not shown by default, as p = {p} > {_COR_MAX}.",
+                        "Use print(x, correlation=TRUE)  or",
+                        "    vcov(x)        if you need it", ""]
+        if not show or p < 2:
+            return []
         sd = np.sqrt(np.diag(V))
         C = V / np.outer(sd, sd)
-        names = m.design.X_names
-        short = [abbreviate(n) for n in names]
-        rows = []
-        for i in range(1, p):
-            rows.append([names[i]] + [f"{C[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i))
-        return "Correlation of Fixed Effects:\n" + table(rows, [""] + short[: p - 1])
+        names = list(m.design.X_names)
+        txt = _fmt.format_real(_fmt.round_r(C.T.ravel(), 3), nsmall=3)
+        cells = [[txt[j * p + i] if i > j else "" for j in range(p - 1)] for i in range(1, p)]
+        rows = _fmt.abbreviate_all(names, 11)[1:]
+        cols = _fmt.abbreviate_all(names, 6)[: p - 1]
+        return ["", "Correlation of Fixed Effects:"] + _fmt.print_matrix(cells, rows, cols)
+
+    def _warning_lines(self) -> list[str]:
+        """lme4's fit warnings and its optimizer line (``.prt.warn``), pymlm's optimizer named."""
+        m = self.model
+        out = []
+        dropped = m.design.dropped_columns
+        if dropped:
+            k = len(dropped)
+            out += ["fit warnings:", "fixed-effect model matrix is rank deficient so dropping "
+                    f"{k} {'column / coefficient' if k == 1 else 'columns / coefficients'}"]
+        opt = m.fit.opt
+        msgs = list(m.messages)
+        code = 0 if opt.success else max(1, abs(int(getattr(opt, "status", 1) or 1)))
+        if code or msgs:
+            name = _OPTIMIZER_NAMES.get(opt.method, opt.method)
+            state = "(OK)" if code == 0 else f"({opt.message})"
+            out.append(f"optimizer ({name}) convergence code: {code} {state}")
+            out += msgs + [""]  # cat(sep = "\n") ends with a newline, then lme4 adds one
+        return out
+
+    def lines(self) -> list[str]:
+        """The printed summary, one string per line (lme4's ``print(summary(m))``)."""
+        m = self.model
+        out = self._title_lines()
+        out += _fmt.cat_fill(["Formula:"] + _fmt.deparse_lines(_r_formula(m.design)))
+        if m.data_name:
+            out += _fmt.cat_fill(["   Data:", str(m.data_name)])
+        out.append("")
+        if m.reml:
+            crit = _fmt.round_r([m.reml_criterion], 1)[0]
+            out += _fmt.cat_fill(["REML criterion at convergence:", _fmt.format_number(crit)])
+        else:
+            t4 = _fmt.round_r([m.aic, m.bic, m.loglik, m.deviance, m.df_resid], 1)
+            vals = _fmt.format_real(t4)
+            vals[4] = _fmt.format_number(t4[4])
+            out += _fmt.print_named(vals, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
+        out.append("")
+        q = np.quantile(m.residuals(type="pearson", scaled=True), [0, 0.25, 0.5, 0.75, 1.0])
+        out.append("Scaled residuals: ")
+        out += _fmt.print_named(_fmt.format_real(_fmt.zapsmall(q, 5), 4),
+                                ["Min", "1Q", "Median", "3Q", "Max"])
+        out.append("")
+        out.append("Random effects:")
+        out += self._random_lines()
+        groups = "; ".join(f"{g}, {n}" for g, n in m.ngroups.items())
+        out += _fmt.cat_fill([f"Number of obs: {m.nobs}, groups: ", groups])
+        if len(self.fixed):
+            out += ["", "Fixed effects:"]
+            out += self._fixed_lines()
+            note = self._ci_note()
+            if note:
+                out.append(note)
+            out += self._corr_lines()
+        out += self._warning_lines()
+        if m.n_dropped:
+            s = "s" if m.n_dropped != 1 else ""
+            out.append(f"({m.n_dropped} observation{s} deleted due to missingness)")
+        return out
 
     def __str__(self) -> str:
-        m = self.model
-        title = f"Linear mixed model fit by {'REML' if m.reml else 'maximum likelihood'}"
-        if self.ddf is not None:
-            title += f". t-tests use {self.ddf}'s method"
-        lines = [title]
-        lines.append(f"Formula: {m.formula}")
-        if m.data_name:
-            lines.append(f"   Data: {m.data_name}")
-        lines.append("")
-        if m.reml:
-            lines.append(f"REML criterion at convergence: {m.reml_criterion:.1f}")
-        else:
-            vals = [m.aic, m.bic, m.loglik, m.deviance]
-            lines.append(table([[f"{v:.1f}" for v in vals] + [str(m.df_resid)]],
-                               ["AIC", "BIC", "logLik", "deviance", "df.resid"]))
-        lines.append("")
-        q = np.quantile(m.residuals(type="pearson", scaled=True), [0, 0.25, 0.5, 0.75, 1.0])
-        lines.append("Scaled residuals:")
-        lines.append(table([[f"{v:.4f}" for v in q]], ["Min", "1Q", "Median", "3Q", "Max"]))
-        lines.append("")
-        lines.append("Random effects:")
-        lines.append(self._random_text())
-        groups = ", ".join(f"{g}, {n}" for g, n in m.ngroups.items())
-        lines.append(f"Number of obs: {m.nobs}, groups:  {groups}")
-        lines.append("")
-        lines.append("Fixed effects:")
-        lines.append(self._fixed_text())
-        note = self._ci_note()
-        if note:
-            lines.append(note)
-        corr = self._corr_text()
-        if corr:
-            lines.append("")
-            lines.append(corr)
-        notes = []
-        if m.n_dropped:
-            notes.append(f"({m.n_dropped} observation{'s' if m.n_dropped != 1 else ''} deleted due to missingness)")
-        if m.design.dropped_columns:
-            notes.append("fixed-effect model matrix is rank deficient so dropping "
-                         f"{len(m.design.dropped_columns)} column(s): {', '.join(m.design.dropped_columns)}")
-        notes.extend(m.messages)
-        if notes:
-            lines.append("")
-            lines.extend(notes)
-        return "\n".join(lines)
+        return "\n".join(self.lines())
 
     __repr__ = __str__

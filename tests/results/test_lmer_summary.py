@@ -1,12 +1,124 @@
-"""The summary with lmerTest's df and p-values and with confidence intervals."""
+"""The printed summary against lme4's and lmerTest's, line by line; lmerTest's df
+and p-values; confidence intervals beside the estimates.
 
+R's lines come from tests/reference/make_summary_reference.R
+(summary_print.json). Each printed line must equal R's; where the optima
+differ (pymlm's REML/ML optimum and lme4's agree to about 1e-5 relative in
+theta, so variances and sds can differ in their last printed digit), a
+number may differ from R's by up to 1e-4 relative if it has the same width
+and decimals (tests/results/_printed.py). Two texts differ on purpose:
+pymlm names its own optimizer (``optimizer (L-BFGS-B) ...`` where lme4
+says ``nloptwrap``) and its singular-fit message points at ``is_singular``
+rather than R's ``help('isSingular')``; the test substitutes both in R's
+lines and compares the rest. ``Data:`` is printed when ``data_name`` is
+given (as here); without it that one line is missing and the rest are equal.
+"""
+
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from _printed import compare_lines, table_header
 
 import pymlm as ml
 from pymlm.errors import OptionError, SingularFitWarning
+
+REF_FILE = Path(__file__).resolve().parents[1] / "reference" / "summary_print.json"
+REF = json.loads(REF_FILE.read_text())
+LMER_CASES = sorted(k for k, v in REF["cases"].items() if v["engine"] == "lmer")
+ANOVA_CASES = sorted(k for k, v in REF["cases"].items() if v["engine"] == "anova")
+# deliberate differences: pymlm's own optimizer, pymlm's own help pointer
+SUBSTITUTE = {"optimizer (nloptwrap)": "optimizer (L-BFGS-B)",
+              "see help('isSingular')": "see is_singular"}
+
+
+def r_lines(case: str) -> list[str]:
+    lines = REF["cases"][case]["lines"]
+    out = []
+    for line in lines:
+        for a, b in SUBSTITUTE.items():
+            line = line.replace(a, b)
+        out.append(line)
+    return out
+
+
+def load_case_data(name: str):
+    if name == "sleepstudy2":
+        d = ml.datasets.load("sleepstudy").copy()
+        d["Days2"] = 2 * d["Days"]
+        return d
+    return ml.datasets.load(name)
+
+
+_FITS: dict = {}
+
+
+def fit_case(case: str):
+    if case not in _FITS:
+        c = REF["cases"][case]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _FITS[case] = ml.lmer(c["formula"], load_case_data(c["data"]), REML=c["REML"],
+                                  data_name=c["data"])
+    return _FITS[case]
+
+
+def printed(case: str, **kw) -> list[str]:
+    c = REF["cases"][case]
+    kw.setdefault("correlation", c.get("correlation"))
+    return fit_case(case).summary(ddf=c.get("ddf"), **kw).lines()
+
+
+@pytest.mark.parametrize("case", LMER_CASES)
+def test_summary_prints_as_lme4(case):
+    ours, ref = printed(case), r_lines(case)
+    cmp = compare_lines(ours, ref, header_of=table_header(ref))
+    assert cmp.bad == []
+    # the numbers that differ are few: the last digit of a variance, an sd, a residual quantile
+    assert cmp.exact >= len(ref) - 4
+
+
+def test_without_data_name_only_the_data_line_is_missing():
+    c = REF["cases"]["penicillin_crossed"]
+    m = ml.lmer(c["formula"], ml.datasets.load(c["data"]))
+    ref = [line for line in r_lines("penicillin_crossed") if not line.startswith("   Data:")]
+    assert compare_lines(m.summary().lines(), ref).bad == []
+    assert str(m) == str(m.summary())
+
+
+def test_formula_echo_expands_double_bars_as_lme4():
+    assert printed("sleepstudy_uncorrelated")[1] == \
+        "Formula: Reaction ~ Days + ((1 | Subject) + (0 + Days | Subject))"
+    m = ml.lmer("Reaction ~ Days + (1 + Days || Subject)", ml.datasets.load("sleepstudy"))
+    assert m.summary().lines()[1] == \
+        "Formula: Reaction ~ Days + ((1 | Subject) + (0 + Days | Subject))"
+
+
+def test_many_fixed_effects_hide_the_correlation_as_lme4():
+    lines = printed("sleepstudy_p18")
+    assert "Correlation matrix not shown by default, as p = 18 > 12." in lines
+    assert "Correlation of Fixed Effects:" not in lines
+    shown = printed("sleepstudy_p18", correlation=True)
+    at = shown.index("Correlation of Fixed Effects:")
+    assert shown[at + 1].split()[:3] == ["(Intr)", "Sbj309", "Sbj310"]
+    with pytest.raises(OptionError, match="correlation must be None, True or False"):
+        fit_case("sleepstudy_p18").summary(correlation="yes")
+
+
+@pytest.mark.parametrize("case", ANOVA_CASES)
+def test_anova_prints_as_lme4(case):
+    c = REF["cases"][case]
+    d = ml.datasets.load(c["data"])
+    models = [ml.lmer(f, d, data_name=c["data"]) for f in c["formulas"]]
+    assert ml.anova(*models, names=c["models"]).__str__().splitlines() == c["lines"]
+
+
+def test_singular_fit_names_pymlms_optimizer():
+    lines = printed("dyestuff2_singular")
+    assert lines[-3:] == ["optimizer (L-BFGS-B) convergence code: 0 (OK)",
+                          "boundary (singular) fit: see is_singular", ""]
 
 
 @pytest.fixture(scope="module")
