@@ -5,11 +5,9 @@ R's lines come from tests/reference/make_summary_reference.R
 may differ from mgcv's by up to 1e-4 relative where they keep mgcv's width
 and decimals (the REML optima agree to about that; tests/results/_printed.py).
 
-Numbers compared with a wider tolerance rather than as strings are listed
-in LOOSE, by case, row and column: pymlm's test statistics for these terms
-do not yet equal mgcv's (the random-effect test of ``s(herd, bs = "re")``
-in a binomial gam). Remove an entry once pymlm's value prints as mgcv's:
-the test then holds it to the string.
+Numbers that must be compared with a wider tolerance rather than as
+strings would be listed in LOOSE, by case, row and column; it is empty: every
+statistic prints as mgcv's.
 """
 
 import json
@@ -26,9 +24,7 @@ REF = json.loads(REF_FILE.read_text())
 GAM_CASES = sorted(k for k, v in REF["cases"].items() if v["engine"] in ("gam", "bam"))
 
 # case -> row label -> {column: relative tolerance}
-LOOSE = {
-    "cbpp_binomial_gam": {"s(herd)": {"p-value": 0.15}},
-}
+LOOSE: dict = {}
 
 
 @pytest.fixture(scope="module")
