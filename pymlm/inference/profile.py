@@ -52,7 +52,8 @@ from scipy import optimize, stats
 from scipy.interpolate import CubicSpline
 
 from .._validation import check_level, check_positive_int
-from ..errors import ConvergenceWarning, OptionError, PymlmInternalWarning, SingularFitWarning
+from ..errors import (ConvergenceWarning, OptionError, PymlmInternalWarning, PymlmWarning,
+                      SingularFitWarning)
 from ._deviance import LOG_2PI, deviance_for, profiled_deviance, single_threaded
 from ._parallel import run_replicates
 from ..errors import warn as warn_user
@@ -65,6 +66,10 @@ OPTIONS = {"which": None, "alphamax": 0.01, "maxpts": 100, "delta": None, "delta
 
 # profiles already computed, per problem and options (a summary and confint share one)
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+# zeta steps this small are rounding on a flat profile (the plateau of a correlation
+# once one of its sds is 0 differs by ~1e-12 from point to point), not an increase
+_FLAT = 1e-8
 
 
 # ----------------------------------------------------------------- the theta map
@@ -279,9 +284,45 @@ class LmmProfile:
     def confint(self, level: float = 0.95, non_mono_tol: float = 0.01, warn: bool = True) -> pd.DataFrame:
         """Intervals where zeta = -/+ qnorm((1 + level)/2) (lme4's ``confint(profile)``).
 
-        Parameters not profiled are NaN. A level beyond the profile gives the
-        parameter's bound; an estimate on its bound (a singular fit) gives a
-        one-sided interval and a :class:`~pymlm.errors.SingularFitWarning`.
+        Parameters
+        ----------
+        level : float
+            Confidence level in (0, 1).
+        non_mono_tol : float
+            A decrease of zeta along the profile larger than this is reported
+            as a non-monotonic profile (smaller ones are rounding on a flat part).
+        warn : bool
+            Issue the warnings below.
+
+        Returns
+        -------
+        DataFrame
+            lme4's layout: one row per parameter, NaN for those not profiled.
+
+        Warns
+        -----
+        SingularFitWarning
+            An estimate on its bound: the interval is one-sided.
+        ConvergenceWarning
+            A non-monotonic profile (an inner optimization stopped at a local
+            optimum): read by linear interpolation, or no interval at all.
+        PymlmWarning
+            A profile flat in places, or with fewer than 4 points: read by
+            linear interpolation.
+
+        Notes
+        -----
+        One rule for every parameter (lme4's ``confint.thpr``): the end on each
+        side is where the profile crosses the level; where the profile stops
+        before the level (it reached the parameter's bound: 0 for an sd or
+        sigma, -1 or 1 for a correlation), the end is that bound. A fixed
+        effect has no bound, so an end its profile does not reach is NaN (NA in
+        lme4). A profile that is not strictly increasing (flat against a bound,
+        or with a dip where an inner optimization stopped at a local optimum)
+        is read by linear interpolation of the parameter against zeta, with
+        points of equal zeta averaged (R's ``approxfun``), as lme4 does; NaN
+        only when zeta has fewer than two finite values or falls at every step.
+        An end is never outside the bounds.
         """
         level = check_level(level)
         from . import interval_columns
@@ -296,9 +337,13 @@ class LmmProfile:
                                   warn=warn)
             if ends is None:
                 continue
+            # beyond the profile: the bound (infinite for a fixed effect: no end, NaN)
+            bounds = np.array([self.lower[name], self.upper[name]])
+            got = np.where(np.isnan(ends), np.where(np.isfinite(bounds), bounds, np.nan), ends)
+            # a spline through a steep last step can overshoot a bound: an end lies within them
+            got = np.clip(got, bounds[0], bounds[1])
+            lo[i], hi[i] = got
             a, b = ends
-            lo[i] = self.lower[name] if np.isnan(a) else a
-            hi[i] = self.upper[name] if np.isnan(b) else b
             est = self.estimates[name]
             # on the boundary as lme4's isSingular sees it: an sd below 1e-4 sigma, |cor| = 1
             tol = 1e-4 * self.estimates[".sigma"] if self.lower[name] == 0 else 1e-6
@@ -314,23 +359,55 @@ class LmmProfile:
 
 
 def _read_interval(x, zeta, z, name, non_mono_tol, warn=True):
+    """Where the profile (x increasing, zeta) crosses -z and z; NaN where it does not reach.
+
+    None when the profile gives no interval (lme4's NA): fewer than two finite
+    points, or zeta falling at every step.
+    """
     ok = np.isfinite(zeta) & np.isfinite(x)
     x, zeta = x[ok], zeta[ok]
-    try:
-        f = back_spline(x, zeta)
-        return tuple(f(np.array([-z, z])))
-    except ValueError:
-        pass
-    if zeta.size < 2 or np.min(np.diff(zeta)) < -non_mono_tol:
+    if zeta.size < 2:
         if warn:
-            warn_user(f"non-monotonic profile for {name}: no interval", ConvergenceWarning)
-        return (np.nan, np.nan) if zeta.size < 2 else None
+            warn_user(f"bad profile for {name}: fewer than two points with a finite deviance, "
+                      "so no interval; refit the model and profile again", ConvergenceWarning)
+        return None
+    steps = np.diff(zeta)
+    # strictly increasing beyond rounding: otherwise the spline of a flat stretch
+    # (equal zeta to 1e-12) is inverted through noise
+    if np.all(steps > _FLAT):
+        try:
+            return tuple(back_spline(x, zeta)(np.array([-z, z])))
+        except ValueError:     # fewer than 4 points
+            pass
+    if np.all(steps < -non_mono_tol):
+        if warn:
+            warn_user(f"non-monotonic profile for {name}: zeta decreases along the whole "
+                      "profile, so no interval", ConvergenceWarning)
+        return None
     if warn:
-        warn_user(f"bad spline fit for {name}: falling back to linear interpolation", ConvergenceWarning)
-    zu, inv = np.unique(zeta, return_inverse=True)
-    xu = np.bincount(inv, weights=x) / np.bincount(inv)
-    out = np.interp([-z, z], zu, xu, left=np.nan, right=np.nan)
-    return tuple(out)
+        k = int(np.argmin(steps))
+        if steps[k] < -non_mono_tol:
+            warn_user(f"non-monotonic profile for {name}: zeta falls by {-steps[k]:.3g} from "
+                      f"{x[k]:.4g} to {x[k + 1]:.4g} (the optimization at a profile point probably "
+                      "stopped at a local optimum); the interval is read by linear interpolation, "
+                      "as lme4 does", ConvergenceWarning)
+        elif np.any(steps <= _FLAT):
+            flat = np.flatnonzero(steps <= _FLAT)
+            warn_user(f"the profile of {name} is flat from {x[flat[0]]:.4g} to "
+                      f"{x[flat[-1] + 1]:.4g} (the data do not identify it there), so it cannot be "
+                      "inverted by a spline; the interval is read by linear interpolation, as lme4 "
+                      "does", PymlmWarning)
+        else:
+            warn_user(f"the profile of {name} has {zeta.size} points, too few for a spline; the "
+                      "interval is read by linear interpolation, as lme4 does", PymlmWarning)
+    # R's approxfun(zeta, x): sorted by zeta, x averaged over equal zeta (to rounding:
+    # lme4's plateau points are equal, ours differ by ~1e-12), NA outside the range
+    order = np.argsort(zeta, kind="stable")
+    zs, xs = zeta[order], x[order]
+    group = np.concatenate([[0], np.cumsum(np.diff(zs) > _FLAT)])
+    n = np.bincount(group)
+    zu, xu = np.bincount(group, weights=zs) / n, np.bincount(group, weights=xs) / n
+    return tuple(np.interp([-z, z], zu, xu, left=np.nan, right=np.nan))
 
 
 @dataclass(frozen=True, eq=False)
