@@ -29,9 +29,29 @@ The grid follows lme4: a first step of 1% of the estimate (0.001 when it is 0;
 predicted from the secant slope (at most ``maxmult`` times the previous step),
 until |zeta| exceeds sqrt(qchisq(1 - alphamax, n_par)) or a bound is reached.
 The interval is read from the inverse spline (``splines::backSpline`` of the
-natural interpolating spline of zeta on phi); a level beyond the profile (a
-bound reached first) gives the bound, so a variance estimated at 0 (a singular
-fit) has a one-sided interval [0, upper].
+natural interpolating spline of zeta on phi), or, where zeta is not strictly
+increasing, by linear interpolation of phi on zeta (lme4's fallback).
+
+Bounds: one rule for every bounded parameter (an sd or sigma at 0, a
+correlation at -1 or 1), as lme4's ``confint.thpr``: where the profile stops
+at the bound before it reaches the level, the end of the interval is the
+bound (a correlation whose profile stays below the cutoff up to 1 gets 1, an
+sd whose profile reaches 0 gets 0). A fixed effect has no bound, so an end its
+profile does not reach is NaN (lme4's NA). An estimate on its bound is
+profiled inwards only, from a first step of 0.001, so a singular fit has a
+one-sided interval ([0, upper] for an sd at 0, [lower, 1] for a correlation
+at 1). Where this departs from lme4 1.1-31:
+
+- lme4's first step for a correlation at -1 or 1 (1% beyond it) leaves the
+  range, so lme4 never profiles it: [-1, 1] at every level, or NA for every
+  variance parameter when the step's deviance is NA. Profiled inwards, the
+  interval is [-1, 1] while the profile stays below the level (as lme4) and
+  ends where zeta crosses the level otherwise.
+- A flat stretch (equal zeta to rounding: a correlation once one of its sds is
+  0 at the optimum is not identified) is followed straight to the bound,
+  where lme4 steps by 1e-6 until ``maxpts`` runs out.
+- An end never leaves the parameter's range (a spline through a steep last
+  step can overshoot -1).
 
 References
 ----------
@@ -524,14 +544,33 @@ def _sdcor(smap: _SdcorMap, theta, sigma):
         sd = np.sqrt(np.maximum(np.diag(S), 0.0))
         for e, (i, j) in enumerate(zip(rows, cols)):
             den = sd[i] * sd[j]
-            out[start + e] = sd[i] if i == j else (S[i, j] / den if den > 0 else np.nan)
+            # a correlation with an sd of 0 is undefined: 0, as lme4 ("NA values in sdcor
+            # matrix converted to 0")
+            out[start + e] = sd[i] if i == j else (S[i, j] / den if den > 0 else 0.0)
     return out
 
 
 def _nextpar(prev, last, col, delta, lowcut, upcut, maxmult, msgs, name, minstep=1e-6):
-    """lme4's ``nextpar``: a step of ``delta`` in zeta along the secant, capped and clamped."""
+    """lme4's ``nextpar``: a step of ``delta`` in zeta along the secant, capped and clamped.
+
+    One departure: where the last two points have the same zeta (within
+    rounding, ``_FLAT``, over a step that is not itself negligible) and the
+    parameter is bounded on that side, the step goes
+    straight to the bound. A flat profile is a parameter the data no longer
+    identify (a correlation once one of its sds is 0 at the optimum): it stays
+    flat up to the bound, where lme4 would crawl there by ``minstep`` until
+    ``maxpts`` runs out.
+    """
     num = last[col] - prev[col]
     denom = last[0] - prev[0]
+    bound = upcut if num > 0 else lowcut
+    # flat: zeta unchanged (to rounding) over a step that is not itself negligible
+    flat = (np.isfinite(denom) and abs(denom) <= _FLAT
+            and abs(num) >= 1e-6 * max(1.0, abs(last[col])))
+    if flat and np.isfinite(bound):
+        msgs.append(f"{name}: the profile is flat from {prev[col]:.6g} to {last[col]:.6g}; "
+                    f"stepped to the bound {bound:g}")
+        return bound
     if not np.isfinite(denom) or denom == 0:
         msgs.append(f"{name}: last two points have identical or NaN zeta; a minimal step was used")
         step = minstep
@@ -567,9 +606,13 @@ def _profile_one(setup: _Setup, rng, w: int):
             return _finish(row, state, dd, value, pw, setup, msgs, w)
         start0 = setup.theta_hat
         shift = pw + setup.delta * setup.stderr[j]
+    # an estimate on a bound (an sd at 0, a correlation at -1 or 1) is profiled
+    # inwards only, from a first step of 0.001 (lme4's step for an sd at 0); a
+    # first step beyond a bound is clamped to it (lme4 evaluates it outside)
     at_low, at_high = not pw > lowcut, not pw < upcut
-    if at_high and not at_low:
-        # an estimate on its upper bound (a correlation of 1): walk inwards only
+    if at_low:
+        shift = pw + 0.001
+    elif at_high:
         shift = pw - 0.001
     first, s_first = zeta_fn(min(upcut, max(lowcut, shift)), start0)
     sides = [([opt_row, first], [start0, s_first])]
@@ -658,8 +701,13 @@ def _setup(problem, opts, kind="auto") -> _Setup:
     base = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, n, dev.p, dev.sum_log_w, False)
     smap = _SdcorMap(problem.cp.dims, problem.layout)
     sdcor = _sdcor(smap, theta, sigma)
-    # lme4 keeps an sd estimated at (numerically) zero exactly on its bound
-    sdcor[smap.is_sd & (sdcor < 1e-10 * sigma)] = 0.0
+    # an estimate on its bound stays exactly there, so that its profile runs inwards
+    # only: an sd the optimizer left at (numerically) 0 (theta below 1e-6, well inside
+    # lme4's isSingular tolerance of 1e-4), a correlation from a zero diagonal of theta
+    # (+-1 up to rounding)
+    sdcor[smap.is_sd & (sdcor < 1e-6 * sigma)] = 0.0
+    at_one = ~smap.is_sd & (np.abs(np.abs(sdcor) - 1.0) < 1e-10)
+    sdcor[at_one] = np.sign(sdcor[at_one])
     beta = pt.beta()
     opt = np.concatenate([sdcor, [sigma], beta])
     stderr = sigma * np.sqrt(np.diag(pt.vcov_unscaled())) if dev.p else np.zeros(0)
