@@ -325,7 +325,8 @@ class LmmProfile:
             An estimate on its bound: the interval is one-sided.
         ConvergenceWarning
             A non-monotonic profile (an inner optimization stopped at a local
-            optimum): read by linear interpolation, or no interval at all.
+            optimum): read by linear interpolation, or no interval at all. A
+            profile that stops before both the level and the bound.
         PymlmWarning
             A profile flat in places, or with fewer than 4 points: read by
             linear interpolation.
@@ -364,6 +365,8 @@ class LmmProfile:
             got = np.clip(got, bounds[0], bounds[1])
             lo[i], hi[i] = got
             a, b = ends
+            if warn:
+                _warn_short(tr, name, ends, bounds, level)
             est = self.estimates[name]
             # on the boundary as lme4's isSingular sees it: an sd below 1e-4 sigma, |cor| = 1
             tol = 1e-4 * self.estimates[".sigma"] if self.lower[name] == 0 else 1e-6
@@ -376,6 +379,24 @@ class LmmProfile:
                     "structure.", SingularFitWarning)
         cols = interval_columns(level)
         return pd.DataFrame({cols[0]: lo, cols[1]: hi}, index=pd.Index(names))
+
+
+def _warn_short(tr, name, ends, bounds, level):
+    """Warn about an end the profile does not reach because it stopped short of the bound.
+
+    Reaching the bound below the level is the normal one-sided case; stopping
+    before both (``maxpts`` points, or a level beyond ``alphamax``) leaves the
+    end unknown: lme4 reports the bound (NA for a fixed effect), silently.
+    """
+    ok = np.isfinite(tr["zeta"].to_numpy())
+    x, zeta = tr[name].to_numpy()[ok], tr["zeta"].to_numpy()[ok]
+    for end, bound, k in ((ends[0], bounds[0], 0), (ends[1], bounds[1], -1)):
+        if np.isnan(end) and x.size and x[k] != bound:
+            what = "the bound, as lme4 reports it" if np.isfinite(bound) else "NaN"
+            warn_user(f"the profile of {name} ends at {x[k]:.4g} (zeta {zeta[k]:.3g}) before it "
+                      f"reaches the {100 * level:g}% level or the bound {bound:g}, so that end is "
+                      f"{what}; profile again with a larger maxpts (or a smaller alphamax for a "
+                      "level this high)", ConvergenceWarning)
 
 
 def _read_interval(x, zeta, z, name, non_mono_tol, warn=True):

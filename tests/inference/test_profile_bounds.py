@@ -285,8 +285,22 @@ def test_a_fixed_effect_profile_that_stops_short_gives_nan_as_lme4s_na(models):
     """A fixed effect has no bound: an end its profile does not reach is NaN (lme4: NA), not
     an infinite bound; a variance parameter's is its bound (lme4's rule)."""
     m = models["cor_short"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PymlmWarning)
-        ci = m.profile(which=["Days", ".sigma"], maxpts=3).confint(0.95)
+    pr = m.profile(which=["Days", ".sigma"], maxpts=3)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        ci = pr.confint(0.95)
     assert ci.loc["Days"].isna().all()
     assert ci.loc[".sigma"].iloc[0] == 0.0
+    # not silently, as lme4: the profile stopped before both the level and the bound
+    said = [str(w.message) for w in got if issubclass(w.category, ConvergenceWarning)]
+    for pattern in (r"profile of Days ends at .* before it reaches the 95% level or the bound -inf, "
+                    r"so that end is NaN",
+                    r"profile of \.sigma ends at .* or the bound 0, so that end is the bound"):
+        assert any(re.search(pattern, msg) for msg in said), said
+    # an end at a bound the profile reaches below the level is the normal case: no such warning
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        for model in models.values():
+            for level in LEVELS.values():
+                model.profile().confint(level)
+    assert not [w for w in got if "ends at" in str(w.message)]
