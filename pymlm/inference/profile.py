@@ -576,11 +576,10 @@ def _nextpar(prev, last, col, delta, lowcut, upcut, maxmult, msgs, name, minstep
 
     One departure: where the last two points have the same zeta (within
     rounding, ``_FLAT``, over a step that is not itself negligible) and the
-    parameter is bounded on that side, the step goes
-    straight to the bound. A flat profile is a parameter the data no longer
-    identify (a correlation once one of its sds is 0 at the optimum): it stays
-    flat up to the bound, where lme4 would crawl there by ``minstep`` until
-    ``maxpts`` runs out.
+    parameter is bounded on that side, the step goes straight to the bound. A
+    flat profile is a parameter the data no longer identify (a correlation
+    once one of its sds is 0 at the optimum): it stays flat up to the bound,
+    where lme4 crawls by ``minstep`` until ``maxpts`` runs out.
     """
     num = last[col] - prev[col]
     denom = last[0] - prev[0]
