@@ -29,9 +29,29 @@ The grid follows lme4: a first step of 1% of the estimate (0.001 when it is 0;
 predicted from the secant slope (at most ``maxmult`` times the previous step),
 until |zeta| exceeds sqrt(qchisq(1 - alphamax, n_par)) or a bound is reached.
 The interval is read from the inverse spline (``splines::backSpline`` of the
-natural interpolating spline of zeta on phi); a level beyond the profile (a
-bound reached first) gives the bound, so a variance estimated at 0 (a singular
-fit) has a one-sided interval [0, upper].
+natural interpolating spline of zeta on phi), or, where zeta is not strictly
+increasing, by linear interpolation of phi on zeta (lme4's fallback).
+
+Bounds: one rule for every bounded parameter (an sd or sigma at 0, a
+correlation at -1 or 1), as lme4's ``confint.thpr``: where the profile stops
+at the bound before it reaches the level, the end of the interval is the
+bound (a correlation whose profile stays below the cutoff up to 1 gets 1, an
+sd whose profile reaches 0 gets 0). A fixed effect has no bound, so an end its
+profile does not reach is NaN (lme4's NA). An estimate on its bound is
+profiled inwards only, from a first step of 0.001, so a singular fit has a
+one-sided interval ([0, upper] for an sd at 0, [lower, 1] for a correlation
+at 1). Where this departs from lme4 1.1-31:
+
+- lme4's first step for a correlation at -1 or 1 (1% beyond it) leaves the
+  range, so lme4 never profiles it: [-1, 1] at every level, or NA for every
+  variance parameter when the step's deviance is NA. Profiled inwards, the
+  interval is [-1, 1] while the profile stays below the level (as lme4) and
+  ends where zeta crosses the level otherwise.
+- A flat stretch (equal zeta to rounding: a correlation once one of its sds is
+  0 at the optimum is not identified) is followed straight to the bound,
+  where lme4 steps by 1e-6 until ``maxpts`` runs out.
+- An end never leaves the parameter's range (a spline through a steep last
+  step can overshoot -1).
 
 References
 ----------
@@ -52,7 +72,8 @@ from scipy import optimize, stats
 from scipy.interpolate import CubicSpline
 
 from .._validation import check_level, check_n_jobs, check_positive_int
-from ..errors import ConvergenceWarning, OptionError, PymlmInternalWarning, SingularFitWarning
+from ..errors import (ConvergenceWarning, OptionError, PymlmInternalWarning, PymlmWarning,
+                      SingularFitWarning)
 from ._deviance import LOG_2PI, deviance_for, profiled_deviance, single_threaded
 from ._parallel import run_replicates
 from ..errors import warn as warn_user
@@ -65,6 +86,10 @@ OPTIONS = {"which": None, "alphamax": 0.01, "maxpts": 100, "delta": None, "delta
 
 # profiles already computed, per problem and options (a summary and confint share one)
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+# zeta steps this small are rounding on a flat profile (the plateau of a correlation
+# once one of its sds is 0 differs by ~1e-12 from point to point), not an increase
+_FLAT = 1e-8
 
 
 # ----------------------------------------------------------------- the theta map
@@ -279,9 +304,46 @@ class LmmProfile:
     def confint(self, level: float = 0.95, non_mono_tol: float = 0.01, warn: bool = True) -> pd.DataFrame:
         """Intervals where zeta = -/+ qnorm((1 + level)/2) (lme4's ``confint(profile)``).
 
-        Parameters not profiled are NaN. A level beyond the profile gives the
-        parameter's bound; an estimate on its bound (a singular fit) gives a
-        one-sided interval and a :class:`~pymlm.errors.SingularFitWarning`.
+        Parameters
+        ----------
+        level : float
+            Confidence level in (0, 1).
+        non_mono_tol : float
+            A decrease of zeta along the profile larger than this is reported
+            as a non-monotonic profile (smaller ones are rounding on a flat part).
+        warn : bool
+            Issue the warnings below.
+
+        Returns
+        -------
+        DataFrame
+            lme4's layout: one row per parameter, NaN for those not profiled.
+
+        Warns
+        -----
+        SingularFitWarning
+            An estimate on its bound: the interval is one-sided.
+        ConvergenceWarning
+            A non-monotonic profile (an inner optimization stopped at a local
+            optimum): read by linear interpolation, or no interval at all. A
+            profile that stops before both the level and the bound.
+        PymlmWarning
+            A profile flat in places, or with fewer than 4 points: read by
+            linear interpolation.
+
+        Notes
+        -----
+        One rule for every parameter (lme4's ``confint.thpr``): the end on each
+        side is where the profile crosses the level; where the profile stops
+        before the level (it reached the parameter's bound: 0 for an sd or
+        sigma, -1 or 1 for a correlation), the end is that bound. A fixed
+        effect has no bound, so an end its profile does not reach is NaN (NA in
+        lme4). A profile that is not strictly increasing (flat against a bound,
+        or with a dip where an inner optimization stopped at a local optimum)
+        is read by linear interpolation of the parameter against zeta, with
+        points of equal zeta averaged (R's ``approxfun``), as lme4 does; NaN
+        only when zeta has fewer than two finite values or falls at every step.
+        An end is never outside the bounds.
         """
         level = check_level(level)
         from . import interval_columns
@@ -296,9 +358,15 @@ class LmmProfile:
                                   warn=warn)
             if ends is None:
                 continue
+            # beyond the profile: the bound (infinite for a fixed effect: no end, NaN)
+            bounds = np.array([self.lower[name], self.upper[name]])
+            got = np.where(np.isnan(ends), np.where(np.isfinite(bounds), bounds, np.nan), ends)
+            # a spline through a steep last step can overshoot a bound: an end lies within them
+            got = np.clip(got, bounds[0], bounds[1])
+            lo[i], hi[i] = got
             a, b = ends
-            lo[i] = self.lower[name] if np.isnan(a) else a
-            hi[i] = self.upper[name] if np.isnan(b) else b
+            if warn:
+                _warn_short(tr, name, ends, bounds, level)
             est = self.estimates[name]
             # on the boundary as lme4's isSingular sees it: an sd below 1e-4 sigma, |cor| = 1
             tol = 1e-4 * self.estimates[".sigma"] if self.lower[name] == 0 else 1e-6
@@ -313,24 +381,74 @@ class LmmProfile:
         return pd.DataFrame({cols[0]: lo, cols[1]: hi}, index=pd.Index(names))
 
 
+def _warn_short(tr, name, ends, bounds, level):
+    """Warn about an end the profile does not reach because it stopped short of the bound.
+
+    Reaching the bound below the level is the normal one-sided case; stopping
+    before both (``maxpts`` points, or a level beyond ``alphamax``) leaves the
+    end unknown: lme4 reports the bound (NA for a fixed effect), silently.
+    """
+    ok = np.isfinite(tr["zeta"].to_numpy())
+    x, zeta = tr[name].to_numpy()[ok], tr["zeta"].to_numpy()[ok]
+    for end, bound, k in ((ends[0], bounds[0], 0), (ends[1], bounds[1], -1)):
+        if np.isnan(end) and x.size and x[k] != bound:
+            what = "the bound, as lme4 reports it" if np.isfinite(bound) else "NaN"
+            warn_user(f"the profile of {name} ends at {x[k]:.4g} (zeta {zeta[k]:.3g}) before it "
+                      f"reaches the {100 * level:g}% level or the bound {bound:g}, so that end is "
+                      f"{what}; profile again with a larger maxpts (or a smaller alphamax for a "
+                      "level this high)", ConvergenceWarning)
+
+
 def _read_interval(x, zeta, z, name, non_mono_tol, warn=True):
+    """Where the profile (x increasing, zeta) crosses -z and z; NaN where it does not reach.
+
+    None when the profile gives no interval (lme4's NA): fewer than two finite
+    points, or zeta falling at every step.
+    """
     ok = np.isfinite(zeta) & np.isfinite(x)
     x, zeta = x[ok], zeta[ok]
-    try:
-        f = back_spline(x, zeta)
-        return tuple(f(np.array([-z, z])))
-    except ValueError:
-        pass
-    if zeta.size < 2 or np.min(np.diff(zeta)) < -non_mono_tol:
+    if zeta.size < 2:
         if warn:
-            warn_user(f"non-monotonic profile for {name}: no interval", ConvergenceWarning)
-        return (np.nan, np.nan) if zeta.size < 2 else None
+            warn_user(f"bad profile for {name}: fewer than two points with a finite deviance, "
+                      "so no interval; refit the model and profile again", ConvergenceWarning)
+        return None
+    steps = np.diff(zeta)
+    # strictly increasing beyond rounding: otherwise the spline of a flat stretch
+    # (equal zeta to 1e-12) is inverted through noise
+    if np.all(steps > _FLAT):
+        try:
+            return tuple(back_spline(x, zeta)(np.array([-z, z])))
+        except ValueError:     # fewer than 4 points
+            pass
+    if np.all(steps < -non_mono_tol):
+        if warn:
+            warn_user(f"non-monotonic profile for {name}: zeta decreases along the whole "
+                      "profile, so no interval", ConvergenceWarning)
+        return None
     if warn:
-        warn_user(f"bad spline fit for {name}: falling back to linear interpolation", ConvergenceWarning)
-    zu, inv = np.unique(zeta, return_inverse=True)
-    xu = np.bincount(inv, weights=x) / np.bincount(inv)
-    out = np.interp([-z, z], zu, xu, left=np.nan, right=np.nan)
-    return tuple(out)
+        k = int(np.argmin(steps))
+        if steps[k] < -non_mono_tol:
+            warn_user(f"non-monotonic profile for {name}: zeta falls by {-steps[k]:.3g} from "
+                      f"{x[k]:.4g} to {x[k + 1]:.4g} (the optimization at a profile point probably "
+                      "stopped at a local optimum); the interval is read by linear interpolation, "
+                      "as lme4 does", ConvergenceWarning)
+        elif np.any(steps <= _FLAT):
+            flat = np.flatnonzero(steps <= _FLAT)
+            warn_user(f"the profile of {name} is flat from {x[flat[0]]:.4g} to "
+                      f"{x[flat[-1] + 1]:.4g} (the data do not identify it there), so it cannot be "
+                      "inverted by a spline; the interval is read by linear interpolation, as lme4 "
+                      "does", PymlmWarning)
+        else:
+            warn_user(f"the profile of {name} has {zeta.size} points, too few for a spline; the "
+                      "interval is read by linear interpolation, as lme4 does", PymlmWarning)
+    # R's approxfun(zeta, x): sorted by zeta, x averaged over equal zeta (to rounding:
+    # lme4's plateau points are equal, ours differ by ~1e-12), NA outside the range
+    order = np.argsort(zeta, kind="stable")
+    zs, xs = zeta[order], x[order]
+    group = np.concatenate([[0], np.cumsum(np.diff(zs) > _FLAT)])
+    n = np.bincount(group)
+    zu, xu = np.bincount(group, weights=zs) / n, np.bincount(group, weights=xs) / n
+    return tuple(np.interp([-z, z], zu, xu, left=np.nan, right=np.nan))
 
 
 @dataclass(frozen=True, eq=False)
@@ -447,14 +565,32 @@ def _sdcor(smap: _SdcorMap, theta, sigma):
         sd = np.sqrt(np.maximum(np.diag(S), 0.0))
         for e, (i, j) in enumerate(zip(rows, cols)):
             den = sd[i] * sd[j]
-            out[start + e] = sd[i] if i == j else (S[i, j] / den if den > 0 else np.nan)
+            # a correlation with an sd of 0 is undefined: 0, as lme4 ("NA values in sdcor
+            # matrix converted to 0")
+            out[start + e] = sd[i] if i == j else (S[i, j] / den if den > 0 else 0.0)
     return out
 
 
 def _nextpar(prev, last, col, delta, lowcut, upcut, maxmult, msgs, name, minstep=1e-6):
-    """lme4's ``nextpar``: a step of ``delta`` in zeta along the secant, capped and clamped."""
+    """lme4's ``nextpar``: a step of ``delta`` in zeta along the secant, capped and clamped.
+
+    One departure: where the last two points have the same zeta (within
+    rounding, ``_FLAT``, over a step that is not itself negligible) and the
+    parameter is bounded on that side, the step goes straight to the bound. A
+    flat profile is a parameter the data no longer identify (a correlation
+    once one of its sds is 0 at the optimum): it stays flat up to the bound,
+    where lme4 crawls by ``minstep`` until ``maxpts`` runs out.
+    """
     num = last[col] - prev[col]
     denom = last[0] - prev[0]
+    bound = upcut if num > 0 else lowcut
+    # flat: zeta unchanged (to rounding) over a step that is not itself negligible
+    flat = (np.isfinite(denom) and abs(denom) <= _FLAT
+            and abs(num) >= 1e-6 * max(1.0, abs(last[col])))
+    if flat and np.isfinite(bound):
+        msgs.append(f"{name}: the profile is flat from {prev[col]:.6g} to {last[col]:.6g}; "
+                    f"stepped to the bound {bound:g}")
+        return bound
     if not np.isfinite(denom) or denom == 0:
         msgs.append(f"{name}: last two points have identical or NaN zeta; a minimal step was used")
         step = minstep
@@ -490,9 +626,13 @@ def _profile_one(setup: _Setup, rng, w: int):
             return _finish(row, state, dd, value, pw, setup, msgs, w)
         start0 = setup.theta_hat
         shift = pw + setup.delta * setup.stderr[j]
+    # an estimate on a bound (an sd at 0, a correlation at -1 or 1) is profiled
+    # inwards only, from a first step of 0.001 (lme4's step for an sd at 0); a
+    # first step beyond a bound is clamped to it (lme4 evaluates it outside)
     at_low, at_high = not pw > lowcut, not pw < upcut
-    if at_high and not at_low:
-        # an estimate on its upper bound (a correlation of 1): walk inwards only
+    if at_low:
+        shift = pw + 0.001
+    elif at_high:
         shift = pw - 0.001
     first, s_first = zeta_fn(min(upcut, max(lowcut, shift)), start0)
     sides = [([opt_row, first], [start0, s_first])]
@@ -581,8 +721,13 @@ def _setup(problem, opts, kind="auto") -> _Setup:
     base = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, n, dev.p, dev.sum_log_w, False)
     smap = _SdcorMap(problem.cp.dims, problem.layout)
     sdcor = _sdcor(smap, theta, sigma)
-    # lme4 keeps an sd estimated at (numerically) zero exactly on its bound
-    sdcor[smap.is_sd & (sdcor < 1e-10 * sigma)] = 0.0
+    # an estimate on its bound stays exactly there, so that its profile runs inwards
+    # only: an sd the optimizer left at (numerically) 0 (theta below 1e-6, well inside
+    # lme4's isSingular tolerance of 1e-4), a correlation from a zero diagonal of theta
+    # (+-1 up to rounding)
+    sdcor[smap.is_sd & (sdcor < 1e-6 * sigma)] = 0.0
+    at_one = ~smap.is_sd & (np.abs(np.abs(sdcor) - 1.0) < 1e-10)
+    sdcor[at_one] = np.sign(sdcor[at_one])
     beta = pt.beta()
     opt = np.concatenate([sdcor, [sigma], beta])
     stderr = sigma * np.sqrt(np.diag(pt.vcov_unscaled())) if dev.p else np.zeros(0)
