@@ -1,4 +1,4 @@
-"""Sphinx configuration of pymlm's site (build it with ``make docs``, check it with ``make docs-check``).
+"""Sphinx configuration of pymlm's site: ``make docs`` builds it, ``make docs-check`` checks it.
 
 The site works offline: MathJax is bundled (sphinx-mathjax-offline copies
 MathJax 3 into ``_static``), the theme's fonts and icons are its own static
@@ -13,6 +13,7 @@ Notebooks (the vignettes, ``getting-started.md``) are executed at every build
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -21,12 +22,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE / "_ext"))
 sys.path.insert(0, str(ROOT))
 
-import pymlm  # noqa: E402
-
 project = "pymlm"
 author = "pymlm developers"
 copyright = "pymlm developers"
-release = pymlm.__version__
+release = importlib.import_module("pymlm").__version__  # this checkout's pymlm (path above)
 version = release
 
 extensions = [
@@ -50,7 +49,7 @@ autosummary_generate = True
 autosummary_generate_overwrite = True
 autodoc_typehints = "none"  # the numpydoc Parameters section gives the types
 autodoc_member_order = "bysource"
-numpydoc_show_class_members = False  # members are listed by autodoc (templates/autosummary/entry.rst)
+numpydoc_show_class_members = False  # autodoc lists them (_templates/autosummary/entry.rst)
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 numpydoc_use_plots = True  # an Examples section that imports matplotlib is drawn
@@ -90,3 +89,7 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_context = {"default_mode": "light"}
+# pages without subpages: no (empty) section navigation, a wider text column
+html_sidebars = {
+    page: [] for page in ("index", "getting-started", "execution", "search", "genindex")
+}

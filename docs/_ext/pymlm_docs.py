@@ -37,18 +37,15 @@ from types import ModuleType
 
 #: Public modules with a page in the API reference: (module, title, blurb), in page order.
 API_MODULES = (
-    ("pymlm", "Fitting", "Fit models, build designs, compare fits: the functions a user calls first."),
+    ("pymlm", "Fitting", "Fit models, build designs, compare fits: what a user calls first."),
     ("pymlm.results", "Results", "Fitted models: estimates, tables, predictions and summaries."),
     ("pymlm.inference", "Inference", "Confidence intervals and the fit-level view they rest on."),
-    ("pymlm.plot", "Plotting", "Figures of fits and intervals (each documented on its page under Plots)."),
+    ("pymlm.plot", "Plotting", "Figures of fits and intervals (each has its page under Plots)."),
     ("pymlm.datasets", "Datasets", "The bundled data sets."),
     ("pymlm.errors", "Errors and warnings", "What pymlm raises and warns, and the warning helper."),
 )
 
 PLOT_MODULE = "pymlm.plot"
-
-#: Folders of ``docs/`` that this extension owns (rewritten at every build).
-GENERATED = ("vignettes", "api", "plots")
 
 
 def _write(path: Path, text: str | bytes) -> None:
@@ -145,9 +142,9 @@ def _defining_module(obj) -> str | None:
 def _longest_prefix(name: str | None, modules) -> str | None:
     best = None
     for mod in modules:
-        if name is not None and (name == mod or name.startswith(mod + ".")):
-            if best is None or len(mod) > len(best):
-                best = mod
+        inside = name is not None and (name == mod or name.startswith(mod + "."))
+        if inside and (best is None or len(mod) > len(best)):
+            best = mod
     return best
 
 
@@ -277,8 +274,8 @@ def plot_pages(module: ModuleType | None, modname: str = PLOT_MODULE) -> dict[st
         text = intro + [f"``{modname}`` is not part of this version of pymlm yet.", ""]
         return {"index.md": "\n".join(text)}
     names = list(getattr(module, "__all__", ()))
-    functions = [n for n in names if inspect.isroutine(getattr(module, n)) or
-                 (callable(getattr(module, n)) and not inspect.isclass(getattr(module, n)))]
+    functions = [n for n in names
+                 if callable(getattr(module, n)) and not inspect.isclass(getattr(module, n))]
     plots = [n for n in functions if not n.endswith("_frame")]
     orphans = [n for n in functions if n.endswith("_frame") and n[: -len("_frame")] not in plots]
     pages = {}
@@ -298,10 +295,9 @@ def plot_pages(module: ModuleType | None, modname: str = PLOT_MODULE) -> dict[st
             "",
         ]
         pages[f"{name}.md"] = "\n".join(body)
-    listing = sorted(plots + [n for n in functions if n not in plots], key=str.lower)
     index = intro + (
         ["```{eval-rst}", f".. currentmodule:: {modname}", "", ".. autosummary::",
-         "   :nosignatures:", "", *[f"   {n}" for n in listing], "```", "",
+         "   :nosignatures:", "", *[f"   {n}" for n in sorted(functions, key=str.lower)], "```", "",
          "```{toctree}", ":hidden:", "", *[p[:-3] for p in pages], "```", ""]
         if pages else [f"``{modname}`` exports no plot function yet.", ""]
     )
@@ -323,7 +319,7 @@ def write_plot_pages(folder: Path) -> list[Path]:
 
 
 def public_modules() -> dict[str, ModuleType]:
-    """The modules of :data:`API_MODULES` that exist (a module that exists but fails to import raises)."""
+    """The modules of :data:`API_MODULES` that exist (one that fails to import raises)."""
     found = {}
     for modname, _, _ in API_MODULES:
         if importlib.util.find_spec(modname) is None:

@@ -14,6 +14,7 @@ docs-check`` sets it after ``make docs``) instead of building again.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,8 +36,20 @@ class Site:
     seconds: float  # wall time of the build (0 for a reused build)
 
 
-def _tail(text: str, lines: int = 120) -> str:
-    return "\n".join(text.splitlines()[-lines:])
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+CELL_ERROR = "An error occurred while executing the following cell"
+
+
+def failure_excerpt(log: str, lines: int = 60) -> str:
+    """The part of a failed build's output that says what failed: a notebook cell's
+    source and traceback (nbclient's message) when a cell failed, and the last lines."""
+    log = ANSI.sub("", log)
+    tail = "\n".join(log.splitlines()[-lines:])
+    at = log.find(CELL_ERROR)
+    if at < 0:
+        return tail
+    cell = "\n".join(log[at:].splitlines()[:lines])
+    return f"{cell}\n[...]\n{tail}"
 
 
 def build_site() -> Site:
@@ -52,11 +65,12 @@ def build_site() -> Site:
     if reuse:
         html = Path(reuse).resolve()
         if not (html / "index.html").is_file():
-            raise RuntimeError(f"{SITE_ENV}={reuse} holds no built site (no index.html); run `make docs`")
+            raise RuntimeError(f"{SITE_ENV}={reuse} holds no site (no index.html); run `make docs`")
         return Site(html, html.parent / "jupyter_execute", "", 0.0)
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(DOCS / "build.py")],
+        check=False,
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -68,6 +82,6 @@ def build_site() -> Site:
     if proc.returncode != 0:
         raise RuntimeError(
             f"the site build (python docs/build.py) failed with exit code {proc.returncode} "
-            f"after {seconds:.0f} s; the end of its output:\n{_tail(log)}"
+            f"after {seconds:.0f} s:\n{failure_excerpt(log)}"
         )
     return Site(BUILD / "html", BUILD / "jupyter_execute", log, seconds)

@@ -48,7 +48,8 @@ def fake():
     err = _class("BadInput", "fake.errors", ValueError)
     res = _class("Result", "fake.results.one")  # exported by the top level only
     summary = _class("Summary", "fake.results.one")
-    ranef, ranef_frame = _function("ranef", "fake.plot._ranef"), _function("ranef_frame", "fake.plot._ranef")
+    ranef = _function("ranef", "fake.plot._ranef")
+    ranef_frame = _function("ranef_frame", "fake.plot._ranef")
     qq_frame = _function("qq_frame", "fake.plot._qq")
     methods = {"wald": "wald"}
     return {
@@ -67,7 +68,7 @@ def test_every_object_is_documented_once_on_its_module_page(fake):
     assert got == {
         "fake.fit": ("fake", "function", True),
         "fake.errors.BadInput": ("fake.errors", "exception", True),  # not also as fake.BadInput
-        "fake.Result": ("fake.results", "class", True),  # defined under results, exported at the top
+        "fake.Result": ("fake.results", "class", True),  # defined in results, exported at the top
         "fake.results.Summary": ("fake.results", "class", True),
         "fake.inference.METHODS": ("fake.inference", "data", True),
         "fake.plot.ranef": ("fake.plot", "function", False),  # documented on the Plots pages
@@ -127,7 +128,8 @@ def test_pinned_kernel_is_found_first(tmp_path, monkeypatch):
     spec = KernelSpecManager().get_kernel_spec("python3")
     assert spec.resource_dir == str(spec_dir)
     assert spec.argv[:3] == [sys.executable, "-m", "ipykernel_launcher"]
-    assert json.loads((spec_dir / "kernel.json").read_text())["env"]["MPLBACKEND"].endswith("inline")
+    env = json.loads((spec_dir / "kernel.json").read_text())["env"]
+    assert env["MPLBACKEND"].endswith("backend_inline")
 
 
 def test_module_docstring_headings_become_rubrics():

@@ -52,8 +52,7 @@ CONSOLE_ALLOWED: list[tuple[str, str]] = []
 #: Pages whose HTML has notebook cells (myst-nb) must show at least one output.
 NOTEBOOK_PAGES = ["getting-started.html"] + [f"vignettes/{p.stem}.html" for p in VIGNETTES]
 
-# Text that only appears when Python code failed while the page was made (docstring
-# examples that show an exception on purpose are doctest blocks, left out of the search).
+# Text that only appears when Python code failed while the page was made.
 TRACEBACK = "Traceback (most recent call last)"
 
 
@@ -68,8 +67,8 @@ def serve(folder: Path):
             self.send_header("Cache-Control", "max-age=3600")
             super().end_headers()
 
-        def log_message(self, format, *args):  # noqa: A002 (http.server's signature)
-            pass
+        def log_message(self, format, *args):
+            pass  # quiet: the checks record what they need
 
     httpd = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
@@ -123,31 +122,58 @@ class Visit:
     outputs: int = 0  # notebook cell outputs shown
 
 
-_EAGER_IMAGES = """async () => {
+# Runs in the page once it has loaded: waits for MathJax (when the page has math) and for
+# every image (lazy ones made eager), then reports what the checks look at.
+_INSPECT = """async ({mathTimeoutMs, traceback}) => {
+    const out = {math: 0, untypeset: [], images: 0, broken: [], traceback: false, outputs: 0};
+    const maths = Array.from(document.querySelectorAll(".math"));
+    out.math = maths.length;
+    if (maths.length) {
+        const ready = () => window.MathJax && MathJax.startup && MathJax.startup.promise;
+        const start = Date.now();
+        while (!ready() && Date.now() - start < mathTimeoutMs) {
+            await new Promise(done => setTimeout(done, 50));
+        }
+        if (ready()) {
+            await MathJax.startup.promise;
+        } else {
+            out.untypeset.push("MathJax did not start");
+        }
+        for (const e of maths) {
+            if (!e.querySelector("mjx-container") || e.querySelector("mjx-merror")) {
+                out.untypeset.push(e.textContent.trim().slice(0, 80));
+            }
+        }
+    }
     const images = Array.from(document.images);
     images.forEach(i => { i.loading = "eager"; });
-    await Promise.all(images.map(i => i.complete ? null :
-        new Promise(done => { i.addEventListener("load", done); i.addEventListener("error", done); })));
-    return images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src"));
-}"""
-
-_UNTYPESET = """() => Array.from(document.querySelectorAll(".math"))
-    .filter(e => !e.querySelector("mjx-container") || e.querySelector("mjx-merror"))
-    .map(e => e.textContent.trim().slice(0, 80))"""
-
-_TEXT_OUTSIDE_DOCTESTS = """() => {
+    await Promise.all(images.map(i => i.complete ? null : new Promise(done => {
+        i.addEventListener("load", done);
+        i.addEventListener("error", done);
+    })));
+    out.images = images.length;
+    out.broken = images.filter(i => !(i.complete && i.naturalWidth > 0))
+        .map(i => i.getAttribute("src"));
+    // docstring examples that raise on purpose are doctest blocks: left out
     const copy = (document.querySelector("main") || document.body).cloneNode(true);
     copy.querySelectorAll(".doctest, .highlight-pycon").forEach(e => e.remove());
-    return copy.textContent;
+    out.traceback = copy.textContent.includes(traceback)
+        || document.querySelector(".cell_output .traceback") !== null;
+    out.outputs = document.querySelectorAll(".cell_output").length;
+    return out;
 }"""
 
 
-def visit(context, base: str, page_path: str, screenshot: Path | None = None,
-          math_timeout_ms: int = 60_000) -> Visit:
-    """Open ``base/page_path`` in a new tab and record everything the checks look at."""
-    seen = Visit(page_path)
+def visit_pages(context, base: str, pages: list[str], screenshots: dict[str, Path] | None = None,
+                math_timeout_ms: int = 60_000) -> dict[str, Visit]:
+    """Open each of ``pages`` (paths under ``base``) in turn and record what the checks look at.
+
+    One tab serves all pages (a new tab per page costs twice the time); every page is
+    inspected only once it has loaded, so nothing of one page is counted for the next.
+    """
     host = urlsplit(base).netloc
     tab = context.new_page()
+    seen = Visit("")
 
     def request(req):
         parts = urlsplit(req.url)
@@ -171,26 +197,22 @@ def visit(context, base: str, page_path: str, screenshot: Path | None = None,
     tab.on("requestfailed", requestfailed)
     tab.on("console", console)
     tab.on("pageerror", lambda exc: seen.console.append(f"uncaught: {exc}"))
-    tab.goto(f"{base}/{page_path}", wait_until="load")
-    seen.math = tab.locator(".math").count()
-    if seen.math:
-        try:
-            tab.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                  timeout=math_timeout_ms)
-            tab.evaluate("() => MathJax.startup.promise.then(() => true)")
-        except Exception as exc:  # noqa: BLE001 (reported as a finding, not an error)
-            seen.untypeset.append(f"MathJax did not start: {type(exc).__name__}")
-        seen.untypeset += tab.evaluate(_UNTYPESET)
-    seen.broken_images = tab.evaluate(_EAGER_IMAGES)
-    seen.images = tab.locator("img").count()
-    text = tab.evaluate(_TEXT_OUTSIDE_DOCTESTS)
-    seen.traceback = TRACEBACK in text or tab.locator(".cell_output .traceback").count() > 0
-    seen.outputs = tab.locator(".cell_output").count()
-    if screenshot is not None:
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        tab.screenshot(path=str(screenshot), full_page=True)
-    tab.close()
-    return seen
+    visits = {}
+    try:
+        for page in pages:
+            seen = visits[page] = Visit(page)
+            tab.goto(f"{base}/{page}", wait_until="load")
+            found = tab.evaluate(_INSPECT, {"mathTimeoutMs": math_timeout_ms,
+                                            "traceback": TRACEBACK})
+            seen.math, seen.untypeset = found["math"], found["untypeset"]
+            seen.images, seen.broken_images = found["images"], found["broken"]
+            seen.traceback, seen.outputs = found["traceback"], found["outputs"]
+            if screenshots and page in screenshots:
+                screenshots[page].parent.mkdir(parents=True, exist_ok=True)
+                tab.screenshot(path=str(screenshots[page]), full_page=True)
+    finally:
+        tab.close()
+    return visits
 
 
 def site_pages(html: Path) -> list[str]:
@@ -210,10 +232,9 @@ def visits(site, browser):
     with serve(site.html) as base:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         try:
-            return {
-                page: visit(context, base, page, SCREENSHOTS / (page.replace("/", "__")[:-5] + ".png"))
-                for page in site_pages(site.html)
-            }
+            pages = site_pages(site.html)
+            shots = {page: SCREENSHOTS / (page.replace("/", "__")[:-5] + ".png") for page in pages}
+            return visit_pages(context, base, pages, shots)
         finally:
             context.close()
 
@@ -223,8 +244,9 @@ def _report(visits, attr) -> dict[str, object]:
 
 
 def test_site_has_the_expected_pages(visits):
-    expected = {"index.html", "search.html", "genindex.html", "execution.html", "plots/index.html",
-                "api/index.html", "api/pymlm.html", "api/generated/pymlm.lmer.html", *NOTEBOOK_PAGES}
+    expected = {"index.html", "search.html", "genindex.html", "execution.html",
+                "plots/index.html", "api/index.html", "api/pymlm.html",
+                "api/generated/pymlm.lmer.html", *NOTEBOOK_PAGES}
     assert expected <= set(visits), sorted(expected - set(visits))
 
 
@@ -293,12 +315,12 @@ def test_the_checks_catch_a_bad_page(browser, tmp_path):
     with serve(tmp_path) as base:
         context = browser.new_context()
         try:
-            seen = visit(context, base, "bad.html", math_timeout_ms=2_000)
+            seen = visit_pages(context, base, ["bad.html"], math_timeout_ms=2_000)["bad.html"]
         finally:
             context.close()
     assert seen.external == ["http://localhost:9/outside.js"]
-    assert any(f.startswith("404 ") and f.endswith("/missing.png") for f in seen.failed), seen.failed
+    assert any(f.startswith("404 ") and f.endswith("/missing.png") for f in seen.failed)
     assert seen.broken_images == ["missing.png"]
-    assert seen.untypeset and seen.untypeset[0].startswith("MathJax did not start")
+    assert seen.untypeset == ["MathJax did not start", "\\(x^2\\)"]
     assert seen.traceback
     assert any("control error" in c for c in seen.console), seen.console

@@ -49,7 +49,7 @@ def test_vignette_is_a_myst_notebook(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, f"{path.name} has no code cell"
     checks = [c for c in code if _tags(c) & HIDDEN and "assert" in c.source]
-    assert checks, f"{path.name} has no hidden cell (tags: [remove-cell]) asserting numbers against R"
+    assert checks, f"{path.name}: no hidden cell (tags: [remove-cell]) asserts numbers against R"
 
 
 @pytest.mark.parametrize("path", VIGNETTES, ids=[p.stem for p in VIGNETTES])
