@@ -88,13 +88,14 @@ def zeta_frame(
     profile : LmmProfile, DataFrame or LmerResult
         ``m.profile()``, the table of ``m.confint("profile")`` (its
         ``attrs["profile"]``), or a model (profiled here, with ``which``).
-    which : list of str, "theta_" or "beta_", optional
+    which : list of str or str, optional
         Parameters to draw (lme4's names: ``.sig01``..., ``.sigma``, fixed
-        effects); default: every profiled one.
+        effects), or ``"theta_"`` / ``"beta_"`` for all variance parameters /
+        all fixed effects; default: every profiled one.
     conf : sequence of float
         Confidence levels marked on each curve (lme4's 0.5, 0.8, 0.9, 0.95, 0.99).
     absolute : bool
-        Draw |zeta| (lme4's ``absVal = TRUE``).
+        Draw ``abs(zeta)`` (lme4's ``absVal = TRUE``).
     n : int
         Points of each curve.
 
