@@ -420,7 +420,8 @@ def smooths(
         Add the partial residuals (see :func:`partial_residuals_frame`).
     rug : bool, optional
         Mark the data on the covariate axis (default: with at most 10000
-        rows, as mgcv).
+        rows, as mgcv). A 1-D rug of more than 2000 values marks one value
+        per 1/2000 of the axis that holds data (the same picture, fewer lines).
     se_mult, se_with_mean, n, n2, too_far_dist
         See :func:`smooths_frame`.
     ncols : int
@@ -490,10 +491,46 @@ def _draw_1d(ax, sub, t, rug, resid, label):
     if resid is not None and len(resid):
         ax.scatter(resid["x"], resid["residual"], s=4, color=POINT, alpha=0.5, zorder=0)
     if rug:
-        x = np.asarray(t.cov[0], dtype=float)
+        x = _rug_positions(np.asarray(t.cov[0], dtype=float))
         ax.vlines(x, 0.0, 0.03, transform=ax.get_xaxis_transform(), colors="0.3", linewidths=0.5)
     ax.set_xlabel(sub["xvar"].iloc[0])
     ax.set_ylabel(label)
+
+
+# a 1-D rug of more values than this marks one value per 1/_RUG_CELLS of the axis
+_RUG_CELLS = 2000
+
+
+def _rug_positions(x: np.ndarray, cells: int = _RUG_CELLS) -> np.ndarray:
+    """The covariate values a rug marks: all of them, or one per occupied cell of the axis.
+
+    With more than ``cells`` values, the range of ``x`` is cut into ``cells``
+    equal cells and the smallest value in each occupied cell is kept (the
+    maximum has a cell of its own): every value then lies within one cell
+    width (range / ``cells``, below a pixel of a figure panel) of a mark, so
+    the rug looks the same and costs at most ``cells + 1`` lines instead of
+    one per row.
+
+    Parameters
+    ----------
+    x : ndarray (n,)
+    cells : int
+
+    Returns
+    -------
+    ndarray (m,), m <= max(n, cells + 1)
+        Values of ``x`` (NaN dropped); sorted when thinned.
+    """
+    x = x[np.isfinite(x)]
+    if x.size <= cells:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return x[:1]
+    xs = np.sort(x)
+    cell = np.floor((xs - lo) / (hi - lo) * cells).astype(np.int64)
+    _, first = np.unique(cell, return_index=True)
+    return xs[first]
 
 
 def _draw_2d(ax, sub, t, rug, label):

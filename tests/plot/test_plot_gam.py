@@ -316,3 +316,25 @@ def test_smooths_of_a_discrete_bam_and_of_three_covariates(d):
     ):
         f3 = b3.plot.smooths_frame()
     assert set(f3["term"]) == {"s(g)"}
+
+
+def test_a_rug_of_many_rows_marks_each_occupied_cell_once():
+    from matplotlib.collections import LineCollection
+
+    from pymlm.plot._gam import _RUG_CELLS
+
+    sim = ml.datasets.load("gamsim_re")
+    b = ml.bam('y ~ s(x0, bs = "cr") + s(x2, bs = "cr")', sim, discrete=False)
+    ax = b.plot(terms=["s(x2)"], rug=True)
+    (rug,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    marks = np.array(rug.get_segments())[:, 0, 0]
+    x = sim["x2"].to_numpy()
+    assert len(marks) <= _RUG_CELLS + 1 < len(x)
+    assert np.isin(marks, x).all()  # marks are data values
+    assert marks.min() == x.min() and marks.max() == x.max()
+    # every value lies within one cell of a mark, and no cell holds two marks
+    width = np.ptp(x) / _RUG_CELLS
+    nearest = np.abs(x[:, None] - np.sort(marks)[None, :]).min(axis=1)
+    assert nearest.max() <= width
+    cells = np.floor((marks - x.min()) / np.ptp(x) * _RUG_CELLS)
+    assert np.unique(cells).size == marks.size

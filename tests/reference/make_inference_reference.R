@@ -10,16 +10,7 @@
 # df and p-values of the fixed effects.
 suppressPackageStartupMessages({library(lme4); library(lmerTest); library(jsonlite)})
 
-levels_json <- fromJSON("data/factor_levels.json", simplifyVector = FALSE)
-load_data <- function(name) {
-  d <- read.csv(file.path("data", paste0(name, ".csv")), stringsAsFactors = FALSE)
-  spec <- levels_json[[name]]
-  for (col in names(spec)) {
-    d[[col]] <- factor(as.character(d[[col]]), levels = unlist(spec[[col]]$levels),
-                       ordered = isTRUE(spec[[col]]$ordered))
-  }
-  d
-}
+source("tests/reference/load_data.R")  # load_data(name): data/<name>.csv with R's levels
 
 interval_list <- function(ci) {
   lapply(seq_len(nrow(ci)), function(i) list(parm = rownames(ci)[i], lower = unname(ci[i, 1]),

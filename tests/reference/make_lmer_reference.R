@@ -3,16 +3,7 @@
 # Writes tests/reference/lmer_reference.json (R and package versions inside).
 suppressPackageStartupMessages({library(lme4); library(jsonlite); library(lmerTest)})
 
-levels_json <- fromJSON("data/factor_levels.json", simplifyVector = FALSE)
-load_data <- function(name) {
-  d <- read.csv(file.path("data", paste0(name, ".csv")), stringsAsFactors = FALSE)
-  spec <- levels_json[[name]]
-  for (col in names(spec)) {
-    d[[col]] <- factor(as.character(d[[col]]), levels = unlist(spec[[col]]$levels),
-                       ordered = isTRUE(spec[[col]]$ordered))
-  }
-  d
-}
+source("tests/reference/load_data.R")  # load_data(name): data/<name>.csv with R's levels
 
 fit_summary <- function(m) {
   vc <- as.data.frame(VarCorr(m))

@@ -19,16 +19,7 @@
 # parameter of interest (value and zeta on lme4's grid).
 suppressPackageStartupMessages({library(lme4); library(jsonlite)})
 
-levels_json <- fromJSON("data/factor_levels.json", simplifyVector = FALSE)
-load_data <- function(name) {
-  d <- read.csv(file.path("data", paste0(name, ".csv")), stringsAsFactors = FALSE)
-  spec <- levels_json[[name]]
-  for (col in names(spec)) {
-    d[[col]] <- factor(as.character(d[[col]]), levels = unlist(spec[[col]]$levels),
-                       ordered = isTRUE(spec[[col]]$ordered))
-  }
-  d
-}
+source("tests/reference/load_data.R")  # load_data(name): data/<name>.csv with R's levels
 
 # the value of expr, its warnings and messages, and its error (value NULL) if it fails
 collect <- function(expr) {

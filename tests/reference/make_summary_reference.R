@@ -17,16 +17,7 @@ suppressPackageStartupMessages({
 })
 stopifnot(getOption("width") == 80, l10n_info()[["UTF-8"]])
 
-levels_json <- fromJSON("data/factor_levels.json", simplifyVector = FALSE)
-load_data <- function(name) {
-  d <- read.csv(file.path("data", paste0(name, ".csv")), stringsAsFactors = FALSE)
-  spec <- levels_json[[name]]
-  for (col in names(spec)) {
-    d[[col]] <- factor(as.character(d[[col]]), levels = unlist(spec[[col]]$levels),
-                       ordered = isTRUE(spec[[col]]$ordered))
-  }
-  d
-}
+source("tests/reference/load_data.R")  # load_data(name): data/<name>.csv with R's levels
 
 # printed output and message() text, in the order R writes them; the
 # summary is printed as x, the name lme4 quotes in its p > 12 note
