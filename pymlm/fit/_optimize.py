@@ -18,7 +18,8 @@ from scipy import optimize
 
 from .._validation import check_choice
 
-__all__ = ["OptResult", "minimize_theta", "check_convergence", "OPTIMIZERS", "fd_gradient_hessian"]
+__all__ = ["OPTIMIZERS", "OptResult", "bound_restart", "check_convergence", "fd_gradient_hessian",
+           "minimize_theta"]
 
 OPTIMIZERS = ("lbfgsb", "bobyqa", "nelder-mead", "powell", "cobyqa")
 
@@ -150,6 +151,52 @@ def minimize_theta(fun, x0: np.ndarray, lower: np.ndarray, method: str = "lbfgsb
     return OptResult(x, f, counted.n, method, ok,
                      str(getattr(res, "message", "")), seconds=time.perf_counter() - t0,
                      status=int(getattr(res, "status", 0) or 0))
+
+
+def bound_restart(fun, x: np.ndarray, lower: np.ndarray, start: np.ndarray, floor: float = 0.1,
+                  steps: int = 12):
+    """A point inside that beats a minimum found with theta on a bound, or None.
+
+    A diagonal element of a template T enters Sigma only through squares
+    (for a 2 x 2 term, Sigma_22 = sigma^2 (theta_2^2 + theta_3^2)), so the
+    profiled criterion is flat to first order in it at 0: a gradient method
+    that reaches the bound there sees a zero gradient and stops, even when
+    the criterion falls inwards and the optimum is inside (L-BFGS-B's first
+    step, of length 1, also jumps over an optimum close to 0). The elements
+    on their bound are moved inwards together to t = s, s/2, ..., s/2^(steps-1)
+    (s: their start value, at least ``floor``); the best of those points is
+    returned when it is lower than ``fun(x)``, for the caller to minimize
+    again from (with a derivative-free method) and keep the better optimum.
+
+    Parameters
+    ----------
+    fun : callable
+        theta -> criterion.
+    x, lower, start : ndarray (k,)
+        The optimum found, the bounds, the start of that search.
+    floor : float
+    steps : int
+
+    Returns
+    -------
+    ndarray (k,) or None
+        None when no element of ``x`` is within 1e-6 of a finite bound or
+        no point probed is lower.
+    """
+    x = np.asarray(x, dtype=float)
+    lower = np.asarray(lower, dtype=float)
+    at_bound = np.isfinite(lower) & (x - lower < 1e-6)
+    if not at_bound.any():
+        return None
+    scale = np.maximum(np.abs(np.asarray(start, dtype=float)[at_bound] - lower[at_bound]), floor)
+    best_x, best_f = None, float(fun(x))
+    for j in range(steps):
+        probe = x.copy()
+        probe[at_bound] = lower[at_bound] + scale * 0.5 ** j
+        f = float(fun(probe))
+        if f < best_f - 1e-12 * max(1.0, abs(best_f)):
+            best_x, best_f = probe, f
+    return best_x
 
 
 def _value_and_grad(fun, lower):

@@ -15,7 +15,7 @@ minimizes it over theta within lme4's bounds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ..linalg._threads import blas_threads
 from ..linalg.cholesky import zz_matmul
 from ..linalg.dense import DENSE_MAX_Q, DenseSystem
 from ..linalg.single import SingleTerm
-from ._optimize import OptResult, check_convergence, minimize_theta
+from ._optimize import OptResult, bound_restart, check_convergence, minimize_theta
 
 __all__ = ["LmmObjective", "LmmFit", "fit_lmm", "deviance_from_factor"]
 
@@ -318,6 +318,13 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
     Returns
     -------
     LmmFit
+
+    Notes
+    -----
+    An optimum with a diagonal element of theta on its bound is searched for
+    again from inside when the criterion falls inwards
+    (:func:`pymlm.fit._optimize.bound_restart`): the criterion is flat to
+    first order there, so a gradient method can stop on the bound.
     """
     objective = LmmObjective(cp, reml, None if layout is None else tuple(layout), kernel)
     lower = np.asarray(lower, dtype=float)
@@ -326,7 +333,13 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
     elif isinstance(theta0, str) and theta0 == "lme4":
         theta0 = np.where(np.isfinite(lower), 1.0, 0.0)
     with blas_threads(1):
-        opt = minimize_theta(objective, np.asarray(theta0, dtype=float), lower, method=optimizer, **options)
+        theta0 = np.asarray(theta0, dtype=float)
+        opt = minimize_theta(objective, theta0, lower, method=optimizer, **options)
+        x0 = bound_restart(objective, opt.x, lower, theta0)
+        if x0 is not None:
+            again = minimize_theta(objective, x0, lower, method="nelder-mead")
+            if again.fun < opt.fun:
+                opt = replace(again, nfev=opt.nfev + again.nfev, seconds=opt.seconds + again.seconds)
         if check_conv:
             opt = check_convergence(objective, opt, lower)
         return fit_from_theta(objective, opt.x, opt)

@@ -46,6 +46,7 @@ import scipy.linalg as sla
 from scipy import optimize
 
 from ..crossprod import CrossProducts
+from ..fit._optimize import bound_restart, minimize_theta
 from ..fit.lmm import LmmObjective, fit_lmm
 from ..linalg._threads import blas_threads
 from ..linalg.dense import DENSE_MAX_Q, lambda_positions
@@ -322,6 +323,10 @@ class DenseDeviance(_Profiled):
     def fit(self, theta0, lower, reml: bool, tol: float = 1e-10, hess_inv=None):
         """Minimize the profiled criterion over theta with the analytic gradient.
 
+        A minimum with a diagonal element of theta on its bound is searched
+        for again from inside when the criterion falls inwards
+        (:func:`pymlm.fit._optimize.bound_restart`).
+
         Parameters
         ----------
         theta0, lower : ndarray (n_theta,)
@@ -351,10 +356,21 @@ class DenseDeviance(_Profiled):
                 return np.inf, None
             return f, g
 
+        theta, ok = self._minimize(fg, theta0, lower, tol, hess_inv)
+        x0 = bound_restart(lambda th: fg(th)[0], theta, lower, theta0)
+        if x0 is not None:
+            again = minimize_theta(lambda th: fg(th)[0], x0, lower, method="nelder-mead")
+            if again.fun < fg(theta)[0]:
+                theta, ok = again.x, again.success
+        return theta, self.at(theta), ok
+
+    @staticmethod
+    def _minimize(fg, theta0, lower, tol, hess_inv):
+        """One search from theta0: projected quasi-Newton from ``hess_inv``, else L-BFGS-B."""
         if hess_inv is not None:
             theta, ok = minimize_qn(fg, theta0, lower, hess_inv, tol=tol)
             if ok:
-                return theta, self.at(theta), True
+                return theta, True
 
         def fg_safe(th):
             f, g = fg(th)
@@ -367,7 +383,7 @@ class DenseDeviance(_Profiled):
         g = fg_safe(theta)[1]
         projected = np.where((theta <= lower) & (g > 0), 0.0, g)
         ok = bool(res.success) or float(np.max(np.abs(projected), initial=0.0)) < 1e-4
-        return theta, self.at(theta), ok
+        return theta, ok
 
     def hessian(self, theta, reml: bool, h: float = 1e-5) -> np.ndarray:
         """Hessian of the profiled criterion by central differences of the analytic gradient."""

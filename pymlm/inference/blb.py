@@ -67,7 +67,7 @@ from scipy.linalg.lapack import dtrtri, dtrtrs
 from .._validation import check_choice, check_level, check_positive_int, seed_sequence
 from ..crossprod import ClusterCrossProducts, CrossProducts, cluster_cross_products
 from ..errors import ConvergenceWarning, OptionError, warn
-from ..fit._optimize import minimize_theta
+from ..fit._optimize import bound_restart, minimize_theta
 from ..linalg._threads import blas_threads
 from ._parallel import run_replicates
 
@@ -346,23 +346,16 @@ class ResampleObjective:
 def minimize_from(objective, start, lower):
     """Minimize a profiled deviance from a warm start, escaping spurious boundary stops.
 
-    A diagonal element of a template T enters Sigma only through squares
-    (for a 2 x 2 term, Sigma_22 = sigma^2 (theta_2^2 + theta_3^2)), so the
-    deviance is flat to first order in it at 0: a gradient method that
-    reaches the bound there sees a zero gradient and stops, even when the
-    optimum is inside. When the optimum found has such an element at its
-    bound, the search is restarted from that point with the element moved
-    back inside (to its start value, at least 0.1) and the better optimum is
-    kept.
+    When the optimum found has a diagonal element of theta on its bound and
+    the deviance falls inwards, the search is restarted from inside
+    (:func:`pymlm.fit._optimize.bound_restart`) and the better optimum is kept.
     """
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
     opt = minimize_theta(objective, start, lower)
-    at_bound = np.isfinite(lower) & (opt.x - lower < 1e-6)
-    if at_bound.any():
-        x0 = opt.x.copy()
-        x0[at_bound] = np.maximum(np.abs(start[at_bound]), 0.1)
-        again = minimize_theta(objective, x0, lower)
+    x0 = bound_restart(objective, opt.x, lower, start)
+    if x0 is not None:
+        again = minimize_theta(objective, x0, lower, method="nelder-mead")
         if again.fun < opt.fun:
             opt = again
     return opt
