@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import pymlm as ml
+from pymlm.errors import SingularFitWarning
 from pymlm.fit._optimize import bound_restart
 from pymlm.inference.boot import _Bootstrap
 
@@ -52,7 +53,8 @@ def test_a_true_boundary_optimum_stays_on_the_bound():
     # Dyestuff2: lme4's fit is singular (tests/reference/inference_reference.json)
     ref = json.loads((REFERENCE / "inference_reference.json").read_text())["dyestuff2"]
     assert ref["is_singular"]
-    m = ml.lmer(FORMULA, ml.datasets.load("Dyestuff2"))
+    with pytest.warns(SingularFitWarning, match="singular"):
+        m = ml.lmer(FORMULA, ml.datasets.load("Dyestuff2"))
     assert m.theta[0] == 0.0
     dev = ml.lmer_devfun(FORMULA, ml.datasets.load("Dyestuff2"), REML=True)
     assert bound_restart(dev, np.zeros(1), np.zeros(1), np.ones(1)) is None
