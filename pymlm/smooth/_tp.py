@@ -18,7 +18,10 @@ orthogonal null-space basis ``Z``:
 
 New points are evaluated through ``UZ`` (``[U_k Z, 0; 0, I_M]``). Columns are
 rescaled to unit root mean square, as mgcv does. Covariates are centred on
-their construction means.
+their construction means. The eigenvectors' signs, arbitrary in the eigen
+solver, are fixed (the first clearly nonzero entry of each is positive,
+:func:`pymlm.smooth._basis.fix_signs`), so the basis does not depend on the
+LAPACK or BLAS kernel.
 
 When there are more than 2000 unique points, mgcv draws 2000 of them at
 random with R's generator; pymlm draws its own random subset (seeded, so the
@@ -38,7 +41,7 @@ import scipy.linalg as sla
 import scipy.sparse.linalg as ssl
 
 from ..errors import DataError
-from ._basis import Basis, RawBasis, blas_threads_for
+from ._basis import Basis, RawBasis, blas_threads_for, fix_signs
 
 __all__ = ["ThinPlateSpline", "tps_null_dim", "default_order"]
 
@@ -150,7 +153,9 @@ def _top_eigen(E: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         vals, vecs = ssl.eigsh(E, k=k, which="LM", v0=v0, tol=0)
         order = np.arange(k)
     order = order[np.argsort(-vals[order], kind="stable")]  # mgcv's order: by value
-    return vals[order], vecs[:, order]
+    # eigenvector signs are arbitrary (LAPACK, ARPACK's start): fix them, so that the
+    # basis and its coefficients are the same on every machine
+    return vals[order], fix_signs(vecs[:, order])
 
 
 class ThinPlateSpline(Basis):
