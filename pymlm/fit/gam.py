@@ -449,7 +449,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     with progress_bar(None, "gam: model matrix", enabled=progress) as bar:
         design = build_gam_design(formula, data, weights, offset, discrete=False)
         engine = ChunkEngine(design, chunk_size=max(design.n, 1), cache=True)
-        bar.set_description_str("gam: REML iterations")
+        bar.set_description_str("gam: REML iterations", refresh=False)
         fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="REML", laplace=True,
                       on_step=lambda: bar.update(1))
     return GamResult(design, fit, engine="gam")
@@ -536,7 +536,7 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
             engine = DiscreteEngine(design)
         else:
             engine = ChunkEngine(design, chunk_size=chunk_size)
-        bar.set_description_str("bam: fREML iterations")
+        bar.set_description_str("bam: fREML iterations", refresh=False)
         fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="fREML",
                       on_step=lambda: bar.update(1))
     return GamResult(design, fit, engine="bam", discrete=bool(discrete and design.terms))
