@@ -22,7 +22,7 @@ plate or cubic spline) has eigenvalue 0 with multiplicity ``M``, so
 eigenvectors give an *arbitrary* orthonormal basis of it, set by rounding
 (the BLAS kernel, the row order). Because each null-space column gets its
 own penalty, that rotation changes the model itself: mgcv 1.8-41's fits move
-with it (tests/reference/fs_reference.json records mgcv's edf over row
+with it (tests/reference/fs_fits.json records mgcv's edf over row
 orders). pymlm fixes the rotation from the function space alone: the
 reference functions ``1``, then the monomials of the centred covariates in
 mgcv's polynomial order (``x``, ``x^2``, ...; ``x``, ``z``, ... in two

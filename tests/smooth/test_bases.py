@@ -127,7 +127,7 @@ def test_eigen_bases_give_mgcvs_smoother(name, data):
 def test_fs_columns_are_mgcvs_with_the_fixed_null_space(data):
     """Per level: range columns equal mgcv's up to sign, null-space columns (1, x) exactly."""
     d, nd = data
-    spec, cols, by, (t,) = build("fs", d)
+    spec, cols, _, (t,) = build("fs", d)
     r = BASES["bases"]["fs"]["smooths"][0]
     kb, rank = t.basis.kb, t.basis.base.k - t.basis.base.M
     for X, Xr in ((dense(t.matrix(cols)), np.array(r["X"])),
