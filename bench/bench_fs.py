@@ -16,7 +16,8 @@ which is the fit pymlm should equal.
 Every fit runs in a fresh process that first reads the data and then times
 the fit call alone; configurations run ``--repeats`` times and the median is
 reported with the 1-minute load average seen at the start (the machine may be
-shared). ``--pymlm-src DIR`` times another pymlm source tree as well (for a
+shared). The children import a copy of the pymlm source taken when the run
+starts. ``--pymlm-src DIR`` times another pymlm source tree as well (for a
 before / after comparison of a change). Results go to
 ``bench/results/fs.json``.
 
@@ -133,7 +134,11 @@ def main(argv=None) -> int:
     csv = ROOT / "data" / "gamsim_re.csv"
     result = {"formula": FORMULA, "data": "data/gamsim_re.csv", "load_at_start": _load(),
               "python": sys.version.split()[0], "fits": {}}
-    result["fits"]["pymlm"] = time_pymlm(ROOT, csv, args.repeats, args.timeout)
+    # the children import a copy of the source taken now, so that edits during a run do not mix in
+    snapshot = Path(tempfile.mkdtemp(prefix="pymlm_bench_fs_"))
+    shutil.copytree(ROOT / "pymlm", snapshot / "pymlm")
+    result["fits"]["pymlm"] = time_pymlm(snapshot, csv, args.repeats, args.timeout)
+    shutil.rmtree(snapshot, ignore_errors=True)
     print(f"pymlm gam: {result['fits']['pymlm']['seconds']:.2f} s")
     if args.pymlm_src is not None:
         other = time_pymlm(args.pymlm_src.resolve(), csv, args.repeats, args.timeout)

@@ -404,8 +404,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     progress : bool
         A progress bar (building the model matrix, then one step per
         smoothing-parameter iteration); it appears only for fits that last
-        more than a couple of seconds (:data:`pymlm._progress.DELAY_SECONDS`).
-        ``False`` hides it always.
+        more than about two seconds. ``False`` hides it always.
 
     Returns
     -------

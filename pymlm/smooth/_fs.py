@@ -35,7 +35,7 @@ function; any rotation of the input null basis gives the same columns.
 
 The range space carries a single identity penalty, so its rotation does not
 change the model; its eigenvectors (distinct eigenvalues) are unique up to
-sign, and the sign is fixed (:func:`fix_signs`) so that coefficients are
+sign, and the sign is fixed (:func:`pymlm.smooth._basis.fix_signs`) so that coefficients are
 reproducible.
 """
 

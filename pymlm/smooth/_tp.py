@@ -255,8 +255,10 @@ class ThinPlateSpline(Basis):
         out = np.empty((n, self.k))
         for s in range(0, n, _EVAL_BLOCK):  # bounded memory: blocks of rows
             xb = x[s:s + _EVAL_BLOCK]
-            B = np.hstack([_eta(_sq_dist(xb, self.knots), self.m, self.d, self.c), _poly(xb, self.powers)])
-            out[s:s + _EVAL_BLOCK] = B @ self.UZ
+            nu = self.knots.shape[0]
+            # [eta, T] @ UZ without stacking the (rows, knots) block next to T
+            out[s:s + _EVAL_BLOCK] = (_eta(_sq_dist(xb, self.knots), self.m, self.d, self.c) @ self.UZ[:nu]
+                                      + _poly(xb, self.powers) @ self.UZ[nu:])
         return out / self.colscale
 
     def predict(self, cols: list) -> np.ndarray:
