@@ -8,10 +8,14 @@ The model is the README's factor-smooth example on the bundled gamsim_re data
 
 a 5 x 5 tensor product (2 penalties) and one thin plate curve of x0 per level
 (k = 10: 2000 coefficients, 3 penalties), fitted by REML with pymlm's
-``gam`` and mgcv 1.8-41's ``gam(method = "REML")``. mgcv fits twice: its own
+``gam`` and mgcv 1.8-41's ``gam(method = "REML")``, on the rows of the first
+20, 50 and all 200 groups (``--groups``). mgcv fits twice: its own
 ``bs = "fs"`` (whose null-space basis is a rotation left to rounding) and
 through ``tests/reference/fs_null_basis.R``, the null-space basis pymlm uses,
-which is the fit pymlm should equal.
+which is the fit pymlm should equal. mgcv runs only up to ``--r-max-groups``
+groups (50): its gam takes a QR decomposition of the n x p model matrix, and
+at 200 groups (20000 x 2026) that is expected to take hours on this machine
+(its 237-coefficient gam of the same rows takes about 2 minutes).
 
 Every fit runs in a fresh process that first reads the data and then times
 the fit call alone; configurations run ``--repeats`` times and the median is
@@ -23,13 +27,13 @@ before / after comparison of a change). Results go to
 
 Examples
 --------
-pymlm and mgcv (mgcv's fits take minutes)::
+pymlm and mgcv::
 
     python bench/bench_fs.py
 
-pymlm only, against an older checkout's source::
+pymlm only, all groups, against an older checkout's source::
 
-    python bench/bench_fs.py --no-r --pymlm-src /tmp/old
+    python bench/bench_fs.py --no-r --groups 200 --pymlm-src /tmp/old
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ import json, sys, time
 import pandas as pd
 import pymlm as ml
 d = pd.read_csv(sys.argv[1])
+d = d[d["g"].isin(["g%03d" % i for i in range(1, int(sys.argv[3]) + 1)])].reset_index(drop=True)
 d["g"] = pd.Categorical(d["g"])
 t0 = time.perf_counter()
 kw = {"progress": False} if "progress" in ml.gam.__code__.co_varnames else {}
@@ -67,7 +72,9 @@ R_CHILD = r"""
 suppressPackageStartupMessages({library(mgcv); library(jsonlite)})
 args <- commandArgs(trailingOnly = TRUE)
 source(args[3])
-d <- read.csv(args[1]); d$g <- factor(d$g)
+d <- read.csv(args[1])
+d <- d[d$g %in% sprintf("g%03d", seq_len(as.integer(args[5]))), ]
+d$g <- factor(d$g)
 f <- as.formula(args[2])
 if (args[4] == "fixed") f <- fs_fixed_formula(f)
 t0 <- proc.time()[["elapsed"]]
@@ -92,22 +99,23 @@ def _run(cmd, env=None, timeout=None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def time_pymlm(src: Path, csv: Path, repeats: int, timeout: float) -> dict:
+def time_pymlm(src: Path, csv: Path, groups: int, repeats: int, timeout: float) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src))
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
         fh.write(PY_CHILD)
-    runs = [_run([sys.executable, fh.name, str(csv), FORMULA], env, timeout) for _ in range(repeats)]
+    runs = [_run([sys.executable, fh.name, str(csv), FORMULA, str(groups)], env, timeout)
+            for _ in range(repeats)]
     Path(fh.name).unlink()
     return _summary(runs)
 
 
-def time_mgcv(csv: Path, variant: str, repeats: int, timeout: float) -> dict:
+def time_mgcv(csv: Path, groups: int, variant: str, repeats: int, timeout: float) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
         fh.write(R_CHILD)
     wrapper = ROOT / "tests" / "reference" / "fs_null_basis.R"
     try:
-        runs = [_run(["Rscript", fh.name, str(csv), R_FORMULA, str(wrapper), variant], timeout=timeout)
-                for _ in range(repeats)]
+        runs = [_run(["Rscript", fh.name, str(csv), R_FORMULA, str(wrapper), variant, str(groups)],
+                     timeout=timeout) for _ in range(repeats)]
     except subprocess.TimeoutExpired:
         return {"seconds": None, "note": f"over the {timeout:.0f} s timeout"}
     finally:
@@ -124,40 +132,48 @@ def _summary(runs: list) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--groups", type=int, nargs="+", default=[20, 50, 200],
+                    help="fit the rows of the first N groups (g001 ... gN)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--r-repeats", type=int, default=1, help="repeats of each mgcv fit (minutes each)")
+    ap.add_argument("--r-repeats", type=int, default=1, help="repeats of each mgcv fit")
+    ap.add_argument("--r-max-groups", type=int, default=50, help="largest size mgcv fits")
     ap.add_argument("--no-r", action="store_true", help="skip mgcv")
     ap.add_argument("--pymlm-src", type=Path, default=None, help="also time the pymlm found in this folder")
-    ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fs.json")
     args = ap.parse_args(argv)
     csv = ROOT / "data" / "gamsim_re.csv"
     result = {"formula": FORMULA, "data": "data/gamsim_re.csv", "load_at_start": _load(),
-              "python": sys.version.split()[0], "fits": {}}
+              "python": sys.version.split()[0], "sizes": {}}
     # the children import a copy of the source taken now, so that edits during a run do not mix in
     snapshot = Path(tempfile.mkdtemp(prefix="pymlm_bench_fs_"))
     shutil.copytree(ROOT / "pymlm", snapshot / "pymlm")
-    result["fits"]["pymlm"] = time_pymlm(snapshot, csv, args.repeats, args.timeout)
-    shutil.rmtree(snapshot, ignore_errors=True)
-    print(f"pymlm gam: {result['fits']['pymlm']['seconds']:.2f} s")
-    if args.pymlm_src is not None:
-        other = time_pymlm(args.pymlm_src.resolve(), csv, args.repeats, args.timeout)
-        result["fits"]["pymlm_other_src"] = dict(other, src=str(args.pymlm_src))
-        print(f"pymlm gam ({args.pymlm_src}): {other['seconds']:.2f} s")
-    if not args.no_r and shutil.which("Rscript"):
-        for variant in ("fixed", "own"):
-            r = time_mgcv(csv, variant, args.r_repeats, args.timeout)
-            result["fits"][f"mgcv_{variant}"] = r
-            secs = r["seconds"]
-            print(f"mgcv gam ({variant} null space): " + ("timeout" if secs is None else f"{secs:.2f} s"))
-    ref = result["fits"].get("mgcv_fixed")
-    if ref and ref.get("seconds") is not None:
-        mine = result["fits"]["pymlm"]
-        result["agreement"] = {
-            "max_abs_edf": max(abs(mine["edf"][k] - v) for k, v in ref["edf"].items()),
-            "score_rel": abs(mine["score"] - ref["score"]) / abs(ref["score"]),
-        }
-        print("agreement with mgcv (same null space):", result["agreement"])
+    try:
+        for groups in args.groups:
+            fits = result["sizes"][str(groups)] = {}
+            fits["pymlm"] = time_pymlm(snapshot, csv, groups, args.repeats, args.timeout)
+            print(f"{groups} groups: pymlm gam {fits['pymlm']['seconds']:.2f} s")
+            if args.pymlm_src is not None:
+                other = time_pymlm(args.pymlm_src.resolve(), csv, groups, args.repeats, args.timeout)
+                fits["pymlm_other_src"] = dict(other, src=str(args.pymlm_src))
+                print(f"{groups} groups: pymlm gam ({args.pymlm_src}) {other['seconds']:.2f} s")
+            if args.no_r or not shutil.which("Rscript") or groups > args.r_max_groups:
+                continue
+            for variant in ("fixed", "own"):
+                r = time_mgcv(csv, groups, variant, args.r_repeats, args.timeout)
+                fits[f"mgcv_{variant}"] = r
+                secs = r["seconds"]
+                print(f"{groups} groups: mgcv gam ({variant} null space) "
+                      + ("timeout" if secs is None else f"{secs:.2f} s"))
+            ref, mine = fits["mgcv_fixed"], fits["pymlm"]
+            if ref.get("seconds") is not None:
+                fits["agreement"] = {
+                    "max_abs_edf": max(abs(mine["edf"][k] - v) for k, v in ref["edf"].items()),
+                    "score_rel": abs(mine["score"] - ref["score"]) / abs(ref["score"]),
+                }
+                print(f"{groups} groups: agreement with mgcv (same null space)", fits["agreement"])
+    finally:
+        shutil.rmtree(snapshot, ignore_errors=True)
     result["load_at_end"] = _load()
     result["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.parent.mkdir(parents=True, exist_ok=True)
