@@ -431,6 +431,17 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     as ``bam`` does, which usually agrees closely with mgcv's ``gam`` but
     not exactly.
 
+    A factor-smooth term (``bs = "fs"``) penalizes each null-space function
+    of its base smooth separately; pymlm takes those functions to be the
+    constant and the centred line (Gram-Schmidt in the data inner product),
+    whereas mgcv 1.8-41 takes an arbitrary rotation of them that depends on
+    rounding, so mgcv's own fs fits move with the row order or the BLAS
+    library. With the same null-space basis the fits agree.
+
+    The coefficients of a factor smooth (or a large single-column random
+    effect) are eliminated level by level before the dense Cholesky
+    factorization of the rest.
+
     Examples
     --------
     >>> import pymlm as ml
