@@ -105,7 +105,12 @@ def _eta(r2: np.ndarray, m: int, d: int, c: float) -> np.ndarray:
         # r^(2m-d) log r = r2^(m - d/2) log(r2) / 2, and 0 at r = 0
         logr2 = np.log(np.where(r2 > 0, r2, 1.0))
         return (0.5 * c) * logr2 * _power(r2, m - d // 2)
-    return c * _power(r2, m - d // 2 - 1) * np.sqrt(r2)
+    out = np.sqrt(r2)  # in place from here: these are (rows, knots) blocks
+    k = m - d // 2 - 1
+    if k:
+        out *= _power(r2, k)
+    out *= c
+    return out
 
 
 def _power(a: np.ndarray, k: int) -> np.ndarray:
@@ -130,7 +135,7 @@ def _poly(x: np.ndarray, powers: np.ndarray) -> np.ndarray:
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.shape[1] == 1:
         diff = a[:, 0:1] - b[None, :, 0]
-        return diff * diff
+        return np.multiply(diff, diff, out=diff)
     out = np.zeros((a.shape[0], b.shape[0]))
     for j in range(a.shape[1]):
         diff = a[:, j:j + 1] - b[None, :, j]
