@@ -246,6 +246,32 @@ class GamDesign:
     def penalties(self) -> list:
         return [t.penalty for t in self.terms if t.penalty is not None]
 
+    @property
+    def blockdiag(self) -> tuple | None:
+        """The largest term whose block of ``X'WX + S`` is block diagonal: (start, blocks, size).
+
+        A factor smooth's coefficients are level-major and a row touches one
+        level only, so its block is block diagonal with one block per level;
+        a single-column random effect (``(1 | g)``, ``s(g, bs = "re")``) is
+        diagonal. The solver checks the structure before using it.
+        """
+        from ..smooth import FactorSmooth
+
+        best = None
+        for t in self.terms:
+            if t.penalty is None or not getattr(t.penalty, "diagonal", False):
+                continue
+            basis = None if t.smooth is None else t.smooth.basis
+            if isinstance(basis, FactorSmooth) and t.smooth.Z is None:
+                cand = (t.start, len(basis.levels), basis.kb)
+            elif (t.re is not None and t.re.p == 1) or (basis is not None and basis.random):
+                cand = (t.start, t.ncol, 1)
+            else:
+                continue
+            if best is None or cand[1] * cand[2] > best[1] * best[2]:
+                best = cand
+        return best
+
     def parametric_rows(self, start: int, stop: int) -> np.ndarray:
         return self.Xp[start:stop]
 

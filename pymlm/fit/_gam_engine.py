@@ -37,7 +37,7 @@ class DiscreteEngine:
         XtWX = disc.xtwx(self.blocks, w, self.p)
         XtWz = disc.xtwy(self.blocks, w, z, self.p)
         zWz = float(np.dot(z * z, w) if w is not None else np.dot(z, z))
-        return CrossStats(XtWX, XtWz, zWz, self.n)
+        return CrossStats(XtWX, XtWz, zWz, self.n, self.design.blockdiag)
 
     def eta(self, beta: np.ndarray) -> np.ndarray:
         return disc.xbeta(self.blocks, beta, self.n)
@@ -119,7 +119,7 @@ class ChunkEngine:
             XtWX[np.ix_(self.dcols, self.scols)] = SD.T
             XtWX[np.ix_(self.scols, self.scols)] = SS.toarray()
             XtWz[self.scols] = fs
-        return CrossStats(XtWX, XtWz, zWz, self.n)
+        return CrossStats(XtWX, XtWz, zWz, self.n, self.design.blockdiag)
 
     def row_quadform(self, M: np.ndarray) -> np.ndarray:
         """``h_i = x_i' M x_i`` for every row (n,), e.g. leverages with ``M = A^{-1}``."""

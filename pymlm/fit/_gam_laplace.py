@@ -90,7 +90,7 @@ def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 10
         for _ in range(max_pirls):
             z = (eta - off) + (y - mu) / np.where(dmu != 0, dmu, 1.0)
             st = engine.stats(w, z)
-            ts = CrossStats(T.T @ st.XtWX @ T, T.T @ st.XtWz, st.zWz, st.n)
+            ts = CrossStats(T.T @ st.XtWX @ T, T.T @ st.XtWz, st.zWz, st.n, st.blockdiag)
             new = T @ evaluate(rho, ts, pens, 1.0, hessian=False).beta
             for _ in range(30):  # step halving on the penalized deviance
                 eta_n = engine.eta(new) + off
@@ -106,7 +106,7 @@ def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 10
         state["beta"] = beta
         z = (eta - off) + (y - mu) / np.where(dmu != 0, dmu, 1.0)
         st = engine.stats(w, z)
-        ts = CrossStats(T.T @ st.XtWX @ T, T.T @ st.XtWz, st.zWz, st.n)
+        ts = CrossStats(T.T @ st.XtWX @ T, T.T @ st.XtWz, st.zWz, st.n, st.blockdiag)
         ev = evaluate(rho, ts, pens, 1.0, hessian=False)
         PP = T @ ev.PP @ T.T
         return beta, eta, mu, w, st, ev, PP, S, pdev

@@ -44,8 +44,19 @@ class LinearPenalty:
         self.null_dim = int(null_dim)
         self.rank = self.size - self.null_dim
         self.identity = self.n_par == 1 and np.array_equal(self.S[0], np.eye(self.size))
+        # all penalties diagonal (factor smooths, random effects): S(rho), its derivatives and
+        # log|S|_+ are then sums over the diagonal, with no eigen decomposition
+        self.diagonal = all(np.count_nonzero(s - np.diag(np.diag(s))) == 0 for s in self.S)
+        self.diags = [np.diag(s).copy() for s in self.S] if self.diagonal else None
         if self.identity:
             self._ldet0 = 0.0
+        elif self.diagonal:
+            # the range: the rank largest entries of the normalized summed penalty
+            total = sum(d / np.linalg.norm(d) for d in self.diags)
+            self._range = np.sort(np.argsort(-total, kind="stable")[: self.rank])
+            if self.n_par == 1:
+                top = self.diags[0][self._range]
+                self._ldet0 = float(np.sum(np.log(np.maximum(top, np.finfo(float).tiny))))
         elif self.n_par == 1:
             ev = np.linalg.eigvalsh(self.S[0])
             top = ev[-self.rank:] if self.rank > 0 else ev[:0]
@@ -75,12 +86,24 @@ class LinearPenalty:
         """``d2S/drho_i drho_j`` (None when zero)."""
         return np.exp(rho[i]) * self.S[i] if i == j else None
 
+    def d1_diag(self, rho: np.ndarray) -> list:
+        """The diagonals of ``dS/drho_j`` (only for a diagonal block)."""
+        return [np.exp(r) * s for r, s in zip(rho, self.diags)]
+
     def logdet(self, rho: np.ndarray):
         """``log|S|_+`` with its gradient and Hessian in ``rho``."""
         m = self.n_par
         if m == 1:
             return self.rank * rho[0] + self._ldet0, np.array([float(self.rank)]), np.zeros((1, 1))
         lam = np.exp(rho)
+        if self.diagonal:
+            # log|S|_+ = sum_i log m_i over the range, m_i = sum_j lam_j s_ij
+            ls = np.array([l * s[self._range] for l, s in zip(lam, self.diags)])  # (m, r)
+            mi = np.maximum(ls.sum(axis=0), np.finfo(float).tiny)
+            q = ls / mi
+            grad = q.sum(axis=1)
+            hess = np.diag(grad) - q @ q.T
+            return float(np.sum(np.log(mi))), grad, hess
         M = sum(l * s for l, s in zip(lam, self._St))
         vals, vecs = np.linalg.eigh((M + M.T) / 2)
         vals = np.maximum(vals, np.finfo(float).tiny)
@@ -222,7 +245,9 @@ def reparametrize(penalties, p: int):
     T = np.eye(p)
     new = []
     for b in penalties:
-        if b.kind != "linear" or b.identity:
+        if b.kind != "linear" or b.identity or b.diagonal:
+            # a diagonal block already has its null space apart and is equilibrated by the
+            # diagonal scaling; keeping it also keeps a factor smooth's level-major blocks
             new.append(b)
             continue
         if b.n_par == 1:

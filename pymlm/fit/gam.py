@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import check_formula, check_positive_int
+from .._progress import progress_bar
+from .._validation import check_bool, check_formula, check_positive_int
 from ..errors import ConvergenceWarning, DataError, OptionError, option_error, warn
 from ..smooth._basis import blas_threads_for
 from ._gam_design import GamDesign, build_gam_design
@@ -176,7 +177,7 @@ class GamFit:
         return self.F @ self.PP * self.scale
 
 
-def _optimize(stats: CrossStats, penalties, rho0, phi, sp, optimizer):
+def _optimize(stats: CrossStats, penalties, rho0, phi, sp, optimizer, on_step=None):
     """Smoothing parameters and coefficients of one (working) linear model.
 
     The optimization runs in coordinates where single penalties are diagonal
@@ -184,19 +185,33 @@ def _optimize(stats: CrossStats, penalties, rho0, phi, sp, optimizer):
     mapped back.
     """
     T, pens = reparametrize(penalties, stats.p)
-    tstats = CrossStats(T.T @ stats.XtWX @ T, T.T @ stats.XtWz, stats.zWz, stats.n)
+    # T is block diagonal and the identity outside the rotated blocks (never on diagonal
+    # penalties, so a block-diagonal segment stays one): T'AT block by block, O(p k^2)
+    moved = [b.cols for b, new in zip(penalties, pens) if new is not b]
+    tstats = CrossStats(_congruence(stats.XtWX, T, moved), T.T @ stats.XtWz, stats.zWz, stats.n,
+                        stats.blockdiag)
     if sp is not None:
         best = evaluate(np.log(sp), tstats, pens, phi)
         nit, conv, msg = 0, True, "smoothing parameters supplied"
     else:
         if optimizer == "fs" and all(b.kind == "linear" for b in pens):
-            res = fellner_schall(tstats, pens, rho0, phi)
+            res = fellner_schall(tstats, pens, rho0, phi, on_step=on_step)
         else:
-            res = newton(tstats, pens, rho0, phi)
+            res = newton(tstats, pens, rho0, phi, on_step=on_step)
         best, nit, conv, msg = res.best, res.iterations, res.converged, res.message
     best.beta = T @ best.beta
-    best.PP = T @ best.PP @ T.T
+    best.PP = _congruence(best.PP, T.T, moved)
     return best, nit, conv, msg
+
+
+def _congruence(A: np.ndarray, T: np.ndarray, blocks: list) -> np.ndarray:
+    """``T' A T`` (p, p) for ``T`` equal to the identity outside its diagonal ``blocks`` (slices)."""
+    out = A.copy()
+    for c in blocks:
+        U = T[c, c]
+        out[:, c] = out[:, c] @ U
+        out[c, :] = U.T @ out[c, :]
+    return out
 
 
 def _null_deviance(family, y, w, offset, has_intercept: bool) -> float:
@@ -232,7 +247,8 @@ def _check_response(family, y, w):
 
 
 def fit_gam(design: GamDesign, engine, family="gaussian", sp=None, optimizer: str = "newton",
-            method: str = "REML", max_iter: int = 200, epsilon: float = 1e-7, laplace: bool = False) -> GamFit:
+            method: str = "REML", max_iter: int = 200, epsilon: float = 1e-7, laplace: bool = False,
+            on_step=None) -> GamFit:
     """Fit a GAM design: smoothing parameters by REML, coefficients by penalized least squares.
 
     Parameters
@@ -254,16 +270,18 @@ def fit_gam(design: GamDesign, engine, family="gaussian", sp=None, optimizer: st
         For binomial and Poisson models, continue from the performance
         iteration estimates to the optimum of the Laplace-approximate REML
         (mgcv's ``gam``; :mod:`._gam_laplace`).
+    on_step : callable, optional
+        Called after every smoothing-parameter iteration (a progress bar).
 
     Returns
     -------
     GamFit
     """
     with _blas_limit(design.p):
-        return _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace)
+        return _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace, on_step)
 
 
-def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace) -> GamFit:
+def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace, on_step=None) -> GamFit:
     fam, fam_name, link_name = resolve_family(family)
     penalties = design.penalties
     n = design.n
@@ -285,7 +303,7 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
     if gaussian_identity:
         z = y if off is None else y - off
         stats = engine.stats(w, z)
-        best, nit, conv, msg = _optimize(stats, penalties, None, None, sp, optimizer)
+        best, nit, conv, msg = _optimize(stats, penalties, None, None, sp, optimizer, on_step)
         eta = engine.eta(best.beta)
         if off is not None:
             eta = eta + off
@@ -312,7 +330,8 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
         ww = np.where(np.isfinite(ww), ww, 0.0)
         z = (eta - (0.0 if off is None else off)) + (y - mu) * d
         stats = engine.stats(ww, z)
-        best, nit, conv, msg = _optimize(stats, penalties, rho, 1.0 if scale_known else None, sp, optimizer)
+        best, nit, conv, msg = _optimize(stats, penalties, rho, 1.0 if scale_known else None, sp, optimizer,
+                                         on_step)
         rho = best.rho
         eta_new = engine.eta(best.beta) + (0.0 if off is None else off)
         mu_new = link.inverse(eta_new)
@@ -359,7 +378,7 @@ def _check_method(method, allowed):
 
 
 def gam(formula: str, data, family="gaussian", method: str = "REML", weights=None, offset=None, sp=None,
-        optimizer: str = "newton"):
+        optimizer: str = "newton", progress: bool = True):
     """Fit a generalized additive (mixed) model by REML, as mgcv's ``gam``.
 
     Parameters
@@ -382,6 +401,10 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     optimizer : {"newton", "fs"}
         Newton's method with the exact Hessian (default) or the generalized
         Fellner-Schall update.
+    progress : bool
+        A progress bar (building the model matrix, then one step per
+        smoothing-parameter iteration); it appears only for fits that last
+        more than about two seconds. ``False`` hides it always.
 
     Returns
     -------
@@ -395,7 +418,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         A missing column (including a ``by`` variable), ``k`` larger than the
         number of distinct values of a covariate, an unusable response.
     OptionError
-        A bad ``family``, ``method`` or ``optimizer``.
+        A bad ``family``, ``method``, ``optimizer`` or ``progress``.
 
     Notes
     -----
@@ -407,6 +430,17 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     non-canonical links with an estimated scale) use performance iteration,
     as ``bam`` does, which usually agrees closely with mgcv's ``gam`` but
     not exactly.
+
+    A factor-smooth term (``bs = "fs"``) penalizes each null-space function
+    of its base smooth separately; pymlm takes those functions to be the
+    constant and the centred line (Gram-Schmidt in the data inner product),
+    whereas mgcv 1.8-41 takes an arbitrary rotation of them that depends on
+    rounding, so mgcv's own fs fits move with the row order or the BLAS
+    library. With the same null-space basis the fits agree.
+
+    The coefficients of a factor smooth (or a large single-column random
+    effect) are eliminated level by level before the dense Cholesky
+    factorization of the rest.
 
     Examples
     --------
@@ -421,9 +455,13 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     formula = check_formula(formula)
     _check_method(method, ["REML"])
     _check_optimizer(optimizer)
-    design = build_gam_design(formula, data, weights, offset, discrete=False)
-    engine = ChunkEngine(design, chunk_size=max(design.n, 1), cache=True)
-    fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="REML", laplace=True)
+    progress = check_bool("progress", progress)
+    with progress_bar(None, "gam: model matrix", enabled=progress) as bar:
+        design = build_gam_design(formula, data, weights, offset, discrete=False)
+        engine = ChunkEngine(design, chunk_size=max(design.n, 1), cache=True)
+        bar.set_description_str("gam: REML iterations", refresh=False)
+        fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="REML", laplace=True,
+                      on_step=lambda: bar.update(1))
     return GamResult(design, fit, engine="gam")
 
 
@@ -434,7 +472,7 @@ def _check_optimizer(optimizer):
 
 def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: bool = True,
         chunk_size: int = 10_000, weights=None, offset=None, sp=None, optimizer: str = "newton",
-        discrete_m: int | None = None):
+        discrete_m: int | None = None, progress: bool = True):
     """Fit a GAMM to big data, as mgcv's ``bam``.
 
     Parameters
@@ -460,6 +498,8 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     optimizer : {"newton", "fs"}
     discrete_m : int, optional
         Largest number of distinct values kept per covariate.
+    progress : bool
+        As for :func:`gam`: a bar only for fits longer than a couple of seconds.
 
     Returns
     -------
@@ -496,13 +536,17 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     chunk_size = check_positive_int("chunk_size", chunk_size)
     if discrete_m is not None:
         discrete_m = check_positive_int("discrete_m", discrete_m, 2)
-    design = build_gam_design(formula, data, weights, offset, discrete=bool(discrete), discrete_m=discrete_m)
-    if not design.terms:
-        # nothing to discretize: a parametric model
-        engine = ChunkEngine(design, chunk_size=chunk_size)
-    elif discrete:
-        engine = DiscreteEngine(design)
-    else:
-        engine = ChunkEngine(design, chunk_size=chunk_size)
-    fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="fREML")
+    progress = check_bool("progress", progress)
+    with progress_bar(None, "bam: model matrix", enabled=progress) as bar:
+        design = build_gam_design(formula, data, weights, offset, discrete=bool(discrete), discrete_m=discrete_m)
+        if not design.terms:
+            # nothing to discretize: a parametric model
+            engine = ChunkEngine(design, chunk_size=chunk_size)
+        elif discrete:
+            engine = DiscreteEngine(design)
+        else:
+            engine = ChunkEngine(design, chunk_size=chunk_size)
+        bar.set_description_str("bam: fREML iterations", refresh=False)
+        fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="fREML",
+                      on_step=lambda: bar.update(1))
     return GamResult(design, fit, engine="bam", discrete=bool(discrete and design.terms))

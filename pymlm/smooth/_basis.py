@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Factor", "RawBasis", "Basis", "as_covariate", "r_seq", "row_chunks", "ROW_CHUNK"]
+__all__ = ["Factor", "RawBasis", "Basis", "as_covariate", "r_seq", "row_chunks", "ROW_CHUNK", "fix_signs"]
 
 #: Rows evaluated at a time when a basis passes over the construction data,
 #: so that building a term never holds an n-row model matrix.
@@ -173,3 +173,27 @@ def blas_threads_for(size: int):
     if controller is None:  # pragma: no cover
         return contextlib.nullcontext()
     return controller.limit(limits=1, user_api="blas")
+
+
+def fix_signs(V: np.ndarray) -> np.ndarray:
+    """Columns of ``V`` (k, m) with their signs fixed: the first clearly nonzero entry is positive.
+
+    "Clearly nonzero" is at least a tenth of the column's largest magnitude.
+    Taking the largest entry itself would flip with rounding whenever two
+    entries tie in magnitude with opposite signs, as the antisymmetric
+    eigenvectors of a symmetric knot layout do.
+
+    Examples
+    --------
+    >>> fix_signs(np.array([[0.5, -0.6], [-1.0, 0.8]]))
+    array([[ 0.5,  0.6],
+           [-1. , -0.8]])
+    """
+    V = np.array(V, dtype=float, copy=True)
+    if V.size == 0:
+        return V
+    mag = np.abs(V)
+    first = np.argmax(mag >= 0.1 * mag.max(axis=0, keepdims=True), axis=0)
+    s = np.sign(V[first, np.arange(V.shape[1])])
+    s[s == 0] = 1.0
+    return V * s

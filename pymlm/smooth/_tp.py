@@ -18,7 +18,10 @@ orthogonal null-space basis ``Z``:
 
 New points are evaluated through ``UZ`` (``[U_k Z, 0; 0, I_M]``). Columns are
 rescaled to unit root mean square, as mgcv does. Covariates are centred on
-their construction means.
+their construction means. The eigenvectors' signs, arbitrary in the eigen
+solver, are fixed (the first clearly nonzero entry of each is positive,
+:func:`pymlm.smooth._basis.fix_signs`), so the basis does not depend on the
+LAPACK or BLAS kernel.
 
 When there are more than 2000 unique points, mgcv draws 2000 of them at
 random with R's generator; pymlm draws its own random subset (seeded, so the
@@ -38,7 +41,7 @@ import scipy.linalg as sla
 import scipy.sparse.linalg as ssl
 
 from ..errors import DataError
-from ._basis import Basis, RawBasis, blas_threads_for
+from ._basis import Basis, RawBasis, blas_threads_for, fix_signs
 
 __all__ = ["ThinPlateSpline", "tps_null_dim", "default_order"]
 
@@ -102,7 +105,12 @@ def _eta(r2: np.ndarray, m: int, d: int, c: float) -> np.ndarray:
         # r^(2m-d) log r = r2^(m - d/2) log(r2) / 2, and 0 at r = 0
         logr2 = np.log(np.where(r2 > 0, r2, 1.0))
         return (0.5 * c) * logr2 * _power(r2, m - d // 2)
-    return c * _power(r2, m - d // 2 - 1) * np.sqrt(r2)
+    out = np.sqrt(r2)  # in place from here: these are (rows, knots) blocks
+    k = m - d // 2 - 1
+    if k:
+        out *= _power(r2, k)
+    out *= c
+    return out
 
 
 def _power(a: np.ndarray, k: int) -> np.ndarray:
@@ -127,7 +135,7 @@ def _poly(x: np.ndarray, powers: np.ndarray) -> np.ndarray:
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.shape[1] == 1:
         diff = a[:, 0:1] - b[None, :, 0]
-        return diff * diff
+        return np.multiply(diff, diff, out=diff)
     out = np.zeros((a.shape[0], b.shape[0]))
     for j in range(a.shape[1]):
         diff = a[:, j:j + 1] - b[None, :, j]
@@ -150,7 +158,9 @@ def _top_eigen(E: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         vals, vecs = ssl.eigsh(E, k=k, which="LM", v0=v0, tol=0)
         order = np.arange(k)
     order = order[np.argsort(-vals[order], kind="stable")]  # mgcv's order: by value
-    return vals[order], vecs[:, order]
+    # eigenvector signs are arbitrary (LAPACK, ARPACK's start): fix them, so that the
+    # basis and its coefficients are the same on every machine
+    return vals[order], fix_signs(vecs[:, order])
 
 
 class ThinPlateSpline(Basis):
@@ -250,8 +260,10 @@ class ThinPlateSpline(Basis):
         out = np.empty((n, self.k))
         for s in range(0, n, _EVAL_BLOCK):  # bounded memory: blocks of rows
             xb = x[s:s + _EVAL_BLOCK]
-            B = np.hstack([_eta(_sq_dist(xb, self.knots), self.m, self.d, self.c), _poly(xb, self.powers)])
-            out[s:s + _EVAL_BLOCK] = B @ self.UZ
+            nu = self.knots.shape[0]
+            # [eta, T] @ UZ without stacking the (rows, knots) block next to T
+            out[s:s + _EVAL_BLOCK] = (_eta(_sq_dist(xb, self.knots), self.m, self.d, self.c) @ self.UZ[:nu]
+                                      + _poly(xb, self.powers) @ self.UZ[nu:])
         return out / self.colscale
 
     def predict(self, cols: list) -> np.ndarray:

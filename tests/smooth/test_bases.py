@@ -2,10 +2,13 @@
 
 cr, ps, re, te and by-variable terms are compared entry by entry (same
 knots, same Householder constraint, same penalty scaling). tp and fs bases
-are built from eigenvectors whose signs and order are arbitrary, so they are
+are built from eigenvectors whose signs mgcv leaves to LAPACK, so they are
 compared through what a fit sees: the penalized smoother
 ``X (X'X + sum_j lambda_j S_j)^{-1} X'`` with the penalties on their
-unscaled level (each lambda_j multiplied by its own scale factor).
+unscaled level (each lambda_j multiplied by its own scale factor). mgcv's fs
+reference goes through tests/reference/fs_null_basis.R (the null-space basis
+fixed as pymlm fixes it), so its columns are compared too: null-space columns
+exactly, range-space columns up to sign.
 """
 
 import json
@@ -113,15 +116,30 @@ def test_eigen_bases_give_mgcvs_smoother(name, data):
         lam = base * (1 + np.arange(len(S)))
         ours = _smoother(X, S, lam * scale, y)
         theirs = _smoother(Xr, Sr, lam * scale_r, y)
-        if name == "fs":  # the null-space penalties depend on an arbitrary basis of that space
-            np.testing.assert_allclose(ours, theirs, atol=2e-2 * np.std(y))
-        else:
-            np.testing.assert_allclose(ours, theirs, atol=1e-8 * np.std(y))
+        np.testing.assert_allclose(ours, theirs, atol=1e-8 * np.std(y))
     # the same function space on new data
     ncols = [as_covariate(nd[c]) for c in spec.terms]
     P, Pr = dense(t.matrix(ncols)), np.array(r["predict"])
     coef = np.linalg.lstsq(Xr, X, rcond=None)[0]
     np.testing.assert_allclose(Pr @ coef, P, atol=1e-7)
+
+
+def test_fs_columns_are_mgcvs_with_the_fixed_null_space(data):
+    """Per level: range columns equal mgcv's up to sign, null-space columns (1, x) exactly."""
+    d, nd = data
+    spec, cols, _, (t,) = build("fs", d)
+    r = BASES["bases"]["fs"]["smooths"][0]
+    kb, rank = t.basis.kb, t.basis.base.k - t.basis.base.M
+    for X, Xr in ((dense(t.matrix(cols)), np.array(r["X"])),
+                  (dense(t.matrix([as_covariate(nd[c]) for c in spec.terms])), np.array(r["predict"]))):
+        for j in range(X.shape[1]):
+            if j % kb >= rank:
+                np.testing.assert_allclose(X[:, j], Xr[:, j], atol=1e-9)
+            else:
+                sign = np.sign(X[:, j] @ Xr[:, j]) or 1.0
+                np.testing.assert_allclose(X[:, j], sign * Xr[:, j], atol=1e-7)
+    for S, Sr in zip(t.S, r["S"]):
+        np.testing.assert_allclose(S, np.array(Sr), atol=1e-9 * max(1.0, np.abs(Sr).max()))
 
 
 @pytest.mark.parametrize("name", sorted(FORMS))
