@@ -33,6 +33,11 @@ def progress_bar(total: int | None, desc: str, enabled: bool = True):
     >>> bar.n
     3
     """
-    from tqdm.auto import tqdm
+    if enabled:
+        from tqdm.auto import tqdm
+    else:
+        # tqdm.auto warns on import in a Jupyter kernel without ipywidgets (TqdmWarning:
+        # IProgress not found), a line of stderr on every notebook page that asked for no bar
+        from tqdm.std import tqdm
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, delay=DELAY_SECONDS)

@@ -34,3 +34,14 @@ def test_progress_false_hides_even_a_long_run(capsys, monkeypatch):
 
 def test_the_default_delay_is_a_couple_of_seconds():
     assert 1.0 <= progress.DELAY_SECONDS <= 5.0
+
+
+def test_progress_false_does_not_import_the_notebook_bar(monkeypatch):
+    # tqdm.auto warns on import in a kernel without ipywidgets; a hidden bar must not import it
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # any import of it now fails
+    with progress.progress_bar(3, "replicates", enabled=False) as bar:
+        bar.update(3)
+    assert bar.disable
+    assert run_replicates(_quick, None, 5, seed=1, progress=False) == list(range(5))
