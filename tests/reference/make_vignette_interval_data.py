@@ -22,6 +22,7 @@ repeat with numpy (their hidden cells check that they draw the same numbers):
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -29,28 +30,35 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "reference"
-sys.path.insert(0, str(ROOT / "bench"))
 
 LONG_N, LONG_OCC, LONG_P, LONG_SEED = 10_000, 20, 20, 1
 LONG_SUBJECTS, LONG_KEEP_OCC = 50, 10
 COVERAGE_SEED = 20240601
 
 
+def _bench(name: str):
+    """A module of bench/ (imported from its file: bench/ is no package)."""
+    bench = str(ROOT / "bench")
+    if bench not in sys.path:            # bench_coverage imports its sibling _readme
+        sys.path.insert(0, bench)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def longitudinal_subset():
     """The subset of the 200,000-row simulation that lme4 fits (a DataFrame)."""
     import pandas as pd
-    import sim_longitudinal
 
-    cols, _ = sim_longitudinal.simulate(LONG_N, LONG_OCC, LONG_P, LONG_SEED)
+    cols, _ = _bench("sim_longitudinal").simulate(LONG_N, LONG_OCC, LONG_P, LONG_SEED)
     df = pd.DataFrame(cols)
     return df[(df["id"] <= LONG_SUBJECTS) & (df["t"] < LONG_KEEP_OCC)]
 
 
 def coverage_replicate(i: int = 0):
     """Replicate ``i`` of the coverage study's simulation (a DataFrame)."""
-    import bench_coverage
-
-    return bench_coverage.simulate(np.random.default_rng(np.random.SeedSequence(COVERAGE_SEED).spawn(i + 1)[i]))
+    return _bench("bench_coverage").simulate(np.random.default_rng(np.random.SeedSequence(COVERAGE_SEED).spawn(i + 1)[i]))
 
 
 def main() -> int:
