@@ -26,7 +26,10 @@ the fixed effects only (as lme4's).
 Per-method results are cached in ``bench/.cache/coverage/`` so a method can
 be (re)run alone; ``bench/results/coverage.json`` and the section
 "## Coverage of interval methods" of ``bench/README.md`` are rewritten from
-the cache.
+the cache (a method without a cache keeps its entry of the results file).
+The results file also keeps the intervals of the first ``FIRST``
+replicates of every method, so that a few replicates re-run elsewhere (the
+vignette "Do the intervals cover?") can be compared with the bench's.
 
 Examples
 --------
@@ -77,6 +80,7 @@ LABELS = {".sig01": "sd (Intercept)", ".sig02": "cor (Intercept), t", ".sig03": 
           "(Intercept)": "(Intercept)", "t": "t", "x": "x"}
 FORMULA = "y ~ t + x + (t | g)"
 LEVEL = 0.95
+FIRST = 5   # replicates whose intervals the results file keeps
 
 # name -> (confint method, options); the order of the report's columns
 METHODS = {
@@ -186,13 +190,21 @@ def run(names, reps, seed, jobs):
                  settings=json.dumps(METHODS[n][1]), module_sha1=digest)
 
 
+def _listed(a: np.ndarray) -> list:
+    """Rows of a float array as lists, NaN as None (valid JSON)."""
+    return [[float(v) if np.isfinite(v) else None for v in row] for row in a]
+
+
 def summarize():
-    """Coverage, mean width and time per method from the cache."""
+    """Coverage, mean width and time per method from the cache, else from the results file."""
+    kept = json.loads(RESULTS.read_text())["methods"] if RESULTS.exists() else {}
     truth = np.array(list(TRUTH.values()))
     summary = {}
     for name in METHODS:
         path = CACHE / f"{name}.npz"
         if not path.exists():
+            if name in kept:
+                summary[name] = kept[name]
             continue
         z = np.load(path, allow_pickle=True)
         lo, hi = z["lower"], z["upper"]
@@ -212,6 +224,8 @@ def summarize():
             entry["parameters"][p] = {"truth": float(truth[k]), "n": n_ok, "coverage": float(c.mean()),
                                       "mc_se": float(np.sqrt(c.mean() * (1 - c.mean()) / n_ok)),
                                       "mean_width": float(np.mean(hi[ok[:, k], k] - lo[ok[:, k], k]))}
+        entry["first_replicates"] = {"parameters": list(TRUTH), "lower": _listed(lo[:FIRST]),
+                                     "upper": _listed(hi[:FIRST])}
         summary[name] = entry
     return summary
 

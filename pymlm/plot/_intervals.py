@@ -204,17 +204,16 @@ def intervals(
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    if panels == "kind":
-        axes[0].legend(
-            handles,
-            labels,
-            fontsize="small",
-            frameon=False,
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1.0),
-        )
-    else:
-        axes[-1].legend(handles, labels, fontsize="small", frameon=False, loc="best")
+    # beside the panels, never over them: right of the first panel (two stacked panels) or
+    # of the last one (a grid of parameters, whose last row usually has a free cell)
+    (axes[0] if panels == "kind" else axes[-1]).legend(
+        handles,
+        labels,
+        fontsize="small",
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
     return finish(fig)
 
 

@@ -108,6 +108,23 @@ def test_one_panel_per_parameter(cis):
     assert [t.get_text() for t in days.get_yticklabels()] == list(cis)
 
 
+def test_the_legend_of_a_parameter_grid_is_beside_the_panels(cis):
+    truth = {"Days": 10.0, ".sigma": 25.0}
+    fig = ml.plot.intervals(cis, truth=truth, panels="parameter", ncols=3)
+    panels = [a for a in fig.axes if a.get_visible()]
+    legends = [a.get_legend() for a in panels if a.get_legend() is not None]
+    assert len(legends) == 1
+    # every method (wald has no interval in the last panel) and the truth
+    assert [t.get_text() for t in legends[0].get_texts()] == [*cis, "truth"]
+    fig.canvas.draw()
+    box = legends[0].get_window_extent()
+    for a in panels:
+        inner = a.get_window_extent()
+        overlap_x = min(box.x1, inner.x1) - max(box.x0, inner.x0)
+        overlap_y = min(box.y1, inner.y1) - max(box.y0, inner.y0)
+        assert overlap_x <= 0 or overlap_y <= 0, f"the legend covers the panel {a.get_title()}"
+
+
 def test_a_single_table_and_bad_input(sleep, cis):
     fig = ml.plot.intervals(cis["wald"])
     assert [a.get_title() for a in fig.axes if a.get_visible()] == ["fixed effects"]
