@@ -47,7 +47,7 @@ class LmerResult:
     """
 
     def __init__(self, design: Design, fit: LmmFit, *, data=None, data_name: str | None = None,
-                 options: dict | None = None, merge=None):
+                 options: dict | None = None, merge=None, refit_design=None, refit_formula=None):
         self.design = design
         self.fit = fit
         if merge is None:
@@ -59,6 +59,10 @@ class LmerResult:
         self._data = data
         self.data_name = data_name
         self.options = dict(options or {})
+        # the API's fit functions, given by the API (results never import it):
+        # refit_design(design, reml, **options) and refit_formula(formula, data, REML, **options)
+        self._refit_design = refit_design
+        self._refit_formula = refit_formula
 
     # ------------------------------------------------------------------ basics
     @property
@@ -410,8 +414,7 @@ class LmerResult:
 
     def refit(self, newresp) -> "LmerResult":
         """The same model fitted to a new response vector (lme4's ``refit``)."""
-        from .._lmer import fit_design
-
+        fit_design = self._api("refit", self._refit_design)
         y = np.asarray(newresp, dtype=float).ravel()
         if y.shape[0] != self.design.n:
             raise DataError(f"newresp has {y.shape[0]} values; the model has {self.design.n} observations")
@@ -425,8 +428,7 @@ class LmerResult:
 
         A ``.`` in the new formula stands for the old side: ``". ~ . + x"``.
         """
-        from .._lmer import lmer
-
+        lmer = self._api("update", self._refit_formula)
         new_formula = self.formula if formula is None else _update_formula(self.formula, formula)
         if data is None:
             if self._data is None:
@@ -436,6 +438,13 @@ class LmerResult:
         opts.update(kwargs)
         return lmer(new_formula, data, REML=self.reml if REML is None else REML,
                     data_name=self.data_name, **opts)
+
+    @staticmethod
+    def _api(what: str, function):
+        if function is None:
+            raise OptionError(f"{what}() needs the fit function of the API: this result was built "
+                              "without one; build it with pymlm.lmer()")
+        return function
 
     # ------------------------------------------------------------ inference
     @cached_property
