@@ -17,13 +17,13 @@ REF = json.loads((Path(__file__).parents[1] / "reference" / "inference_reference
 
 
 @pytest.fixture(scope="module")
-def m_sleep():
-    return ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+def m_sleep(reference_fits):
+    return reference_fits("sleepstudy")
 
 
 @pytest.fixture(scope="module")
-def m_pen():
-    return ml.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", ml.datasets.load("Penicillin"))
+def m_pen(reference_fits):
+    return reference_fits("penicillin")
 
 
 def _width_ratios(ci, ref_rows):

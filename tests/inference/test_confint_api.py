@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 
-import pymlm as ml
 from pymlm.errors import OptionError
 
 
 @pytest.fixture(scope="module")
-def m_pen():
-    return ml.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", ml.datasets.load("Penicillin"))
+def m_pen(reference_fits):
+    return reference_fits("penicillin")
 
 
 def test_unknown_method_is_named(m_pen):

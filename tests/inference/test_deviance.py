@@ -5,7 +5,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import pymlm as ml
 from pymlm.crossprod import cross_products
 from pymlm.fit.lmm import LmmObjective, fit_lmm
 from pymlm.inference._deviance import (
@@ -19,10 +18,10 @@ from pymlm.inference._deviance import (
 
 
 @pytest.fixture(scope="module")
-def problems():
-    sleep = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy")).problem
-    pen = ml.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", ml.datasets.load("Penicillin")).problem
-    pastes = ml.lmer("strength ~ 1 + (1 | batch/cask)", ml.datasets.load("Pastes")).problem
+def problems(reference_fits):
+    sleep = reference_fits("sleepstudy").problem
+    pen = reference_fits("penicillin").problem
+    pastes = reference_fits("pastes").problem
     return {"sleep": sleep, "pen": pen, "pastes": pastes}
 
 
