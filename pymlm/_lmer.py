@@ -32,8 +32,8 @@ def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: st
         raise DataError(f"{int(cp.n)} observations for {cp.p} fixed effects: too few to fit the model")
     try:
         with np.errstate(all="ignore"):
-            fit = fit_lmm(cp, design.lower, theta0=start, reml=reml, optimizer=optimizer,
-                          check_conv=check_conv, layout=merge.layout, **(optimizer_options or {}))
+            fit = fit_lmm(cp, merge.theta_map(design.re_terms, design.theta_names), theta0=start, reml=reml,
+                          optimizer=optimizer, check_conv=check_conv, **(optimizer_options or {}))
     except (np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
         if isinstance(exc, PymlmError):
             raise
@@ -283,7 +283,6 @@ def lmer_devfun(formula: str, data, REML: bool = True, weights=None, offset=None
     design = build_design(formula, data, weights, offset, check="lmer")
     merge = TermMerge.of(design.re_terms)
     cp = design_crossprod(design, merge=merge)
-    objective = LmmObjective(cp, bool(REML), merge.layout)
-    lower = np.asarray(design.lower, dtype=float)
-    return DevianceFunction(objective, np.where(np.isfinite(lower), 1.0, 0.0), lower,
-                            list(design.theta_names), bool(REML), design)
+    tmap = merge.theta_map(design.re_terms, design.theta_names)
+    objective = LmmObjective(cp, bool(REML), tmap)
+    return DevianceFunction(objective, tmap.start, tmap.lower, list(design.theta_names), bool(REML), design)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..crossprod import CrossProducts
-from ..linalg import PlsFactor, PlsStructure, factorize, plan
+from ..linalg import PlsFactor, PlsStructure, ThetaMap, factorize, plan
 from ..linalg._deviance import profiled_deviance
 from ..linalg._threads import blas_threads
 from ..linalg.cholesky import zz_matmul
@@ -45,8 +45,8 @@ class LmmObjective:
     ----------
     cp : CrossProducts
     reml : bool
-    layout : sequence of (rows, cols), optional
-        Template positions of theta's elements (see :func:`pymlm.linalg.plan`).
+    tmap : ThetaMap, optional
+        Where theta's elements go in the templates (default: full lower triangles).
     kernel : {"auto", "dense", "single", "blocked"}
         How to evaluate: one dense Cholesky (small q; ``"auto"`` picks it for
         q <= 300), the one-term kernel, or the blocked factor. All give the
@@ -63,18 +63,18 @@ class LmmObjective:
 
     cp: CrossProducts
     reml: bool
-    layout: tuple | None = None
+    tmap: ThetaMap | None = None
     kernel: str = "auto"
     struct: PlsStructure = field(init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "struct", plan(self.cp, self.layout))
+        object.__setattr__(self, "struct", plan(self.cp, self.tmap))
         single = dense = None
         cp = self.cp
         if self.kernel not in ("auto", "dense", "single", "blocked"):
             raise ValueError(f"kernel must be 'auto', 'dense', 'single' or 'blocked'; got {self.kernel!r}")
         if self.kernel == "dense" or (self.kernel == "auto" and cp.q <= DENSE_MAX_Q):
-            dense = DenseSystem(cp, self.struct.layout, self.reml)
+            dense = DenseSystem(cp, self.struct.tmap, self.reml)
         elif cp.n_terms == 1 and self.kernel in ("auto", "single"):
             single = SingleTerm(cp.zz_diag[0], cp.zxy[0], cp.xyxy, cp.n, cp.sum_log_w, self.reml)
         object.__setattr__(self, "_single_kernel", single)
@@ -88,15 +88,11 @@ class LmmObjective:
         return factorize(self.struct, np.asarray(theta, dtype=float))
 
     def _single(self, theta, grad: bool):
-        cp = self.cp
-        rows, cols = self.struct.tri_index[0]
-        pk = cp.dims[0][0]
-        T = np.zeros((pk, pk))
-        T[rows, cols] = theta
-        value, dT = self._single_kernel(T, grad)
+        tmap = self.struct.tmap
+        value, dT = self._single_kernel(tmap.template(0, theta), grad)
         if dT is None:
             return value, None
-        return value, dT[rows, cols]
+        return value, tmap.pack([dT])
 
     def __call__(self, theta) -> float:
         try:
@@ -139,7 +135,7 @@ class LmmObjective:
             # On the boundary T_k^{-1} does not exist; the gradient is
             # continuous, so take it at a point 1e-8 inside.
             inside = np.array(theta, dtype=float)
-            small = self.struct.diag_mask() & (np.abs(inside) < 1e-10)
+            small = self.struct.tmap.is_diag & (np.abs(inside) < 1e-10)
             inside[small] = 1e-8
             _, g = self._value_and_grad_at(inside)
         return value, g
@@ -182,7 +178,7 @@ def _gradient(obj: "LmmObjective", f: PlsFactor) -> np.ndarray:
         Lx = f.L_XX[:p, :p]
         Linv = np.linalg.inv(Lx)
         Sinv = Linv.T @ Linv
-    grad = np.zeros(obj.n_theta)
+    per_term = []
     for k in range(K):
         pk, lk = cp.dims[k]
         T = f.Ts[k]
@@ -195,9 +191,8 @@ def _gradient(obj: "LmmObjective", f: PlsFactor) -> np.ndarray:
             F = zxy[:, :p] - AlamV[k]
             G = (F @ Sinv).reshape(lk, pk, p)
             g = g - 2.0 * np.einsum("lac,lbc->ab", G, V[k].reshape(lk, pk, p))
-        rows, cols = obj.struct.layout[k]
-        grad[obj.struct.theta_slices[k]] = g[rows, cols]
-    return grad
+        per_term.append(g)
+    return obj.struct.tmap.pack(per_term)
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,16 +286,17 @@ def fit_from_theta(objective: LmmObjective, theta: np.ndarray, opt: OptResult) -
     return LmmFit(np.asarray(theta, dtype=float), beta, sigma, float(dev), f, u, objective.reml, opt, objective)
 
 
-def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = None, reml: bool = True,
-            optimizer: str = "lbfgsb", check_conv: bool = True, layout=None, kernel: str = "auto",
+def fit_lmm(cp: CrossProducts, tmap: ThetaMap | None = None, theta0: np.ndarray | None = None,
+            reml: bool = True, optimizer: str = "lbfgsb", check_conv: bool = True, kernel: str = "auto",
             **options) -> LmmFit:
     """Minimize the profiled (REML) deviance over theta.
 
     Parameters
     ----------
     cp : CrossProducts
-    lower : ndarray (n_theta,)
-        Lower bounds (0 for diagonal elements of each template, -inf otherwise).
+    tmap : ThetaMap, optional
+        theta's layout and bounds (0 for diagonal elements of each template,
+        -inf otherwise); default: full lower triangles.
     theta0 : ndarray or {"auto", "lme4"}, optional
         Start. ``"auto"`` (default): :func:`moment_start`; ``"lme4"``: lme4's
         (1 on diagonals, 0 off them).
@@ -309,9 +305,6 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
         See :func:`pymlm.fit._optimize.minimize_theta`.
     check_conv : bool
         Run lme4's convergence checks (finite-difference gradient and Hessian).
-    layout : sequence of (rows, cols), optional
-        Where theta's elements go in each term's template (see
-        :func:`pymlm.linalg.cholesky.plan`).
     kernel : {"auto", "dense", "single", "blocked"}
         See :class:`LmmObjective`.
 
@@ -319,8 +312,9 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
     -------
     LmmFit
     """
-    objective = LmmObjective(cp, reml, None if layout is None else tuple(layout), kernel)
-    lower = np.asarray(lower, dtype=float)
+    tmap = ThetaMap.default(cp.dims) if tmap is None else tmap
+    objective = LmmObjective(cp, reml, tmap, kernel)
+    lower = tmap.lower
     if theta0 is None or (isinstance(theta0, str) and theta0 == "auto"):
         theta0 = moment_start(cp, lower)
     elif isinstance(theta0, str) and theta0 == "lme4":

@@ -47,8 +47,9 @@ from scipy import optimize
 
 from ..crossprod import CrossProducts
 from ..fit.lmm import LmmObjective, fit_lmm
+from ..linalg import ThetaMap
 from ..linalg._threads import blas_threads
-from ..linalg.dense import DENSE_MAX_Q, lambda_positions
+from ..linalg.dense import DENSE_MAX_Q
 
 __all__ = [
     "LOG_2PI",
@@ -236,24 +237,22 @@ class DenseDeviance(_Profiled):
     ----------
     A : ndarray (q + p + 1, q + p + 1)
         [Z X y]'W[Z X y] (:meth:`pymlm.crossprod.CrossProducts.dense`).
-    dims : tuple of (p_k, l_k)
     p : int
-    layout : tuple of (rows, cols)
+    tmap : ThetaMap
     n, sum_log_w : float
     """
 
     kind = "dense"
 
-    def __init__(self, A, dims, p, layout, n, sum_log_w, _positions=None):
+    def __init__(self, A, p, tmap: ThetaMap, n, sum_log_w):
         self.A = np.ascontiguousarray(A, dtype=float)
-        self.dims = tuple(dims)
         self.p = int(p)
-        self.layout = tuple(layout)
-        self.q = int(sum(pk * lk for pk, lk in self.dims))
+        self.tmap = tmap
+        self.q = tmap.q
         self.n = float(n)
         self.sum_log_w = float(sum_log_w)
-        pos = _positions if _positions is not None else lambda_positions(self.dims, self.layout)
-        self.t_idx, self.l_rows, self.l_cols, self.n_theta = pos
+        self.t_idx, self.l_rows, self.l_cols = tmap.lambda_index
+        self.n_theta = tmap.n_theta
         Q = self.A.shape[0]
         self._A_Z = self.A[:self.q, :]
         self._A_XZ = self.A[self.q:, :self.q]
@@ -261,12 +260,11 @@ class DenseDeviance(_Profiled):
         self._diag_all = np.arange(Q) * (Q + 1)
 
     @classmethod
-    def from_cp(cls, cp: CrossProducts, layout) -> DenseDeviance:
-        return cls(cp.dense(), cp.dims, cp.p, layout, cp.n, cp.sum_log_w)
+    def from_cp(cls, cp: CrossProducts, tmap: ThetaMap) -> DenseDeviance:
+        return cls(cp.dense(), cp.p, tmap.with_levels(cp.dims), cp.n, cp.sum_log_w)
 
     def _with(self, A, p=None) -> DenseDeviance:
-        pos = (self.t_idx, self.l_rows, self.l_cols, self.n_theta)
-        return DenseDeviance(A, self.dims, self.p if p is None else p, self.layout, self.n, self.sum_log_w, pos)
+        return DenseDeviance(A, self.p if p is None else p, self.tmap, self.n, self.sum_log_w)
 
     def with_response(self, zy, xy, yy) -> DenseDeviance:
         """The same design with another response (Z'Wy per term, X'Wy, y'Wy)."""
@@ -288,11 +286,6 @@ class DenseDeviance(_Profiled):
         T[q + j, Q - 2] = -b
         return self._with(T.T @ self.A @ T, p=p - 1)
 
-    def lam(self, theta) -> np.ndarray:
-        L = np.zeros((self.q, self.q))
-        L[self.l_rows, self.l_cols] = np.asarray(theta, dtype=float)[self.t_idx]
-        return L
-
     def at(self, theta) -> DensePoint:
         """Factor C(theta).
 
@@ -304,8 +297,7 @@ class DenseDeviance(_Profiled):
         """
         q = self.q
         theta = np.asarray(theta, dtype=float)
-        Lam = np.zeros((q, q))
-        Lam[self.l_rows, self.l_cols] = theta[self.t_idx]
+        Lam = self.tmap.dense_lambda(theta)
         LA = Lam.T @ self._A_Z
         C = self.A.copy()
         # dpotrf reads the lower triangle only
@@ -531,20 +523,20 @@ class FactorDeviance(_Profiled):
 
     kind = "factor"
 
-    def __init__(self, cp: CrossProducts, layout):
+    def __init__(self, cp: CrossProducts, tmap: ThetaMap):
         self.cp = cp
-        self.layout = tuple(layout)
+        self.tmap = tmap
         self.p = cp.p
         self.n = float(cp.n)
         self.sum_log_w = float(cp.sum_log_w)
-        self.objective = LmmObjective(cp, False, self.layout)
+        self.objective = LmmObjective(cp, False, tmap)
         self.n_theta = self.objective.n_theta
 
     def with_response(self, zy, xy, yy) -> FactorDeviance:
-        return FactorDeviance(response_cross_products(self.cp, zy, xy, yy), self.layout)
+        return FactorDeviance(response_cross_products(self.cp, zy, xy, yy), self.tmap)
 
     def offset(self, j: int, b: float) -> FactorDeviance:
-        return FactorDeviance(offset_cross_products(self.cp, j, b), self.layout)
+        return FactorDeviance(offset_cross_products(self.cp, j, b), self.tmap)
 
     def at(self, theta) -> FactorPoint:
         theta = np.asarray(theta, dtype=float)
@@ -552,16 +544,15 @@ class FactorDeviance(_Profiled):
         return FactorPoint(self, theta, f, float(f.logdet_L), float(f.logdet_RX), float(f.pwrss))
 
     def fit(self, theta0, lower, reml: bool, tol: float = 1e-10, hess_inv=None):
-        f = fit_lmm(self.cp, lower, theta0=lift_start(theta0, lower), reml=reml,
-                    check_conv=False, layout=self.layout)
+        f = fit_lmm(self.cp, self.tmap, theta0=lift_start(theta0, lower), reml=reml, check_conv=False)
         return f.theta, self.at(f.theta), bool(f.opt.success)
 
 
-def deviance_for(cp: CrossProducts, layout, kind: str = "auto"):
+def deviance_for(cp: CrossProducts, tmap: ThetaMap, kind: str = "auto"):
     """The deviance-pieces evaluator for a model: dense for q <= the dense limit, else the blocked factor."""
     if kind == "dense" or (kind == "auto" and cp.q <= DENSE_MAX_Q):
-        return DenseDeviance.from_cp(cp, layout)
-    return FactorDeviance(cp, layout)
+        return DenseDeviance.from_cp(cp, tmap)
+    return FactorDeviance(cp, tmap)
 
 
 def single_threaded():

@@ -249,11 +249,11 @@ class ResampleObjective:
         Multiplicities (>= 0) of the clusters ``clusters``.
     clusters : ndarray of int (m,)
     reml : bool
-    layout : tuple
-        The problem's theta layout (one term).
+    tmap : ThetaMap
+        The problem's theta map (one term).
     """
 
-    def __init__(self, blocks: ClusterCrossProducts, counts, clusters, reml: bool, layout):
+    def __init__(self, blocks: ClusterCrossProducts, counts, clusters, reml: bool, tmap):
         c = np.asarray(counts, dtype=float)
         idx = np.asarray(clusters)
         keep = c > 0
@@ -266,15 +266,10 @@ class ResampleObjective:
         self.k = blocks.p
         self.q = self.A.shape[1]
         self.reml = reml
-        self.rows, self.cols = layout[0]
-
-    def _T(self, theta) -> np.ndarray:
-        T = np.zeros((self.q, self.q))
-        T[self.rows, self.cols] = theta
-        return T
+        self.tmap = tmap
 
     def _factor(self, theta):
-        T = self._T(theta)
+        T = self.tmap.template(0, theta)
         AT = self.A @ T                                                # (m, q, q)
         M = np.einsum("ba,ibc->iac", T, AT) + np.eye(self.q)           # I + T'A T
         L = np.linalg.cholesky(M)
@@ -340,7 +335,7 @@ class ResampleObjective:
                 return np.inf, None
             FS = F @ (Li.T @ Li)
             g -= 2.0 * np.einsum("i,iak,ibk->ab", c, FS, V)
-        return value, g[self.rows, self.cols]
+        return value, self.tmap.pack([g])
 
 
 def minimize_from(objective, start, lower):
@@ -370,7 +365,7 @@ def minimize_from(objective, start, lower):
 
 def fit_resample(problem, blocks: ClusterCrossProducts, counts, clusters, start):
     """theta and all parameters (``problem.param_names`` order) of the fit to c_i copies of each cluster."""
-    obj = ResampleObjective(blocks, counts, clusters, problem.reml, problem.layout)
+    obj = ResampleObjective(blocks, counts, clusters, problem.reml, problem.tmap)
     with blas_threads(1):
         theta = minimize_from(obj, start, problem.lower).x
         beta, sigma = obj.solution(theta)
@@ -523,10 +518,8 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
 
 def sd_cor_kinds(problem) -> np.ndarray:
     """Per parameter: 0 a standard deviation (or sigma), 1 a correlation, 2 a fixed effect."""
-    kinds = []
-    for rows, cols in problem.layout:
-        kinds.extend(0 if i == j else 1 for i, j in zip(rows, cols))
-    return np.asarray(kinds + [0] + [2] * len(problem.fixef_names))
+    kinds = np.where(problem.tmap.is_diag, 0, 1)
+    return np.concatenate([kinds, [0], np.full(len(problem.fixef_names), 2)])
 
 
 def _clip_to_range(problem, x: np.ndarray) -> np.ndarray:

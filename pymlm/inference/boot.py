@@ -44,7 +44,7 @@ class _Bootstrap:
 
     def __init__(self, problem, kind: str = "auto"):
         self.problem = problem
-        self.dev = deviance_for(problem.cp, problem.layout, kind)
+        self.dev = deviance_for(problem.cp, problem.tmap, kind)
         self.lower = np.asarray(problem.lower, dtype=float)
         self.theta_hat = np.asarray(problem.fit.theta, dtype=float)
         self.reml = problem.reml

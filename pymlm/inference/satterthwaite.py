@@ -102,7 +102,7 @@ def satterthwaite_parts(problem, tol: float = 1e-8) -> SatterthwaiteParts:
         The Hessian has negative eigenvalues (not a minimum), as lmerTest.
     """
     fit = problem.fit
-    dev = deviance_for(problem.cp, problem.layout)
+    dev = deviance_for(problem.cp, problem.tmap)
     phi = np.concatenate([fit.theta, [fit.sigma]])
     with single_threaded():
         H = varpar_hessian(dev, phi, problem.reml)

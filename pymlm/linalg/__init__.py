@@ -20,12 +20,14 @@ name           meaning
 =============  ==========================================================
 """
 
-from ._small import chol_lower, lower_inv, sandwich, solve_lower, solve_upper_t, tri_from_theta
-from .cholesky import PlsFactor, PlsStructure, blockdiag_csr, factorize, plan, theta_blocks
+from ._small import chol_lower, lower_inv, sandwich, solve_lower, solve_upper_t
+from .cholesky import PlsFactor, PlsStructure, blockdiag_csr, factorize, plan
+from .theta import ThetaMap
 
 __all__ = [
     "PlsFactor",
     "PlsStructure",
+    "ThetaMap",
     "blockdiag_csr",
     "chol_lower",
     "factorize",
@@ -34,6 +36,4 @@ __all__ = [
     "sandwich",
     "solve_lower",
     "solve_upper_t",
-    "theta_blocks",
-    "tri_from_theta",
 ]

@@ -18,7 +18,6 @@ __all__ = [
     "solve_lower",
     "solve_upper_t",
     "lower_inv",
-    "tri_from_theta",
     "sandwich",
 ]
 
@@ -128,17 +127,6 @@ def lower_inv(L: np.ndarray) -> np.ndarray:
     l, p, _ = L.shape
     eye = np.broadcast_to(np.eye(p), (l, p, p))
     return solve_lower(L, eye)
-
-
-def tri_from_theta(theta: np.ndarray, p: int) -> np.ndarray:
-    """The ``p x p`` lower-triangular relative covariance factor from its
-    column-major lower triangle (lme4's theta layout)."""
-    T = np.zeros((p, p))
-    rows, cols = np.tril_indices(p)
-    # column-major order of the lower triangle
-    order = np.lexsort((rows, cols))
-    T[rows[order], cols[order]] = theta
-    return T
 
 
 def sandwich(T: np.ndarray, A: np.ndarray) -> np.ndarray:

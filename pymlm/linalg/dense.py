@@ -19,42 +19,12 @@ import scipy.linalg as sla
 
 from ..crossprod import CrossProducts
 from ._deviance import profiled_deviance
+from .theta import ThetaMap
 
-__all__ = ["DenseSystem", "DENSE_MAX_Q", "lambda_positions"]
+__all__ = ["DenseSystem", "DENSE_MAX_Q"]
 
 # Models with at most this many random-effect coefficients use the dense path.
 DENSE_MAX_Q = 300
-
-
-def lambda_positions(dims, layout):
-    """Where each theta element sits in the dense Lambda (q x q).
-
-    Parameters
-    ----------
-    dims : sequence of (p_k, l_k)
-        Coefficients per level and number of levels of each term.
-    layout : sequence of (rows, cols)
-        Template positions of each term's theta elements.
-
-    Returns
-    -------
-    t_idx, rows, cols : ndarray of int
-        Lambda[rows[i], cols[i]] = theta[t_idx[i]].
-    n_theta : int
-    """
-    idx, rows, cols = [], [], []
-    start, t0 = 0, 0
-    for (p, l), (r, c) in zip(dims, layout):
-        base = start + np.arange(l) * p
-        for j, (rr, cc) in enumerate(zip(r, c)):
-            idx.append(np.full(l, t0 + j))
-            rows.append(base + rr)
-            cols.append(base + cc)
-        start += p * l
-        t0 += len(r)
-    if not idx:
-        return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), 0
-    return np.concatenate(idx), np.concatenate(rows), np.concatenate(cols), t0
 
 
 class DenseSystem:
@@ -63,12 +33,11 @@ class DenseSystem:
     Parameters
     ----------
     cp : CrossProducts
-    layout : sequence of (rows, cols)
-        Template positions of each term's theta elements.
+    tmap : ThetaMap
     reml : bool
     """
 
-    def __init__(self, cp: CrossProducts, layout, reml: bool):
+    def __init__(self, cp: CrossProducts, tmap: ThetaMap, reml: bool):
         self.cp = cp
         self.reml = reml
         A = cp.dense()
@@ -77,13 +46,10 @@ class DenseSystem:
         self.A_ZZ = A[:q, :q]
         self.A_ZXy = A[:q, q:]
         self.A_XyXy = A[q:, q:]
-        self.t_idx, self.l_rows, self.l_cols, self.n_theta = lambda_positions(cp.dims, layout)
+        self.tmap = tmap
+        self.t_idx, self.l_rows, self.l_cols = tmap.lambda_index
+        self.n_theta = tmap.n_theta
         self.diag = self.l_rows == self.l_cols
-
-    def lam(self, theta: np.ndarray) -> np.ndarray:
-        L = np.zeros((self.q, self.q))
-        L[self.l_rows, self.l_cols] = theta[self.t_idx]
-        return L
 
     def __call__(self, theta: np.ndarray, grad: bool = False):
         """Deviance at theta, and its gradient when asked (``None`` on the boundary).
@@ -95,7 +61,7 @@ class DenseSystem:
         """
         cp, q, k = self.cp, self.q, self.k
         theta = np.asarray(theta, dtype=float)
-        Lam = self.lam(theta)
+        Lam = self.tmap.dense_lambda(theta)
         AL = self.A_ZZ @ Lam
         M = Lam.T @ AL
         M[np.diag_indices(q)] += 1.0

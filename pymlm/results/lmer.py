@@ -463,9 +463,8 @@ class LmerResult:
             Xs.append(t0.X if len(members) == 1 else np.hstack([d.re_terms[k].X for k in members]))
             levels.append(t0.nlevels)
         y = d.y if d.offset is None else d.y - d.offset
-        return LmmProblem(self.crossprod, self.fit, self.reml, d.lower, merge.layout, merge.where,
-                          tuple(t.p for t in d.re_terms), list(d.X_names), codes, Xs, levels, d.X, y,
-                          d.weights, dict(self.options))
+        return LmmProblem(self.crossprod, self.fit, self.reml, merge.theta_map(d.re_terms, d.theta_names),
+                          list(d.X_names), codes, Xs, levels, d.X, y, d.weights, dict(self.options))
 
     def confint(self, method: str = "profile", level: float = 0.95, seed=None, n_jobs: int = 1,
                 progress: bool = True, **options) -> pd.DataFrame:

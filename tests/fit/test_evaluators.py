@@ -18,7 +18,7 @@ from pymlm.crossprod import cluster_cross_products, cross_products
 from pymlm.fit.lmm import LmmObjective
 from pymlm.inference._deviance import DenseDeviance, FactorDeviance
 from pymlm.inference.blb import ResampleObjective
-from pymlm.linalg.cholesky import default_layout
+from pymlm.linalg import ThetaMap
 
 
 def _cp(d):
@@ -44,7 +44,7 @@ def _implementations(d, reml):
     if cp.n_terms == 1:
         blocks = cluster_cross_products(d["codes"][0], d["Xs"][0], d["levels"][0], d["X"], d["y"])
         ones = ResampleObjective(blocks, np.ones(d["levels"][0]), np.arange(d["levels"][0]), reml,
-                                 default_layout(cp.dims))
+                                 ThetaMap.default(cp.dims))
         out["clusters"] = ones.value_and_grad
     return cp, out
 
@@ -52,7 +52,7 @@ def _implementations(d, reml):
 @given(random_designs(), st.booleans())
 def test_every_implementation_equals_the_dense_one(d, reml):
     cp, impls = _implementations(d, reml)
-    layout = default_layout(cp.dims)
+    layout = ThetaMap.default(cp.dims)
     ref = _dense(cp, layout, d["theta"], reml)
     scale = 1 + np.abs(ref["grad"]).max()
     for name, vg in impls.items():
@@ -69,7 +69,7 @@ def test_every_implementation_equals_the_dense_one(d, reml):
 @given(random_designs(), st.booleans())
 def test_every_gradient_equals_finite_differences(d, reml):
     cp, impls = _implementations(d, reml)
-    layout = default_layout(cp.dims)
+    layout = ThetaMap.default(cp.dims)
     impls["dense-pieces"] = lambda th: DenseDeviance.from_cp(cp, layout).profiled(th, reml)
     theta = d["theta"]
     h = 1e-6
@@ -87,7 +87,7 @@ def test_cluster_resample_equals_the_dense_evaluator_on_the_copies(d, reml):
     counts = rng.integers(0, 3, size=lk)
     counts[0] = max(counts[0], 1)
     blocks = cluster_cross_products(d["codes"][0], d["Xs"][0], lk, d["X"], d["y"])
-    obj = ResampleObjective(blocks, counts, np.arange(lk), reml, default_layout(((d["Xs"][0].shape[1], lk),)))
+    obj = ResampleObjective(blocks, counts, np.arange(lk), reml, ThetaMap.default(((d["Xs"][0].shape[1], lk),)))
     rows, codes, start = [], [], 0
     for cl, c in enumerate(counts):
         idx = np.flatnonzero(d["codes"][0] == cl)
@@ -98,7 +98,7 @@ def test_cluster_resample_equals_the_dense_evaluator_on_the_copies(d, reml):
     rows, codes = np.concatenate(rows), np.concatenate(codes)
     cp = cross_products([codes], [d["Xs"][0][rows]], [start], d["X"][rows], d["y"][rows])
     assume(np.linalg.matrix_rank(d["X"][rows]) == cp.p)
-    ref = _dense(cp, default_layout(cp.dims), d["theta"], reml)
+    ref = _dense(cp, ThetaMap.default(cp.dims), d["theta"], reml)
     value, grad = obj.value_and_grad(d["theta"])
     assert value == pytest.approx(ref["value"], rel=1e-10)
     np.testing.assert_allclose(grad, ref["grad"], rtol=1e-7, atol=1e-7 * (1 + np.abs(ref["grad"]).max()))

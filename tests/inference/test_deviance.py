@@ -29,8 +29,8 @@ def problems(reference_fits):
 @pytest.mark.parametrize("reml", [True, False])
 def test_profiled_criterion_and_gradient_equal_the_fitters(problems, name, reml):
     pr = problems[name]
-    dev = DenseDeviance.from_cp(pr.cp, pr.layout)
-    obj = LmmObjective(pr.cp, reml, pr.layout)
+    dev = DenseDeviance.from_cp(pr.cp, pr.tmap)
+    obj = LmmObjective(pr.cp, reml, pr.tmap)
     for theta in (pr.fit.theta, pr.fit.theta * 1.3 + 0.05):
         v, g = dev.profiled(theta, reml)
         v0, g0 = obj.value_and_grad(theta)
@@ -41,7 +41,7 @@ def test_profiled_criterion_and_gradient_equal_the_fitters(problems, name, reml)
 @pytest.mark.parametrize("name", ["sleep", "pen"])
 def test_gradients_of_each_piece_match_finite_differences(problems, name):
     pr = problems[name]
-    dev = DenseDeviance.from_cp(pr.cp, pr.layout)
+    dev = DenseDeviance.from_cp(pr.cp, pr.tmap)
     theta = pr.fit.theta * 0.8 + 0.1
     pt = dev.at(theta)
     h = 1e-6
@@ -61,7 +61,7 @@ def test_gradients_of_each_piece_match_finite_differences(problems, name):
 def test_gradient_on_the_boundary_is_the_limit_from_inside(problems):
     """At theta_k = 0 no T_k^{-1} is needed; a scalar term's criterion is even in theta_k, so 0."""
     pr = problems["pen"]
-    dev = DenseDeviance.from_cp(pr.cp, pr.layout)
+    dev = DenseDeviance.from_cp(pr.cp, pr.tmap)
     g0 = dev.profiled(np.array([0.0, 2.0]), True)[1]
     g_in = dev.profiled(np.array([1e-7, 2.0]), True)[1]
     assert g0[0] == 0.0
@@ -78,7 +78,7 @@ def test_offset_algebra_equals_cross_products_of_the_shifted_response(problems, 
     direct = cross_products(pr.codes, pr.Xs, pr.levels, X[:, keep], pr.y - b * X[:, j])
     got = offset_cross_products(pr.cp, j, b)
     np.testing.assert_allclose(got.dense(), direct.dense(), rtol=1e-10, atol=1e-6)
-    dense = DenseDeviance.from_cp(pr.cp, pr.layout).offset(j, b)
+    dense = DenseDeviance.from_cp(pr.cp, pr.tmap).offset(j, b)
     np.testing.assert_allclose(dense.A, direct.dense(), rtol=1e-10, atol=1e-6)
 
 
@@ -90,21 +90,21 @@ def test_new_response_blocks_equal_cross_products_of_the_new_response(problems):
     xy = direct.xyxy[:-1, -1]
     got = response_cross_products(pr.cp, zy, xy, direct.xyxy[-1, -1])
     np.testing.assert_allclose(got.dense(), direct.dense(), rtol=1e-12)
-    dense = DenseDeviance.from_cp(pr.cp, pr.layout).with_response(zy, xy, direct.xyxy[-1, -1])
+    dense = DenseDeviance.from_cp(pr.cp, pr.tmap).with_response(zy, xy, direct.xyxy[-1, -1])
     np.testing.assert_allclose(dense.A, direct.dense(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["sleep", "pen"])
 def test_quasi_newton_refits_reach_the_fitters_optimum(problems, name):
     pr = problems[name]
-    dev = DenseDeviance.from_cp(pr.cp, pr.layout)
+    dev = DenseDeviance.from_cp(pr.cp, pr.tmap)
     H = positive_inverse(dev.hessian(pr.fit.theta, True))
     rng = np.random.default_rng(11)
     for y in pr.simulate(rng, 4).T:
         cp = cross_products(pr.codes, pr.Xs, pr.levels, pr.X, y)
-        d = DenseDeviance.from_cp(cp, pr.layout)
+        d = DenseDeviance.from_cp(cp, pr.tmap)
         theta, ok = minimize_qn(lambda t, d=d: d.profiled(t, True), pr.fit.theta, pr.lower, H, tol=1e-12)
-        ref = fit_lmm(cp, pr.lower, reml=True, layout=pr.layout)
+        ref = fit_lmm(cp, pr.tmap, reml=True)
         assert ok
         assert d.profiled(theta, True)[0] <= ref.deviance + 1e-8
         np.testing.assert_allclose(theta, ref.theta, atol=1e-4)
@@ -112,8 +112,8 @@ def test_quasi_newton_refits_reach_the_fitters_optimum(problems, name):
 
 def test_blocked_factor_pieces_equal_the_dense_ones(problems):
     pr = problems["pastes"]
-    dense = DenseDeviance.from_cp(pr.cp, pr.layout)
-    blocked = FactorDeviance(pr.cp, pr.layout)
+    dense = DenseDeviance.from_cp(pr.cp, pr.tmap)
+    blocked = FactorDeviance(pr.cp, pr.tmap)
     theta = pr.fit.theta * 1.1
     a, b = dense.at(theta), blocked.at(theta)
     assert (a.ldL2, a.ldRX2, a.pwrss) == pytest.approx((b.ldL2, b.ldRX2, b.pwrss), rel=1e-10)

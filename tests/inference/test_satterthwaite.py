@@ -126,7 +126,7 @@ def test_jacobian_of_vcov_matches_finite_differences(models):
     from pymlm.inference._deviance import DenseDeviance
 
     pr = m.problem
-    dev = DenseDeviance.from_cp(pr.cp, pr.layout)
+    dev = DenseDeviance.from_cp(pr.cp, pr.tmap)
     phi = np.concatenate([pr.fit.theta, [pr.fit.sigma]])
 
     def vcov(ph):
