@@ -10,7 +10,8 @@ from ._validation import check_bool, check_formula
 from .design import Design, build_design
 from .errors import DataError, FormulaError, OptionError, PymlmError, warn
 from .fit._optimize import OPTIMIZERS
-from .fit.lmm import LmmObjective, fit_lmm
+from .fit.deviance import Evaluator, evaluator_for
+from .fit.lmm import fit_lmm
 from .fit.terms import TermMerge, design_crossprod
 from .results.lmer import LmerResult
 
@@ -225,7 +226,7 @@ class DevianceFunction:
     design : Design
     """
 
-    objective: LmmObjective
+    objective: Evaluator
     theta0: np.ndarray
     lower: np.ndarray
     theta_names: list
@@ -284,5 +285,5 @@ def lmer_devfun(formula: str, data, REML: bool = True, weights=None, offset=None
     merge = TermMerge.of(design.re_terms)
     cp = design_crossprod(design, merge=merge)
     tmap = merge.theta_map(design.re_terms, design.theta_names)
-    objective = LmmObjective(cp, bool(REML), tmap)
+    objective = evaluator_for(cp, bool(REML), tmap)
     return DevianceFunction(objective, tmap.start, tmap.lower, list(design.theta_names), bool(REML), design)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
-from ..linalg.dense import DENSE_MAX_Q
+from ..fit.deviance import DENSE_MAX_Q
 
 __all__ = ["KenwardRoger", "contrast_df", "kenward_roger"]
 

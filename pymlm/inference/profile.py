@@ -19,7 +19,7 @@ maximum-likelihood deviance: a REML fit is refitted by ML first.
 
   minimized over the free elements of (s, sigma) within lme4's bounds (sd >= 0,
   |cor| <= 1, sigma > 0), by L-BFGS-B with the analytic gradient in theta
-  (:mod:`pymlm.inference._deviance`) and the chain rule through the map above.
+  (:mod:`pymlm.fit.deviance`) and the chain rule through the map above.
 - A fixed effect beta_j at value b: x_j b moves into the offset, which
   changes only the [X y] rows of the cross-products, and the ML criterion is
   minimized over theta (sigma and the other fixed effects profiled out).
@@ -80,7 +80,9 @@ from ..errors import (
 )
 from ..errors import warn as warn_user
 from ..linalg import ThetaMap
-from ._deviance import LOG_2PI, deviance_for, profiled_deviance, single_threaded
+from ..crossprod import offset_cross_products
+from ..fit._optimize import refit
+from ..fit.deviance import LOG_2PI, evaluator_for, single_threaded
 from ._parallel import run_replicates
 
 __all__ = ["OPTIONS", "LmmProfile", "back_spline", "interval", "profile", "zeta"]
@@ -396,12 +398,12 @@ def _varpar_deviance(setup: _Setup, s: np.ndarray, grad: bool):
         theta, J = setup.tmap.theta_from_sdcor(s[:-1], sigma, jacobian=True)
     else:
         theta = setup.tmap.theta_from_sdcor(s[:-1], sigma)
-    pt = dev.at(theta)
+    pt = dev.at(theta, grad=grad)
     s2 = sigma * sigma
     val = pt.ldL2 + pt.pwrss / s2 + dev.n * (LOG_2PI + np.log(s2)) - dev.sum_log_w
     if not grad:
         return val, None, pt
-    g_theta = pt.grad(1.0, 0.0, pt.pwrss / s2)
+    g_theta = pt.combination(1.0, 0.0, pt.pwrss / s2)
     g = g_theta @ J
     g[-1] += -2.0 * pt.pwrss / (s2 * sigma) + 2.0 * dev.n / sigma
     return val, g, pt
@@ -431,7 +433,7 @@ def _zeta_var(setup: _Setup, w: int, value: float, start: np.ndarray):
 
     x0 = np.clip(np.asarray(start, dtype=float) / sc, lo, hi)
     # an sd at 0 is a stationary point of the even criterion: start it off the
-    # bound so that the optimizer can leave it (see _deviance.lift_start)
+    # bound so that the optimizer can leave it (see fit._optimize.lift_start)
     sd_free = setup.tmap.is_diag[np.minimum(free, setup.n_sig - 1)] & (free < setup.n_sig)
     x0 = np.where(sd_free & (x0 * sc < 0.1 * setup.opt[nvp - 1]), 0.1 * setup.opt[nvp - 1] / sc, x0)
     row = np.full(1 + nvp + setup.p, np.nan)
@@ -448,25 +450,24 @@ def _zeta_var(setup: _Setup, w: int, value: float, start: np.ndarray):
     except np.linalg.LinAlgError:
         return row, start, None
     row[1:1 + nvp] = s
-    row[1 + nvp:] = pt.beta()
+    row[1 + nvp:] = pt.beta
     return row, s[free], val - setup.base
 
 
 def _zeta_fixed(setup: _Setup, j: int, value: float, start_theta: np.ndarray):
     """zeta at fixed effect j = value: x_j value in the offset, theta re-optimized (ML)."""
-    dev_j = setup.dev.offset(j, value)
+    dev_j = setup.dev.with_cp(offset_cross_products(setup.dev.cp, j, value))
     nvp = setup.n_sig + 1
     row = np.full(1 + nvp + setup.p, np.nan)
     try:
-        theta, pt, _ = dev_j.fit(start_theta, setup.lower_theta, reml=False, tol=1e-13)
+        theta, pt, _ = refit(dev_j, start_theta, tol=1e-13)
     except np.linalg.LinAlgError:
         return row, start_theta, None
-    fv = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, dev_j.n, dev_j.p, dev_j.sum_log_w, False)
-    sigma = float(np.sqrt(pt.pwrss / dev_j.n))
+    fv = pt.deviance
+    sigma = pt.sigma
     row[1:1 + setup.n_sig] = setup.tmap.sdcor(theta, sigma, undefined=0.0)
     row[nvp] = sigma
-    beta = pt.beta()
-    row[1 + nvp:] = np.insert(beta, j, value)
+    row[1 + nvp:] = np.insert(pt.beta, j, value)
     return row, theta, fv - setup.base
 
 
@@ -604,20 +605,19 @@ def _check_options(options: dict) -> dict:
 
 
 def _setup(problem, opts, kind="auto") -> _Setup:
-    dev = deviance_for(problem.cp, problem.tmap, kind)
+    dev = evaluator_for(problem.cp, False, problem.tmap, kind)
     lower_theta = np.asarray(problem.lower, dtype=float)
     # as lme4's profile: the ML fit (refitted from the REML estimates when needed)
     if problem.reml:
-        theta, _, _ = dev.fit(problem.fit.theta, lower_theta, reml=False, tol=1e-13)
+        theta, _, _ = refit(dev, problem.fit.theta, tol=1e-13)
     else:
         theta = problem.fit.theta
-        theta2, _, _ = dev.fit(theta, lower_theta, reml=False, tol=1e-13)
-        if dev.profiled(theta2, False, False)[0] < dev.profiled(theta, False, False)[0]:
+        theta2, _, _ = refit(dev, theta, tol=1e-13)
+        if dev(theta2) < dev(theta):
             theta = theta2
     pt = dev.at(theta)
-    n = dev.n
-    sigma = float(np.sqrt(pt.pwrss / n))
-    base = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, n, dev.p, dev.sum_log_w, False)
+    sigma = pt.sigma
+    base = pt.deviance
     tmap = problem.tmap
     sdcor = tmap.sdcor(theta, sigma, undefined=0.0)
     # an estimate on its bound stays exactly there, so that its profile runs inwards
@@ -627,9 +627,9 @@ def _setup(problem, opts, kind="auto") -> _Setup:
     sdcor[tmap.is_diag & (sdcor < 1e-6 * sigma)] = 0.0
     at_one = ~tmap.is_diag & (np.abs(np.abs(sdcor) - 1.0) < 1e-10)
     sdcor[at_one] = np.sign(sdcor[at_one])
-    beta = pt.beta()
+    beta = pt.beta
     opt = np.concatenate([sdcor, [sigma], beta])
-    stderr = sigma * np.sqrt(np.diag(pt.vcov_unscaled())) if dev.p else np.zeros(0)
+    stderr = sigma * np.sqrt(np.diag(pt.vcov_unscaled)) if dev.p else np.zeros(0)
     n_sig = tmap.n_theta
     lower = np.concatenate([np.where(tmap.is_diag, 0.0, -1.0), [0.0], np.full(dev.p, -np.inf)])
     upper = np.concatenate([np.where(tmap.is_diag, np.inf, 1.0), [np.inf], np.full(dev.p, np.inf)])

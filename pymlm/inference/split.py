@@ -132,10 +132,12 @@ from scipy import stats
 from .._validation import check_choice, check_level, check_positive_int
 from ..crossprod import CrossProducts, cross_products
 from ..errors import OptionError
-from ..fit.lmm import LmmObjective, fit_from_theta
+from ..fit._optimize import minimize_from
+from ..fit.deviance import evaluator_for
+from ..fit.lmm import fit_from_theta
 from ..linalg._threads import blas_threads
 from ._parallel import run_replicates
-from .blb import check_options, minimize_from, seed_children, slim_problem
+from .blb import check_options, seed_children, slim_problem
 
 __all__ = ["group_scores", "group_stats", "interval", "natural_parameters", "pair_blocks", "partition_groups",
            "split_rows"]
@@ -310,7 +312,7 @@ def _drop_empty_levels(cp: CrossProducts) -> CrossProducts:
 
 def _fit_one(payload, rng, m):
     slim, cps = payload
-    obj = LmmObjective(cps[m], slim.reml, slim.tmap.with_levels(cps[m].dims))
+    obj = evaluator_for(cps[m], slim.reml, slim.tmap)
     with blas_threads(1):
         f = fit_from_theta(obj, minimize_from(obj, slim.fit.theta, slim.lower).x, None)
     return f.theta, f.sigma, f.beta

@@ -12,6 +12,7 @@ Shapes: ``M`` is ``(l, p, p)``; right-hand sides ``B`` are ``(l, p, r)``.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 
 __all__ = [
     "chol_lower",
@@ -19,6 +20,7 @@ __all__ = [
     "solve_upper_t",
     "lower_inv",
     "sandwich",
+    "tri_inv",
 ]
 
 
@@ -135,3 +137,13 @@ def sandwich(T: np.ndarray, A: np.ndarray) -> np.ndarray:
     if p == 1:
         return A * (T[0, 0] ** 2)
     return np.einsum("ba,lbc,cd->lad", T, A, T, optimize=True)
+
+
+def tri_inv(L: np.ndarray) -> np.ndarray:
+    """Inverse of a small lower-triangular matrix (LAPACK trtri)."""
+    if L.shape[0] == 0:
+        return L
+    inv, info = sla.lapack.dtrtri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular fixed-effects block")
+    return inv

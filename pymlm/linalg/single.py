@@ -1,4 +1,4 @@
-"""The profiled deviance and its gradient for one random-effects term.
+"""The pieces of the profiled deviance and their gradients for one random-effects term.
 
 A single term (``(1 + x | g)``, the longitudinal workhorse) makes M block
 diagonal: per level, with ``A = Z'WZ[lev]`` (p x p) and the template T,
@@ -26,25 +26,14 @@ number of Python steps as ten.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg as sla
 
-from ._deviance import profiled_deviance
+from ._small import tri_inv
 from ._threads import blas_threads
 
 __all__ = ["SingleTerm"]
 
 # Gram products with at least this many (levels x columns) use all BLAS threads.
 BIG_GEMM = 2_000_000
-
-
-def _tri_inv(L: np.ndarray) -> np.ndarray:
-    """Inverse of a small lower-triangular matrix (LAPACK trtri)."""
-    if L.shape[0] == 0:
-        return L
-    inv, info = sla.lapack.dtrtri(L, lower=1)
-    if info != 0:
-        raise np.linalg.LinAlgError("singular fixed-effects block")
-    return inv
 
 
 def _chol(M, p):
@@ -106,7 +95,8 @@ def _z(x, l):
 
 
 class SingleTerm:
-    """Deviance evaluator for a model with one random-effects term.
+    """Deviance pieces of a model with one random-effects term (the kernel of
+    :class:`pymlm.fit.deviance.OneTermEvaluator`).
 
     Parameters
     ----------
@@ -115,11 +105,9 @@ class SingleTerm:
     zxy : ndarray (l, p, k + 1)
         Z'W[X y] per level.
     xyxy : ndarray (k + 1, k + 1)
-    n, sum_log_w : float
-    reml : bool
     """
 
-    def __init__(self, zz_diag, zxy, xyxy, n, sum_log_w, reml):
+    def __init__(self, zz_diag, zxy, xyxy):
         l, p, _ = zz_diag.shape
         self.l, self.p = l, p
         self.k = k = zxy.shape[2] - 1
@@ -128,9 +116,6 @@ class SingleTerm:
         self.Zx = [z[:, :k] for z in self.Zxy]
         self.zy = [z[:, k] for z in self.Zxy]
         self.xyxy = xyxy
-        self.n = n
-        self.sum_log_w = sum_log_w
-        self.reml = reml
 
     def _gram(self, W):
         """sum_{b,d} Z_b' diag(W_bd) Z_d, ((k+1) x (k+1)): one scaled copy and one GEMM per pair."""
@@ -146,14 +131,18 @@ class SingleTerm:
                     out += G if b == d else G + G.T
         return out
 
-    def __call__(self, T: np.ndarray, grad: bool = False):
-        """Deviance at template ``T`` (p x p lower triangular), and d/dT when asked.
+    def __call__(self, T: np.ndarray, grad: bool = False, rx: bool = True):
+        """The pieces at template ``T`` (p x p lower triangular), and their derivatives in T when asked.
 
         Returns
         -------
-        deviance : float
-        dT : ndarray (p, p) or None
-            ``None`` when not asked or when T is singular.
+        logdet_L : float
+            log|T'AT + I| summed over levels.
+        L_XX : ndarray (k + 1, k + 1)
+            Lower Cholesky factor of the downdated [X y] block.
+        dT : ndarray (3, p, p) or None
+            d logdet_L, d log|R_X'R_X| (only with ``rx``; NaN otherwise) and
+            d pwrss in T; ``None`` when not asked or when T is singular.
 
         Raises
         ------
@@ -176,19 +165,21 @@ class SingleTerm:
         MXX = self.xyxy - self._gram(W)
         Lxx = np.linalg.cholesky(MXX)
         logdet_L = 2.0 * float(sum(np.sum(np.log(L[a][a])) for a in range(p)))
-        dev, nu, pwrss = profiled_deviance(logdet_L, Lxx, self.n, self.sum_log_w, self.reml)
         if not grad or np.min(np.abs(np.diag(T))) < 1e-10:
-            return float(dev), None
-        Lx_inv = _tri_inv(Lxx[:k, :k])
+            return logdet_L, Lxx, None
+        Lx_inv = tri_inv(Lxx[:k, :k])
         beta = Lx_inv.T @ Lxx[k, :k]
         r = [self.zy[b] - self.Zx[b] @ beta for b in range(p)]
         u = [sum(_z(E[a][b], l) * r[b] for b in range(p)) for a in range(p)]
         minv_sum = np.array([[float(np.sum(_z(Minv[a][c], l))) for c in range(p)] for a in range(p)])
         bvec = [sum(T[a, c] * u[c] for c in range(p) if T[a, c] != 0.0) + np.zeros(l) for a in range(p)]
         rZ = [r[a] - sum(A[a][c] * bvec[c] for c in range(p)) for a in range(p)]
-        g_pw = -2.0 * np.array([[float(rZ[a] @ u[b]) for b in range(p)] for a in range(p)])
-        g = 2.0 * ((l * np.eye(p) - minv_sum) @ np.linalg.inv(T)).T + nu * g_pw / pwrss
-        if self.reml and k:
+        out = np.full((3, p, p), np.nan)
+        out[0] = 2.0 * ((l * np.eye(p) - minv_sum) @ np.linalg.inv(T)).T
+        out[2] = -2.0 * np.array([[float(rZ[a] @ u[b]) for b in range(p)] for a in range(p)])
+        if rx and not k:
+            out[1] = 0.0
+        if rx and k:
             Sinv = Lx_inv.T @ Lx_inv
             ATE = _mm(AT, E, p, l)
             G = [[(1.0 if a == c else 0.0) - _z(ATE[a][c], l) for c in range(p)] for a in range(p)]
@@ -208,5 +199,5 @@ class SingleTerm:
                                 continue
                             acc += float(np.sum(G[a][c] * _z(E[b][d], l) * h[c][d]))
                     g_rx[a, b] = acc
-            g = g - 2.0 * g_rx
-        return float(dev), g
+            out[1] = -2.0 * g_rx
+        return logdet_L, Lxx, out

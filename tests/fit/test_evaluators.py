@@ -2,81 +2,100 @@
 
 On random small designs (crossed and nested factors, one or two coefficients
 per term): the deviance pieces (log-determinants, penalized RSS, beta-hat,
-unscaled covariance of beta-hat) and the gradient of the (REML) deviance of
-the one-term, blocked and cluster-resample implementations equal the dense
-implementation's, and every gradient equals central finite differences of the
-deviance.
+unscaled covariance of beta-hat and its Jacobian) and the gradient of the
+(REML) deviance of the one-term, blocked and cluster-resample
+implementations equal the dense implementation's, and every gradient equals
+central finite differences of the deviance.
 """
 
 import numpy as np
 import pytest
 from _designs import random_designs
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pymlm.crossprod import cluster_cross_products, cross_products
-from pymlm.fit.lmm import LmmObjective
-from pymlm.inference._deviance import DenseDeviance, FactorDeviance
-from pymlm.inference.blb import ResampleObjective
+from pymlm.fit.deviance import (
+    BlockedEvaluator,
+    ClusterEvaluator,
+    DenseEvaluator,
+    OneTermEvaluator,
+    profiled_deviance,
+)
 from pymlm.linalg import ThetaMap
+
+PIECES = ("ldL2", "ldRX2", "pwrss")
 
 
 def _cp(d):
     return cross_products(d["codes"], d["Xs"], d["levels"], d["X"], d["y"])
 
 
-def _dense(cp, layout, theta, reml):
-    dev = DenseDeviance.from_cp(cp, layout)
-    pt = dev.at(theta)
-    value, grad = dev.profiled(theta, reml)
-    return {"value": value, "grad": grad, "ldL2": pt.ldL2, "ldRX2": pt.ldRX2, "pwrss": pt.pwrss,
-            "beta": pt.beta(), "vcov": pt.vcov_unscaled()}
-
-
 def _implementations(d, reml):
-    """name -> (theta -> (value, gradient)) for every implementation that applies to the design."""
+    """name -> evaluator, for every implementation that applies to the design."""
     cp = _cp(d)
-    out = {}
-    kernels = ["dense", "blocked"] + (["single"] if cp.n_terms == 1 else [])
-    for kernel in kernels:
-        obj = LmmObjective(cp, reml, kernel=kernel)
-        out[kernel] = obj.value_and_grad
+    out = {"dense": DenseEvaluator(cp, reml), "blocked": BlockedEvaluator(cp, reml)}
     if cp.n_terms == 1:
-        blocks = cluster_cross_products(d["codes"][0], d["Xs"][0], d["levels"][0], d["X"], d["y"])
-        ones = ResampleObjective(blocks, np.ones(d["levels"][0]), np.arange(d["levels"][0]), reml,
-                                 ThetaMap.default(cp.dims))
-        out["clusters"] = ones.value_and_grad
+        out["single"] = OneTermEvaluator(cp, reml)
+        lk = d["levels"][0]
+        blocks = cluster_cross_products(d["codes"][0], d["Xs"][0], lk, d["X"], d["y"])
+        out["clusters"] = ClusterEvaluator(blocks, np.ones(lk), np.arange(lk), reml, ThetaMap.default(cp.dims))
     return cp, out
 
 
+@settings(max_examples=25)
 @given(random_designs(), st.booleans())
 def test_every_implementation_equals_the_dense_one(d, reml):
-    cp, impls = _implementations(d, reml)
-    layout = ThetaMap.default(cp.dims)
-    ref = _dense(cp, layout, d["theta"], reml)
-    scale = 1 + np.abs(ref["grad"]).max()
-    for name, vg in impls.items():
-        value, grad = vg(d["theta"])
-        assert value == pytest.approx(ref["value"], rel=1e-10), name
-        np.testing.assert_allclose(grad, ref["grad"], rtol=1e-7, atol=1e-7 * scale, err_msg=name)
-    blocked = FactorDeviance(cp, layout).at(d["theta"])
-    for key in ("ldL2", "ldRX2", "pwrss"):
-        assert getattr(blocked, key) == pytest.approx(ref[key], rel=1e-10, abs=1e-10), key
-    np.testing.assert_allclose(blocked.beta(), ref["beta"], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(blocked.vcov_unscaled(), ref["vcov"], rtol=1e-9, atol=1e-12)
+    _, impls = _implementations(d, reml)
+    theta = d["theta"]
+    ref = impls["dense"].at(theta, grad=True, jacobian=True)
+    assert ref.deviance == pytest.approx(
+        profiled_deviance(ref.ldL2, ref.ldRX2, ref.pwrss, ref.n, ref.p, ref.sum_log_w, reml), rel=1e-14)
+    scale = 1 + np.abs(ref.grad).max()
+    for name, ev in impls.items():
+        pt = ev.at(theta, grad=True, jacobian=True)
+        for key in PIECES:
+            assert getattr(pt, key) == pytest.approx(getattr(ref, key), rel=1e-10, abs=1e-10), (name, key)
+        assert pt.deviance == pytest.approx(ref.deviance, rel=1e-10), name
+        np.testing.assert_allclose(pt.grad, ref.grad, rtol=1e-7, atol=1e-7 * scale, err_msg=name)
+        np.testing.assert_allclose(pt.beta, ref.beta, rtol=1e-9, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(pt.vcov_unscaled, ref.vcov_unscaled, rtol=1e-9, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(pt.dvcov, ref.dvcov, rtol=1e-4, atol=1e-6 * (1 + np.abs(ref.dvcov).max()),
+                                   err_msg=name)
+        # the ML pieces of a log-likelihood combination (profiles use wR = 0)
+        np.testing.assert_allclose(pt.combination(1.0, 0.0, 3.0), ref.combination(1.0, 0.0, 3.0), rtol=1e-7,
+                                   atol=1e-7 * scale, err_msg=name)
 
 
+@settings(max_examples=25)
 @given(random_designs(), st.booleans())
 def test_every_gradient_equals_finite_differences(d, reml):
-    cp, impls = _implementations(d, reml)
-    layout = ThetaMap.default(cp.dims)
-    impls["dense-pieces"] = lambda th: DenseDeviance.from_cp(cp, layout).profiled(th, reml)
+    _, impls = _implementations(d, reml)
     theta = d["theta"]
     h = 1e-6
-    for name, vg in impls.items():
-        fd = np.array([(vg(theta + e)[0] - vg(theta - e)[0]) / (2 * h) for e in np.eye(theta.size) * h])
-        np.testing.assert_allclose(vg(theta)[1], fd, rtol=1e-4, atol=1e-4 * (1 + np.abs(fd).max()),
+    for name, ev in impls.items():
+        fd = np.array([(ev(theta + e) - ev(theta - e)) / (2 * h) for e in np.eye(theta.size) * h])
+        np.testing.assert_allclose(ev.value_and_grad(theta)[1], fd, rtol=1e-4, atol=1e-4 * (1 + np.abs(fd).max()),
                                    err_msg=name)
+        J = ev.at(theta, jacobian=True).dvcov
+        fdJ = np.array([(ev.at(theta + e).vcov_unscaled - ev.at(theta - e).vcov_unscaled) / (2 * h)
+                        for e in np.eye(theta.size) * h])
+        np.testing.assert_allclose(J, fdJ, rtol=1e-4, atol=1e-6 * (1 + np.abs(fdJ).max()), err_msg=name)
+
+
+@given(random_designs(max_terms=2), st.booleans())
+def test_the_gradient_on_the_boundary_is_the_limit_from_inside(d, reml):
+    _, impls = _implementations(d, reml)
+    assert not impls["dense"].interior_gradient and impls["blocked"].interior_gradient
+    tm = impls["dense"].tmap
+    theta = d["theta"].copy()
+    theta[np.flatnonzero(tm.is_diag)[0]] = 0.0
+    ref = impls["dense"].value_and_grad(theta)
+    for name, ev in impls.items():
+        value, grad = ev.value_and_grad(theta)
+        assert value == pytest.approx(ref[0], rel=1e-10), name
+        # the one-term and blocked forms take it 1e-8 inside: equal up to 1e-8 times the curvature
+        np.testing.assert_allclose(grad, ref[1], rtol=1e-4, atol=1e-3 * (1 + np.abs(ref[1]).max()), err_msg=name)
 
 
 @given(random_designs(max_terms=1), st.booleans())
@@ -87,7 +106,7 @@ def test_cluster_resample_equals_the_dense_evaluator_on_the_copies(d, reml):
     counts = rng.integers(0, 3, size=lk)
     counts[0] = max(counts[0], 1)
     blocks = cluster_cross_products(d["codes"][0], d["Xs"][0], lk, d["X"], d["y"])
-    obj = ResampleObjective(blocks, counts, np.arange(lk), reml, ThetaMap.default(((d["Xs"][0].shape[1], lk),)))
+    obj = ClusterEvaluator(blocks, counts, np.arange(lk), reml, ThetaMap.default(((d["Xs"][0].shape[1], lk),)))
     rows, codes, start = [], [], 0
     for cl, c in enumerate(counts):
         idx = np.flatnonzero(d["codes"][0] == cl)
@@ -98,7 +117,9 @@ def test_cluster_resample_equals_the_dense_evaluator_on_the_copies(d, reml):
     rows, codes = np.concatenate(rows), np.concatenate(codes)
     cp = cross_products([codes], [d["Xs"][0][rows]], [start], d["X"][rows], d["y"][rows])
     assume(np.linalg.matrix_rank(d["X"][rows]) == cp.p)
-    ref = _dense(cp, ThetaMap.default(cp.dims), d["theta"], reml)
-    value, grad = obj.value_and_grad(d["theta"])
-    assert value == pytest.approx(ref["value"], rel=1e-10)
-    np.testing.assert_allclose(grad, ref["grad"], rtol=1e-7, atol=1e-7 * (1 + np.abs(ref["grad"]).max()))
+    ref = DenseEvaluator(cp, reml).at(d["theta"], grad=True)
+    pt = obj.at(d["theta"], grad=True)
+    for key in PIECES:
+        assert getattr(pt, key) == pytest.approx(getattr(ref, key), rel=1e-10, abs=1e-10), key
+    assert pt.deviance == pytest.approx(ref.deviance, rel=1e-10)
+    np.testing.assert_allclose(pt.grad, ref.grad, rtol=1e-7, atol=1e-7 * (1 + np.abs(ref.grad).max()))

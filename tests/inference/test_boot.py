@@ -87,7 +87,7 @@ def test_each_replicate_is_the_fit_of_its_simulated_response(m_sleep):
 
 def test_blocked_factor_refits_equal_the_dense_ones(m_pen):
     dense = replicates(m_pen.problem, 3, seed=4, progress=False)
-    blocked = replicates(m_pen.problem, 3, seed=4, progress=False, _kind="factor")
+    blocked = replicates(m_pen.problem, 3, seed=4, progress=False, _kind="blocked")
     np.testing.assert_allclose(blocked.to_numpy(), dense.to_numpy(), rtol=2e-4)
 
 

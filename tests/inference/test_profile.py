@@ -178,7 +178,7 @@ def test_blocked_factor_path_agrees_with_the_dense_one(models):
     """Models too big for dense algebra use the blocked factor with finite-difference gradients."""
     m = models["penicillin"]
     dense = profile(m.problem, which=["(Intercept)"])
-    blocked = profile(m.problem, _kind="factor", which=["(Intercept)"])
+    blocked = profile(m.problem, _kind="blocked", which=["(Intercept)"])
     np.testing.assert_allclose(blocked.confint().dropna().to_numpy(), dense.confint().dropna().to_numpy(),
                                rtol=1e-5)
 
