@@ -74,7 +74,7 @@ from ..crossprod import ClusterCrossProducts, CrossProducts
 from ..linalg import PlsFactor, ThetaMap, factorize, plan
 from ..linalg._small import tri_inv
 from ..linalg._threads import blas_threads
-from ..linalg.cholesky import chol_xx, zz_matmul
+from ..linalg.cholesky import zz_matmul
 from ..linalg.single import SingleTerm
 
 __all__ = [
@@ -120,9 +120,13 @@ class DeviancePoint:
     ----------
     theta : ndarray (n_theta,)
     ldL2, ldRX2, pwrss : float
+    L_XX : ndarray (p + 1, p + 1)
+        Lower Cholesky factor of the downdated [X y] block: R_X' and the
+        fixed-effects part of the response row.
     beta : ndarray (p,)
+        (property) beta-hat at theta.
     vcov_unscaled : ndarray (p, p)
-        (R_X'R_X)^{-1}; sigma^2 times it is vcov(beta).
+        (property) (R_X'R_X)^{-1}; sigma^2 times it is vcov(beta).
     n, p, sum_log_w, reml
         What the criterion needs besides the pieces.
     parts : ndarray (3, n_theta) or None
@@ -137,8 +141,7 @@ class DeviancePoint:
     ldL2: float
     ldRX2: float
     pwrss: float
-    beta: np.ndarray
-    vcov_unscaled: np.ndarray
+    L_XX: np.ndarray
     n: float
     p: int
     sum_log_w: float
@@ -146,6 +149,18 @@ class DeviancePoint:
     parts: np.ndarray | None = None
     u: object = None
     dvcov: np.ndarray | None = None
+
+    @cached_property
+    def _R_inv(self) -> np.ndarray:
+        return tri_inv(self.L_XX[:self.p, :self.p])
+
+    @cached_property
+    def beta(self) -> np.ndarray:
+        return self._R_inv.T @ self.L_XX[self.p, :self.p]
+
+    @cached_property
+    def vcov_unscaled(self) -> np.ndarray:
+        return self._R_inv.T @ self._R_inv
 
     @property
     def nu(self) -> float:
@@ -222,12 +237,10 @@ class Evaluator:
             parts = self._pieces(inside, True, False)[2]
         p = self.p
         d = np.diag(Lxx)
-        Rinv = tri_inv(Lxx[:p, :p])
-        beta = Rinv.T @ Lxx[p, :p]
+        pt = DeviancePoint(theta, float(ldL2), 2.0 * float(np.sum(np.log(d[:p]))), float(d[p] ** 2), Lxx,
+                           self.n, p, self.sum_log_w, self.reml, parts, u)
         if modes and u is None:
-            u = self.factor(theta).spherical_u(beta)
-        pt = DeviancePoint(theta, float(ldL2), 2.0 * float(np.sum(np.log(d[:p]))), float(d[p] ** 2), beta,
-                           Rinv.T @ Rinv, self.n, p, self.sum_log_w, self.reml, parts, u)
+            pt = replace(pt, u=self.factor(theta).spherical_u(pt.beta))
         if jacobian:
             pt = replace(pt, dvcov=self._vcov_jacobian(theta))
         return pt
@@ -261,60 +274,107 @@ class Evaluator:
 
 
 class DenseEvaluator(Evaluator):
-    """One dense Cholesky of the whole (q + p + 1) PLS system (few random-effect coefficients).
+    """One dense Cholesky of the whole augmented system (few random-effect coefficients).
 
     When q is up to a few hundred (the classic teaching data sets, most
     designed experiments), one dense factorization costs less than the
-    bookkeeping of the blocked factor. The gradient formulas of the module
-    header are written with the full matrices; they hold on the boundary.
+    bookkeeping of the blocked factor. With A = [Z X y]'W[Z X y] and
+    Lambda~ = blockdiag(Lambda_theta, I_{p+1}), the augmented matrix
+
+        C(theta) = Lambda~' A Lambda~ + diag(I_q, 0) = L L'    (L lower)
+
+    has the PLS factor as its leading block, so every piece is a
+    log-determinant of a leading block C_m of C:
+
+        ldL2 = log|C_q|,  ldL2 + ldRX2 = log|C_{q+p}|,  log pwrss = log|C| - log|C_{q+p}|,
+
+    and d log|C_m| / d theta_i = tr(C_m^{-1} dC) = 2 sum over the positions
+    (r, c) of theta_i of (K_m Lambda~'A)[c, r], with K_m = pad(C_m^{-1}) =
+    sum over rows j < m of Li[j]' Li[j] (Li = L^{-1}). The three derivatives
+    are sums over three sets of rows of Li, from one product Li Lambda~'A.
+    This holds on the boundary too (no T_k^{-1} is needed).
     """
 
     kind = "dense"
 
-    def __init__(self, cp: CrossProducts, reml: bool, tmap: ThetaMap | None = None):
+    def __init__(self, cp: CrossProducts, reml: bool, tmap: ThetaMap | None = None, _A=None):
         super().__init__(cp, reml, tmap)
-        A = cp.dense()
+        self.A = np.ascontiguousarray(cp.dense() if _A is None else _A, dtype=float)
         q = cp.q
         self.q = q
-        self.A_ZZ = A[:q, :q]
-        self.A_ZXy = A[:q, q:]
-        self.A_XyXy = A[q:, q:]
+        Q = self.A.shape[0]
+        self._A_Z = self.A[:q, :]
+        self._A_XZ = self.A[q:, :q]
+        self._diag_q = np.arange(q) * (Q + 1)
+        self._diag_all = np.arange(Q) * (Q + 1)
+
+    def with_cp(self, cp: CrossProducts) -> DenseEvaluator:
+        """Other cross-products; when only their [X y] part differs (an offset, another
+        response), the Z'WZ block of A is reused."""
+        if cp.zz_diag is not self.cp.zz_diag or cp.zz_off is not self.cp.zz_off or cp.dims != self.cp.dims:
+            return DenseEvaluator(cp, self.reml, self.tmap)
+        q, p1 = self.q, cp.p + 1
+        A = np.empty((q + p1, q + p1))
+        A[:q, :q] = self.A[:q, :q]
+        zxy = np.vstack([z.reshape(-1, p1) for z in cp.zxy]) if cp.zxy else np.zeros((0, p1))
+        A[:q, q:] = zxy
+        A[q:, :q] = zxy.T
+        A[q:, q:] = cp.xyxy
+        return DenseEvaluator(cp, self.reml, self.tmap, _A=A)
+
+    def _factor(self, theta):
+        """L (lower Cholesky factor of C(theta)) and Lambda'A[:q, :]."""
+        q = self.q
+        Lam = self.tmap.dense_lambda(theta)
+        LA = Lam.T @ self._A_Z
+        C = self.A.copy()
+        # dpotrf reads the lower triangle only
+        C[:q, :q] = LA[:, :q] @ Lam
+        C.ravel()[self._diag_q] += 1.0
+        C[q:, :q] = LA[:, q:].T
+        L, info = sla.lapack.dpotrf(C, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("the augmented PLS system is not positive definite")
+        return L, LA
+
+    def _Li(self, L) -> np.ndarray:
+        Li, info = sla.lapack.dtrtri(L, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("singular factor")
+        return Li
 
     def _pieces(self, theta, grad: bool, modes: bool):
-        q, k = self.q, self.p
-        Lam = self.tmap.dense_lambda(theta)
-        AL = self.A_ZZ @ Lam
-        M = Lam.T @ AL
-        M[np.diag_indices(q)] += 1.0
-        Lz = np.linalg.cholesky(M)
-        B = Lam.T @ self.A_ZXy
-        Q = sla.solve_triangular(Lz, B, lower=True, check_finite=False)
-        Lxx = chol_xx(self.A_XyXy - Q.T @ Q)
-        ldL2 = 2.0 * float(np.sum(np.log(np.diag(Lz))))
-        if not grad and not modes:
-            return ldL2, Lxx, None, None
-        Rinv = tri_inv(Lxx[:k, :k])
-        beta = Rinv.T @ Lxx[k, :k]
-        Minv = sla.cho_solve((Lz, True), np.eye(q), check_finite=False)
-        u = Minv @ (B[:, k] - B[:, :k] @ beta)
-        u_terms = self._split(u) if modes else None
-        if not grad:
-            return ldL2, Lxx, None, u_terms
+        q, p = self.q, self.p
+        L, LA = self._factor(theta)
+        ldL2 = 2.0 * float(np.sum(np.log(L.ravel()[self._diag_q])))
+        Lxx = L[q:, q:]
+        u = None
+        if modes:
+            beta = tri_inv(Lxx[:p, :p]).T @ Lxx[p, :p]
+            Qz = L[q:, :q]
+            u = sla.solve_triangular(L[:q, :q].T, Qz[p] - Qz[:p].T @ beta, lower=False, check_finite=False)
+            u = self._split(u)
+        if not grad or self.n_theta == 0:
+            return ldL2, Lxx, (np.zeros((3, 0)) if grad else None), u
+        Li = self._Li(L)
+        X = Li @ np.vstack([LA[:, :q], self._A_XZ])                 # Li (Lambda~'A)[:, :q], (Q, q)
+        qp = q + p
+        G = np.empty((3, q, q))
+        np.matmul(Li[:q, :q].T, X[:q], out=G[0])
+        np.matmul(Li[q:qp, :q].T, X[q:qp], out=G[1])
+        np.multiply.outer(Li[-1, :q], X[-1], out=G[2])
+        idx3, rows, cols = self._index3
+        parts = np.bincount(idx3, weights=G[:, cols, rows].ravel(), minlength=3 * self.n_theta)
+        parts = 2.0 * parts.reshape(3, self.n_theta)
+        parts[2] *= float(L[-1, -1] ** 2)                         # d log pwrss -> d pwrss
+        return ldL2, Lxx, parts, u
+
+    @cached_property
+    def _index3(self):
+        """theta's positions in Lambda, repeated for the three pieces (one bincount for all)."""
         t_idx, rows, cols = self.tmap.lambda_index
         nt = self.n_theta
-        parts = np.full((3, nt), np.nan)
-        G = Minv @ AL.T
-        parts[0] = 2.0 * np.bincount(t_idx, weights=G[cols, rows], minlength=nt)
-        rZ = self.A_ZXy[:, k] - self.A_ZXy[:, :k] @ beta - AL @ u
-        parts[2] = -2.0 * np.bincount(t_idx, weights=rZ[rows] * u[cols], minlength=nt)
-        if self.reml:
-            parts[1] = 0.0
-            if k:
-                V = Minv @ B[:, :k]
-                F = self.A_ZXy[:, :k] - AL @ V
-                H = F @ (Rinv.T @ Rinv) @ V.T
-                parts[1] = -2.0 * np.bincount(t_idx, weights=H[rows, cols], minlength=nt)
-        return ldL2, Lxx, parts, u_terms
+        return np.concatenate([t_idx, t_idx + nt, t_idx + 2 * nt]), rows, cols
 
     def _split(self, u: np.ndarray) -> dict:
         out, start = {}, 0
@@ -324,21 +384,24 @@ class DenseEvaluator(Evaluator):
         return out
 
     def _vcov_jacobian(self, theta) -> np.ndarray:
-        """d S^{-1} = S^{-1} (E_i + E_i') S^{-1}, E_i = F' dLambda_i V (see the module header)."""
-        q, k = self.q, self.p
-        Lam = self.tmap.dense_lambda(theta)
-        AL = self.A_ZZ @ Lam
-        M = Lam.T @ AL
-        M[np.diag_indices(q)] += 1.0
-        B = Lam.T @ self.A_ZXy[:, :k]
-        V = sla.cho_solve((np.linalg.cholesky(M), True), B, check_finite=False)
-        F = self.A_ZXy[:, :k] - AL @ V
-        S_inv = self.at(theta).vcov_unscaled
+        """d (R_X'R_X)^{-1} / d theta_i, from the X block of C_{q+p}^{-1}.
+
+        With B = C_{q+p}^{-1}[:, X], d(C^{-1}) = -C^{-1} dC C^{-1} gives
+        d S^{-1} = -(E_i + E_i') with E_i = B'(Lambda~'A) dLambda~_i B = sum
+        over the positions (r, c) of theta_i of H[:, r] B[c, :]',
+        H = B'(Lambda~'A)[:q+p, :q].
+        """
+        q, p = self.q, self.p
+        qp = q + p
+        L, LA = self._factor(theta)
+        Li = self._Li(L)
+        B = Li[q:qp, :qp].T @ Li[q:qp, q:qp]                        # (q + p, p)
+        H = B.T @ np.vstack([LA[:, :q], self._A_XZ])[:qp]           # (p, q)
         t_idx, rows, cols = self.tmap.lambda_index
-        E = np.zeros((self.n_theta, k, k))
-        np.add.at(E, t_idx, F[rows][:, :, None] * V[cols][:, None, :])
-        E = E + E.transpose(0, 2, 1)
-        return np.einsum("ab,ibc,cd->iad", S_inv, E, S_inv)
+        terms = H[:, rows].T[:, :, None] * B[cols][:, None, :]      # (positions, p, p)
+        E = np.zeros((self.n_theta, p, p))
+        np.add.at(E, t_idx, terms)
+        return -(E + E.transpose(0, 2, 1))
 
 
 class OneTermEvaluator(Evaluator):

@@ -648,7 +648,7 @@ def factorize(struct: PlsStructure, theta: np.ndarray) -> PlsFactor:
             raise np.linalg.LinAlgError("dense block not positive definite")
         Q_D = sla.solve_triangular(L_D, RD, lower=True, check_finite=False)
         M_XX -= Q_D.T @ Q_D
-    L_XX = chol_xx(M_XX)
+    L_XX = _chol_xx(M_XX)
     return PlsFactor(struct, Ts, L_diag, L_off, L_Dm, L_D, Q, Q_D, L_XX)
 
 
@@ -659,7 +659,7 @@ def _diag_of(lam: sp.csr_matrix):
     return None
 
 
-def chol_xx(M: np.ndarray) -> np.ndarray:
+def _chol_xx(M: np.ndarray) -> np.ndarray:
     """Cholesky of the [X y] block; a perfect fit (zero residual) gets r_yy = 0."""
     try:
         return sla.cholesky(M, lower=True, check_finite=False)

@@ -161,14 +161,15 @@ class ThetaMap:
             return np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
         return np.concatenate(idx), np.concatenate(rows), np.concatenate(cols)
 
-    @property
+    @cached_property
     def q(self) -> int:
         return int(sum(p * l for p, l in self.dims))
 
     def dense_lambda(self, theta) -> np.ndarray:
         """Lambda_theta as a dense ``(q, q)`` array."""
         t_idx, rows, cols = self.lambda_index
-        L = np.zeros((self.q, self.q))
+        q = self.q
+        L = np.zeros((q, q))
         L[rows, cols] = np.asarray(theta, dtype=float)[t_idx]
         return L
 
