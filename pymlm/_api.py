@@ -51,7 +51,7 @@ def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: st
         raise _numerical_failure(design)
     options = dict(start=start, optimizer=optimizer, check_conv=check_conv, chunk_size=chunk_size,
                    optimizer_options=optimizer_options)
-    result = LmerResult(design, fit, data=data, data_name=data_name, options=options, merge=merge,
+    result = LmerResult(design, fit, data=data, data_name=data_name, options=options,
                         refit_design=fit_design, refit_formula=lmer)
     for message, category in result.fit_warnings():
         warn(message, category)

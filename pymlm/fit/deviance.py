@@ -484,7 +484,7 @@ class ClusterEvaluator(Evaluator):
     into one level is a different model (c replicates of its rows sharing
     one random effect), so the pieces are assembled from per-cluster terms
     with multiplicities. With template T, A_i = Z_i'WZ_i, z_i = Z_i'W[X y]
-    (q x (p + 1)), M_i = I + T'A_iT and W_i = T M_i^{-1} T':
+    (p_k x (p + 1)), M_i = I + T'A_iT and W_i = T M_i^{-1} T':
 
         [X y]'V^{-1}[X y] ~ sum_i c_i ((X y)_i'W(X y)_i - z_i' W_i z_i) = L_xy L_xy',
         ldL2 = sum_i c_i log|M_i|,  n = sum_i c_i n_i,  sum log w = sum_i c_i s_i.
@@ -496,7 +496,7 @@ class ClusterEvaluator(Evaluator):
         d pwrss / dT = -2 sum_i c_i (r_i - A_i T u_i) u_i',
         d ldRX2 / dT = -2 sum_i c_i F_i S^{-1} V_i',  V_i = E_i z_i(X),  F_i = z_i(X) - A_i T V_i.
 
-    Everything is a batched q x q operation over the m distinct clusters or
+    Everything is a batched p_k x p_k operation over the m distinct clusters or
     one Gram product, so an evaluation costs O(m), whatever sum_i c_i is, and
     nothing needs T^{-1} (the boundary is handled). Non-integer c weight each
     cluster's log-likelihood (a BLB subset's fit uses c = N / b).
@@ -519,15 +519,15 @@ class ClusterEvaluator(Evaluator):
         idx = np.asarray(clusters)
         keep = c > 0
         self.c, idx = c[keep], idx[keep]
-        self.A = blocks.zz[idx]                                        # (m, q, q)
-        self.z = blocks.zxy[idx]                                       # (m, q, p + 1)
+        self.A = blocks.zz[idx]                                        # (m, p_k, p_k)
+        self.z = blocks.zxy[idx]                                       # (m, p_k, p + 1)
         self.xyxy = np.einsum("l,lij->ij", self.c, blocks.xyxy[idx])
         self.reml = bool(reml)
         self.tmap = tmap
         self.n = float(self.c @ blocks.n[idx])
         self.p = int(blocks.p)
         self.sum_log_w = float(self.c @ blocks.sum_log_w[idx])
-        self.q = self.A.shape[1]
+        self.pk = self.A.shape[1]
 
     @property
     def cp(self):
@@ -541,39 +541,39 @@ class ClusterEvaluator(Evaluator):
 
     def _pieces(self, theta, grad: bool, modes: bool):
         T = self.tmap.template(0, theta)
-        AT = self.A @ T                                                # (m, q, q)
-        M = np.einsum("ba,ibc->iac", T, AT) + np.eye(self.q)           # I + T'A T
+        AT = self.A @ T                                                # (m, p_k, p_k)
+        M = np.einsum("ba,ibc->iac", T, AT) + np.eye(self.pk)           # I + T'A T
         L = np.linalg.cholesky(M)
         Minv = np.linalg.inv(M)
         E = Minv @ T.T                                                 # M^{-1} T'
         W = T @ E                                                      # T M^{-1} T'
         m, k1 = self.z.shape[0], self.p + 1
-        cz = (self.z * self.c[:, None, None]).reshape(m * self.q, k1)
-        gram = cz.T @ (W @ self.z).reshape(m * self.q, k1)
+        cz = (self.z * self.c[:, None, None]).reshape(m * self.pk, k1)
+        gram = cz.T @ (W @ self.z).reshape(m * self.pk, k1)
         Lxy = np.linalg.cholesky(self.xyxy - 0.5 * (gram + gram.T))
         ldL2 = 2.0 * float(self.c @ np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1))
         if not grad and not modes:
             return ldL2, Lxy, None, None
-        k, c = self.p, self.c
-        Lx = Lxy[:k, :k]
+        p, c = self.p, self.c
+        Lx = Lxy[:p, :p]
         Li = tri_inv(Lx)
-        beta = Li.T @ Lxy[k, :k]
-        zx, zy = self.z[:, :, :k], self.z[:, :, k]
-        r = zy - zx @ beta                                             # (m, q)
+        beta = Li.T @ Lxy[p, :p]
+        zx, zy = self.z[:, :, :p], self.z[:, :, p]
+        r = zy - zx @ beta                                             # (m, p_k)
         u = np.einsum("iab,ib->ia", E, r)
         if not grad:
             return ldL2, Lxy, None, u
         rZ = r - np.einsum("iab,ib->ia", AT, u)
-        dT = np.full((3, self.q, self.q), np.nan)
+        dT = np.full((3, self.pk, self.pk), np.nan)
         dT[0] = 2.0 * np.einsum("i,iab->ab", c, AT @ Minv)
         dT[2] = -2.0 * np.einsum("i,ia,ib->ab", c, rZ, u)
         if self.reml:
             dT[1] = 0.0
-            if k:
-                V = E @ zx                                             # (m, q, k)
+            if p:
+                V = E @ zx                                             # (m, p_k, p)
                 F = zx - AT @ V
                 FS = F @ (Li.T @ Li)
-                dT[1] = -2.0 * np.einsum("i,iak,ibk->ab", c, FS, V)
+                dT[1] = -2.0 * np.einsum("i,iax,ibx->ab", c, FS, V)
         return ldL2, Lxy, np.stack([self.tmap.pack([dT[i]]) for i in range(3)]), u
 
 

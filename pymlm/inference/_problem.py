@@ -42,6 +42,11 @@ class LmmProblem:
     y : ndarray (n,)
         Response minus offset.
     weights : ndarray (n,) or None
+    options : dict
+        The fit's options.
+    memo : dict
+        Results of costly methods already computed for this fit (profiles),
+        keyed by the fit, the cross-products and the options; users get copies.
     """
 
     cp: CrossProducts
@@ -56,6 +61,7 @@ class LmmProblem:
     y: np.ndarray
     weights: np.ndarray | None = None
     options: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------ naming
     @cached_property

@@ -91,7 +91,7 @@ def slim_problem(problem):
     cp = problem.cp
     stub = CrossProducts(dims=cp.dims, p=cp.p, n=cp.n, sum_log_w=cp.sum_log_w, zz_diag=())
     fit = replace(problem.fit, factor=None, u={}, evaluator=None)
-    return replace(problem, cp=stub, fit=fit, codes=[], Xs=[], X=None, y=None, weights=None)
+    return replace(problem, cp=stub, fit=fit, codes=[], Xs=[], X=None, y=None, weights=None, memo={})
 
 
 def seed_children(seed, n: int) -> list[np.random.SeedSequence]:

@@ -61,8 +61,8 @@ mixed-effects models using lme4. J. Stat. Softw. 67(1), section 5.1.
 
 from __future__ import annotations
 
+import copy
 import time
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,8 +91,6 @@ __all__ = ["OPTIONS", "LmmProfile", "back_spline", "interval", "profile", "zeta"
 OPTIONS = {"which": None, "alphamax": 0.01, "maxpts": 100, "delta": None, "delta_cutoff": 1 / 8,
            "maxmult": 10.0}
 
-# profiles already computed, per problem and options (a summary and confint share one)
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # zeta steps this small are rounding on a flat profile (the plateau of a correlation
 # once one of its sds is 0 differs by ~1e-12 from point to point), not an increase
@@ -690,10 +688,11 @@ def profile(problem, n_jobs: int = 1, progress: bool = False, _kind: str = "auto
     """
     n_jobs = check_n_jobs(n_jobs)
     opts = _check_options(options)
-    key = (tuple(sorted((k, repr(v)) for k, v in opts.items())), _kind)
-    cache = _CACHE.setdefault(problem, {})
-    if key in cache:
-        return cache[key]
+    # a summary and confint of one fit share the profile: it is kept in the problem's
+    # memo (per fit and options), and every caller gets its own copy
+    key = ("profile", id(problem.fit), id(problem.cp), tuple(sorted((k, repr(v)) for k, v in opts.items())), _kind)
+    if key in problem.memo:
+        return copy.deepcopy(problem.memo[key])
     t0 = time.perf_counter()
     chosen = _which(problem, opts["which"])
     with single_threaded():
@@ -713,8 +712,8 @@ def profile(problem, n_jobs: int = 1, progress: bool = False, _kind: str = "auto
     out = LmmProfile(traces, pd.Series(setup.opt, index=names), pd.Series(setup.lower, index=names),
                      pd.Series(setup.upper, index=names), setup.base, setup.cutoff, messages,
                      time.perf_counter() - t0)
-    cache[key] = out
-    return out
+    problem.memo[key] = out
+    return copy.deepcopy(out)
 
 
 def zeta(problem, name: str, values, **options) -> np.ndarray:

@@ -11,7 +11,7 @@ central finite differences of the deviance.
 import numpy as np
 import pytest
 from _designs import random_designs
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from pymlm.crossprod import cluster_cross_products, cross_products
@@ -43,7 +43,6 @@ def _implementations(d, reml):
     return cp, out
 
 
-@settings(max_examples=25)
 @given(random_designs(), st.booleans())
 def test_every_implementation_equals_the_dense_one(d, reml):
     _, impls = _implementations(d, reml)
@@ -67,7 +66,6 @@ def test_every_implementation_equals_the_dense_one(d, reml):
                                    atol=1e-7 * scale, err_msg=name)
 
 
-@settings(max_examples=25)
 @given(random_designs(), st.booleans())
 def test_every_gradient_equals_finite_differences(d, reml):
     _, impls = _implementations(d, reml)
