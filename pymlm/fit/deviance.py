@@ -227,14 +227,19 @@ class Evaluator:
     def _pieces(self, theta, grad: bool, modes: bool):
         raise NotImplementedError
 
-    def at(self, theta, grad: bool = False, modes: bool = False, jacobian: bool = False) -> DeviancePoint:
-        theta = np.asarray(theta, dtype=float)
+    def _pieces_at(self, theta, grad: bool, modes: bool):
+        """``_pieces`` with the boundary rule of ``interior_gradient`` implementations."""
         ldL2, Lxx, parts, u = self._pieces(theta, grad, modes)
         if grad and parts is None and self.interior_gradient:
             # on the boundary T_k^{-1} does not exist; the gradient is continuous
             inside = theta.copy()
             inside[self.tmap.is_diag & (np.abs(inside) < BOUNDARY_TOL)] = BOUNDARY_STEP
             parts = self._pieces(inside, True, False)[2]
+        return ldL2, Lxx, parts, u
+
+    def at(self, theta, grad: bool = False, modes: bool = False, jacobian: bool = False) -> DeviancePoint:
+        theta = np.asarray(theta, dtype=float)
+        ldL2, Lxx, parts, u = self._pieces_at(theta, grad, modes)
         p = self.p
         d = np.diag(Lxx)
         pt = DeviancePoint(theta, float(ldL2), 2.0 * float(np.sum(np.log(d[:p]))), float(d[p] ** 2), Lxx,
@@ -255,22 +260,34 @@ class Evaluator:
             out.append((self.at(theta + e).vcov_unscaled - self.at(theta - e).vcov_unscaled) / (2 * h[i]))
         return np.asarray(out).reshape(theta.size, self.p, self.p)
 
+    # the optimizers' entry points: the criterion (and its gradient) straight from the
+    # pieces, without the point record (thousands of calls per bootstrap)
+    def _criterion(self, ldL2, Lxx):
+        p = self.p
+        d = np.diag(Lxx)
+        pwrss = float(d[p] ** 2)
+        ldRX2 = 2.0 * float(np.sum(np.log(d[:p]))) if self.reml else 0.0
+        return profiled_deviance(ldL2, ldRX2, pwrss, self.n, p, self.sum_log_w, self.reml), pwrss
+
     def __call__(self, theta) -> float:
         try:
-            value = self.at(theta).deviance
+            ldL2, Lxx, _, _ = self._pieces(np.asarray(theta, dtype=float), False, False)
+            value = self._criterion(ldL2, Lxx)[0]
         except np.linalg.LinAlgError:
             return np.inf
         return value if np.isfinite(value) else np.inf
 
     def value_and_grad(self, theta):
         try:
-            pt = self.at(theta, grad=True)
+            ldL2, Lxx, parts, _ = self._pieces_at(np.asarray(theta, dtype=float), True, False)
+            value, pwrss = self._criterion(ldL2, Lxx)
         except np.linalg.LinAlgError:
             return np.inf, None
-        value = pt.deviance
-        if not np.isfinite(value) or pt.parts is None:
+        if not np.isfinite(value) or parts is None:
             return np.inf, None
-        return value, pt.grad
+        nu = self.n - self.p if self.reml else self.n
+        g = parts[0] + (nu / pwrss) * parts[2]
+        return value, (g + parts[1] if self.reml else g)
 
 
 class DenseEvaluator(Evaluator):
