@@ -198,6 +198,9 @@ def _intervals(problem, psi: np.ndarray, parts, level: float):
         v = vp.sum()
         den = sum(x * x / df for x, (_, df) in zip(vp, parts) if np.isfinite(df))
         nu = v * v / den if den > 0 else np.inf
+        live = [df for x, (_, df) in zip(vp, parts) if x > 0]
+        if len(live) == 1:
+            nu = live[0]        # one source of variance: its df exactly (not v^2 / (v^2 / df) rounded)
         dfs[k] = nu
         q = stats.t.ppf(1.0 - a, nu) if np.isfinite(nu) else stats.norm.ppf(1.0 - a)
         se = np.sqrt(v)
