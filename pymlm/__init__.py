@@ -10,8 +10,8 @@ Examples
 """
 
 from . import datasets, plot
-from ._lmer import lmer, lmer_devfun
-from .design import Design, lformula
+from ._api import anova, lformula, lmer, lmer_devfun
+from .design import Design
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -26,7 +26,6 @@ from .errors import (
 from .fit.gam import bam, gam
 from .formula import parse_formula
 from .results import LmerResult
-from .results.anova import anova
 from .results.gam import GamResult
 
 __version__ = "0.1.0.dev0"

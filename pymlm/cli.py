@@ -64,7 +64,7 @@ def main(argv=None) -> int:
             return 0
         data = _read_data(args.data)
         if args.design:
-            from .design import lformula
+            from ._api import lformula
 
             print(lformula(args.formula, data))
             return 0
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
             # the summary prints every message, so the warnings are not repeated on stderr
             warnings.simplefilter("ignore", PymlmWarning)
             if args.engine == "lmer":
-                from ._lmer import lmer
+                from ._api import lmer
 
                 model = lmer(args.formula, data, REML=not args.ml, data_name=Path(args.data).stem)
                 print(model.summary(ci=args.ci) if args.ci else model)

@@ -20,13 +20,14 @@ Layout (term ``k`` has ``p_k`` coefficients per level and ``l_k`` levels,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-__all__ = ["CrossProducts", "ClusterCrossProducts", "cross_products", "cluster_cross_products", "term_z"]
+__all__ = ["CrossProducts", "ClusterCrossProducts", "cross_products", "cluster_cross_products", "term_z",
+           "offset_cross_products", "response_cross_products"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -341,3 +342,50 @@ def cluster_cross_products(codes, Xk, nlevels, X, y, weights=None, chunk_size: i
         zxy[present] += np.asarray(ind @ np.einsum("ia,ib->iab", Wk, WXy).reshape(e - s, -1)).reshape(-1, p_re, p + 1)
         xyxy[present] += np.asarray(ind @ np.einsum("ia,ib->iab", WXy, WXy).reshape(e - s, -1)).reshape(-1, p + 1, p + 1)
     return ClusterCrossProducts(zz, zxy, xyxy, cnt, slw)
+
+
+def offset_cross_products(cp: CrossProducts, j: int, b: float) -> CrossProducts:
+    """Cross-products of the model with fixed effect ``j`` moved into the offset at value ``b``.
+
+    The response becomes y - x_j b and column j leaves X, so only the
+    [X y] rows and columns of the blocks change:
+
+        Z'W(y - x_j b) = Z'Wy - b Z'Wx_j,
+        X_{-j}'W(y - x_j b) = X_{-j}'Wy - b X_{-j}'Wx_j,
+        (y - x_j b)'W(y - x_j b) = y'Wy - 2 b x_j'Wy + b^2 x_j'Wx_j.
+
+    No pass over the rows is needed.
+    """
+    p = cp.p
+    keep = [c for c in range(p) if c != j]
+    T = np.zeros((p + 1, p))          # [X y] -> [X_{-j}, y - x_j b]
+    T[keep, np.arange(p - 1)] = 1.0
+    T[p, p - 1] = 1.0
+    T[j, p - 1] = -b
+    zxy = tuple(z @ T for z in cp.zxy)
+    xyxy = T.T @ cp.xyxy @ T
+    return replace(cp, p=p - 1, zxy=zxy, xyxy=xyxy)
+
+
+def response_cross_products(cp: CrossProducts, zy, xy, yy: float) -> CrossProducts:
+    """The cross-products with a new response: only the y column of the blocks changes.
+
+    Parameters
+    ----------
+    zy : sequence of ndarray (l_k, p_k)
+        Z_k'Wy per term.
+    xy : ndarray (p,)
+        X'Wy.
+    yy : float
+        y'Wy.
+    """
+    p = cp.p
+    zxy = []
+    for z, new in zip(cp.zxy, zy):
+        z = z.copy()
+        z[:, :, p] = new
+        zxy.append(z)
+    xyxy = cp.xyxy.copy()
+    xyxy[:p, p] = xyxy[p, :p] = xy
+    xyxy[p, p] = yy
+    return replace(cp, zxy=tuple(zxy), xyxy=xyxy)

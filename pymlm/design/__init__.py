@@ -1,6 +1,6 @@
 """ParsedFormula + data -> Design: y, X (R's names), random terms, Z, theta template."""
 
-from ._design import Design, build_design, lformula
+from ._design import Design, build_design
 from ._fixed import (
     SPARSE_MAX_DENSITY,
     SPARSE_MIN_COLUMNS,
@@ -34,7 +34,6 @@ __all__ = [
     "drop_rank_deficient",
     "evaluate",
     "grouping_codes",
-    "lformula",
     "model_frame",
     "re_matrix",
     "rebuild_model_matrix",

@@ -22,7 +22,7 @@ from ._fixed import (
 from ._frame import ModelFrame, as_categorical, model_frame
 from ._random import ReTerm, build_re_terms, re_matrix, theta_template, z_matrix
 
-__all__ = ["Design", "build_design", "lformula"]
+__all__ = ["Design", "build_design"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -319,7 +319,7 @@ def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *
     Raises
     ------
     FormulaError, DataError
-        See :func:`lformula`.
+        See :func:`pymlm.lformula`.
 
     Warns
     -----
@@ -369,50 +369,3 @@ def build_design(parsed: ParsedFormula | str, data, weights=None, offset=None, *
         fixed_spec=fixed_spec,
         dropped_columns=dropped,
     )
-
-
-def lformula(formula: str, data, weights=None, offset=None) -> Design:
-    """Parse an lme4 formula and build its design, as lme4's ``lFormula``.
-
-    Parameters
-    ----------
-    formula : str
-        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : pandas.DataFrame, pyarrow.Table or dict of columns
-    weights, offset : str, array-like or None
-        A column name or one value per row.
-
-    Returns
-    -------
-    Design
-        ``d.X``, ``d.X_names``, ``d.Z`` (sparse), ``d.theta``, ``d.lower``,
-        ``d.ngroups``, ``d.re_terms``, ``d.n_dropped``.
-
-    Raises
-    ------
-    FormulaError
-        Malformed formula (the message marks the offending part), a formula
-        that is not a string, a smooth term (``s()`` belongs to ``gam``), no
-        random-effects term, a random-effects column given twice for one
-        grouping factor, a grouping factor with fewer than 2 levels or as
-        many levels as rows, more random effects than rows.
-    DataError
-        Unknown column (close names suggested), non-numeric response, no
-        complete rows, infinite values, a date/time column used as a number
-        (convert it, e.g. to days since a date), an object column mixing
-        numbers and strings (see :func:`pymlm.design.model_frame`).
-
-    Warns
-    -----
-    PymlmWarning
-        lme4's ``check.scaleX``: fixed-effect columns on very different
-        scales; ``(f || g)`` with a factor ``f``.
-
-    Examples
-    --------
-    >>> import pymlm as ml
-    >>> d = ml.lformula("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
-    >>> d.X.shape, d.Z.shape, d.theta.tolist()
-    ((180, 2), (180, 36), [1.0, 0.0, 1.0])
-    """
-    return build_design(formula, data, weights, offset, check="lmer")

@@ -1,7 +1,15 @@
-"""Optimizer driver for the profiled deviance, and lme4's convergence checks.
+"""The optimizer driver for the profiled deviance: every theta search goes through here.
 
-The driver is apart from the objective: any bounded scipy method can be used.
-After the optimum, :func:`check_convergence` repeats lme4's ``checkConv``:
+- :func:`minimize_theta`: the fitter's search (any bounded scipy method, the
+  analytic gradient with L-BFGS-B);
+- :func:`minimize_from`: a warm-started search with restarts off spurious
+  boundary stops (BLB and split-sample subset fits);
+- :func:`refit`: a warm-started quasi-Newton refit from an inverse Hessian
+  (:func:`minimize_qn`), else L-BFGS-B (bootstrap replicates, profiles);
+- :func:`check_convergence`: lme4's post-fit checks.
+
+The driver is apart from the objective (an evaluator of :mod:`pymlm.fit.deviance`,
+or any callable). After the optimum, :func:`check_convergence` repeats lme4's ``checkConv``:
 a finite-difference gradient and Hessian at the optimum; the scaled gradient
 (Hessian-Cholesky-solved, as lme4) must be below 0.002 in every interior
 component, the Hessian must be positive definite; parameters on the
@@ -17,9 +25,10 @@ import numpy as np
 from scipy import optimize
 
 from .._validation import check_choice
+from .deviance import BOUNDARY_STEP, BOUNDARY_TOL
 
-__all__ = ["OPTIMIZERS", "OptResult", "bound_restart", "check_convergence", "fd_gradient_hessian",
-           "minimize_theta"]
+__all__ = ["OPTIMIZERS", "OptResult", "bound_restart", "check_convergence", "escape_bound", "fd_gradient_hessian", "gradient_hessian", "lift_start",
+           "minimize_from", "minimize_qn", "minimize_theta", "positive_inverse", "refit"]
 
 OPTIMIZERS = ("lbfgsb", "bobyqa", "nelder-mead", "powell", "cobyqa")
 
@@ -172,14 +181,14 @@ def bound_restart(fun, x: np.ndarray, lower: np.ndarray, start: np.ndarray, floo
     ----------
     fun : callable
         theta -> criterion.
-    x, lower, start : ndarray (k,)
+    x, lower, start : ndarray (n_theta,)
         The optimum found, the bounds, the start of that search.
     floor : float
     steps : int
 
     Returns
     -------
-    ndarray (k,) or None
+    ndarray (n_theta,) or None
         None when no element of ``x`` is within 1e-6 of a finite bound or
         no point probed is lower.
     """
@@ -199,10 +208,48 @@ def bound_restart(fun, x: np.ndarray, lower: np.ndarray, start: np.ndarray, floo
     return best_x
 
 
+def escape_bound(fun, opt: OptResult, lower: np.ndarray, start: np.ndarray) -> OptResult:
+    """``opt``, or a better optimum searched (Nelder-Mead) from :func:`bound_restart`'s point."""
+    x0 = bound_restart(fun, opt.x, lower, start)
+    if x0 is None:
+        return opt
+    again = minimize_theta(fun, x0, lower, method="nelder-mead")
+    if again.fun < opt.fun:
+        return replace(again, nfev=opt.nfev + again.nfev, seconds=opt.seconds + again.seconds)
+    return opt
+
+
+def _inside_boundary(analytic, lower):
+    """The search's rule on the boundary: ``theta -> (value, gradient)`` with the gradient
+    taken ``BOUNDARY_STEP`` inside for elements on their bound.
+
+    A diagonal element of T_k enters the criterion only through squares and
+    products, so at 0 its exact derivative is often 0 (a stationary point of
+    an even function); just inside, the gradient shows whether the optimum
+    lies inside (a negative curvature along the element), and the search can
+    leave the bound.
+    """
+    if analytic is None:
+        return None
+    finite = np.isfinite(lower)
+
+    def vg(x):
+        f, g = analytic(x)
+        on = finite & (x - lower < BOUNDARY_TOL)
+        if np.isfinite(f) and on.any():
+            inside = np.array(x, dtype=float)
+            inside[on] = lower[on] + BOUNDARY_STEP
+            g = analytic(inside)[1]
+        return f, g
+
+    return vg
+
+
 def _value_and_grad(fun, lower):
-    """``theta -> (value, gradient)``: analytic where the objective offers it,
-    else (or where it declines) forward differences, one-sided at the bounds."""
-    analytic = getattr(fun, "value_and_grad", None)
+    """``theta -> (value, gradient)``: analytic where the objective offers it (with the
+    boundary rule of :func:`_inside_boundary`), else (or where it declines) forward
+    differences, one-sided at the bounds."""
+    analytic = _inside_boundary(getattr(fun, "value_and_grad", None), np.asarray(lower, dtype=float))
 
     def vg(x):
         x = np.asarray(x, dtype=float)
@@ -303,7 +350,7 @@ def check_convergence(fun, opt: OptResult, lower: np.ndarray, tol_grad: float = 
     interior = np.array([i for i in range(x.size) if i not in boundary], dtype=int)
     grad = hess = None
     if interior.size:
-        analytic = getattr(fun, "value_and_grad", None)
+        analytic = _inside_boundary(getattr(fun, "value_and_grad", None), lower)
         grad = None
         if analytic is not None:
             grad, hess = _hessian_from_gradients(analytic, x, interior)
@@ -336,3 +383,184 @@ def check_convergence(fun, opt: OptResult, lower: np.ndarray, tol_grad: float = 
             if ev.max() > 0 and ev.min() / ev.max() < 1e-6 and not boundary:
                 messages.append("Model is nearly unidentifiable: very large eigenvalue ratio - Rescale variables?")
     return replace(opt, messages=tuple(messages), gradient=grad, hessian=hess, boundary=boundary)
+
+
+# ---------------------------------------------------------------- warm-started refits
+# diagonal elements of theta start at least this far from their bound of 0
+START_LIFT = 1e-2
+
+
+def lift_start(theta0, lower) -> np.ndarray:
+    """A start off the boundary: a diagonal element at 0 starts at ``START_LIFT``.
+
+    For a scalar term the criterion is even in theta_k, so theta_k = 0 is
+    always a stationary point; started there, a gradient method would stay
+    even where 0 is a maximum along theta_k (a fixed effect far from its
+    estimate can make a variance worth having again).
+    """
+    lower = np.asarray(lower, dtype=float)
+    theta0 = np.maximum(np.asarray(theta0, dtype=float), lower)
+    on_bound = np.isfinite(lower) & (theta0 < lower + START_LIFT)
+    return np.where(on_bound, lower + START_LIFT, theta0)
+
+
+def positive_inverse(H: np.ndarray, floor: float = 1e-8) -> np.ndarray:
+    """Inverse of a symmetric matrix with its eigenvalues floored at ``floor`` times the largest."""
+    vals, vecs = np.linalg.eigh(0.5 * (H + H.T))
+    top = max(float(np.max(np.abs(vals))), 1e-12)
+    vals = np.maximum(vals, floor * top)
+    return (vecs / vals) @ vecs.T
+
+
+def minimize_qn(fg, x0, lower, hess_inv, tol: float = 1e-10, maxit: int = 100):
+    """Projected quasi-Newton (BFGS) minimization subject to ``x >= lower``.
+
+    Variables on their bound whose gradient points outwards are held
+    there; the step on the others is -H g with H the BFGS inverse Hessian,
+    started from ``hess_inv``; a backtracking line search on the projected
+    path (Armijo). Stops when the Newton decrement g'Hg of the free
+    variables is below ``tol * max(1, |f|)``.
+
+    Parameters
+    ----------
+    fg : callable
+        x -> (f, gradient); (inf, None) where undefined.
+    x0, lower : ndarray (k,)
+    hess_inv : ndarray (k, k)
+        Positive definite start of the inverse Hessian.
+
+    Returns
+    -------
+    x : ndarray
+    converged : bool
+    """
+    x = np.maximum(np.asarray(x0, dtype=float), lower)
+    f, g = fg(x)
+    if g is None or not np.isfinite(f):
+        return x, False
+    H = np.array(hess_inv, dtype=float)
+
+    def direction(H, g, held):
+        if not held.any():
+            return -(H @ g)
+        free = ~held
+        d = np.zeros_like(g)
+        d[free] = -(H[np.ix_(free, free)] @ g[free])
+        return d
+
+    for _ in range(maxit):
+        held = (x <= lower) & (g > 0)
+        d = direction(H, g, held)
+        slope = float(g @ d)
+        if not slope < 0:
+            H = np.array(hess_inv, dtype=float)
+            d = direction(H, g, held)
+            slope = float(g @ d)
+            if not slope < 0:
+                return x, bool(np.max(np.abs(g[~held]), initial=0.0) < 1e-8)
+        if -slope <= tol * max(1.0, abs(f)):
+            return x, True
+        t = 1.0
+        while True:
+            xn = np.maximum(x + t * d, lower)
+            fn, gn = fg(xn)
+            if gn is not None and np.isfinite(fn) and fn <= f + 1e-4 * float(g @ (xn - x)):
+                break
+            t *= 0.5
+            if t < 1e-10:
+                # no decrease left to find within rounding: converged if the
+                # predicted decrease is negligible
+                return x, -slope <= 1e-8 * max(1.0, abs(f))
+        s_ = xn - x
+        y_ = gn - g
+        sy = float(s_ @ y_)
+        if sy > 1e-12 * np.sqrt(float(s_ @ s_) * float(y_ @ y_)):
+            rho = 1.0 / sy
+            Hy = H @ y_
+            sH = s_[:, None] * Hy[None, :]
+            H = H - rho * (sH + sH.T) + (rho * rho * float(y_ @ Hy) + rho) * (s_[:, None] * s_[None, :])
+        x, f, g = xn, fn, gn
+    return x, False
+
+
+def refit(evaluator, theta0, tol: float = 1e-10, hess_inv=None):
+    """Minimize an evaluator's criterion from a warm start, with its analytic gradient.
+
+    Parameters
+    ----------
+    evaluator : pymlm.fit.deviance.Evaluator
+    theta0 : ndarray (n_theta,)
+        Start (a diagonal element on its bound is lifted, see :func:`lift_start`).
+    tol : float
+        Relative tolerance on the criterion.
+    hess_inv : ndarray (n_theta, n_theta), optional
+        An approximate inverse Hessian (e.g. at the estimates of the
+        original data, for bootstrap refits): the projected quasi-Newton
+        method :func:`minimize_qn` started from it converges in a few steps.
+        Without it, or when it fails, L-BFGS-B.
+
+    Returns
+    -------
+    theta : ndarray
+    point : pymlm.fit.deviance.DeviancePoint
+    converged : bool
+    """
+    lower = evaluator.lower
+    theta0 = lift_start(theta0, lower)
+    if evaluator.n_theta == 0:
+        return theta0, evaluator.at(theta0), True
+    if hess_inv is not None:
+        theta, ok = minimize_qn(evaluator.value_and_grad, theta0, lower, hess_inv, tol=tol)
+        if ok:
+            return _escaped(evaluator, theta, theta0, True)
+
+    def fg_safe(th):
+        f, g = evaluator.value_and_grad(th)
+        return (1e300, np.zeros_like(th)) if g is None else (f, g)
+
+    bounds = optimize.Bounds(lower, np.full(lower.size, np.inf))
+    res = optimize.minimize(fg_safe, theta0, method="L-BFGS-B", jac=True, bounds=bounds,
+                            options={"ftol": tol, "gtol": 1e-6, "maxcor": 20, "maxfun": 2000})
+    theta = np.maximum(np.asarray(res.x, dtype=float), lower)
+    g = fg_safe(theta)[1]
+    projected = np.where((theta <= lower) & (g > 0), 0.0, g)
+    ok = bool(res.success) or float(np.max(np.abs(projected), initial=0.0)) < 1e-4
+    return _escaped(evaluator, theta, theta0, ok)
+
+
+def _escaped(evaluator, theta, theta0, ok):
+    """``refit``'s result after :func:`bound_restart`: a better optimum inside replaces one on a bound."""
+    def value(th):
+        return evaluator.value_and_grad(th)[0]
+
+    x0 = bound_restart(value, theta, evaluator.lower, theta0)
+    if x0 is not None:
+        again = minimize_theta(value, x0, evaluator.lower, method="nelder-mead")
+        if again.fun < value(theta):
+            theta, ok = again.x, bool(again.success)
+    return theta, evaluator.at(theta), ok
+
+
+def gradient_hessian(evaluator, theta, h: float = 1e-5) -> np.ndarray:
+    """Hessian of an evaluator's criterion by central differences of its analytic gradient."""
+    theta = np.asarray(theta, dtype=float)
+    k = theta.size
+    H = np.zeros((k, k))
+    steps = h * np.maximum(np.abs(theta), 1e-2)
+    for i in range(k):     # n_theta gradient pairs
+        e = np.zeros(k)
+        e[i] = steps[i]
+        H[:, i] = (evaluator.at(theta + e, grad=True).grad - evaluator.at(theta - e, grad=True).grad) / (2 * steps[i])
+    return 0.5 * (H + H.T)
+
+
+def minimize_from(objective, start, lower) -> OptResult:
+    """Minimize a profiled deviance from a warm start, escaping spurious boundary stops.
+
+    When the optimum found has a diagonal element of theta on its bound and
+    the deviance falls inwards, the search is restarted from inside
+    (:func:`bound_restart`) and the better optimum is kept.
+    """
+    start = np.asarray(start, dtype=float)
+    lower = np.asarray(lower, dtype=float)
+    return escape_bound(objective, minimize_theta(objective, start, lower), lower, start)

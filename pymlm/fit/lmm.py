@@ -9,195 +9,29 @@ eqs. 34 and 41):
 where r2 is the penalized weighted residual sum of squares at the
 conditional modes and ``sum log w`` the log prior weights. Each evaluation
 factors the PLS system from the :class:`~pymlm.crossprod.CrossProducts`
-(never the n rows); the optimizer driver in :mod:`pymlm.fit._optimize`
-minimizes it over theta within lme4's bounds.
+(never the n rows) through an evaluator of :mod:`pymlm.fit.deviance`; the
+optimizer driver in :mod:`pymlm.fit._optimize` minimizes it over theta within
+lme4's bounds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..crossprod import CrossProducts
-from ..linalg import PlsFactor, PlsStructure, factorize, plan
-from ..linalg._deviance import profiled_deviance
+from ..linalg import PlsFactor, ThetaMap
 from ..linalg._threads import blas_threads
-from ..linalg.cholesky import zz_matmul
-from ..linalg.dense import DENSE_MAX_Q, DenseSystem
-from ..linalg.single import SingleTerm
-from ._optimize import OptResult, bound_restart, check_convergence, minimize_theta
+from ._optimize import OptResult, check_convergence, escape_bound, minimize_theta
+from .deviance import Evaluator, evaluator_for, profiled_deviance
 
-__all__ = ["LmmObjective", "LmmFit", "fit_lmm", "deviance_from_factor"]
-
+__all__ = ["LmmFit", "fit_lmm", "fit_from_theta", "deviance_from_factor", "moment_start"]
 
 
 def deviance_from_factor(factor: PlsFactor, cp: CrossProducts, reml: bool) -> float:
     """The profiled (REML) deviance from a factor at theta (lme4's ``Laplace``)."""
-    return profiled_deviance(factor.logdet_L, factor.L_XX, cp.n, cp.sum_log_w, reml)[0]
-
-
-@dataclass(frozen=True, eq=False)
-class LmmObjective:
-    """The profiled deviance as a function of theta.
-
-    Parameters
-    ----------
-    cp : CrossProducts
-    reml : bool
-    layout : sequence of (rows, cols), optional
-        Template positions of theta's elements (see :func:`pymlm.linalg.plan`).
-    kernel : {"auto", "dense", "single", "blocked"}
-        How to evaluate: one dense Cholesky (small q; ``"auto"`` picks it for
-        q <= 300), the one-term kernel, or the blocked factor. All give the
-        same numbers.
-
-    Examples
-    --------
-    >>> import pymlm as ml
-    >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
-    >>> obj = LmmObjective(m.crossprod, reml=True)
-    >>> round(obj(m.theta), 4) == round(m.reml_criterion, 4)
-    True
-    """
-
-    cp: CrossProducts
-    reml: bool
-    layout: tuple | None = None
-    kernel: str = "auto"
-    struct: PlsStructure = field(init=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "struct", plan(self.cp, self.layout))
-        single = dense = None
-        cp = self.cp
-        if self.kernel not in ("auto", "dense", "single", "blocked"):
-            raise ValueError(f"kernel must be 'auto', 'dense', 'single' or 'blocked'; got {self.kernel!r}")
-        if self.kernel == "dense" or (self.kernel == "auto" and cp.q <= DENSE_MAX_Q):
-            dense = DenseSystem(cp, self.struct.layout, self.reml)
-        elif cp.n_terms == 1 and self.kernel in ("auto", "single"):
-            single = SingleTerm(cp.zz_diag[0], cp.zxy[0], cp.xyxy, cp.n, cp.sum_log_w, self.reml)
-        object.__setattr__(self, "_single_kernel", single)
-        object.__setattr__(self, "_dense_kernel", dense)
-
-    @property
-    def n_theta(self) -> int:
-        return self.struct.n_theta
-
-    def factor(self, theta) -> PlsFactor:
-        return factorize(self.struct, np.asarray(theta, dtype=float))
-
-    def _single(self, theta, grad: bool):
-        cp = self.cp
-        rows, cols = self.struct.tri_index[0]
-        pk = cp.dims[0][0]
-        T = np.zeros((pk, pk))
-        T[rows, cols] = theta
-        value, dT = self._single_kernel(T, grad)
-        if dT is None:
-            return value, None
-        return value, dT[rows, cols]
-
-    def __call__(self, theta) -> float:
-        try:
-            if self._dense_kernel is not None:
-                value = self._dense_kernel(theta)[0]
-            elif self._single_kernel is not None:
-                value = self._single(theta, False)[0]
-            else:
-                value = deviance_from_factor(self.factor(theta), self.cp, self.reml)
-        except np.linalg.LinAlgError:
-            return np.inf
-        return float(value) if np.isfinite(value) else np.inf
-
-    def value_and_grad(self, theta):
-        """The deviance and its analytic gradient in theta.
-
-        Returns
-        -------
-        value : float
-        grad : ndarray (n_theta,) or None
-            ``None`` where a template T_k is singular (a theta on its
-            boundary), where the closed form below does not apply.
-
-        Notes
-        -----
-        With M = Lambda'Z'WZ Lambda + I, r = y - X beta - Z b the residual
-        at the conditional modes, u the spherical modes, and dLambda the
-        derivative of Lambda in one element (a, b) of T_k:
-
-        - d log|M| = 2 tr(M^{-1} Lambda'A dLambda) = 2 [(l_k I - B_k) T_k^{-1}]_{ba},
-          B_k the sum over levels of the diagonal blocks of M^{-1}, because
-          M^{-1} Lambda'A Lambda = I - M^{-1};
-        - d r2 = -2 (Z'Wr)' dLambda u (envelope theorem: r2 is a minimum
-          over beta and u);
-        - REML: d log|R_X'R_X| = -2 tr(S^{-1} F' dLambda V) with
-          V = M^{-1} Lambda'Z'WX, F = Z'WX - Z'WZ Lambda V, S = R_X'R_X.
-        """
-        value, g = self._value_and_grad_at(theta)
-        if g is None and np.isfinite(value):
-            # On the boundary T_k^{-1} does not exist; the gradient is
-            # continuous, so take it at a point 1e-8 inside.
-            inside = np.array(theta, dtype=float)
-            small = self.struct.diag_mask() & (np.abs(inside) < 1e-10)
-            inside[small] = 1e-8
-            _, g = self._value_and_grad_at(inside)
-        return value, g
-
-    def _value_and_grad_at(self, theta):
-        try:
-            if self._dense_kernel is not None:
-                value, g = self._dense_kernel(theta, True)
-            elif self._single_kernel is not None:
-                value, g = self._single(theta, True)
-            else:
-                f = self.factor(theta)
-                value = float(deviance_from_factor(f, self.cp, self.reml))
-                g = None
-                if np.isfinite(value) and all(np.min(np.abs(np.diag(T))) >= 1e-10 for T in f.Ts):
-                    g = _gradient(self, f)
-        except np.linalg.LinAlgError:
-            return np.inf, None
-        if not np.isfinite(value):
-            return np.inf, None
-        return float(value), g
-
-
-def _gradient(obj: "LmmObjective", f: PlsFactor) -> np.ndarray:
-    cp = obj.cp
-    p = cp.p
-    K = cp.n_terms
-    traces = f.block_traces()
-    beta = f.beta()
-    u = f.spherical_u(beta)
-    b = {k: f.Ts[k].__matmul__(u[k].reshape(cp.dims[k][1], cp.dims[k][0]).T).T.reshape(-1, 1) for k in range(K)}
-    Ab = zz_matmul(cp, b)
-    pwrss = f.pwrss
-    nu = (cp.n - p) if obj.reml else cp.n
-    if obj.reml and p:
-        V = f.back_substitute({k: f._q_all(k)[:, :p] for k in range(K)})
-        lamV = {k: (V[k].reshape(cp.dims[k][1], cp.dims[k][0], p).transpose(0, 2, 1) @ f.Ts[k].T)
-                .transpose(0, 2, 1).reshape(-1, p) for k in range(K)}
-        AlamV = zz_matmul(cp, lamV)
-        Lx = f.L_XX[:p, :p]
-        Linv = np.linalg.inv(Lx)
-        Sinv = Linv.T @ Linv
-    grad = np.zeros(obj.n_theta)
-    for k in range(K):
-        pk, lk = cp.dims[k]
-        T = f.Ts[k]
-        zxy = cp.zxy[k].reshape(lk * pk, p + 1)
-        rZ = zxy[:, p] - zxy[:, :p] @ beta - Ab[k][:, 0]
-        g_pw = -2.0 * (rZ.reshape(lk, pk).T @ u[k].reshape(lk, pk))
-        g_ld = 2.0 * ((lk * np.eye(pk) - traces[k]) @ np.linalg.inv(T)).T
-        g = g_ld + nu * g_pw / pwrss
-        if obj.reml and p:
-            F = zxy[:, :p] - AlamV[k]
-            G = (F @ Sinv).reshape(lk, pk, p)
-            g = g - 2.0 * np.einsum("lac,lbc->ab", G, V[k].reshape(lk, pk, p))
-        rows, cols = obj.struct.layout[k]
-        grad[obj.struct.theta_slices[k]] = g[rows, cols]
-    return grad
+    return profiled_deviance(factor.logdet_L, factor.logdet_RX, factor.pwrss, cp.n, cp.p, cp.sum_log_w, reml)
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,6 +52,8 @@ class LmmFit:
     reml : bool
     opt : OptResult
         Optimizer report (evaluations, messages, convergence checks).
+    evaluator : Evaluator
+        The criterion that was minimized.
     """
 
     theta: np.ndarray
@@ -228,11 +64,11 @@ class LmmFit:
     u: dict
     reml: bool
     opt: OptResult
-    objective: LmmObjective
+    evaluator: Evaluator
 
     @property
     def cp(self) -> CrossProducts:
-        return self.objective.cp
+        return self.evaluator.cp
 
     def vcov_beta(self) -> np.ndarray:
         """sigma^2 (R_X'R_X)^{-1}, the fixed effects' covariance (lme4's ``vcov``)."""
@@ -279,28 +115,29 @@ def moment_start(cp: CrossProducts, lower: np.ndarray) -> np.ndarray:
     return theta
 
 
-def fit_from_theta(objective: LmmObjective, theta: np.ndarray, opt: OptResult) -> LmmFit:
+def fit_from_theta(evaluator: Evaluator, theta: np.ndarray, opt: OptResult) -> LmmFit:
     """Assemble the fit at a given theta."""
-    cp = objective.cp
-    f = objective.factor(theta)
+    cp = evaluator.cp
+    f = evaluator.factor(theta)
     beta = f.beta()
     u = f.spherical_u(beta)
-    denom = cp.n - cp.p if objective.reml else cp.n
+    denom = cp.n - cp.p if evaluator.reml else cp.n
     sigma = float(np.sqrt(f.pwrss / denom))
-    dev = deviance_from_factor(f, cp, objective.reml)
-    return LmmFit(np.asarray(theta, dtype=float), beta, sigma, float(dev), f, u, objective.reml, opt, objective)
+    dev = deviance_from_factor(f, cp, evaluator.reml)
+    return LmmFit(np.asarray(theta, dtype=float), beta, sigma, float(dev), f, u, evaluator.reml, opt, evaluator)
 
 
-def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = None, reml: bool = True,
-            optimizer: str = "lbfgsb", check_conv: bool = True, layout=None, kernel: str = "auto",
+def fit_lmm(cp: CrossProducts, tmap: ThetaMap | None = None, theta0: np.ndarray | None = None,
+            reml: bool = True, optimizer: str = "lbfgsb", check_conv: bool = True, kernel: str = "auto",
             **options) -> LmmFit:
     """Minimize the profiled (REML) deviance over theta.
 
     Parameters
     ----------
     cp : CrossProducts
-    lower : ndarray (n_theta,)
-        Lower bounds (0 for diagonal elements of each template, -inf otherwise).
+    tmap : ThetaMap, optional
+        theta's layout and bounds (0 for diagonal elements of each template,
+        -inf otherwise); default: full lower triangles.
     theta0 : ndarray or {"auto", "lme4"}, optional
         Start. ``"auto"`` (default): :func:`moment_start`; ``"lme4"``: lme4's
         (1 on diagonals, 0 off them).
@@ -309,11 +146,8 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
         See :func:`pymlm.fit._optimize.minimize_theta`.
     check_conv : bool
         Run lme4's convergence checks (finite-difference gradient and Hessian).
-    layout : sequence of (rows, cols), optional
-        Where theta's elements go in each term's template (see
-        :func:`pymlm.linalg.cholesky.plan`).
     kernel : {"auto", "dense", "single", "blocked"}
-        See :class:`LmmObjective`.
+        The evaluator (see :func:`pymlm.fit.deviance.evaluator_for`).
 
     Returns
     -------
@@ -326,8 +160,8 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
     (:func:`pymlm.fit._optimize.bound_restart`): the criterion is flat to
     first order there, so a gradient method can stop on the bound.
     """
-    objective = LmmObjective(cp, reml, None if layout is None else tuple(layout), kernel)
-    lower = np.asarray(lower, dtype=float)
+    objective = evaluator_for(cp, reml, tmap, kernel)
+    lower = objective.lower
     if theta0 is None or (isinstance(theta0, str) and theta0 == "auto"):
         theta0 = moment_start(cp, lower)
     elif isinstance(theta0, str) and theta0 == "lme4":
@@ -335,11 +169,7 @@ def fit_lmm(cp: CrossProducts, lower: np.ndarray, theta0: np.ndarray | None = No
     with blas_threads(1):
         theta0 = np.asarray(theta0, dtype=float)
         opt = minimize_theta(objective, theta0, lower, method=optimizer, **options)
-        x0 = bound_restart(objective, opt.x, lower, theta0)
-        if x0 is not None:
-            again = minimize_theta(objective, x0, lower, method="nelder-mead")
-            if again.fun < opt.fun:
-                opt = replace(again, nfev=opt.nfev + again.nfev, seconds=opt.seconds + again.seconds)
+        opt = escape_bound(objective, opt, lower, theta0)
         if check_conv:
             opt = check_convergence(objective, opt, lower)
         return fit_from_theta(objective, opt.x, opt)

@@ -9,6 +9,7 @@ import numpy as np
 from ..crossprod import cross_products
 from ..design import Design
 from ..errors import DataError
+from ..linalg import ThetaMap
 
 __all__ = ["TermMerge", "design_crossprod"]
 
@@ -57,6 +58,11 @@ class TermMerge:
                 off += p
             layout.append((np.concatenate(rows), np.concatenate(cols)))
         return cls(tuple(tuple(g) for g in groups), tuple(where), tuple(layout))
+
+    def theta_map(self, terms, names=()) -> ThetaMap:
+        """The :class:`~pymlm.linalg.ThetaMap` of the fitted (merged) terms."""
+        dims = [(sum(terms[k].p for k in g), terms[g[0]].nlevels) for g in self.groups]
+        return ThetaMap.of(dims, self.layout, names, self.where)
 
 
 def _same_factor(a, b) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 from ..crossprod import CrossProducts, cluster_cross_products, cross_products
 from ..errors import OptionError
 from ..fit.lmm import LmmFit, fit_lmm
+from ..linalg import ThetaMap
 
 __all__ = ["LmmProblem"]
 
@@ -32,14 +33,8 @@ class LmmProblem:
         Cross-products of the fitted (merged) terms.
     fit : LmmFit
     reml : bool
-    lower : ndarray
-        Lower bounds of theta.
-    layout : tuple of (rows, cols)
-        Template positions of theta per fitted term.
-    where : tuple of (int, int)
-        Per lme4 term: (fitted term, first column in it).
-    term_p : tuple of int
-        Coefficients per lme4 term.
+    tmap : ThetaMap
+        theta's layout, bounds, names and sd/cor map (fitted terms).
     fixef_names : list of str
     codes, Xs, levels : lists
         Per fitted term: level codes (n,), model matrix (n, p_k), number of levels.
@@ -47,15 +42,17 @@ class LmmProblem:
     y : ndarray (n,)
         Response minus offset.
     weights : ndarray (n,) or None
+    options : dict
+        The fit's options.
+    memo : dict
+        Results of costly methods already computed for this fit (profiles),
+        keyed by the fit, the cross-products and the options; users get copies.
     """
 
     cp: CrossProducts
     fit: LmmFit
     reml: bool
-    lower: np.ndarray
-    layout: tuple
-    where: tuple
-    term_p: tuple
+    tmap: ThetaMap
     fixef_names: list
     codes: list
     Xs: list
@@ -64,6 +61,7 @@ class LmmProblem:
     y: np.ndarray
     weights: np.ndarray | None = None
     options: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------ naming
     @cached_property
@@ -76,54 +74,14 @@ class LmmProblem:
     def n_sig(self) -> int:
         return self.fit.theta.size
 
-    def _term_blocks(self, theta):
-        """The p x p template of each fitted term at theta."""
-        out = []
-        start = 0
-        for (rows, cols), (p, _) in zip(self.layout, self.cp.dims):
-            T = np.zeros((p, p))
-            T[rows, cols] = theta[start:start + len(rows)]
-            start += len(rows)
-            out.append(T)
-        return out
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower bounds of theta."""
+        return self.tmap.lower
 
     def sdcor(self, theta, sigma: float) -> np.ndarray:
         """Random-effect sds and correlations in theta's order (lme4's ``.sigNN``)."""
-        theta = np.asarray(theta, dtype=float)
-        out = []
-        for (rows, cols), T in zip(self.layout, self._term_blocks(theta)):
-            S = sigma ** 2 * (T @ T.T)
-            sd = np.sqrt(np.maximum(np.diag(S), 0.0))
-            for i, j in zip(rows, cols):
-                if i == j:
-                    out.append(sd[i])
-                else:
-                    den = sd[i] * sd[j]
-                    out.append(S[i, j] / den if den > 0 else np.nan)
-        return np.asarray(out)
-
-    def sdcor_to_theta(self, sdcor, sigma: float) -> np.ndarray:
-        """Inverse of :meth:`sdcor`: theta from sds and correlations (positive definite case)."""
-        sdcor = np.asarray(sdcor, dtype=float)
-        out = []
-        start = 0
-        for (rows, cols), (p, _) in zip(self.layout, self.cp.dims):
-            vals = sdcor[start:start + len(rows)]
-            start += len(rows)
-            S = np.zeros((p, p))
-            sd = np.zeros(p)
-            for v, i, j in zip(vals, rows, cols):
-                if i == j:
-                    sd[i] = v
-            for v, i, j in zip(vals, rows, cols):
-                S[i, j] = S[j, i] = (v * v if i == j else v * sd[i] * sd[j])
-            # blocks that are structurally zero stay zero; Cholesky where defined
-            try:
-                T = np.linalg.cholesky(S / sigma ** 2)
-            except np.linalg.LinAlgError:
-                T = np.linalg.cholesky(S / sigma ** 2 + 1e-14 * np.eye(p))
-            out.extend(T[rows, cols])
-        return np.asarray(out)
+        return self.tmap.sdcor(theta, sigma)
 
     def estimates(self, fit: LmmFit | None = None) -> np.ndarray:
         """All parameters of a fit in :attr:`param_names` order."""
@@ -134,8 +92,8 @@ class LmmProblem:
     def refit_cp(self, cp: CrossProducts, start=None, check_conv: bool = False) -> LmmFit:
         """Fit the same model to other cross-products (a resample, a subset)."""
         theta0 = self.fit.theta if start is None else start
-        return fit_lmm(cp, self.lower, theta0=np.asarray(theta0, dtype=float), reml=self.reml,
-                       check_conv=check_conv, layout=self.layout)
+        return fit_lmm(cp, self.tmap.with_levels(cp.dims), theta0=np.asarray(theta0, dtype=float),
+                       reml=self.reml, check_conv=check_conv)
 
     def crossprod_for(self, y=None, rows=None, freq_weights=None) -> CrossProducts:
         """Cross-products of the design with a new response and/or a subset of rows."""

@@ -10,7 +10,10 @@ inside subset j, a resample of size N is a vector of multinomial counts
 
 on the subset's b clusters, and the resample's fit weights each cluster's
 cross-products by its count (:meth:`~pymlm.crossprod.ClusterCrossProducts.combine`),
-so a resample costs O(b), not O(N) (Zhou, Zhou & Hua, MixedModelsBLB.jl).
+so a resample costs O(b), not O(N) (Zhou, Zhou & Hua, MixedModelsBLB.jl):
+the criterion is the cluster-resample evaluator
+(:class:`~pymlm.fit.deviance.ClusterEvaluator`), minimized by the driver's
+:func:`~pymlm.fit._optimize.minimize_from`.
 The percentile quantiles of each subset's r resamples are averaged over the
 s subsets.
 
@@ -62,18 +65,17 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy.linalg.lapack import dtrtri, dtrtrs
 
 from .._validation import check_choice, check_level, check_positive_int, seed_sequence
 from ..crossprod import ClusterCrossProducts, CrossProducts, cluster_cross_products
 from ..errors import ConvergenceWarning, OptionError, warn
-from ..fit._optimize import bound_restart, minimize_theta
+from ..fit._optimize import minimize_from
+from ..fit.deviance import ClusterEvaluator
 from ..linalg._threads import blas_threads
 from ._parallel import run_replicates
 
-__all__ = ["ResampleObjective", "draws", "fit_resample", "interval", "minimize_from", "subset_size_for"]
+__all__ = ["draws", "fit_resample", "interval", "subset_size_for"]
 
-LOG_2PI = float(np.log(2.0 * np.pi))
 OPTIONS = ("n_subsets", "n_boots", "subset_exponent", "subset_size", "center")
 DEFAULT_EXPONENT = 0.7
 
@@ -88,8 +90,8 @@ def slim_problem(problem):
     """
     cp = problem.cp
     stub = CrossProducts(dims=cp.dims, p=cp.p, n=cp.n, sum_log_w=cp.sum_log_w, zz_diag=())
-    fit = replace(problem.fit, factor=None, u={}, objective=None)
-    return replace(problem, cp=stub, fit=fit, codes=[], Xs=[], X=None, y=None, weights=None)
+    fit = replace(problem.fit, factor=None, u={}, evaluator=None)
+    return replace(problem, cp=stub, fit=fit, codes=[], Xs=[], X=None, y=None, weights=None, memo={})
 
 
 def seed_children(seed, n: int) -> list[np.random.SeedSequence]:
@@ -203,171 +205,13 @@ def draws(seed, n_clusters: int, n_subsets: int, n_boots: int, subset_size: int)
 
 
 # ---------------------------------------------------------------- resample fits
-def _solve_upper_t(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve L'x = b for a small lower-triangular L (LAPACK directly: the resample
-    fits of small subsets call this thousands of times)."""
-    x, info = dtrtrs(L, b, lower=1, trans=1)
-    if info:
-        raise np.linalg.LinAlgError("singular triangular factor")
-    return x
-
-
-class ResampleObjective:
-    r"""Profiled (REML) deviance of a data set made of c_i independent copies of cluster i.
-
-    A resample of clusters must treat the c copies of a cluster as c groups,
-    each with its own random effects. Summing the cluster's blocks c times
-    into one level is a different model (c replicates of its rows sharing
-    one random effect), so the deviance is assembled from per-cluster terms
-    with multiplicities. For the one random-effects term, with template T,
-    A_i = Z_i'WZ_i, z_i = Z_i'W[X y] (q x (p + 1)), M_i = I + T'A_iT and
-    W_i = T M_i^{-1} T' (Bates et al. 2015, eqs. 34 and 41, written per level):
-
-        [X y]'V^{-1}[X y] ~ C = sum_i c_i ((X y)_i'W(X y)_i - z_i' W_i z_i) = L_xy L_xy',
-        d(theta) = sum_i c_i log|M_i| + [2 log|L_X|] + nu (1 + log(2 pi r2 / nu)) - sum_i c_i s_i,
-
-    with r2 = L_xy[p, p]^2, L_X the leading p x p block (REML only),
-    nu = n - p (REML) or n, n = sum_i c_i n_i and s_i the cluster's log
-    prior weights. The gradient in T (the closed forms of
-    :meth:`pymlm.fit.lmm.LmmObjective.value_and_grad`, per level, times c_i),
-    with r_i = z_i(y) - z_i(X) beta, E_i = M_i^{-1} T', u_i = E_i r_i:
-
-        d sum c_i log|M_i| / dT = 2 sum_i c_i A_i T M_i^{-1},
-        d r2 / dT = -2 sum_i c_i (r_i - A_i T u_i) u_i',
-        d log|L_X|^2 / dT = -2 sum_i c_i F_i S^{-1} V_i',  V_i = E_i z_i(X),  F_i = z_i(X) - A_i T V_i,
-
-    S = L_X L_X'. Everything is a batched q x q operation over the m
-    distinct clusters or one Gram product, so an evaluation costs O(m),
-    whatever sum_i c_i is, and nothing needs T^{-1} (the boundary is
-    handled). Non-integer c weight each cluster's log-likelihood (the
-    subset fit uses c = N / b).
-
-    Parameters
-    ----------
-    blocks : ClusterCrossProducts
-    counts : ndarray (m,)
-        Multiplicities (>= 0) of the clusters ``clusters``.
-    clusters : ndarray of int (m,)
-    reml : bool
-    layout : tuple
-        The problem's theta layout (one term).
-    """
-
-    def __init__(self, blocks: ClusterCrossProducts, counts, clusters, reml: bool, layout):
-        c = np.asarray(counts, dtype=float)
-        idx = np.asarray(clusters)
-        keep = c > 0
-        self.c, idx = c[keep], idx[keep]
-        self.A = blocks.zz[idx]                                        # (m, q, q)
-        self.z = blocks.zxy[idx]                                       # (m, q, k + 1)
-        self.xyxy = np.einsum("l,lij->ij", self.c, blocks.xyxy[idx])
-        self.n = float(self.c @ blocks.n[idx])
-        self.sum_log_w = float(self.c @ blocks.sum_log_w[idx])
-        self.k = blocks.p
-        self.q = self.A.shape[1]
-        self.reml = reml
-        self.rows, self.cols = layout[0]
-
-    def _T(self, theta) -> np.ndarray:
-        T = np.zeros((self.q, self.q))
-        T[self.rows, self.cols] = theta
-        return T
-
-    def _factor(self, theta):
-        T = self._T(theta)
-        AT = self.A @ T                                                # (m, q, q)
-        M = np.einsum("ba,ibc->iac", T, AT) + np.eye(self.q)           # I + T'A T
-        L = np.linalg.cholesky(M)
-        Minv = np.linalg.inv(M)
-        E = Minv @ T.T                                                 # M^{-1} T'
-        W = T @ E                                                      # T M^{-1} T'
-        m, k1 = self.z.shape[0], self.k + 1
-        cz = (self.z * self.c[:, None, None]).reshape(m * self.q, k1)
-        gram = cz.T @ (W @ self.z).reshape(m * self.q, k1)
-        Lxy = np.linalg.cholesky(self.xyxy - 0.5 * (gram + gram.T))
-        logdet = 2.0 * float(self.c @ np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1))
-        return T, AT, Minv, E, Lxy, logdet
-
-    def _value(self, Lxy, logdet) -> float:
-        k = self.k
-        r2 = float(Lxy[k, k] ** 2)
-        nu = self.n - k if self.reml else self.n
-        dev = logdet + nu * (1.0 + LOG_2PI + np.log(r2 / nu)) - self.sum_log_w
-        if self.reml:
-            dev += 2.0 * float(np.sum(np.log(np.diag(Lxy)[:k])))
-        return dev
-
-    def __call__(self, theta) -> float:
-        try:
-            _, _, _, _, Lxy, logdet = self._factor(np.asarray(theta, dtype=float))
-        except np.linalg.LinAlgError:
-            return np.inf
-        value = self._value(Lxy, logdet)
-        return value if np.isfinite(value) else np.inf
-
-    def solution(self, theta):
-        """beta and sigma at theta (the profiled optimum over them)."""
-        _, _, _, _, Lxy, _ = self._factor(np.asarray(theta, dtype=float))
-        k = self.k
-        beta = _solve_upper_t(Lxy[:k, :k], Lxy[k, :k])
-        nu = self.n - k if self.reml else self.n
-        return beta, float(np.sqrt(Lxy[k, k] ** 2 / nu))
-
-    def value_and_grad(self, theta):
-        theta = np.asarray(theta, dtype=float)
-        try:
-            T, AT, Minv, E, Lxy, logdet = self._factor(theta)
-        except np.linalg.LinAlgError:
-            return np.inf, None
-        value = self._value(Lxy, logdet)
-        if not np.isfinite(value):
-            return np.inf, None
-        k, c = self.k, self.c
-        Lx = Lxy[:k, :k]
-        beta = _solve_upper_t(Lx, Lxy[k, :k])
-        zx, zy = self.z[:, :, :k], self.z[:, :, k]
-        r = zy - zx @ beta                                             # (m, q)
-        u = np.einsum("iab,ib->ia", E, r)
-        rZ = r - np.einsum("iab,ib->ia", AT, u)
-        g = 2.0 * np.einsum("i,iab->ab", c, AT @ Minv)
-        nu = self.n - k if self.reml else self.n
-        g -= 2.0 * nu / float(Lxy[k, k] ** 2) * np.einsum("i,ia,ib->ab", c, rZ, u)
-        if self.reml and k:
-            V = E @ zx                                                 # (m, q, k)
-            F = zx - AT @ V
-            Li, info = dtrtri(Lx, lower=1)
-            if info:
-                return np.inf, None
-            FS = F @ (Li.T @ Li)
-            g -= 2.0 * np.einsum("i,iak,ibk->ab", c, FS, V)
-        return value, g[self.rows, self.cols]
-
-
-def minimize_from(objective, start, lower):
-    """Minimize a profiled deviance from a warm start, escaping spurious boundary stops.
-
-    When the optimum found has a diagonal element of theta on its bound and
-    the deviance falls inwards, the search is restarted from inside
-    (:func:`pymlm.fit._optimize.bound_restart`) and the better optimum is kept.
-    """
-    start = np.asarray(start, dtype=float)
-    lower = np.asarray(lower, dtype=float)
-    opt = minimize_theta(objective, start, lower)
-    x0 = bound_restart(objective, opt.x, lower, start)
-    if x0 is not None:
-        again = minimize_theta(objective, x0, lower, method="nelder-mead")
-        if again.fun < opt.fun:
-            opt = again
-    return opt
-
-
 def fit_resample(problem, blocks: ClusterCrossProducts, counts, clusters, start):
     """theta and all parameters (``problem.param_names`` order) of the fit to c_i copies of each cluster."""
-    obj = ResampleObjective(blocks, counts, clusters, problem.reml, problem.layout)
+    obj = ClusterEvaluator(blocks, counts, clusters, problem.reml, problem.tmap)
     with blas_threads(1):
         theta = minimize_from(obj, start, problem.lower).x
-        beta, sigma = obj.solution(theta)
-    return theta, np.concatenate([problem.sdcor(theta, sigma), [sigma], beta])
+        pt = obj.at(theta)
+    return theta, np.concatenate([problem.sdcor(theta, pt.sigma), [pt.sigma], pt.beta])
 
 
 # ---------------------------------------------------------------- one subset (worker)
@@ -516,10 +360,8 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
 
 def sd_cor_kinds(problem) -> np.ndarray:
     """Per parameter: 0 a standard deviation (or sigma), 1 a correlation, 2 a fixed effect."""
-    kinds = []
-    for rows, cols in problem.layout:
-        kinds.extend(0 if i == j else 1 for i, j in zip(rows, cols))
-    return np.asarray(kinds + [0] + [2] * len(problem.fixef_names))
+    kinds = np.where(problem.tmap.is_diag, 0, 1)
+    return np.concatenate([kinds, [0], np.full(len(problem.fixef_names), 2)])
 
 
 def _clip_to_range(problem, x: np.ndarray) -> np.ndarray:

@@ -12,10 +12,11 @@ statistics interpolated on the normal scale; ``"basic"``; ``"norm"``).
 
 Only the response changes between replicates, so a refit needs the y column
 of the cross-products alone (Z'Wy, X'Wy, y'Wy: one pass over the rows), and
-for small models the criterion is the dense one of
-:class:`~pymlm.inference._deviance.DenseDeviance`, minimized by a projected
-quasi-Newton method started from the inverse Hessian at the estimates: a
-few factorizations of a (q + p + 1) square matrix per replicate.
+for small models the criterion is the dense evaluator of
+:mod:`pymlm.fit.deviance`, minimized by a projected quasi-Newton method
+started from the inverse Hessian at the estimates
+(:func:`pymlm.fit._optimize.refit`): a few factorizations of a (q + p + 1)
+square matrix per replicate.
 
 Replicate i always uses the random stream ``SeedSequence(seed).spawn(nsim)[i]``,
 so the replicates and the interval do not depend on ``n_jobs``.
@@ -28,8 +29,10 @@ import pandas as pd
 from scipy import stats
 
 from .._validation import check_choice, check_positive_int
+from ..crossprod import response_cross_products
 from ..errors import ConvergenceWarning, OptionError, warn
-from ._deviance import deviance_for, positive_inverse, single_threaded
+from ..fit._optimize import gradient_hessian, positive_inverse, refit
+from ..fit.deviance import evaluator_for, single_threaded
 from ._parallel import run_replicates
 
 __all__ = ["OPTIONS", "boot_interval", "interval", "replicates"]
@@ -44,14 +47,14 @@ class _Bootstrap:
 
     def __init__(self, problem, kind: str = "auto"):
         self.problem = problem
-        self.dev = deviance_for(problem.cp, problem.layout, kind)
+        self.dev = evaluator_for(problem.cp, problem.reml, problem.tmap, kind)
         self.lower = np.asarray(problem.lower, dtype=float)
         self.theta_hat = np.asarray(problem.fit.theta, dtype=float)
         self.reml = problem.reml
         self.hess_inv = None
         if self.dev.kind == "dense" and self.theta_hat.size:
             with single_threaded():
-                self.hess_inv = positive_inverse(self.dev.hessian(self.theta_hat, self.reml))
+                self.hess_inv = positive_inverse(gradient_hessian(self.dev, self.theta_hat))
 
     def response_blocks(self, y):
         """Z_k'Wy per term (l_k, p_k), X'Wy and y'Wy: one vectorized pass over the rows."""
@@ -66,11 +69,9 @@ class _Bootstrap:
 
     def refit(self, y):
         """All parameters of the model refitted to response y (minus offset), lme4's order."""
-        dev = self.dev.with_response(*self.response_blocks(y))
-        theta, pt, ok = dev.fit(self.theta_hat, self.lower, self.reml, tol=1e-12, hess_inv=self.hess_inv)
-        nu = dev.n - dev.p if self.reml else dev.n
-        sigma = float(np.sqrt(pt.pwrss / nu))
-        return np.concatenate([self.problem.sdcor(theta, sigma), [sigma], pt.beta(), [float(ok)]])
+        dev = self.dev.with_cp(response_cross_products(self.dev.cp, *self.response_blocks(y)))
+        theta, pt, ok = refit(dev, self.theta_hat, tol=1e-12, hess_inv=self.hess_inv)
+        return np.concatenate([self.problem.sdcor(theta, pt.sigma), [pt.sigma], pt.beta, [float(ok)]])
 
 
 def _replicate(boot: _Bootstrap, rng, i):

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
-from ..linalg.dense import DENSE_MAX_Q, lambda_positions
+from ..fit.deviance import DENSE_MAX_Q
 
 __all__ = ["KenwardRoger", "contrast_df", "kenward_roger"]
 
@@ -92,9 +92,9 @@ def kenward_roger(problem) -> KenwardRoger:
     n = cp.n
     s2 = fit.sigma ** 2
     Abar = cp.dense()[:qp, :qp]
-    t_idx, l_rows, l_cols, n_theta = lambda_positions(cp.dims, problem.layout)
-    Lam = np.zeros((q, q))
-    Lam[l_rows, l_cols] = fit.theta[t_idx]
+    t_idx, l_rows, l_cols = problem.tmap.lambda_index
+    n_theta = problem.tmap.n_theta
+    Lam = problem.tmap.dense_lambda(fit.theta)
     LtA = Lam.T @ Abar[:q, :]                       # Lambda'Z'[Z X], (q, q + p)
     M = LtA[:, :q] @ Lam + np.eye(q)
     Minv_LtA = np.linalg.solve(M, LtA)              # M^{-1} Lambda'Z'[Z X]

@@ -19,7 +19,7 @@ maximum-likelihood deviance: a REML fit is refitted by ML first.
 
   minimized over the free elements of (s, sigma) within lme4's bounds (sd >= 0,
   |cor| <= 1, sigma > 0), by L-BFGS-B with the analytic gradient in theta
-  (:mod:`pymlm.inference._deviance`) and the chain rule through the map above.
+  (:mod:`pymlm.fit.deviance`) and the chain rule through the map above.
 - A fixed effect beta_j at value b: x_j b moves into the offset, which
   changes only the [X y] rows of the cross-products, and the ML criterion is
   minimized over theta (sigma and the other fixed effects profiled out).
@@ -61,22 +61,29 @@ mixed-effects models using lme4. J. Stat. Softw. 67(1), section 5.1.
 
 from __future__ import annotations
 
+import copy
 import time
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 from scipy import optimize, stats
 from scipy.interpolate import CubicSpline
 
 from .._validation import check_level, check_n_jobs, check_positive_int
-from ..errors import (ConvergenceWarning, OptionError, PymlmInternalWarning, PymlmWarning,
-                      SingularFitWarning)
-from ._deviance import LOG_2PI, deviance_for, profiled_deviance, single_threaded
-from ._parallel import run_replicates
+from ..errors import (
+    ConvergenceWarning,
+    OptionError,
+    PymlmInternalWarning,
+    PymlmWarning,
+    SingularFitWarning,
+)
 from ..errors import warn as warn_user
+from ..linalg import ThetaMap
+from ..crossprod import offset_cross_products
+from ..fit._optimize import refit
+from ..fit.deviance import LOG_2PI, evaluator_for, single_threaded
+from ._parallel import run_replicates
 
 __all__ = ["OPTIONS", "LmmProfile", "back_spline", "interval", "profile", "zeta"]
 
@@ -84,103 +91,10 @@ __all__ = ["OPTIONS", "LmmProfile", "back_spline", "interval", "profile", "zeta"
 OPTIONS = {"which": None, "alphamax": 0.01, "maxpts": 100, "delta": None, "delta_cutoff": 1 / 8,
            "maxmult": 10.0}
 
-# profiles already computed, per problem and options (a summary and confint share one)
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # zeta steps this small are rounding on a flat profile (the plateau of a correlation
 # once one of its sds is 0 differs by ~1e-12 from point to point), not an increase
 _FLAT = 1e-8
-
-
-# ----------------------------------------------------------------- the theta map
-class _SdcorMap:
-    """theta from the sds, correlations and sigma, and its Jacobian.
-
-    Per fitted term with template positions (rows, cols): T = diag(sd) chol(R) / sigma,
-    theta = T[rows, cols]. chol(diag(sd) R diag(sd)) = diag(sd) chol(R), so an sd of 0
-    only zeroes its row, and d theta / d sd_i = chol(R)[i, :] / sigma exactly.
-    """
-
-    def __init__(self, dims, layout):
-        self.terms = []
-        start = 0
-        for (p, _), (rows, cols) in zip(dims, layout):
-            k = len(rows)
-            self.terms.append((p, np.asarray(rows), np.asarray(cols), start))
-            start += k
-        self.n_theta = start
-        self.is_sd = np.concatenate([r == c for _, r, c, _ in self.terms]) if self.terms else np.zeros(0, bool)
-
-    @staticmethod
-    def _chol_R(R):
-        L, info = sla.lapack.dpotrf(R, lower=1, clean=1)
-        if info != 0:
-            # |cor| = 1 (a bound) or an indefinite set of correlations: the
-            # nearest factor, as lme4's safe_chol falls back to a pivoted one
-            L, info = sla.lapack.dpotrf(R + 1e-10 * np.eye(R.shape[0]), lower=1, clean=1)
-            if info != 0:
-                raise np.linalg.LinAlgError("correlations do not form a correlation matrix")
-        return L
-
-    def _blocks(self, sdcor):
-        for p, rows, cols, start in self.terms:
-            vals = sdcor[start:start + len(rows)]
-            if p == 1:
-                yield p, rows, cols, start, vals, None
-                continue
-            sd = np.zeros(p)
-            R = np.eye(p)
-            diag = rows == cols
-            sd[rows[diag]] = vals[diag]
-            off = ~diag
-            R[rows[off], cols[off]] = vals[off]
-            R[cols[off], rows[off]] = vals[off]
-            yield p, rows, cols, start, sd, R
-
-    def theta(self, sdcor, sigma: float, jacobian: bool = False):
-        """theta at (sdcor, sigma); with ``jacobian``, also d theta / d (sdcor, sigma).
-
-        The Jacobian is ``(n_theta, n_theta + 1)``, sigma last.
-
-        Notes
-        -----
-        d chol(R) = L Phi(L^{-1} dR L^{-T}), Phi the lower triangle with half
-        the diagonal; for the correlation (i, j), L^{-1} dR L^{-T} = a b' + b a'
-        with a, b columns i, j of L^{-1}.
-        """
-        sdcor = np.asarray(sdcor, dtype=float)
-        out = np.zeros(self.n_theta)
-        J = np.zeros((self.n_theta, self.n_theta + 1)) if jacobian else None
-        for p, rows, cols, start, sd, R in self._blocks(sdcor):
-            seg = slice(start, start + len(rows))
-            if R is None:                      # a scalar term: theta = sd / sigma
-                out[start] = sd[0] / sigma
-                if jacobian:
-                    J[start, start] = 1.0 / sigma
-                    J[start, -1] = -out[start] / sigma
-                continue
-            Lr = self._chol_R(R)
-            T = sd[:, None] * Lr / sigma
-            out[seg] = T[rows, cols]
-            if not jacobian:
-                continue
-            J[seg, -1] = -out[seg] / sigma
-            Li = None
-            for e, (i, j) in enumerate(zip(rows, cols)):
-                if i == j:
-                    hit = rows == i
-                    J[start + np.flatnonzero(hit), start + e] = Lr[i, cols[hit]] / sigma
-                    continue
-                if Li is None:
-                    Li = sla.solve_triangular(Lr, np.eye(p), lower=True, check_finite=False)
-                a, b = Li[:, i], Li[:, j]
-                X = np.outer(a, b)
-                X = X + X.T
-                Phi = np.tril(X)
-                Phi[np.diag_indices(p)] *= 0.5
-                dT = sd[:, None] * (Lr @ Phi) / sigma
-                J[seg, start + e] = dT[rows, cols]
-        return (out, J) if jacobian else out
 
 
 # ------------------------------------------------------------- back spline (R's splines)
@@ -456,7 +370,7 @@ class _Setup:
     """What each parameter's profile needs (sent once to each worker process)."""
 
     dev: object
-    smap: _SdcorMap
+    tmap: ThetaMap
     lower_theta: np.ndarray
     opt: np.ndarray          # ML estimates: sdcor, sigma, beta
     theta_hat: np.ndarray
@@ -479,15 +393,15 @@ def _varpar_deviance(setup: _Setup, s: np.ndarray, grad: bool):
     dev = setup.dev
     sigma = s[-1]
     if grad:
-        theta, J = setup.smap.theta(s[:-1], sigma, jacobian=True)
+        theta, J = setup.tmap.theta_from_sdcor(s[:-1], sigma, jacobian=True)
     else:
-        theta = setup.smap.theta(s[:-1], sigma)
-    pt = dev.at(theta)
+        theta = setup.tmap.theta_from_sdcor(s[:-1], sigma)
+    pt = dev.at(theta, grad=grad)
     s2 = sigma * sigma
     val = pt.ldL2 + pt.pwrss / s2 + dev.n * (LOG_2PI + np.log(s2)) - dev.sum_log_w
     if not grad:
         return val, None, pt
-    g_theta = pt.grad(1.0, 0.0, pt.pwrss / s2)
+    g_theta = pt.combination(1.0, 0.0, pt.pwrss / s2)
     g = g_theta @ J
     g[-1] += -2.0 * pt.pwrss / (s2 * sigma) + 2.0 * dev.n / sigma
     return val, g, pt
@@ -517,8 +431,8 @@ def _zeta_var(setup: _Setup, w: int, value: float, start: np.ndarray):
 
     x0 = np.clip(np.asarray(start, dtype=float) / sc, lo, hi)
     # an sd at 0 is a stationary point of the even criterion: start it off the
-    # bound so that the optimizer can leave it (see _deviance.lift_start)
-    sd_free = setup.smap.is_sd[np.minimum(free, setup.n_sig - 1)] & (free < setup.n_sig)
+    # bound so that the optimizer can leave it (see fit._optimize.lift_start)
+    sd_free = setup.tmap.is_diag[np.minimum(free, setup.n_sig - 1)] & (free < setup.n_sig)
     x0 = np.where(sd_free & (x0 * sc < 0.1 * setup.opt[nvp - 1]), 0.1 * setup.opt[nvp - 1] / sc, x0)
     row = np.full(1 + nvp + setup.p, np.nan)
     try:
@@ -534,41 +448,25 @@ def _zeta_var(setup: _Setup, w: int, value: float, start: np.ndarray):
     except np.linalg.LinAlgError:
         return row, start, None
     row[1:1 + nvp] = s
-    row[1 + nvp:] = pt.beta()
+    row[1 + nvp:] = pt.beta
     return row, s[free], val - setup.base
 
 
 def _zeta_fixed(setup: _Setup, j: int, value: float, start_theta: np.ndarray):
     """zeta at fixed effect j = value: x_j value in the offset, theta re-optimized (ML)."""
-    dev_j = setup.dev.offset(j, value)
+    dev_j = setup.dev.with_cp(offset_cross_products(setup.dev.cp, j, value))
     nvp = setup.n_sig + 1
     row = np.full(1 + nvp + setup.p, np.nan)
     try:
-        theta, pt, _ = dev_j.fit(start_theta, setup.lower_theta, reml=False, tol=1e-13)
+        theta, pt, _ = refit(dev_j, start_theta, tol=1e-13)
     except np.linalg.LinAlgError:
         return row, start_theta, None
-    fv = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, dev_j.n, dev_j.p, dev_j.sum_log_w, False)
-    sigma = float(np.sqrt(pt.pwrss / dev_j.n))
-    row[1:1 + setup.n_sig] = _sdcor(setup.smap, theta, sigma)
+    fv = pt.deviance
+    sigma = pt.sigma
+    row[1:1 + setup.n_sig] = setup.tmap.sdcor(theta, sigma, undefined=0.0)
     row[nvp] = sigma
-    beta = pt.beta()
-    row[1 + nvp:] = np.insert(beta, j, value)
+    row[1 + nvp:] = np.insert(pt.beta, j, value)
     return row, theta, fv - setup.base
-
-
-def _sdcor(smap: _SdcorMap, theta, sigma):
-    out = np.zeros(smap.n_theta)
-    for p, rows, cols, start in smap.terms:
-        T = np.zeros((p, p))
-        T[rows, cols] = theta[start:start + len(rows)]
-        S = sigma ** 2 * (T @ T.T)
-        sd = np.sqrt(np.maximum(np.diag(S), 0.0))
-        for e, (i, j) in enumerate(zip(rows, cols)):
-            den = sd[i] * sd[j]
-            # a correlation with an sd of 0 is undefined: 0, as lme4 ("NA values in sdcor
-            # matrix converted to 0")
-            out[start + e] = sd[i] if i == j else (S[i, j] / den if den > 0 else 0.0)
-    return out
 
 
 def _nextpar(prev, last, col, delta, lowcut, upcut, maxmult, msgs, name, minstep=1e-6):
@@ -705,40 +603,39 @@ def _check_options(options: dict) -> dict:
 
 
 def _setup(problem, opts, kind="auto") -> _Setup:
-    dev = deviance_for(problem.cp, problem.layout, kind)
+    dev = evaluator_for(problem.cp, False, problem.tmap, kind)
     lower_theta = np.asarray(problem.lower, dtype=float)
     # as lme4's profile: the ML fit (refitted from the REML estimates when needed)
     if problem.reml:
-        theta, _, _ = dev.fit(problem.fit.theta, lower_theta, reml=False, tol=1e-13)
+        theta, _, _ = refit(dev, problem.fit.theta, tol=1e-13)
     else:
         theta = problem.fit.theta
-        theta2, _, _ = dev.fit(theta, lower_theta, reml=False, tol=1e-13)
-        if dev.profiled(theta2, False, False)[0] < dev.profiled(theta, False, False)[0]:
+        theta2, _, _ = refit(dev, theta, tol=1e-13)
+        if dev(theta2) < dev(theta):
             theta = theta2
     pt = dev.at(theta)
-    n = dev.n
-    sigma = float(np.sqrt(pt.pwrss / n))
-    base = profiled_deviance(pt.ldL2, pt.ldRX2, pt.pwrss, n, dev.p, dev.sum_log_w, False)
-    smap = _SdcorMap(problem.cp.dims, problem.layout)
-    sdcor = _sdcor(smap, theta, sigma)
+    sigma = pt.sigma
+    base = pt.deviance
+    tmap = problem.tmap
+    sdcor = tmap.sdcor(theta, sigma, undefined=0.0)
     # an estimate on its bound stays exactly there, so that its profile runs inwards
     # only: an sd the optimizer left at (numerically) 0 (theta below 1e-6, well inside
     # lme4's isSingular tolerance of 1e-4), a correlation from a zero diagonal of theta
     # (+-1 up to rounding)
-    sdcor[smap.is_sd & (sdcor < 1e-6 * sigma)] = 0.0
-    at_one = ~smap.is_sd & (np.abs(np.abs(sdcor) - 1.0) < 1e-10)
+    sdcor[tmap.is_diag & (sdcor < 1e-6 * sigma)] = 0.0
+    at_one = ~tmap.is_diag & (np.abs(np.abs(sdcor) - 1.0) < 1e-10)
     sdcor[at_one] = np.sign(sdcor[at_one])
-    beta = pt.beta()
+    beta = pt.beta
     opt = np.concatenate([sdcor, [sigma], beta])
-    stderr = sigma * np.sqrt(np.diag(pt.vcov_unscaled())) if dev.p else np.zeros(0)
-    n_sig = smap.n_theta
-    lower = np.concatenate([np.where(smap.is_sd, 0.0, -1.0), [0.0], np.full(dev.p, -np.inf)])
-    upper = np.concatenate([np.where(smap.is_sd, np.inf, 1.0), [np.inf], np.full(dev.p, np.inf)])
-    scale = np.concatenate([np.where(smap.is_sd, np.maximum(np.abs(sdcor), 1e-2 * sigma), 1.0), [sigma]])
+    stderr = sigma * np.sqrt(np.diag(pt.vcov_unscaled)) if dev.p else np.zeros(0)
+    n_sig = tmap.n_theta
+    lower = np.concatenate([np.where(tmap.is_diag, 0.0, -1.0), [0.0], np.full(dev.p, -np.inf)])
+    upper = np.concatenate([np.where(tmap.is_diag, np.inf, 1.0), [np.inf], np.full(dev.p, np.inf)])
+    scale = np.concatenate([np.where(tmap.is_diag, np.maximum(np.abs(sdcor), 1e-2 * sigma), 1.0), [sigma]])
     nptot = opt.size
     cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - opts["alphamax"], nptot)))
     delta = opts["delta"] if opts["delta"] is not None else cutoff * opts["delta_cutoff"]
-    setup = _Setup(dev, smap, lower_theta, opt, np.asarray(theta, dtype=float), stderr, float(base), lower,
+    setup = _Setup(dev, tmap, lower_theta, opt, np.asarray(theta, dtype=float), stderr, float(base), lower,
                    upper, scale, n_sig, dev.p, cutoff, float(delta), int(opts["maxpts"]),
                    float(opts["maxmult"]),
                    1e-9)
@@ -791,10 +688,11 @@ def profile(problem, n_jobs: int = 1, progress: bool = False, _kind: str = "auto
     """
     n_jobs = check_n_jobs(n_jobs)
     opts = _check_options(options)
-    key = (tuple(sorted((k, repr(v)) for k, v in opts.items())), _kind)
-    cache = _CACHE.setdefault(problem, {})
-    if key in cache:
-        return cache[key]
+    # a summary and confint of one fit share the profile: it is kept in the problem's
+    # memo (per fit and options), and every caller gets its own copy
+    key = ("profile", id(problem.fit), id(problem.cp), tuple(sorted((k, repr(v)) for k, v in opts.items())), _kind)
+    if key in problem.memo:
+        return copy.deepcopy(problem.memo[key])
     t0 = time.perf_counter()
     chosen = _which(problem, opts["which"])
     with single_threaded():
@@ -814,8 +712,8 @@ def profile(problem, n_jobs: int = 1, progress: bool = False, _kind: str = "auto
     out = LmmProfile(traces, pd.Series(setup.opt, index=names), pd.Series(setup.lower, index=names),
                      pd.Series(setup.upper, index=names), setup.base, setup.cutoff, messages,
                      time.perf_counter() - t0)
-    cache[key] = out
-    return out
+    problem.memo[key] = out
+    return copy.deepcopy(out)
 
 
 def zeta(problem, name: str, values, **options) -> np.ndarray:

@@ -14,7 +14,7 @@ deviance in phi (REML or ML, as the fit),
 
 The Jacobian is analytic: d V / d sigma = 2 V / sigma and
 d V / d theta_i = sigma^2 d (R_X'R_X)^{-1} / d theta_i
-(:meth:`~pymlm.inference._deviance.DensePoint.vcov_unscaled_jacobian`); the
+(``dvcov`` of :meth:`pymlm.fit.deviance.Evaluator.at` with ``jacobian=True``); the
 Hessian is the Richardson-extrapolated central difference of the analytic
 gradient. lmerTest takes both by numerical differences (numDeriv); the
 quantities are the same. The inverse keeps the positive eigenvalues only
@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConvergenceWarning, warn
-from ._deviance import LOG_2PI, deviance_for, single_threaded
+from ..fit.deviance import LOG_2PI, evaluator_for, single_threaded
 
 __all__ = ["SatterthwaiteParts", "contrast_df", "ddf_table", "satterthwaite_parts", "varpar_hessian"]
 
@@ -64,12 +64,12 @@ class SatterthwaiteParts:
 
 def _varpar_value_grad(dev, phi, reml):
     theta, sigma = phi[:-1], phi[-1]
-    pt = dev.at(theta)
+    pt = dev.at(theta, grad=True)
     s2 = sigma * sigma
     nu = dev.n - dev.p if reml else dev.n
     val = pt.ldL2 + (pt.ldRX2 if reml else 0.0) + pt.pwrss / s2 + nu * (LOG_2PI + np.log(s2))
     g = np.empty(phi.size)
-    g[:-1] = pt.grad(1.0, 1.0 if reml else 0.0, pt.pwrss / s2)
+    g[:-1] = pt.combination(1.0, 1.0 if reml else 0.0, pt.pwrss / s2)
     g[-1] = -2.0 * pt.pwrss / (s2 * sigma) + 2.0 * nu / sigma
     return val, g, pt
 
@@ -102,13 +102,13 @@ def satterthwaite_parts(problem, tol: float = 1e-8) -> SatterthwaiteParts:
         The Hessian has negative eigenvalues (not a minimum), as lmerTest.
     """
     fit = problem.fit
-    dev = deviance_for(problem.cp, problem.layout)
+    dev = evaluator_for(problem.cp, problem.reml, problem.tmap)
     phi = np.concatenate([fit.theta, [fit.sigma]])
     with single_threaded():
         H = varpar_hessian(dev, phi, problem.reml)
-        pt = dev.at(fit.theta)
-        S_inv = pt.vcov_unscaled()
-        dS = pt.vcov_unscaled_jacobian()
+        pt = dev.at(fit.theta, jacobian=True)
+        S_inv = pt.vcov_unscaled
+        dS = pt.dvcov
     sigma = fit.sigma
     V = sigma ** 2 * S_inv
     J = np.concatenate([sigma ** 2 * dS, (2.0 * sigma * S_inv)[None]], axis=0)

@@ -132,10 +132,12 @@ from scipy import stats
 from .._validation import check_choice, check_level, check_positive_int
 from ..crossprod import CrossProducts, cross_products
 from ..errors import OptionError
-from ..fit.lmm import LmmObjective, fit_from_theta
+from ..fit._optimize import minimize_from
+from ..fit.deviance import evaluator_for
+from ..fit.lmm import fit_from_theta
 from ..linalg._threads import blas_threads
 from ._parallel import run_replicates
-from .blb import check_options, minimize_from, seed_children, slim_problem
+from .blb import check_options, seed_children, slim_problem
 
 __all__ = ["group_scores", "group_stats", "interval", "natural_parameters", "pair_blocks", "partition_groups",
            "split_rows"]
@@ -149,35 +151,22 @@ CHUNK = 100_000
 # ---------------------------------------------------------------- parameters
 def natural_parameters(problem, theta, sigma, beta) -> np.ndarray:
     """psi: the free elements of each term's Sigma_k (theta's order), sigma^2, beta."""
-    out = []
-    for (rows, cols), T in zip(problem.layout, problem._term_blocks(np.asarray(theta, dtype=float))):
-        S = sigma ** 2 * (T @ T.T)
-        out.extend(S[rows, cols])
-    return np.concatenate([out, [sigma ** 2], np.asarray(beta, dtype=float)])
+    return np.concatenate([problem.tmap.covariances(theta, sigma), [sigma ** 2], np.asarray(beta, dtype=float)])
 
 
 def _var_index(problem):
     """For every variance-part position: (i, j) in its term, and the positions of its diagonal entries."""
-    info = []
-    start = 0
-    for rows, cols in problem.layout:
-        diag = {int(i): start + t for t, (i, j) in enumerate(zip(rows, cols)) if i == j}
-        for t, (i, j) in enumerate(zip(rows, cols)):
-            info.append((int(i), int(j), diag[int(i)], diag[int(j)]))
-        start += len(rows)
-    return info
+    tmap = problem.tmap
+    rows = np.concatenate([r for r, _ in tmap.positions]) if tmap.positions else np.zeros(0, int)
+    cols = np.concatenate([c for _, c in tmap.positions]) if tmap.positions else np.zeros(0, int)
+    di, dj = tmap.diagonal_of
+    return [(int(i), int(j), int(a), int(b)) for i, j, a, b in zip(rows, cols, di, dj)]
 
 
 def reported(problem, psi: np.ndarray) -> np.ndarray:
     """lme4's parameters (sds, correlations, sigma, beta) from psi."""
-    out = []
-    for e, (i, j, di, dj) in enumerate(_var_index(problem)):
-        if i == j:
-            out.append(np.sqrt(max(psi[e], 0.0)))
-        else:
-            den = np.sqrt(max(psi[di], 0.0) * max(psi[dj], 0.0))
-            out.append(psi[e] / den if den > 0 else np.nan)
-    nv = len(out)
+    nv = problem.tmap.n_theta
+    out = problem.tmap.sdcor_from_covariances(psi[:nv])
     return np.concatenate([out, [np.sqrt(max(psi[nv], 0.0))], psi[nv + 1:]])
 
 
@@ -209,6 +198,9 @@ def _intervals(problem, psi: np.ndarray, parts, level: float):
         v = vp.sum()
         den = sum(x * x / df for x, (_, df) in zip(vp, parts) if np.isfinite(df))
         nu = v * v / den if den > 0 else np.inf
+        live = [df for x, (_, df) in zip(vp, parts) if x > 0]
+        if len(live) == 1:
+            nu = live[0]        # one source of variance: its df exactly (not v^2 / (v^2 / df) rounded)
         dfs[k] = nu
         q = stats.t.ppf(1.0 - a, nu) if np.isfinite(nu) else stats.norm.ppf(1.0 - a)
         se = np.sqrt(v)
@@ -323,7 +315,7 @@ def _drop_empty_levels(cp: CrossProducts) -> CrossProducts:
 
 def _fit_one(payload, rng, m):
     slim, cps = payload
-    obj = LmmObjective(cps[m], slim.reml, tuple(slim.layout))
+    obj = evaluator_for(cps[m], slim.reml, slim.tmap)
     with blas_threads(1):
         f = fit_from_theta(obj, minimize_from(obj, slim.fit.theta, slim.lower).x, None)
     return f.theta, f.sigma, f.beta
@@ -385,7 +377,7 @@ def group_stats(problem, rows: np.ndarray, beta=None):
 
 def _sigma_matrix(problem, psi: np.ndarray) -> np.ndarray:
     """The (single) term's Sigma from psi."""
-    (rows, cols), = problem.layout
+    (rows, cols), = problem.tmap.positions
     q = problem.Xs[0].shape[1]
     S = np.zeros((q, q))
     S[rows, cols] = psi[:len(rows)]
@@ -395,7 +387,7 @@ def _sigma_matrix(problem, psi: np.ndarray) -> np.ndarray:
 
 def _unit_matrices(problem) -> np.ndarray:
     """E_e: d Sigma / d psi_e for each free element (symmetric unit matrices), (n_free, q, q)."""
-    (rows, cols), = problem.layout
+    (rows, cols), = problem.tmap.positions
     q = problem.Xs[0].shape[1]
     E = np.zeros((len(rows), q, q))
     for e, (i, j) in enumerate(zip(rows, cols)):
@@ -443,7 +435,7 @@ def group_scores(problem, stats_: dict, psi: np.ndarray):
     G, ZX, n = stats_["G"], stats_["ZX"], stats_["n"]
     Zr, Xr, rr = stats_["Zr"], stats_["Xr"], stats_["rr"]
     q = G.shape[1]
-    nf = len(problem.layout[0][0])
+    nf = len(problem.tmap.positions[0][0])
     S = _sigma_matrix(problem, psi)
     s2 = psi[nf]
     B = np.linalg.inv(s2 * np.eye(q) + np.einsum("ab,ibc->iac", S, G))
@@ -454,7 +446,7 @@ def group_scores(problem, stats_: dict, psi: np.ndarray):
     c = np.einsum("iab,ib->ia", Q, Zr)
     QG = Q @ G
     E = _unit_matrices(problem)
-    (rows, cols), = problem.layout
+    (rows, cols), = problem.tmap.positions
     half = 0.5 * (np.einsum("ia,ib->iab", a, a) - P)
     U_var = half[:, rows, cols] * np.where(np.asarray(rows) == np.asarray(cols), 1.0, 2.0)
     rVVr = (rr - 2.0 * np.einsum("ia,ia->i", c, Zr) + np.einsum("ia,iab,ib->i", c, G, c)) / s2 ** 2
@@ -478,7 +470,7 @@ def group_scores(problem, stats_: dict, psi: np.ndarray):
 
 def _shared_beta_cov(problem, stats_list, psi: np.ndarray) -> np.ndarray:
     """Cov(A) for beta in dependent splits: sum_i K_i Sigma K_i' (module notes)."""
-    nf = len(problem.layout[0][0])
+    nf = len(problem.tmap.positions[0][0])
     S = _sigma_matrix(problem, psi)
     s2 = psi[nf]
     K = 0.0
@@ -495,7 +487,7 @@ def _shared_beta_cov(problem, stats_list, psi: np.ndarray) -> np.ndarray:
 
 def _shared_sigma_cov(problem, psi: np.ndarray, n_groups: int) -> np.ndarray:
     """Cov(A) for the free elements of Sigma: the Wishart covariance of a sample covariance of N effects."""
-    (rows, cols), = problem.layout
+    (rows, cols), = problem.tmap.positions
     S = _sigma_matrix(problem, psi)
     ri, ci = np.asarray(rows), np.asarray(cols)
     return (S[np.ix_(ri, ri)] * S[np.ix_(ci, ci)] + S[np.ix_(ri, ci)] * S[np.ix_(ci, ri)]) / n_groups
@@ -510,7 +502,7 @@ def _sandwich(problem, pieces, psis: np.ndarray, weighted: bool):
     their estimates), and phi_i = (sum_s I_s)^{-1} sum_s U_is; otherwise
     the plain mean and phi_i = (1/P) sum_s I_s^{-1} U_is.
     """
-    nf = len(problem.layout[0][0])
+    nf = len(problem.tmap.positions[0][0])
     N = int(problem.levels[0])
     mean = psis.mean(axis=0)
     scores, infos = [], []
@@ -666,7 +658,7 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
             parts = [(S / n_sub, n_sub - 1)]
         else:
             N = int(problem.levels[0])
-            nf = len(problem.layout[0][0])
+            nf = len(problem.tmap.positions[0][0])
             st = [group_stats(problem, rows) for rows in pieces]
             shared = np.zeros_like(S)
             shared[:nf, :nf] = _shared_sigma_cov(problem, psi_bar, N)

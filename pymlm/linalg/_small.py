@@ -12,14 +12,15 @@ Shapes: ``M`` is ``(l, p, p)``; right-hand sides ``B`` are ``(l, p, r)``.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 
 __all__ = [
     "chol_lower",
     "solve_lower",
     "solve_upper_t",
     "lower_inv",
-    "tri_from_theta",
     "sandwich",
+    "tri_inv",
 ]
 
 
@@ -130,20 +131,19 @@ def lower_inv(L: np.ndarray) -> np.ndarray:
     return solve_lower(L, eye)
 
 
-def tri_from_theta(theta: np.ndarray, p: int) -> np.ndarray:
-    """The ``p x p`` lower-triangular relative covariance factor from its
-    column-major lower triangle (lme4's theta layout)."""
-    T = np.zeros((p, p))
-    rows, cols = np.tril_indices(p)
-    # column-major order of the lower triangle
-    order = np.lexsort((rows, cols))
-    T[rows[order], cols[order]] = theta
-    return T
-
-
 def sandwich(T: np.ndarray, A: np.ndarray) -> np.ndarray:
     """``T.T @ A[i] @ T`` for every block of a stack ``A`` (l, p, p)."""
     p = T.shape[0]
     if p == 1:
         return A * (T[0, 0] ** 2)
     return np.einsum("ba,lbc,cd->lad", T, A, T, optimize=True)
+
+
+def tri_inv(L: np.ndarray) -> np.ndarray:
+    """Inverse of a small lower-triangular matrix (LAPACK trtri)."""
+    if L.shape[0] == 0:
+        return L
+    inv, info = sla.lapack.dtrtri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular fixed-effects block")
+    return inv

@@ -40,6 +40,7 @@ import scipy.sparse as sp
 from ..crossprod import CrossProducts
 from ._small import chol_lower, lower_inv, sandwich, solve_lower, solve_upper_t
 from ._threads import blas_threads
+from .theta import ThetaMap
 
 __all__ = [
     "PlsStructure",
@@ -47,8 +48,6 @@ __all__ = [
     "GramCache",
     "plan",
     "factorize",
-    "theta_blocks",
-    "default_layout",
     "blockdiag_csr",
     "zz_matmul",
 ]
@@ -208,12 +207,8 @@ class PlsStructure:
         Terms with block-diagonal diagonal blocks of L.
     tail : tuple of int
         Terms merged into the dense block D.
-    theta_slices : tuple of slice
-        Each term's part of theta.
-    layout : tuple of (ndarray, ndarray)
-        Per term, the (row, col) of T_k that each of its theta elements fills
-        (default: the column-major lower triangle; terms merged from several
-        lme4 terms on one grouping factor fill a block-diagonal pattern).
+    tmap : ThetaMap
+        Where theta's elements go in the templates T_k.
     A_DD : ndarray (q_D, q_D) or None
     A_Dm : dict int -> csr (q_D, q_m)
     zxy_D : ndarray (q_D, p + 1) or None
@@ -226,51 +221,31 @@ class PlsStructure:
     cp: CrossProducts
     chain: tuple[int, ...]
     tail: tuple[int, ...]
-    theta_slices: tuple[slice, ...]
+    tmap: ThetaMap
     A_DD: np.ndarray | None
     A_Dm: dict
     zxy_D: np.ndarray | None
     tail_offsets: tuple[int, ...]
     gram: GramCache | None
-    layout: tuple = ()
 
     @property
     def n_theta(self) -> int:
-        return self.theta_slices[-1].stop if self.theta_slices else 0
-
-    @property
-    def tri_index(self) -> tuple:
-        """Per term, the (row, col) in T_k of each of its theta elements."""
-        return self.layout
+        return self.tmap.n_theta
 
     @property
     def q_D(self) -> int:
         return 0 if self.A_DD is None else self.A_DD.shape[0]
 
-    def diag_mask(self) -> np.ndarray:
-        """Which theta elements sit on a diagonal of their T_k (bounded below by 0)."""
-        return np.concatenate([r == c for r, c in self.layout]) if self.layout else np.zeros(0, bool)
 
-
-def default_layout(dims) -> tuple:
-    """Column-major lower triangle of each p_k x p_k template (lme4's theta order)."""
-    out = []
-    for p, _ in dims:
-        rows, cols = np.tril_indices(p)
-        order = np.lexsort((rows, cols))
-        out.append((rows[order], cols[order]))
-    return tuple(out)
-
-
-def plan(cp: CrossProducts, layout=None) -> PlsStructure:
+def plan(cp: CrossProducts, tmap: ThetaMap | None = None) -> PlsStructure:
     """Decide the block structure (nested chain, dense tail) from the cross-products.
 
     Parameters
     ----------
     cp : CrossProducts
-    layout : sequence of (rows, cols), optional
-        Where each term's theta elements go in its template (see
-        :class:`PlsStructure`); default :func:`default_layout`.
+    tmap : ThetaMap, optional
+        Where each term's theta elements go in its template; default
+        :meth:`ThetaMap.default` (full lower triangles).
     """
     K = cp.n_terms
     chain: list[int] = [0] if K else []
@@ -280,11 +255,7 @@ def plan(cp: CrossProducts, layout=None) -> PlsStructure:
             chain.append(k)
         else:
             tail.append(k)
-    layout = default_layout(cp.dims) if layout is None else tuple(layout)
-    slices, start = [], 0
-    for rows, _ in layout:
-        slices.append(slice(start, start + len(rows)))
-        start += len(rows)
+    tmap = ThetaMap.default(cp.dims) if tmap is None else tmap.with_levels(cp.dims)
     A_DD = zxy_D = None
     A_Dm: dict = {}
     offsets = [0]
@@ -308,18 +279,7 @@ def plan(cp: CrossProducts, layout=None) -> PlsStructure:
         if len(chain) == 1:
             p1, l1 = cp.dims[chain[0]]
             gram = GramCache.build(A_Dm[chain[0]], A_DD, l1, p1)
-    return PlsStructure(cp, tuple(chain), tuple(tail), tuple(slices), A_DD, A_Dm, zxy_D, tuple(offsets), gram,
-                        layout)
-
-
-def theta_blocks(struct: PlsStructure, theta: np.ndarray) -> list[np.ndarray]:
-    """The lower-triangular template T_k of every term."""
-    out = []
-    for s, (rows, cols), (p, _) in zip(struct.theta_slices, struct.layout, struct.cp.dims):
-        T = np.zeros((p, p))
-        T[rows, cols] = theta[s]
-        out.append(T)
-    return out
+    return PlsStructure(cp, tuple(chain), tuple(tail), tmap, A_DD, A_Dm, zxy_D, tuple(offsets), gram)
 
 
 def _lambda(T: np.ndarray, l: int) -> sp.csr_matrix:
@@ -610,7 +570,7 @@ def factorize(struct: PlsStructure, theta: np.ndarray) -> PlsFactor:
     """
     cp = struct.cp
     p1 = cp.p + 1
-    Ts = theta_blocks(struct, np.asarray(theta, dtype=float))
+    Ts = struct.tmap.templates(theta)
     L_diag: dict = {}
     L_off: dict = {}
     L_Dm: dict = {}

@@ -373,11 +373,7 @@ def _sd_columns(reps: pd.DataFrame, model) -> dict:
     """Which ``.sigNN`` columns are standard deviations (the others are correlations)."""
     sig = [c for c in reps.columns if c.startswith(".sig") and c != ".sigma"]
     if model is not None:
-        layout = model.problem.layout
-        is_sd = (
-            np.concatenate([np.asarray(r) == np.asarray(c) for r, c in layout]) if layout else []
-        )
-        return {name: bool(v) for name, v in zip(sig, is_sd)}
+        return {name: bool(v) for name, v in zip(sig, model.problem.tmap.is_diag)}
     out = {}
     for c in sig:
         v = reps[c].to_numpy(dtype=float)

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import DataError, OptionError
 from . import _format as _fmt
 
-__all__ = ["anova", "AnovaResult"]
+__all__ = ["AnovaResult", "lrt_table"]
 
 
 @dataclass
@@ -46,56 +45,9 @@ class AnovaResult:
     __repr__ = __str__
 
 
-def anova(*models, names=None, refit: bool = True) -> AnovaResult:
-    """Likelihood-ratio tests of nested linear mixed models.
-
-    Models are sorted by number of parameters; each is compared with the
-    previous one: Chisq = difference in deviance, Df = difference in
-    parameters. REML fits are refitted by ML first (lme4 does the same and
-    says so), since REML likelihoods of models with different fixed effects
-    are not comparable.
-
-    Parameters
-    ----------
-    *models : LmerResult
-        Two or more fits to the same observations.
-    names : list of str, optional
-        Row labels; default ``m0``, ``m1``, ...
-    refit : bool
-        Refit REML fits by ML (default True).
-
-    Returns
-    -------
-    AnovaResult
-
-    Raises
-    ------
-    OptionError
-        Fewer than two models.
-    DataError
-        The models were fitted to different numbers of observations or responses.
-
-    Examples
-    --------
-    >>> import pymlm as ml
-    >>> df = ml.datasets.load("sleepstudy")
-    >>> m0 = ml.lmer("Reaction ~ 1 + (Days | Subject)", df)
-    >>> m1 = ml.lmer("Reaction ~ Days + (Days | Subject)", df)
-    >>> round(float(anova(m0, m1).table["Chisq"].iloc[1]), 2)
-    23.54
-    """
-    if len(models) < 2:
-        raise OptionError("anova needs at least two models to compare")
-    names = list(names) if names is not None else [f"m{i}" for i in range(len(models))]
-    if len(names) != len(models):
-        raise OptionError(f"names has {len(names)} entries for {len(models)} models")
-    n0 = models[0].nobs
-    y0 = models[0].design.y
-    for m in models[1:]:
-        if m.nobs != n0 or not np.allclose(m.design.y, y0):
-            raise DataError("all models must be fitted to the same observations (same rows and response)")
-    refitted = refit and any(m.reml for m in models)
-    fits = [m.update(REML=False) if (refitted and m.reml) else m for m in models]
+def lrt_table(models, fits, names, refitted: bool) -> AnovaResult:
+    """The likelihood-ratio table of ``fits`` (the ML refits of ``models`` where ``refitted``),
+    sorted by number of parameters, each row tested against the previous one."""
     rows = []
     for name, m in zip(names, fits):
         rows.append(dict(name=name, npar=m.n_params, AIC=m.aic, BIC=m.bic, logLik=m.loglik, deviance=m.deviance))

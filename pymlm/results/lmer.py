@@ -47,18 +47,18 @@ class LmerResult:
     """
 
     def __init__(self, design: Design, fit: LmmFit, *, data=None, data_name: str | None = None,
-                 options: dict | None = None, merge=None):
+                 options: dict | None = None, refit_design=None, refit_formula=None):
         self.design = design
         self.fit = fit
-        if merge is None:
-            where = tuple((k, 0) for k in range(len(design.re_terms)))
-        else:
-            where = merge.where
-        self._where = where
-        self._merge = merge
+        # theta's map: the fitted (merged) terms and where each lme4 term sits in them
+        self.tmap = fit.evaluator.tmap
         self._data = data
         self.data_name = data_name
         self.options = dict(options or {})
+        # the API's fit functions, given by the API (results never import it):
+        # refit_design(design, reml, **options) and refit_formula(formula, data, REML, **options)
+        self._refit_design = refit_design
+        self._refit_formula = refit_formula
 
     # ------------------------------------------------------------------ basics
     @property
@@ -166,7 +166,7 @@ class LmerResult:
     def _split(self, per_fitted, kind):
         """Per design term, the slice of a per-fitted-term quantity."""
         out = []
-        for (g, off), t in zip(self._where, self.design.re_terms):
+        for (g, off), t in zip(self.tmap.where, self.design.re_terms):
             a = per_fitted[g]
             s = slice(off, off + t.p)
             out.append(a[:, s] if kind == "b" else a[s, s] if kind == "T" else a[:, s, s])
@@ -189,17 +189,18 @@ class LmerResult:
         and ``sdcor`` (standard deviation or correlation).
         """
         rows = []
-        s2 = self.sigma ** 2
-        for name, t, T in zip(_varcorr_group_names(self.design.re_terms), self.design.re_terms, self._Ts):
-            S = s2 * (T @ T.T)
-            sd = np.sqrt(np.diag(S))
-            for i in range(t.p):
-                rows.append((name, t.cnms[i], None, S[i, i], sd[i]))
-            for j in range(t.p):
-                for i in range(j + 1, t.p):
-                    corr = S[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
-                    rows.append((name, t.cnms[j], t.cnms[i], S[i, j], corr))
-        rows.append(("Residual", None, None, s2, self.sigma))
+        tm = self.tmap
+        vcov = tm.covariances(self.fit.theta, self.sigma)
+        sdcor = tm.sdcor_from_covariances(vcov)
+        for name, t, (g, off) in zip(_varcorr_group_names(self.design.re_terms), self.design.re_terms, tm.where):
+            start = tm.slices[g].start
+            r, c = tm.positions[g][0] - off, tm.positions[g][1] - off
+            mine = np.flatnonzero((r >= 0) & (r < t.p) & (c >= 0) & (c < t.p))
+            # lme4's order: the variances, then the covariances column by column (theta's order)
+            for e in sorted(mine, key=lambda e: (r[e] != c[e], 0 if r[e] != c[e] else r[e])):
+                i, j = int(r[e]), int(c[e])
+                rows.append((name, t.cnms[j], None if i == j else t.cnms[i], vcov[start + e], sdcor[start + e]))
+        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
     @property
@@ -410,8 +411,7 @@ class LmerResult:
 
     def refit(self, newresp) -> "LmerResult":
         """The same model fitted to a new response vector (lme4's ``refit``)."""
-        from .._lmer import fit_design
-
+        fit_design = self._api("refit", self._refit_design)
         y = np.asarray(newresp, dtype=float).ravel()
         if y.shape[0] != self.design.n:
             raise DataError(f"newresp has {y.shape[0]} values; the model has {self.design.n} observations")
@@ -425,8 +425,7 @@ class LmerResult:
 
         A ``.`` in the new formula stands for the old side: ``". ~ . + x"``.
         """
-        from .._lmer import lmer
-
+        lmer = self._api("update", self._refit_formula)
         new_formula = self.formula if formula is None else _update_formula(self.formula, formula)
         if data is None:
             if self._data is None:
@@ -437,26 +436,30 @@ class LmerResult:
         return lmer(new_formula, data, REML=self.reml if REML is None else REML,
                     data_name=self.data_name, **opts)
 
+    @staticmethod
+    def _api(what: str, function):
+        if function is None:
+            raise OptionError(f"{what}() needs the fit function of the API: this result was built "
+                              "without one; build it with pymlm.lmer()")
+        return function
+
     # ------------------------------------------------------------ inference
     @cached_property
     def problem(self):
         """The fit-level view of this model used by the interval methods
         (:class:`pymlm.inference.LmmProblem`)."""
-        from ..fit.terms import TermMerge
         from ..inference import LmmProblem
 
         d = self.design
-        merge = self._merge if self._merge is not None else TermMerge.of(d.re_terms)
         codes, Xs, levels = [], [], []
-        for members in merge.groups:
+        for g in range(self.tmap.n_terms):
+            members = [k for k, (fitted, _) in enumerate(self.tmap.where) if fitted == g]
             t0 = d.re_terms[members[0]]
             codes.append(t0.codes)
             Xs.append(t0.X if len(members) == 1 else np.hstack([d.re_terms[k].X for k in members]))
             levels.append(t0.nlevels)
         y = d.y if d.offset is None else d.y - d.offset
-        return LmmProblem(self.crossprod, self.fit, self.reml, d.lower, merge.layout, merge.where,
-                          tuple(t.p for t in d.re_terms), list(d.X_names), codes, Xs, levels, d.X, y,
-                          d.weights, dict(self.options))
+        return LmmProblem(self.crossprod, self.fit, self.reml, self.tmap, list(d.X_names), codes, Xs, levels, d.X, y, d.weights, dict(self.options))
 
     def confint(self, method: str = "profile", level: float = 0.95, seed=None, n_jobs: int = 1,
                 progress: bool = True, **options) -> pd.DataFrame:

@@ -8,16 +8,15 @@ import pytest
 
 import pymlm as ml
 from pymlm.errors import OptionError, SingularFitWarning
-from pymlm.fit.lmm import LmmObjective
+from pymlm.fit.deviance import ClusterEvaluator, evaluator_for
 from pymlm.inference import blb
 
 FORMULA = "Reaction ~ Days + (Days | Subject)"
 
 
 @pytest.fixture(scope="module")
-def sleep():
-    df = ml.datasets.load("sleepstudy")
-    return df, ml.lmer(FORMULA, df)
+def sleep(reference_fits):
+    return ml.datasets.load("sleepstudy"), reference_fits("sleepstudy")
 
 
 def _copies(df, codes, clusters, counts):
@@ -50,8 +49,8 @@ def test_one_full_subset_is_the_cluster_bootstrap_by_repeated_rows(sleep):
         theta, again = blb.fit_resample(P, P.clusters, counts[0, k], subsets[0], P.fit.theta)
         np.testing.assert_allclose(again, got, rtol=1e-5)
         # the same deviance function, and an optimum at least as good as lmer's on the copies
-        obj = blb.ResampleObjective(P.clusters, counts[0, k], subsets[0], True, P.layout)
-        dev_direct = LmmObjective(direct.crossprod, True, P.layout)(direct.theta)
+        obj = ClusterEvaluator(P.clusters, counts[0, k], subsets[0], True, P.tmap)
+        dev_direct = evaluator_for(direct.crossprod, True, P.tmap)(direct.theta)
         assert obj(direct.theta) == pytest.approx(dev_direct, rel=1e-10)
         assert obj(theta) <= dev_direct + 1e-6
         if not direct.is_singular:
@@ -65,20 +64,20 @@ def test_resample_objective_counts_copies_as_separate_groups(sleep):
     P = m.problem
     C = P.clusters
     counts = np.array([0, 3, 1, 0, 2] + [1] * 13)
-    obj = blb.ResampleObjective(C, counts, np.arange(18), True, P.layout)
+    obj = ClusterEvaluator(C, counts, np.arange(18), True, P.tmap)
     direct = ml.lmer(FORMULA, _copies(df, P.codes[0], np.arange(18), counts))
     theta = direct.theta * 1.1
-    ref = LmmObjective(direct.crossprod, True, P.layout)(theta)
+    ref = evaluator_for(direct.crossprod, True, P.tmap)(theta)
     assert obj(theta) == pytest.approx(ref, rel=1e-10)
     # one level with its blocks counted three times is a different model
-    assert LmmObjective(C.combine(counts), True, P.layout)(theta) != pytest.approx(ref, rel=1e-6)
+    assert evaluator_for(C.combine(counts), True, P.tmap)(theta) != pytest.approx(ref, rel=1e-6)
     _, grad = obj.value_and_grad(theta)
     h = 1e-6
     num = [(obj(theta + h * e) - obj(theta - h * e)) / (2 * h) for e in np.eye(theta.size)]
     np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-4)
     # unit counts: the ordinary deviance
-    ones = blb.ResampleObjective(C, np.ones(18), np.arange(18), True, P.layout)
-    assert ones(theta) == pytest.approx(LmmObjective(P.cp, True, P.layout)(theta), rel=1e-10)
+    ones = ClusterEvaluator(C, np.ones(18), np.arange(18), True, P.tmap)
+    assert ones(theta) == pytest.approx(evaluator_for(P.cp, True, P.tmap)(theta), rel=1e-10)
 
 
 def test_same_results_for_any_number_of_processes(sleep):

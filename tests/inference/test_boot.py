@@ -17,13 +17,13 @@ REF = json.loads((Path(__file__).parents[1] / "reference" / "inference_reference
 
 
 @pytest.fixture(scope="module")
-def m_sleep():
-    return ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+def m_sleep(reference_fits):
+    return reference_fits("sleepstudy")
 
 
 @pytest.fixture(scope="module")
-def m_pen():
-    return ml.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", ml.datasets.load("Penicillin"))
+def m_pen(reference_fits):
+    return reference_fits("penicillin")
 
 
 def _width_ratios(ci, ref_rows):
@@ -87,7 +87,7 @@ def test_each_replicate_is_the_fit_of_its_simulated_response(m_sleep):
 
 def test_blocked_factor_refits_equal_the_dense_ones(m_pen):
     dense = replicates(m_pen.problem, 3, seed=4, progress=False)
-    blocked = replicates(m_pen.problem, 3, seed=4, progress=False, _kind="factor")
+    blocked = replicates(m_pen.problem, 3, seed=4, progress=False, _kind="blocked")
     np.testing.assert_allclose(blocked.to_numpy(), dense.to_numpy(), rtol=2e-4)
 
 

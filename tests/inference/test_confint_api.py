@@ -1,15 +1,15 @@
 """m.confint(): methods, levels, options and the attributes every interval carries."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-import pymlm as ml
 from pymlm.errors import OptionError
 
 
 @pytest.fixture(scope="module")
-def m_pen():
-    return ml.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", ml.datasets.load("Penicillin"))
+def m_pen(reference_fits):
+    return reference_fits("penicillin")
 
 
 def test_unknown_method_is_named(m_pen):
@@ -62,7 +62,10 @@ def test_profile_intervals_are_reused_across_levels(m_pen):
     """The profile does not depend on the level: a second level reads the same traces."""
     a = m_pen.confint("profile", level=0.95, progress=False)
     b = m_pen.confint("profile", level=0.5, progress=False)
-    assert a.attrs["profile"] is b.attrs["profile"]
+    pa, pb = a.attrs["profile"], b.attrs["profile"]
+    assert pa.seconds == pb.seconds and pa is not pb        # computed once, handed out as copies
+    for name in pa.traces:
+        pd.testing.assert_frame_equal(pa.traces[name], pb.traces[name])
     assert np.all(b.iloc[:, 0] > a.iloc[:, 0]) and np.all(b.iloc[:, 1] < a.iloc[:, 1])
 
 

@@ -178,7 +178,7 @@ def test_blocked_factor_path_agrees_with_the_dense_one(models):
     """Models too big for dense algebra use the blocked factor with finite-difference gradients."""
     m = models["penicillin"]
     dense = profile(m.problem, which=["(Intercept)"])
-    blocked = profile(m.problem, _kind="factor", which=["(Intercept)"])
+    blocked = profile(m.problem, _kind="blocked", which=["(Intercept)"])
     np.testing.assert_allclose(blocked.confint().dropna().to_numpy(), dense.confint().dropna().to_numpy(),
                                rtol=1e-5)
 
@@ -197,3 +197,19 @@ def test_back_spline_inverts_a_monotone_spline():
         back_spline(x, np.cos(x))
     with pytest.raises(ValueError, match="at least 4 points"):
         back_spline(x[:3], z[:3])
+
+
+def test_a_profile_is_computed_once_per_fit_and_handed_out_as_copies(reference_fits):
+    m = reference_fits("dyestuff")
+    a = m.profile(which="theta_")
+    b = m.profile(which="theta_")
+    assert a is not b and a.seconds == b.seconds          # the same computation, two copies
+    name = next(iter(a.traces))
+    pd.testing.assert_frame_equal(a.traces[name], b.traces[name])
+    a.traces[name].iloc[0, 0] = 99.0
+    assert m.profile(which="theta_").traces[name].iloc[0, 0] != 99.0
+    # another fit of the same problem is not served the first fit's profile
+    from dataclasses import replace
+
+    other = replace(m.problem, fit=replace(m.problem.fit))
+    assert profile(other, which="theta_").seconds != a.seconds

@@ -57,7 +57,7 @@ def _at_lme4_optimum(m, case):
     """The problem evaluated at lme4's theta (lmerTest's df depend on where the optimizer stopped)."""
     pr = m.problem
     theta = np.atleast_1d(np.asarray(REF[case]["theta"], dtype=float))
-    fit = fit_from_theta(pr.fit.objective, theta, pr.fit.opt)
+    fit = fit_from_theta(pr.fit.evaluator, theta, pr.fit.opt)
     assert fit.sigma == pytest.approx(REF[case]["sigma"], rel=1e-9)
     return replace(pr, fit=fit)
 
@@ -123,14 +123,14 @@ def test_balanced_designs_give_the_textbook_df(models):
 def test_jacobian_of_vcov_matches_finite_differences(models):
     m = models["sleepstudy_unbalanced"]
     parts = sat.satterthwaite_parts(m.problem)
-    from pymlm.inference._deviance import DenseDeviance
+    from pymlm.fit.deviance import DenseEvaluator
 
     pr = m.problem
-    dev = DenseDeviance.from_cp(pr.cp, pr.layout)
+    dev = DenseEvaluator(pr.cp, pr.reml, pr.tmap)
     phi = np.concatenate([pr.fit.theta, [pr.fit.sigma]])
 
     def vcov(ph):
-        return ph[-1] ** 2 * dev.at(ph[:-1]).vcov_unscaled()
+        return ph[-1] ** 2 * dev.at(ph[:-1]).vcov_unscaled
 
     h = 1e-5 * np.maximum(np.abs(phi), 1.0)
     fd = np.array([(vcov(phi + h[i] * e) - vcov(phi - h[i] * e)) / (2 * h[i])

@@ -14,9 +14,8 @@ FORMULA = "Reaction ~ Days + (Days | Subject)"
 
 
 @pytest.fixture(scope="module")
-def sleep():
-    df = ml.datasets.load("sleepstudy")
-    return df, ml.lmer(FORMULA, df)
+def sleep(reference_fits):
+    return ml.datasets.load("sleepstudy"), reference_fits("sleepstudy")
 
 
 def _fit(formula, data):

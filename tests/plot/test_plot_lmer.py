@@ -19,18 +19,18 @@ matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")
-def sleep():
-    return ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+def sleep(reference_fits):
+    return reference_fits("sleepstudy")
 
 
 @pytest.fixture(scope="module")
-def dyestuff():
-    return ml.lmer("Yield ~ 1 + (1 | Batch)", ml.datasets.load("Dyestuff"))
+def dyestuff(reference_fits):
+    return reference_fits("dyestuff")
 
 
 @pytest.fixture(scope="module")
-def penicillin():
-    return ml.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", ml.datasets.load("Penicillin"))
+def penicillin(reference_fits):
+    return reference_fits("penicillin")
 
 
 def _collections(ax, kind):

@@ -20,8 +20,8 @@ matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")
-def sleep():
-    return ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+def sleep(reference_fits):
+    return reference_fits("sleepstudy")
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,13 @@ def m_sleep(sleep):
 
 
 @pytest.fixture(scope="module")
-def m_pen():
-    return ml.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", ml.datasets.load("Penicillin"))
+def m_pen(reference_fits):
+    return reference_fits("penicillin")
 
 
 @pytest.fixture(scope="module")
-def m_pastes():
-    return ml.lmer("strength ~ 1 + (1 | batch/cask)", ml.datasets.load("Pastes"))
+def m_pastes(reference_fits):
+    return reference_fits("pastes")
 
 
 def _check_fit(m, ref, fixef_tol=1e-3):
@@ -147,6 +147,16 @@ def test_refit_with_the_same_response_reproduces_the_fit(m_sleep):
     assert r2.fixef["Days"] != pytest.approx(m_sleep.fixef["Days"], abs=1e-6)
     with pytest.raises(ml.DataError, match="newresp has 3 values"):
         m_sleep.refit([1.0, 2.0, 3.0])
+
+
+def test_refit_and_update_use_the_fit_functions_the_api_gave(m_sleep):
+    from pymlm.results.lmer import LmerResult
+
+    bare = LmerResult(m_sleep.design, m_sleep.fit, data=None, options=m_sleep.options)
+    with pytest.raises(ml.OptionError, match=r"refit\(\) needs the fit function of the API"):
+        bare.refit(m_sleep.design.y)
+    with pytest.raises(ml.OptionError, match=r"update\(\) needs the fit function of the API"):
+        bare.update(REML=False)
 
 
 def test_update_changes_formula_and_method(m_sleep):

@@ -1,4 +1,11 @@
-"""``lmer()``: validate, build the design, accumulate cross-products, fit, name."""
+"""The LMM side of the public API: ``lmer``, ``lformula``, ``lmer_devfun`` and ``anova``.
+
+Each validates its input, builds the design, accumulates the cross-products,
+fits (through the evaluators of :mod:`pymlm.fit.deviance` and the driver of
+:mod:`pymlm.fit._optimize`) and wraps the result. Results never import this
+module: a fit gets the functions it needs for ``refit()`` and ``update()``
+from here, when it is built.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,13 @@ from ._validation import check_bool, check_formula
 from .design import Design, build_design
 from .errors import DataError, FormulaError, OptionError, PymlmError, warn
 from .fit._optimize import OPTIMIZERS
-from .fit.lmm import LmmObjective, fit_lmm
+from .fit.deviance import Evaluator, evaluator_for
+from .fit.lmm import fit_lmm
 from .fit.terms import TermMerge, design_crossprod
+from .results.anova import AnovaResult, lrt_table
 from .results.lmer import LmerResult
 
-__all__ = ["lmer", "lmer_devfun", "DevianceFunction", "fit_design", "design_crossprod", "TermMerge"]
+__all__ = ["DevianceFunction", "TermMerge", "anova", "design_crossprod", "fit_design", "lformula", "lmer", "lmer_devfun"]
 
 
 def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: str = "lbfgsb",
@@ -32,8 +41,8 @@ def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: st
         raise DataError(f"{int(cp.n)} observations for {cp.p} fixed effects: too few to fit the model")
     try:
         with np.errstate(all="ignore"):
-            fit = fit_lmm(cp, design.lower, theta0=start, reml=reml, optimizer=optimizer,
-                          check_conv=check_conv, layout=merge.layout, **(optimizer_options or {}))
+            fit = fit_lmm(cp, merge.theta_map(design.re_terms, design.theta_names), theta0=start, reml=reml,
+                          optimizer=optimizer, check_conv=check_conv, **(optimizer_options or {}))
     except (np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
         if isinstance(exc, PymlmError):
             raise
@@ -42,7 +51,8 @@ def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: st
         raise _numerical_failure(design)
     options = dict(start=start, optimizer=optimizer, check_conv=check_conv, chunk_size=chunk_size,
                    optimizer_options=optimizer_options)
-    result = LmerResult(design, fit, data=data, data_name=data_name, options=options, merge=merge)
+    result = LmerResult(design, fit, data=data, data_name=data_name, options=options,
+                        refit_design=fit_design, refit_formula=lmer)
     for message, category in result.fit_warnings():
         warn(message, category)
     return result
@@ -224,7 +234,7 @@ class DevianceFunction:
     design : Design
     """
 
-    objective: LmmObjective
+    objective: Evaluator
     theta0: np.ndarray
     lower: np.ndarray
     theta_names: list
@@ -282,7 +292,107 @@ def lmer_devfun(formula: str, data, REML: bool = True, weights=None, offset=None
     design = build_design(formula, data, weights, offset, check="lmer")
     merge = TermMerge.of(design.re_terms)
     cp = design_crossprod(design, merge=merge)
-    objective = LmmObjective(cp, bool(REML), merge.layout)
-    lower = np.asarray(design.lower, dtype=float)
-    return DevianceFunction(objective, np.where(np.isfinite(lower), 1.0, 0.0), lower,
-                            list(design.theta_names), bool(REML), design)
+    tmap = merge.theta_map(design.re_terms, design.theta_names)
+    objective = evaluator_for(cp, bool(REML), tmap)
+    return DevianceFunction(objective, tmap.start, tmap.lower, list(design.theta_names), bool(REML), design)
+
+
+def lformula(formula: str, data, weights=None, offset=None) -> Design:
+    """Parse an lme4 formula and build its design, as lme4's ``lFormula``.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data : pandas.DataFrame, pyarrow.Table or dict of columns
+    weights, offset : str, array-like or None
+        A column name or one value per row.
+
+    Returns
+    -------
+    Design
+        ``d.X``, ``d.X_names``, ``d.Z`` (sparse), ``d.theta``, ``d.lower``,
+        ``d.ngroups``, ``d.re_terms``, ``d.n_dropped``.
+
+    Raises
+    ------
+    FormulaError
+        Malformed formula (the message marks the offending part), a formula
+        that is not a string, a smooth term (``s()`` belongs to ``gam``), no
+        random-effects term, a random-effects column given twice for one
+        grouping factor, a grouping factor with fewer than 2 levels or as
+        many levels as rows, more random effects than rows.
+    DataError
+        Unknown column (close names suggested), non-numeric response, no
+        complete rows, infinite values, a date/time column used as a number
+        (convert it, e.g. to days since a date), an object column mixing
+        numbers and strings (see :func:`pymlm.design.model_frame`).
+
+    Warns
+    -----
+    PymlmWarning
+        lme4's ``check.scaleX``: fixed-effect columns on very different
+        scales; ``(f || g)`` with a factor ``f``.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> d = ml.lformula("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+    >>> d.X.shape, d.Z.shape, d.theta.tolist()
+    ((180, 2), (180, 36), [1.0, 0.0, 1.0])
+    """
+    return build_design(formula, data, weights, offset, check="lmer")
+
+
+def anova(*models, names=None, refit: bool = True) -> AnovaResult:
+    """Likelihood-ratio tests of nested linear mixed models.
+
+    Models are sorted by number of parameters; each is compared with the
+    previous one: Chisq = difference in deviance, Df = difference in
+    parameters. REML fits are refitted by ML first (lme4 does the same and
+    says so), since REML likelihoods of models with different fixed effects
+    are not comparable.
+
+    Parameters
+    ----------
+    *models : LmerResult
+        Two or more fits to the same observations.
+    names : list of str, optional
+        Row labels; default ``m0``, ``m1``, ...
+    refit : bool
+        Refit REML fits by ML (default True).
+
+    Returns
+    -------
+    AnovaResult
+        ``.table`` (DataFrame), printed in lme4's layout.
+
+    Raises
+    ------
+    OptionError
+        Fewer than two models.
+    DataError
+        The models were fitted to different numbers of observations or responses.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> df = ml.datasets.load("sleepstudy")
+    >>> m0 = ml.lmer("Reaction ~ 1 + (Days | Subject)", df)
+    >>> m1 = ml.lmer("Reaction ~ Days + (Days | Subject)", df)
+    >>> round(float(anova(m0, m1).table["Chisq"].iloc[1]), 2)
+    23.54
+    """
+    if len(models) < 2:
+        raise OptionError("anova needs at least two models to compare")
+    names = list(names) if names is not None else [f"m{i}" for i in range(len(models))]
+    if len(names) != len(models):
+        raise OptionError(f"names has {len(names)} entries for {len(models)} models")
+    n0 = models[0].nobs
+    y0 = models[0].design.y
+    for m in models[1:]:
+        if m.nobs != n0 or not np.allclose(m.design.y, y0):
+            raise DataError("all models must be fitted to the same observations (same rows and response)")
+    refitted = refit and any(m.reml for m in models)
+    fits = [m.update(REML=False) if (refitted and m.reml) else m for m in models]
+    return lrt_table(models, fits, names, refitted)
