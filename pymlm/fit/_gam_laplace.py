@@ -99,7 +99,13 @@ def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 10
                 if np.isfinite(pdev_n) and pdev_n <= pdev + 1e-12 * abs(pdev):
                     break
                 new = (new + beta) / 2
-            done = abs(pdev - pdev_n) < 1e-11 * (abs(pdev_n) + 0.1)
+            # converged in beta, not only in the penalized deviance: the deviance is
+            # quadratic near its minimum, so a 1e-11 change leaves beta uncertain in its
+            # sixth digit, and the outer search (warm-started from the last beta) would
+            # then move with rounding, i.e. with the BLAS kernel
+            step_size = np.max(np.abs(new - beta), initial=0.0)
+            done = (step_size <= 1e-10 * (np.max(np.abs(new), initial=0.0) + 1e-8)
+                    or abs(pdev - pdev_n) < 1e-15 * (abs(pdev_n) + 0.1))
             beta, eta, w, mu, dmu, pdev = new, eta_n, w_n, mu_n, dmu_n, pdev_n
             if done:
                 break
