@@ -10,7 +10,7 @@ Examples
 """
 
 from . import datasets, plot
-from ._api import anova, lformula, lmer, lmer_devfun
+from ._api import anova, bam, gam, lformula, lmer, lmer_devfun
 from .design import Design
 from .errors import (
     ConvergenceWarning,
@@ -23,7 +23,6 @@ from .errors import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
-from .fit.gam import bam, gam
 from .formula import parse_formula
 from .results import LmerResult
 from .results.gam import GamResult

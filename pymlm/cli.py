@@ -77,7 +77,7 @@ def main(argv=None) -> int:
                 model = lmer(args.formula, data, REML=not args.ml, data_name=Path(args.data).stem)
                 print(model.summary(ci=args.ci) if args.ci else model)
             else:
-                from .fit.gam import bam, gam
+                from ._api import bam, gam
 
                 fitter = gam if args.engine == "gam" else bam
                 print(fitter(args.formula, data, family=args.family))

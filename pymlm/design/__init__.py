@@ -1,4 +1,5 @@
-"""ParsedFormula + data -> Design: y, X (R's names), random terms, Z, theta template."""
+"""ParsedFormula + data -> Design (lmer: y, X with R's names, random terms, Z, theta template)
+or GamDesign (gam/bam: parametric columns, smooth and random terms with their penalties)."""
 
 from ._design import Design, build_design
 from ._fixed import (
@@ -14,6 +15,7 @@ from ._fixed import (
     use_sparse,
 )
 from ._frame import ModelFrame, as_categorical, check_new_columns, evaluate, model_frame
+from ._gam import GamDesign, GamTerm, build_gam_design
 from ._random import ReTerm, build_re_terms, grouping_codes, re_matrix, theta_template, z_matrix
 
 __all__ = [
@@ -21,12 +23,15 @@ __all__ = [
     "SPARSE_MIN_COLUMNS",
     "Design",
     "FixedSpec",
+    "GamDesign",
+    "GamTerm",
     "ModelFrame",
     "ReTerm",
     "TermSpec",
     "Variable",
     "as_categorical",
     "build_design",
+    "build_gam_design",
     "build_model_matrix",
     "build_re_terms",
     "check_new_columns",

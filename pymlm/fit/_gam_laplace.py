@@ -28,16 +28,53 @@ likelihood estimation of semiparametric generalized linear models. JRSS B
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
-from ._gam_penalty import reparametrize
-from ._gam_reml import CrossStats, _split, evaluate, null_dim
+from ._gam_reml import CrossStats, _split, evaluate, null_dim, reparametrize
 
-__all__ = ["laplace_reml", "saturated_loglik"]
+__all__ = ["LaplaceFit", "laplace_reml", "saturated_loglik"]
 
 _LOG2PI = float(np.log(2 * np.pi))
+
+
+@dataclass(frozen=True, eq=False)
+class LaplaceFit:
+    """The optimum of the Laplace REML.
+
+    Attributes
+    ----------
+    beta : ndarray (p,)
+    eta, mu, w : ndarray (n,)
+        Linear predictor (with offset), fitted mean and iterative weights at ``beta``.
+    XtWX, PP : ndarray (p, p)
+        ``X'WX`` and ``(X'WX + S)^{-1}`` at the optimum.
+    rho : ndarray
+        Log smoothing parameters.
+    score : float
+        ``V(rho)``.
+    iterations : int
+    converged : bool
+    message : str
+        The optimizer's.
+    Mp : int
+    """
+
+    beta: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    w: np.ndarray
+    XtWX: np.ndarray
+    PP: np.ndarray
+    rho: np.ndarray
+    score: float
+    iterations: int
+    converged: bool
+    message: str
+    Mp: int
 
 
 def saturated_loglik(name: str, y: np.ndarray, w: np.ndarray) -> float:
@@ -63,8 +100,8 @@ def _weights(fam, eta, prior):
     return np.where(np.isfinite(w), w, 0.0), mu, dmu
 
 
-def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 100):
-    """Minimize the Laplace REML; returns a dict of the fitted quantities."""
+def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 100) -> LaplaceFit:
+    """Minimize the Laplace REML from ``rho0`` and ``beta0`` (performance-iteration estimates)."""
     penalties = design.penalties
     p = design.p
     y = design.y
@@ -118,7 +155,7 @@ def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 10
         return beta, eta, mu, w, st, ev, PP, S, pdev
 
     def objective(rho):
-        beta, eta, mu, w, st, ev, PP, S, pdev = pirls(rho)
+        beta, eta, _, _, _, ev, PP, _, pdev = pirls(rho)
         V = pdev / 2 - ls + ev.ldetA / 2 - ev.ldetS / 2 - Mp / 2 * _LOG2PI
         # gradient
         h = engine.row_quadform(PP)
@@ -141,7 +178,7 @@ def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 10
     res = minimize(objective, rho0, jac=True, method="L-BFGS-B",
                    bounds=[(r - 25.0, r + 25.0) for r in rho0],
                    options={"maxiter": 200, "ftol": 1e-13, "gtol": 1e-7})
-    beta, eta, mu, w, st, ev, PP, S, pdev = pirls(res.x)
+    beta, eta, mu, w, st, ev, PP, _, pdev = pirls(res.x)
     V = pdev / 2 - ls + ev.ldetA / 2 - ev.ldetS / 2 - Mp / 2 * _LOG2PI
-    return {"beta": beta, "eta": eta, "mu": mu, "w": w, "XtWX": st.XtWX, "PP": PP, "rho": res.x, "score": V,
-            "iterations": int(res.nit), "converged": bool(res.success), "message": str(res.message), "Mp": Mp}
+    return LaplaceFit(beta=beta, eta=eta, mu=mu, w=w, XtWX=st.XtWX, PP=PP, rho=res.x, score=V,
+                      iterations=int(res.nit), converged=bool(res.success), message=str(res.message), Mp=Mp)

@@ -1,7 +1,7 @@
 """Penalized least squares and the restricted likelihood of a GAM, from cross products.
 
 For working weights ``W``, response ``z``, model matrix ``X`` (n x p) and
-penalty ``S(rho)`` (block diagonal, see :mod:`._gam_penalty`), everything
+penalty ``S(rho)`` (block diagonal, see :mod:`pymlm.design._gam_penalty`), everything
 below needs only ``X'WX``, ``X'Wz``, ``z'Wz`` and ``n``:
 
     A = X'WX + S,        beta = A^{-1} X'Wz,
@@ -48,7 +48,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import lapack
 
-__all__ = ["CrossStats", "RemlEval", "evaluate", "newton", "fellner_schall", "initial_rho", "null_dim"]
+from ..design._gam_penalty import LinearPenalty
+
+__all__ = [
+    "CrossStats",
+    "RemlEval",
+    "evaluate",
+    "fellner_schall",
+    "initial_rho",
+    "newton",
+    "null_dim",
+    "reparametrize",
+]
 
 _LOG2PI = float(np.log(2 * np.pi))
 
@@ -81,7 +92,7 @@ class CrossStats:
         return self.XtWz.shape[0]
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class RemlEval:
     """The restricted likelihood and its pieces at one ``rho``.
 
@@ -411,7 +422,7 @@ def initial_rho(stats: CrossStats, penalties) -> np.ndarray:
     return rho
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class NewtonResult:
     """Outcome of the smoothing-parameter optimization."""
 
@@ -548,3 +559,48 @@ def fellner_schall(stats: CrossStats, penalties, rho0=None, phi: float | None = 
             break
     best = evaluate(rho, stats, penalties, phi, hessian=True)
     return NewtonResult(best, it, converged, "full convergence" if converged else "no convergence", nev + 1)
+
+
+def reparametrize(penalties, p: int):
+    """An orthogonal change of coefficients that makes single penalties diagonal.
+
+    For a block with one penalty ``S = U diag(d) U'`` the coefficients
+    ``gamma = U' beta`` have the diagonal penalty ``diag(d)``, so a smoothing
+    parameter going to infinity (a smooth becoming a straight line) cannot
+    spoil ``X'WX + S``: the penalized directions are separate from the null
+    space and diagonal scaling equilibrates them (mgcv's
+    ``Sl.initial.repara``). Multi-penalty blocks are rotated to the eigen
+    vectors of their normalized summed penalty (range space first), which at
+    least separates the common null space. Determinants are unchanged.
+
+    Returns
+    -------
+    T : ndarray (p, p)
+        Orthogonal; ``beta = T gamma``.
+    new : list
+        The penalty blocks in the ``gamma`` coordinates.
+    """
+    T = np.eye(p)
+    new = []
+    for b in penalties:
+        if b.kind != "linear" or b.identity or b.diagonal:
+            # a diagonal block already has its null space apart and is equilibrated by the
+            # diagonal scaling; keeping it also keeps a factor smooth's level-major blocks
+            new.append(b)
+            continue
+        if b.n_par == 1:
+            vals, vecs = np.linalg.eigh((b.S[0] + b.S[0].T) / 2)
+            order = np.argsort(-vals, kind="stable")
+            vals, U = vals[order], vecs[:, order]
+            D = np.zeros(b.size)
+            D[: b.rank] = vals[: b.rank]
+            S_new = [np.diag(D)]
+        else:
+            total = sum(s / np.linalg.norm(s) for s in b.S)
+            vals, vecs = np.linalg.eigh((total + total.T) / 2)
+            U = vecs[:, np.argsort(-vals, kind="stable")]
+            S_new = [U.T @ s @ U for s in b.S]
+            S_new = [(s + s.T) / 2 for s in S_new]
+        T[b.cols, b.cols] = U
+        new.append(LinearPenalty(b.start, S_new, b.null_dim))
+    return T, new

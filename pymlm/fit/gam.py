@@ -1,11 +1,13 @@
-"""``gam()`` and ``bam()``: penalized regression spline GAMMs fitted by REML, as mgcv's.
+"""The GAM fitter: smoothing parameters by REML, coefficients by penalized least squares, as mgcv's.
 
-Both build a :class:`~pymlm.fit._gam_design.GamDesign` (parametric columns,
-smooths, lme4 random-effect terms as penalized terms), form the cross
-products ``X'WX`` and ``X'Wz`` (exactly for :func:`gam`, by chunks or from
-discretized covariates for :func:`bam`) and choose the smoothing parameters
-by maximizing the restricted likelihood with Newton's method on their logs
-(:mod:`._gam_reml`).
+:func:`fit_gam` takes a built :class:`~pymlm.design.GamDesign` (parametric
+columns, smooths, lme4 random-effect terms as penalized terms) and an engine
+that forms the cross products ``X'WX`` and ``X'Wz`` (exactly, by chunks or
+from discretized covariates, :mod:`._gam_engine`), chooses the smoothing
+parameters by maximizing the restricted likelihood with Newton's method on
+their logs (:mod:`._gam_reml`) and returns a :class:`GamFit` (arrays only).
+:func:`pymlm.gam` and :func:`pymlm.bam` (in :mod:`pymlm._api`) validate the
+input, build the design and the engine, call it and wrap the result.
 
 Gaussian identity models need one pass over the data. Other families
 (binomial, Poisson, Gamma, or any statsmodels family) use performance
@@ -19,24 +21,20 @@ Poisson models, to the optimum of the Laplace-approximate REML, as mgcv's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._progress import progress_bar
-from .._validation import check_bool, check_formula, check_positive_int
-from ..errors import ConvergenceWarning, DataError, OptionError, option_error, warn
-from ..smooth._basis import blas_threads_for
-from ._gam_design import GamDesign, build_gam_design
-from ._gam_engine import ChunkEngine, DiscreteEngine
-from ._gam_penalty import reparametrize
-from ._gam_reml import CrossStats, evaluate, fellner_schall, newton, null_dim
+from ..design import GamDesign
+from ..errors import DataError, OptionError, option_error
+from ..linalg._threads import blas_threads
+from ._gam_reml import CrossStats, evaluate, fellner_schall, newton, null_dim, reparametrize
 
-__all__ = ["GamFit", "fit_gam", "gam", "bam", "resolve_family"]
+__all__ = ["GamFit", "fit_gam", "resolve_family"]
 
-def _blas_limit(p: int):
-    """One BLAS thread for small problems (see :func:`pymlm.smooth._basis.blas_threads_for`)."""
-    return blas_threads_for(p)
+#: Up to this many coefficients the fit runs on one BLAS thread: threads cost more than they
+#: save on small matrices, and far more when the cores are busy (OpenBLAS threads spin).
+SINGLE_THREAD_MAX = 1000
 
 
 def _families():
@@ -94,7 +92,7 @@ def resolve_family(family):
     return fam, name, link
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class GamFit:
     """The fitted quantities of a GAM (fit-level record, arrays only).
 
@@ -124,6 +122,14 @@ class GamFit:
     message : str
     Mp : int
         Dimension of the penalty null space.
+    family : statsmodels family
+    family_name, link_name : str
+        R's names of the family and link.
+    method : str
+        ``"REML"`` (gam) or ``"fREML"`` (bam).
+    warnings : tuple of str
+        What did not converge, for the caller to report (:func:`pymlm.gam`
+        warns with each); empty for a converged fit.
     """
 
     beta: np.ndarray
@@ -144,11 +150,11 @@ class GamFit:
     converged: bool
     message: str
     Mp: int
-    family: object = None
-    family_name: str = "gaussian"
-    link_name: str = "identity"
+    family: object
+    family_name: str
+    link_name: str
     method: str = "REML"
-    timings: dict = field(default_factory=dict)
+    warnings: tuple = ()
 
     @property
     def F(self) -> np.ndarray:
@@ -181,7 +187,7 @@ def _optimize(stats: CrossStats, penalties, rho0, phi, sp, optimizer, on_step=No
     """Smoothing parameters and coefficients of one (working) linear model.
 
     The optimization runs in coordinates where single penalties are diagonal
-    (:func:`~._gam_penalty.reparametrize`); coefficients and ``A^{-1}`` are
+    (:func:`~._gam_reml.reparametrize`); coefficients and ``A^{-1}`` are
     mapped back.
     """
     T, pens = reparametrize(penalties, stats.p)
@@ -199,8 +205,7 @@ def _optimize(stats: CrossStats, penalties, rho0, phi, sp, optimizer, on_step=No
         else:
             res = newton(tstats, pens, rho0, phi, on_step=on_step)
         best, nit, conv, msg = res.best, res.iterations, res.converged, res.message
-    best.beta = T @ best.beta
-    best.PP = _congruence(best.PP, T.T, moved)
+    best = replace(best, beta=T @ best.beta, PP=_congruence(best.PP, T.T, moved))
     return best, nit, conv, msg
 
 
@@ -246,7 +251,7 @@ def _check_response(family, y, w):
         raise DataError("the Poisson family needs non-negative counts; found negative values in the response")
 
 
-def fit_gam(design: GamDesign, engine, family="gaussian", sp=None, optimizer: str = "newton",
+def fit_gam(design: GamDesign, engine, family="gaussian", *, sp=None, optimizer: str = "newton",
             method: str = "REML", max_iter: int = 200, epsilon: float = 1e-7, laplace: bool = False,
             on_step=None) -> GamFit:
     """Fit a GAM design: smoothing parameters by REML, coefficients by penalized least squares.
@@ -257,12 +262,14 @@ def fit_gam(design: GamDesign, engine, family="gaussian", sp=None, optimizer: st
     engine : DiscreteEngine or ChunkEngine
         How cross products are formed.
     family : str or statsmodels family
-    sp : array-like, optional
-        Fixed smoothing parameters (skips the optimization); one per penalty
-        parameter, in coefficient order.
+    sp : ndarray, optional
+        Fixed positive smoothing parameters (skips the optimization); one per
+        penalty parameter, in coefficient order (checked by the caller).
     optimizer : {"newton", "fs"}
         Newton on log smoothing parameters with the exact Hessian, or the
         generalized Fellner-Schall update.
+    method : str
+        Recorded in the fit (``"REML"``, ``"fREML"``).
     max_iter, epsilon : int, float
         Performance iteration limits for non-Gaussian families: converged
         when ``|dev - dev_old| < epsilon (|dev| + 0.1)``.
@@ -276,44 +283,38 @@ def fit_gam(design: GamDesign, engine, family="gaussian", sp=None, optimizer: st
     Returns
     -------
     GamFit
+        A fit that did not converge says so in ``warnings``; nothing is
+        warned here.
     """
-    with _blas_limit(design.p):
+    with blas_threads(1 if design.p <= SINGLE_THREAD_MAX else None):
         return _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace, on_step)
 
 
-def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace, on_step=None) -> GamFit:
+def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace, on_step) -> GamFit:
     fam, fam_name, link_name = resolve_family(family)
     penalties = design.penalties
-    n = design.n
     y = design.y
     w = design.weights
-    prior = np.ones(n) if w is None else w
+    prior = np.ones(design.n) if w is None else w
     off = design.offset
-    p = design.p
-    n_par = sum(b.n_par for b in penalties)
     if sp is not None:
         sp = np.atleast_1d(np.asarray(sp, dtype=float))
-        if sp.shape[0] != n_par or np.any(sp <= 0):
-            raise OptionError(f"sp must hold {n_par} positive smoothing parameters (one per penalty); got {sp.tolist()}")
-    has_intercept = "(Intercept)" in design.p_names
     _check_response(fam, y, prior)
-    gaussian_identity = fam_name == "gaussian" and link_name == "identity"
     scale_known = fam_name in ("binomial", "poisson")
-    Mp = null_dim(p, penalties)
-    if gaussian_identity:
-        z = y if off is None else y - off
-        stats = engine.stats(w, z)
+    common = {"prior_weights": prior, "Mp": null_dim(design.p, penalties), "family": fam,
+              "family_name": fam_name, "link_name": link_name, "method": method,
+              "null_deviance": _null_deviance(fam, y, prior, off, "(Intercept)" in design.p_names)}
+    if fam_name == "gaussian" and link_name == "identity":
+        stats = engine.stats(w, y if off is None else y - off)
         best, nit, conv, msg = _optimize(stats, penalties, None, None, sp, optimizer, on_step)
         eta = engine.eta(best.beta)
         if off is not None:
             eta = eta + off
-        mu = eta
-        dev = float(np.sum(prior * (y - mu) ** 2))
-        if not conv:
-            warn(f"the REML optimization did not converge: {msg}", ConvergenceWarning)
-        return GamFit(best.beta, best.PP, stats.XtWX, best.phi, True, best.score, best.rho, eta, mu, dev,
-                      _null_deviance(fam, y, prior, off, has_intercept), prior, w, 1, nit, conv, msg, Mp,
-                      fam, fam_name, link_name, method)
+        return GamFit(beta=best.beta, PP=best.PP, XtWX=stats.XtWX, scale=best.phi, scale_estimated=True,
+                      reml_score=best.score, rho=best.rho, eta=eta, mu=eta,
+                      deviance=float(np.sum(prior * (y - eta) ** 2)), working_weights=w, iterations=1,
+                      newton_iterations=nit, converged=conv, message=msg,
+                      warnings=() if conv else (f"the REML optimization did not converge: {msg}",), **common)
     link = fam.link
     mu = _initial_mu(fam, y, prior)
     eta = link(mu)
@@ -353,200 +354,16 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
         from ._gam_laplace import laplace_reml
 
         lap = laplace_reml(design, engine, fam, fam_name, best.rho, best.beta)
-        if not lap["converged"]:
-            warn(f"the Laplace REML optimization did not converge: {lap['message']}",
-                          ConvergenceWarning)
-        mu = lap["mu"]
-        return GamFit(lap["beta"], lap["PP"], lap["XtWX"], 1.0, False, lap["score"], lap["rho"], lap["eta"], mu,
-                      float(fam.deviance(y, mu, var_weights=prior)),
-                      _null_deviance(fam, y, prior, off, has_intercept), prior, lap["w"], it, lap["iterations"],
-                      lap["converged"], "full convergence" if lap["converged"] else lap["message"], Mp,
-                      fam, fam_name, link_name, method)
-    if not (converged and conv):
-        warn(f"the fit did not converge: {msg_out}", ConvergenceWarning)
-    scale = 1.0 if scale_known else best.phi
-    return GamFit(best.beta, best.PP, stats.XtWX, scale, not scale_known, best.score, best.rho, eta, mu,
-                  float(fam.deviance(y, mu, var_weights=prior)),
-                  _null_deviance(fam, y, prior, off, has_intercept), prior, ww, it, nit, converged and conv,
-                  msg_out, Mp, fam, fam_name, link_name, method)
-
-
-def _check_method(method, allowed):
-    if not isinstance(method, str) or method not in allowed:
-        raise option_error("method", allowed, method)
-    return method
-
-
-def gam(formula: str, data, family="gaussian", method: str = "REML", weights=None, offset=None, sp=None,
-        optimizer: str = "newton", progress: bool = True):
-    """Fit a generalized additive (mixed) model by REML, as mgcv's ``gam``.
-
-    Parameters
-    ----------
-    formula : str
-        An mgcv formula with smooth terms ``s(x, bs = "cr" | "tp" | "ps" |
-        "re" | "fs", k = ..., by = ...)`` and ``te(x1, x2)``, parametric terms,
-        and lme4 random-effect terms ``(1 | g)``, ``(x || g)``,
-        ``(1 + x | g)`` (correlated random slopes, which mgcv cannot fit).
-    data : pandas.DataFrame, pyarrow.Table or dict of columns
-    family : str or statsmodels family
-        ``"gaussian"`` (default), ``"binomial"``, ``"poisson"``, ``"Gamma"``
-        or a statsmodels family object.
-    method : {"REML"}
-        Smoothing parameter selection by restricted maximum likelihood.
-    weights, offset : str, array-like or None
-        Prior weights and offset: a column name or one value per row.
-    sp : array-like, optional
-        Fixed smoothing parameters, one per penalty (skips the optimization).
-    optimizer : {"newton", "fs"}
-        Newton's method with the exact Hessian (default) or the generalized
-        Fellner-Schall update.
-    progress : bool
-        A progress bar (building the model matrix, then one step per
-        smoothing-parameter iteration); it appears only for fits that last
-        more than about two seconds. ``False`` hides it always.
-
-    Returns
-    -------
-    GamResult
-
-    Raises
-    ------
-    FormulaError
-        A malformed formula, an unknown basis or option in ``s()``.
-    DataError
-        A missing column (including a ``by`` variable), ``k`` larger than the
-        number of distinct values of a covariate, an unusable response.
-    OptionError
-        A bad ``family``, ``method``, ``optimizer`` or ``progress``.
-
-    Notes
-    -----
-    The whole model matrix is evaluated once and kept (dense smooth columns,
-    sparse random-effect columns). Binomial and Poisson models are fitted
-    as mgcv's ``gam`` fits them: the smoothing parameters maximize the
-    Laplace approximation of the restricted likelihood (started from the
-    performance-iteration estimates). Other non-Gaussian families (Gamma,
-    non-canonical links with an estimated scale) use performance iteration,
-    as ``bam`` does, which usually agrees closely with mgcv's ``gam`` but
-    not exactly.
-
-    A factor-smooth term (``bs = "fs"``) penalizes each null-space function
-    of its base smooth separately; pymlm takes those functions to be the
-    constant and the centred line (Gram-Schmidt in the data inner product),
-    whereas mgcv 1.8-41 takes an arbitrary rotation of them that depends on
-    rounding, so mgcv's own fs fits move with the row order or the BLAS
-    library. With the same null-space basis the fits agree.
-
-    The coefficients of a factor smooth (or a large single-column random
-    effect) are eliminated level by level before the dense Cholesky
-    factorization of the rest.
-
-    Examples
-    --------
-    >>> import pymlm as ml
-    >>> df = ml.datasets.load("gamsim_re").iloc[:2000]
-    >>> b = ml.gam('y ~ s(x0, bs = "cr") + s(x2, bs = "cr") + s(g, bs = "re")', df)
-    >>> list(b.edf.index)
-    ['s(x0)', 's(x2)', 's(g)']
-    """
-    from ..results.gam import GamResult
-
-    formula = check_formula(formula)
-    _check_method(method, ["REML"])
-    _check_optimizer(optimizer)
-    progress = check_bool("progress", progress)
-    with progress_bar(None, "gam: model matrix", enabled=progress) as bar:
-        design = build_gam_design(formula, data, weights, offset, discrete=False)
-        engine = ChunkEngine(design, chunk_size=max(design.n, 1), cache=True)
-        bar.set_description_str("gam: REML iterations", refresh=False)
-        fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="REML", laplace=True,
-                      on_step=lambda: bar.update(1))
-    return GamResult(design, fit, engine="gam")
-
-
-def _check_optimizer(optimizer):
-    if optimizer not in ("newton", "fs"):
-        raise option_error("optimizer", ["newton", "fs"], optimizer)
-
-
-def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: bool = True,
-        chunk_size: int = 10_000, weights=None, offset=None, sp=None, optimizer: str = "newton",
-        discrete_m: int | None = None, progress: bool = True):
-    """Fit a GAMM to big data, as mgcv's ``bam``.
-
-    Parameters
-    ----------
-    formula : str
-        As for :func:`gam`.
-    data : pandas.DataFrame, pyarrow.Table or dict of columns
-    family : str or statsmodels family
-    method : {"fREML", "REML"}
-        Fast REML (the same criterion as REML, computed from ``X'WX``).
-    discrete : bool
-        ``True`` (default here; mgcv's default is ``FALSE``): each covariate
-        is rounded to at most 1000 distinct values (mgcv's rule), every
-        term's model matrix is stored as its distinct rows plus an index, and
-        ``X'WX`` is formed from cross-tabulated index pairs without ever
-        forming the n-row model matrix. ``False``: ``X'WX`` is accumulated
-        over chunks of ``chunk_size`` rows (exact covariates, bounded memory).
-    chunk_size : int
-        Rows per chunk for ``discrete=False``.
-    weights, offset : str, array-like or None
-    sp : array-like, optional
-        Fixed smoothing parameters.
-    optimizer : {"newton", "fs"}
-    discrete_m : int, optional
-        Largest number of distinct values kept per covariate.
-    progress : bool
-        As for :func:`gam`: a bar only for fits longer than a couple of seconds.
-
-    Returns
-    -------
-    GamResult
-
-    Raises
-    ------
-    FormulaError, DataError, OptionError
-        As :func:`gam`.
-
-    Notes
-    -----
-    Gaussian identity models are fitted in one pass over the data; other
-    families by performance iteration (Wood, Goude & Shaw 2015). With
-    ``discrete=True`` the fit is exact for the discretized covariates;
-    smooths are built on the distinct discretized values, so knots follow
-    mgcv's discrete method.
-
-    Examples
-    --------
-    >>> import pymlm as ml
-    >>> df = ml.datasets.load("gamsim_re")
-    >>> b = ml.bam('y ~ s(x0, bs = "cr") + s(x1, bs = "cr") + (1 | g)', df, discrete=True)
-    >>> round(b.scale, 1)
-    11.6
-    """
-    from ..results.gam import GamResult
-
-    formula = check_formula(formula)
-    _check_method(method, ["fREML", "REML"])
-    _check_optimizer(optimizer)
-    if not isinstance(discrete, (bool, np.bool_)):
-        raise OptionError(f"discrete must be True or False; got {discrete!r}")
-    chunk_size = check_positive_int("chunk_size", chunk_size)
-    if discrete_m is not None:
-        discrete_m = check_positive_int("discrete_m", discrete_m, 2)
-    progress = check_bool("progress", progress)
-    with progress_bar(None, "bam: model matrix", enabled=progress) as bar:
-        design = build_gam_design(formula, data, weights, offset, discrete=bool(discrete), discrete_m=discrete_m)
-        if not design.terms:
-            # nothing to discretize: a parametric model
-            engine = ChunkEngine(design, chunk_size=chunk_size)
-        elif discrete:
-            engine = DiscreteEngine(design)
-        else:
-            engine = ChunkEngine(design, chunk_size=chunk_size)
-        bar.set_description_str("bam: fREML iterations", refresh=False)
-        fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="fREML",
-                      on_step=lambda: bar.update(1))
-    return GamResult(design, fit, engine="bam", discrete=bool(discrete and design.terms))
+        return GamFit(beta=lap.beta, PP=lap.PP, XtWX=lap.XtWX, scale=1.0, scale_estimated=False,
+                      reml_score=lap.score, rho=lap.rho, eta=lap.eta, mu=lap.mu,
+                      deviance=float(fam.deviance(y, lap.mu, var_weights=prior)), working_weights=lap.w,
+                      iterations=it, newton_iterations=lap.iterations, converged=lap.converged,
+                      message="full convergence" if lap.converged else lap.message,
+                      warnings=() if lap.converged else (
+                          f"the Laplace REML optimization did not converge: {lap.message}",), **common)
+    ok = converged and conv
+    return GamFit(beta=best.beta, PP=best.PP, XtWX=stats.XtWX, scale=1.0 if scale_known else best.phi,
+                  scale_estimated=not scale_known, reml_score=best.score, rho=best.rho, eta=eta, mu=mu,
+                  deviance=float(fam.deviance(y, mu, var_weights=prior)), working_weights=ww, iterations=it,
+                  newton_iterations=nit, converged=ok, message=msg_out,
+                  warnings=() if ok else (f"the fit did not converge: {msg_out}",), **common)

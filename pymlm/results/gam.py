@@ -20,7 +20,7 @@ import scipy.stats as st
 
 from .._validation import as_frame, check_choice
 from ..errors import DataError
-from ..fit._gam_tests import random_effect_test, smooth_test
+from ..inference.gam_tests import term_test
 from ..smooth import Factor
 from . import _format as _fmt_r
 
@@ -44,7 +44,7 @@ def _fmt(v: float, sig: int = 5) -> str:
     return _fmt_r.format_c(v, sig, 0) if np.isfinite(v) else "NA"
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class GamSummary:
     """mgcv's ``summary.gam`` tables.
 
@@ -333,10 +333,10 @@ class GamResult:
             else:
                 C = b.covariance(r, phi)
                 sd = np.sqrt(np.diag(C))
-                for i in range(b.q):
+                for i in range(b.pk):
                     rows.append((grp, cnms[i], None, C[i, i], sd[i]))
-                for j in range(b.q):
-                    for i in range(j + 1, b.q):
+                for j in range(b.pk):
+                    for i in range(j + 1, b.pk):
                         rows.append((grp, cnms[j], cnms[i], C[i, j], C[i, j] / (sd[i] * sd[j])))
         if self.fit_.family_name == "gaussian" or self.fit_.scale_estimated:
             rows.append(("Residual", None, None, phi, np.sqrt(phi)))
@@ -357,8 +357,7 @@ class GamResult:
         beta = self.fit_.beta
         for t in self.design.terms:
             if t.re is not None:
-                q, l = t.re.p, t.re.nlevels
-                B = beta[t.cols].reshape(q, l).T
+                B = beta[t.cols].reshape(t.re.p, t.re.nlevels).T
                 out[t.label] = pd.DataFrame(B, index=pd.Index(t.re.levels, name=t.re.group), columns=list(t.re.cnms))
                 continue
             if t.smooth is None or not t.smooth.random:
@@ -372,95 +371,6 @@ class GamResult:
         return out
 
     # ----------------------------------------------------------------- summary
-    def _test_term(self, t, res_df: float):
-        fit = self.fit_
-        beta = fit.beta
-        cols = t.cols
-        Vp = fit.Vp
-        penalized = t.penalty is not None
-        if penalized and t.null_space_dim == 0:
-            return self._re_test(t, res_df)
-        edf1 = float(self._edf1_coef[cols].sum())
-        rank = min(t.ncol, edf1)
-        stat, pval, ref_df = smooth_test(beta[cols], fit.XtWX[cols, cols], Vp[cols, cols], rank,
-                                         res_df if fit.scale_estimated else -1.0)
-        return stat, pval, ref_df
-
-    def _re_test(self, t, res_df: float):
-        """mgcv's ``reTest`` for a fully penalized term ``t`` (with ``recov``'s integration).
-
-        The other random-effect terms (set ``r``, penalties ``S_r``) are
-        integrated out: with ``W'W = S_r^-``,
-
-        - ``G = X_o'X_o + (W X_r'X_o)'(W X_r'X_o) + S_o`` on the remaining
-          coefficients ``o`` (``S_o``: every other penalty, ``t``'s included),
-          and ``Rm'Rm`` its Schur complement on ``t``'s block (the trailing
-          block of the Cholesky factor with ``t``'s columns last);
-        - ``Ve = phi PP H PP``, ``H = X'X + (W X_r'X)'(W X_r'X)``, passed as
-          the root ``B = sqrt(phi) H^{1/2} PP[:, t]`` (``B'B = Ve_tt``).
-
-        The weights of the test are the squared singular values of
-        ``B Rm'``: working with roots keeps the exact zero weight of a term
-        confounded with the intercept (``s(g, bs = "re")`` beside
-        ``(Intercept)``) at rounding level squared, so it does not count in
-        the rank (``Ref.df``: levels - 1, as mgcv).
-        """
-        fit = self.fit_
-        XX = (fit.XtWX + fit.XtWX.T) / 2
-        p = XX.shape[0]
-        terms = self.design.terms
-        rho = fit.rho
-        S_other = np.zeros((p, p))
-        random_blocks = []
-        at = 0
-        for u in terms:
-            pen = u.penalty
-            if pen is None:
-                continue
-            Su = pen.matrix(rho[at:at + pen.n_par])
-            at += pen.n_par
-            if u is not t and u.is_random:
-                random_blocks.append((u.cols, (Su + Su.T) / 2))
-            else:
-                S_other[u.cols, u.cols] += Su
-        rmask = np.zeros(p, dtype=bool)
-        for cols, _ in random_blocks:
-            rmask[cols] = True
-        H = XX
-        keep = ~rmask
-        G = XX[np.ix_(keep, keep)] + S_other[np.ix_(keep, keep)]
-        if random_blocks:
-            # W: rows sqrt(1/ev) v' per random block; eigenvalues below eps^0.8 of the largest
-            # are dropped (mgcv's recov)
-            eig = [np.linalg.eigh(Sb) for _, Sb in random_blocks]
-            top = max(float(np.max(vals)) for vals, _ in eig)
-            W = np.zeros((int(rmask.sum()), int(rmask.sum())))
-            pos = np.cumsum([0] + [Sb.shape[0] for _, Sb in random_blocks])
-            for (vals, vecs), a0, a1 in zip(eig, pos[:-1], pos[1:]):
-                ok = vals > top * np.finfo(float).eps ** 0.8
-                inv = np.zeros_like(vals)
-                inv[ok] = 1.0 / vals[ok]
-                W[a0:a1, a0:a1] = np.sqrt(inv)[:, None] * vecs.T
-            WX = W @ XX[rmask, :]
-            H = XX + WX.T @ WX
-            WXo = WX[:, keep]
-            G = G + WXo.T @ WXo
-        idx = np.flatnonzero(keep)
-        mine = (idx >= t.start) & (idx < t.start + t.ncol)
-        order = np.concatenate([np.flatnonzero(~mine), np.flatnonzero(mine)])
-        Gp = G[np.ix_(order, order)]
-        try:
-            Rm = np.linalg.cholesky((Gp + Gp.T) / 2).T[-t.ncol:, -t.ncol:]
-        except np.linalg.LinAlgError:  # G singular: the Schur complement from a pseudo-inverse
-            Gi = np.linalg.pinv((Gp + Gp.T) / 2)[-t.ncol:, -t.ncol:]
-            schur = np.linalg.pinv((Gi + Gi.T) / 2)
-            vals, vecs = np.linalg.eigh((schur + schur.T) / 2)
-            Rm = np.sqrt(np.maximum(vals, 0.0))[:, None] * vecs.T
-        hv, hU = np.linalg.eigh((H + H.T) / 2)
-        hv = np.where(hv > hv[-1] * p * np.finfo(float).eps, hv, 0.0)
-        B = np.sqrt(fit.scale) * (np.sqrt(hv)[:, None] * (hU.T @ fit.PP[:, t.cols]))
-        return random_effect_test(fit.beta[t.cols], Rm, B, fit.scale, fit.scale_estimated, res_df)
-
     def summary(self) -> GamSummary:
         """mgcv's summary tables (see :class:`GamSummary`)."""
         return self._summary
@@ -480,7 +390,7 @@ class GamResult:
                                index=self.design.p_names)
         rows = {}
         for t in self.design.terms:
-            stat, pval, ref_df = self._test_term(t, res_df)
+            stat, pval, ref_df = term_test(fit, self.design.terms, t, res_df, self._edf1_coef)
             rows[t.label] = (float(self._edf_coef[t.cols].sum()), ref_df, stat / ref_df if est else stat, pval)
         sname = "F" if est else "Chi.sq"
         s_table = pd.DataFrame.from_dict(rows, orient="index", columns=["edf", "Ref.df", sname, "p-value"])

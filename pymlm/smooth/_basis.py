@@ -65,7 +65,7 @@ def as_covariate(values, name: str = ""):
     return np.asarray(arr, dtype=float)
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class RawBasis:
     """The raw basis of a term, before constraints and scaling.
 
@@ -148,31 +148,22 @@ def r_seq(start: float, stop: float, n: int) -> np.ndarray:
 SINGLE_THREAD_MAX = 1000
 
 
-_CONTROLLER = []
-
-
 def blas_threads_for(size: int):
     """A context manager limiting BLAS to one thread for problems of at most
     :data:`SINGLE_THREAD_MAX` (a no-op without threadpoolctl).
 
-    The thread-pool controller is built once (finding the loaded BLAS
-    libraries takes about 0.1 s) and reused.
+    Each call inspects the loaded BLAS libraries afresh (about a millisecond):
+    no controller is kept between calls.
     """
     import contextlib
 
     if size > SINGLE_THREAD_MAX:
         return contextlib.nullcontext()
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - optional dependency
-            _CONTROLLER.append(None)
-        else:
-            _CONTROLLER.append(ThreadpoolController())
-    controller = _CONTROLLER[0]
-    if controller is None:  # pragma: no cover
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional dependency
         return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def fix_signs(V: np.ndarray) -> np.ndarray:

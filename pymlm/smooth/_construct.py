@@ -122,7 +122,7 @@ def _one_d(bs: str, k: int, m, label: str, term: str) -> Basis:
     raise DataError(f"{label}: {bs!r} is not a one-dimensional basis")
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class SmoothTerm:
     """One identifiable smooth term, ready for a model matrix.
 

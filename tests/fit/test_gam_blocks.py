@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pymlm as ml
-from pymlm.fit._gam_penalty import LinearPenalty
+from pymlm.design._gam_penalty import LinearPenalty
 from pymlm.fit._gam_reml import CrossStats, _solve, evaluate
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pymlm.fit._gam_penalty import CorrelatedPenalty, LinearPenalty, reparametrize
-from pymlm.fit._gam_reml import CrossStats, evaluate, fellner_schall, newton
+from pymlm.design._gam_penalty import CorrelatedPenalty, LinearPenalty
+from pymlm.fit._gam_reml import CrossStats, evaluate, fellner_schall, newton, reparametrize
 
 
 def problem(seed=0, n=400, correlated=False):

@@ -20,7 +20,7 @@ import pytest
 
 import pymlm as ml
 from pymlm.errors import OptionError
-from pymlm.fit._gam_tests import davies, liu_tail, psum_chisq, random_effect_test, smooth_test
+from pymlm.inference.gam_tests import davies, liu_tail, psum_chisq, random_effect_test, smooth_test
 
 REF_FILE = Path(__file__).parents[1] / "reference" / "gam_summary_reference.json"
 REF = json.loads(REF_FILE.read_text())

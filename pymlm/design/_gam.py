@@ -7,14 +7,14 @@ the order it appears in the formula. lme4 bars become penalized terms:
 - ``(1 | g)`` (and every uncorrelated piece of ``(x || g)``) is mgcv's
   ``s(g, bs = "re")`` (or ``s(x, g, bs = "re")``): one coefficient per
   level, identity penalty, one smoothing parameter ``phi / sigma_g^2``;
-- ``(1 + x | g)`` has ``q = 2`` correlated coefficients per level with an
-  unstructured covariance: penalty ``P (x) I_l`` with ``P`` estimated
-  (:class:`~pymlm.fit._gam_penalty.CorrelatedPenalty`); its coefficients are
+- ``(1 + x | g)`` has ``p_k = 2`` correlated coefficients per level with an
+  unstructured covariance: penalty ``P (x) I_{l_k}`` with ``P`` estimated
+  (:class:`~pymlm.design._gam_penalty.CorrelatedPenalty`); its coefficients are
   ordered by column, then by level.
 
 Each term evaluates its own columns on any rows (for prediction and for the
 chunked cross products) and, for ``bam(discrete = TRUE)``, gives its
-compressed form (:class:`~pymlm.crossprod.discrete.DiscreteBlock`).
+compressed form (:class:`~pymlm.design._discrete.DiscreteBlock`).
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..crossprod.discrete import DiscreteBlock, combine_indices, default_levels, discretize, discretize_joint
-from ..design import as_categorical, build_model_matrix, build_re_terms, drop_rank_deficient, evaluate, model_frame
-from ..design import rebuild_model_matrix
 from ..errors import DataError, FormulaError, RankDeficiencyWarning, warn
 from ..formula import ParsedFormula, deparse, parse_formula
 from ..smooth import Factor, SmoothTerm, construct_smooth, parse_smooth
 from ..smooth._spec import SmoothSpec
+from ._discrete import DiscreteBlock, combine_indices, default_levels, discretize, discretize_joint
+from ._fixed import build_model_matrix, drop_rank_deficient, rebuild_model_matrix
+from ._frame import as_categorical, evaluate, level_labels, model_frame
 from ._gam_penalty import CorrelatedPenalty, LinearPenalty
+from ._random import build_re_terms
 
 __all__ = ["GamDesign", "GamTerm", "build_gam_design", "covariate"]
 
@@ -62,7 +63,7 @@ def covariate(node, data: pd.DataFrame, where: str):
     return values
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class GamTerm:
     """One penalized term of the model.
 
@@ -126,11 +127,11 @@ class GamTerm:
         if self.re is not None:
             codes = self.re.codes[sl]
             X = self.re.X[sl]
-            l = self.re.nlevels
+            lk = self.re.nlevels
             valid = codes >= 0
             out = np.zeros(codes.shape[0])
-            for r in range(X.shape[1]):  # q columns per level, a handful
-                out += np.where(valid, X[:, r] * coef[r * l + np.maximum(codes, 0)], 0.0)
+            for r in range(X.shape[1]):  # p_k columns per level, a handful
+                out += np.where(valid, X[:, r] * coef[r * lk + np.maximum(codes, 0)], 0.0)
             return out
         cols = [c.take(sl) if isinstance(c, Factor) else c[sl] for c in self.cov]
         by = None if self.by is None else (self.by.take(sl) if isinstance(self.by, Factor) else self.by[sl])
@@ -166,26 +167,24 @@ class GamTerm:
 
 
 def _labels_to_codes(values: np.ndarray, levels) -> tuple[np.ndarray, tuple]:
-    from ..design._frame import level_labels
-
     labels = level_labels(values) if values.dtype.kind in "iuf" else [str(v) for v in values]
     codes = pd.Index(levels).get_indexer(labels)
     return codes.astype(np.int64), tuple(levels)
 
 
 def _bar_rows(re, codes: np.ndarray, X: np.ndarray) -> sp.csr_matrix:
-    """Rows of a bar term: q non-zeros per row at ``r * l + code`` (column-major layout)."""
+    """Rows of a bar term: p_k non-zeros per row at ``r * l_k + code`` (column-major layout)."""
     n = codes.shape[0]
-    q = X.shape[1]
-    l = re.nlevels
+    pk = X.shape[1]
+    lk = re.nlevels
     valid = codes >= 0
     data = np.where(valid[:, None], X, 0.0).ravel()
-    idx = (np.arange(q)[None, :] * l + np.maximum(codes, 0)[:, None]).ravel()
-    indptr = np.arange(0, n * q + 1, q, dtype=np.int64)
-    return sp.csr_matrix((data, idx, indptr), shape=(n, q * l))
+    idx = (np.arange(pk)[None, :] * lk + np.maximum(codes, 0)[:, None]).ravel()
+    indptr = np.arange(0, n * pk + 1, pk, dtype=np.int64)
+    return sp.csr_matrix((data, idx, indptr), shape=(n, pk * lk))
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class GamDesign:
     """Everything the GAM fitters need.
 
@@ -495,18 +494,18 @@ def _smooth_terms(spec: SmoothSpec, data: pd.DataFrame, start: int, discrete: bo
 
 def _bar_terms(bar, frame, start: int, discrete: bool):
     (re,) = build_re_terms([bar], frame, "none")
-    q, l = re.p, re.nlevels
+    pk, lk = re.p, re.nlevels
     label = f"({bar.lhs_text} | {bar.group_name})"
-    if q == 1:
-        pen = LinearPenalty(start, [np.eye(l)], 0)
+    if pk == 1:
+        pen = LinearPenalty(start, [np.eye(lk)], 0)
     else:
-        pen = CorrelatedPenalty(start, q, l)
-    t = GamTerm(label, start, q * l, re=re, penalty=pen)
+        pen = CorrelatedPenalty(start, pk, lk)
+    t = GamTerm(label, start, pk * lk, re=re, penalty=pen)
     blocks = []
     if discrete:
         codes = np.asarray(re.codes, dtype=np.int32)
-        for r in range(q):
+        for r in range(pk):
             col = re.X[:, r]
             by = None if np.all(col == 1.0) else np.asarray(col, dtype=float)
-            blocks.append(DiscreteBlock(None, codes, by, start + r * l, l))
+            blocks.append(DiscreteBlock(None, codes, by, start + r * lk, lk))
     return [t], blocks

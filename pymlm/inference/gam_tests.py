@@ -1,5 +1,7 @@
 """Approximate significance of smooth terms, as mgcv 1.8-41's ``summary.gam``.
 
+- :func:`term_test`: the test of one term of a fitted GAM (a
+  :class:`~pymlm.fit.gam.GamFit` and the design's terms), by one of the two below.
 - :func:`smooth_test`: mgcv's ``testStat(type = 0)``. For a term with
   coefficients ``b`` and Bayesian covariance ``V`` (``Vp``), the statistic
   ``T = b' V_r^- b`` uses a rank-``r`` pseudo-inverse of ``V`` in the metric
@@ -45,7 +47,7 @@ import scipy.stats as st
 
 from ..errors import OptionError
 
-__all__ = ["smooth_test", "random_effect_test", "psum_chisq", "davies", "liu_tail"]
+__all__ = ["davies", "liu_tail", "psum_chisq", "random_effect_test", "smooth_test", "term_test"]
 
 _EPS = np.finfo(float).eps
 _LOG28 = 0.0866  # log(2) / 8, to the algorithm's four digits
@@ -605,3 +607,108 @@ def random_effect_test(b: np.ndarray, Rm: np.ndarray, B: np.ndarray, scale: floa
     else:
         pval = psum_chisq(stat, ev)
     return stat, _clip(pval), rank
+
+
+def term_test(fit, terms, t, res_df: float, edf1: np.ndarray):
+    """mgcv's ``summary.gam`` test of one smooth or random-effects term.
+
+    Parameters
+    ----------
+    fit : pymlm.fit.gam.GamFit
+    terms : list of pymlm.design.GamTerm
+        All the model's penalized terms (the other random effects are
+        integrated out of a random-effect test).
+    t : GamTerm
+        The term tested (one of ``terms``).
+    res_df : float
+        Residual degrees of freedom ``n - sum(edf)``.
+    edf1 : ndarray (p,)
+        mgcv's per-coefficient ``edf1`` (``GamFit.edf1``).
+
+    Returns
+    -------
+    stat, pval, ref_df : float
+        A fully penalized term (random effects, factor-smooth interactions)
+        gets :func:`random_effect_test`, any other term :func:`smooth_test`
+        of rank ``min(k, edf1)``.
+    """
+    if t.penalty is not None and t.null_space_dim == 0:
+        return _integrated_random_test(fit, terms, t, res_df)
+    cols = t.cols
+    rank = min(t.ncol, float(edf1[cols].sum()))
+    return smooth_test(fit.beta[cols], fit.XtWX[cols, cols], fit.Vp[cols, cols], rank,
+                       res_df if fit.scale_estimated else -1.0)
+
+
+def _integrated_random_test(fit, terms, t, res_df: float):
+    """mgcv's ``reTest`` for a fully penalized term ``t`` (with ``recov``'s integration).
+
+    The other random-effect terms (set ``r``, penalties ``S_r``) are
+    integrated out: with ``W'W = S_r^-``,
+
+    - ``G = X_o'X_o + (W X_r'X_o)'(W X_r'X_o) + S_o`` on the remaining
+      coefficients ``o`` (``S_o``: every other penalty, ``t``'s included),
+      and ``Rm'Rm`` its Schur complement on ``t``'s block (the trailing
+      block of the Cholesky factor with ``t``'s columns last);
+    - ``Ve = phi PP H PP``, ``H = X'X + (W X_r'X)'(W X_r'X)``, passed as
+      the root ``B = sqrt(phi) H^{1/2} PP[:, t]`` (``B'B = Ve_tt``).
+
+    The weights of the test are the squared singular values of
+    ``B Rm'``: working with roots keeps the exact zero weight of a term
+    confounded with the intercept (``s(g, bs = "re")`` beside
+    ``(Intercept)``) at rounding level squared, so it does not count in
+    the rank (``Ref.df``: levels - 1, as mgcv).
+    """
+    XX = (fit.XtWX + fit.XtWX.T) / 2
+    p = XX.shape[0]
+    rho = fit.rho
+    S_other = np.zeros((p, p))
+    random_blocks = []
+    at = 0
+    for u in terms:
+        pen = u.penalty
+        if pen is None:
+            continue
+        Su = pen.matrix(rho[at:at + pen.n_par])
+        at += pen.n_par
+        if u is not t and u.is_random:
+            random_blocks.append((u.cols, (Su + Su.T) / 2))
+        else:
+            S_other[u.cols, u.cols] += Su
+    rmask = np.zeros(p, dtype=bool)
+    for cols, _ in random_blocks:
+        rmask[cols] = True
+    H = XX
+    keep = ~rmask
+    G = XX[np.ix_(keep, keep)] + S_other[np.ix_(keep, keep)]
+    if random_blocks:
+        # W: rows sqrt(1/ev) v' per random block; eigenvalues below eps^0.8 of the largest
+        # are dropped (mgcv's recov)
+        eig = [np.linalg.eigh(Sb) for _, Sb in random_blocks]
+        top = max(float(np.max(vals)) for vals, _ in eig)
+        W = np.zeros((int(rmask.sum()), int(rmask.sum())))
+        pos = np.cumsum([0] + [Sb.shape[0] for _, Sb in random_blocks])
+        for (vals, vecs), a0, a1 in zip(eig, pos[:-1], pos[1:]):
+            ok = vals > top * np.finfo(float).eps ** 0.8
+            inv = np.zeros_like(vals)
+            inv[ok] = 1.0 / vals[ok]
+            W[a0:a1, a0:a1] = np.sqrt(inv)[:, None] * vecs.T
+        WX = W @ XX[rmask, :]
+        H = XX + WX.T @ WX
+        WXo = WX[:, keep]
+        G = G + WXo.T @ WXo
+    idx = np.flatnonzero(keep)
+    mine = (idx >= t.start) & (idx < t.start + t.ncol)
+    order = np.concatenate([np.flatnonzero(~mine), np.flatnonzero(mine)])
+    Gp = G[np.ix_(order, order)]
+    try:
+        Rm = np.linalg.cholesky((Gp + Gp.T) / 2).T[-t.ncol:, -t.ncol:]
+    except np.linalg.LinAlgError:  # G singular: the Schur complement from a pseudo-inverse
+        Gi = np.linalg.pinv((Gp + Gp.T) / 2)[-t.ncol:, -t.ncol:]
+        schur = np.linalg.pinv((Gi + Gi.T) / 2)
+        vals, vecs = np.linalg.eigh((schur + schur.T) / 2)
+        Rm = np.sqrt(np.maximum(vals, 0.0))[:, None] * vecs.T
+    hv, hU = np.linalg.eigh((H + H.T) / 2)
+    hv = np.where(hv > hv[-1] * p * np.finfo(float).eps, hv, 0.0)
+    B = np.sqrt(fit.scale) * (np.sqrt(hv)[:, None] * (hU.T @ fit.PP[:, t.cols]))
+    return random_effect_test(fit.beta[t.cols], Rm, B, fit.scale, fit.scale_estimated, res_df)

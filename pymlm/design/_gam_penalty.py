@@ -7,19 +7,20 @@ its derivatives, which is all the restricted likelihood needs.
 
 - :class:`LinearPenalty`: mgcv's ``S = sum_j exp(rho_j) S_j`` (smooths,
   independent random effects).
-- :class:`CorrelatedPenalty`: a random-effects term with ``q`` correlated
-  coefficients per level, ``b_j ~ N(0, phi P^{-1})``, written as
-  ``S = P (x) I_l`` on coefficients ordered column by column (all levels of
-  the first column, then the second...). ``P = L L'`` with ``L`` lower
-  triangular, ``L_ii = exp(rho)`` and free off-diagonal entries, so ``rho``
-  is unconstrained and ``log|S| = 2 l sum_i rho_ii``.
+- :class:`CorrelatedPenalty`: a random-effects term with ``p_k`` correlated
+  coefficients per level (``l_k`` levels), ``b_j ~ N(0, phi P^{-1})``,
+  written as ``S = P (x) I_{l_k}`` on coefficients ordered column by column
+  (all levels of the first column, then the second...). ``P = L L'`` with
+  ``L`` lower triangular, ``L_ii = exp(rho)`` and free off-diagonal entries,
+  so ``rho`` is unconstrained and ``log|S| = 2 l_k sum_i rho_ii``. Counts
+  are named as in :mod:`pymlm.linalg`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LinearPenalty", "CorrelatedPenalty"]
+__all__ = ["CorrelatedPenalty", "LinearPenalty"]
 
 
 class LinearPenalty:
@@ -136,14 +137,15 @@ class LinearPenalty:
 
 
 class CorrelatedPenalty:
-    """Correlated random effects: ``S(rho) = P(rho) (x) I_l`` with ``P = L L'``.
+    """Correlated random effects: ``S(rho) = P(rho) (x) I_{l_k}`` with ``P = L L'``.
 
     Parameters
     ----------
     start : int
-    q : int
-        Coefficients per level.
-    nlevels : int
+    pk : int
+        Coefficients per level (``p_k``).
+    lk : int
+        Levels (``l_k``).
 
     Notes
     -----
@@ -155,36 +157,36 @@ class CorrelatedPenalty:
     kind = "correlated"
     identity = False
 
-    def __init__(self, start: int, q: int, nlevels: int):
+    def __init__(self, start: int, pk: int, lk: int):
         self.start = int(start)
-        self.q = int(q)
-        self.l = int(nlevels)
-        self.size = self.q * self.l
-        self.pairs = [(i, j) for j in range(self.q) for i in range(j, self.q)]
+        self.pk = int(pk)
+        self.lk = int(lk)
+        self.size = self.pk * self.lk
+        self.pairs = [(i, j) for j in range(self.pk) for i in range(j, self.pk)]
         self.n_par = len(self.pairs)
         self.null_dim = 0
         self.rank = self.size
-        self._I = np.eye(self.l)
+        self._I = np.eye(self.lk)
 
     @property
     def cols(self) -> slice:
         return slice(self.start, self.start + self.size)
 
     def L(self, rho: np.ndarray) -> np.ndarray:
-        L = np.zeros((self.q, self.q))
+        L = np.zeros((self.pk, self.pk))
         for r, (i, j) in zip(rho, self.pairs):
             L[i, j] = np.exp(r) if i == j else r
         return L
 
     def P(self, rho: np.ndarray) -> np.ndarray:
-        """The precision factor ``P = L L'`` (q, q) relative to the scale."""
+        """The precision factor ``P = L L'`` (p_k, p_k) relative to the scale."""
         L = self.L(rho)
         return L @ L.T
 
     def _dL(self, rho):
         out = []
         for r, (i, j) in zip(rho, self.pairs):
-            E = np.zeros((self.q, self.q))
+            E = np.zeros((self.pk, self.pk))
             E[i, j] = np.exp(r) if i == j else 1.0
             out.append(E)
         return out
@@ -210,8 +212,8 @@ class CorrelatedPenalty:
         return np.kron(M, self._I)
 
     def logdet(self, rho: np.ndarray):
-        grad = np.array([2.0 * self.l if i == j else 0.0 for (i, j) in self.pairs])
-        val = sum(2.0 * self.l * r for r, (i, j) in zip(rho, self.pairs) if i == j)
+        grad = np.array([2.0 * self.lk if i == j else 0.0 for (i, j) in self.pairs])
+        val = sum(2.0 * self.lk * r for r, (i, j) in zip(rho, self.pairs) if i == j)
         return float(val), grad, np.zeros((self.n_par, self.n_par))
 
     def initial(self, xtx_diag: np.ndarray) -> np.ndarray:
@@ -219,50 +221,5 @@ class CorrelatedPenalty:
         return np.array([0.5 * np.log(lam) if i == j else 0.0 for (i, j) in self.pairs])
 
     def covariance(self, rho: np.ndarray, scale: float) -> np.ndarray:
-        """The random-effects covariance ``phi P^{-1}`` (q, q)."""
+        """The random-effects covariance ``phi P^{-1}`` (p_k, p_k)."""
         return scale * np.linalg.inv(self.P(rho))
-
-
-def reparametrize(penalties, p: int):
-    """An orthogonal change of coefficients that makes single penalties diagonal.
-
-    For a block with one penalty ``S = U diag(d) U'`` the coefficients
-    ``gamma = U' beta`` have the diagonal penalty ``diag(d)``, so a smoothing
-    parameter going to infinity (a smooth becoming a straight line) cannot
-    spoil ``X'WX + S``: the penalized directions are separate from the null
-    space and diagonal scaling equilibrates them (mgcv's
-    ``Sl.initial.repara``). Multi-penalty blocks are rotated to the eigen
-    vectors of their normalized summed penalty (range space first), which at
-    least separates the common null space. Determinants are unchanged.
-
-    Returns
-    -------
-    T : ndarray (p, p)
-        Orthogonal; ``beta = T gamma``.
-    new : list
-        The penalty blocks in the ``gamma`` coordinates.
-    """
-    T = np.eye(p)
-    new = []
-    for b in penalties:
-        if b.kind != "linear" or b.identity or b.diagonal:
-            # a diagonal block already has its null space apart and is equilibrated by the
-            # diagonal scaling; keeping it also keeps a factor smooth's level-major blocks
-            new.append(b)
-            continue
-        if b.n_par == 1:
-            vals, vecs = np.linalg.eigh((b.S[0] + b.S[0].T) / 2)
-            order = np.argsort(-vals, kind="stable")
-            vals, U = vals[order], vecs[:, order]
-            D = np.zeros(b.size)
-            D[: b.rank] = vals[: b.rank]
-            S_new = [np.diag(D)]
-        else:
-            total = sum(s / np.linalg.norm(s) for s in b.S)
-            vals, vecs = np.linalg.eigh((total + total.T) / 2)
-            U = vecs[:, np.argsort(-vals, kind="stable")]
-            S_new = [U.T @ s @ U for s in b.S]
-            S_new = [(s + s.T) / 2 for s in S_new]
-        T[b.cols, b.cols] = U
-        new.append(LinearPenalty(b.start, S_new, b.null_dim))
-    return T, new
