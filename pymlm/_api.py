@@ -454,7 +454,7 @@ def _gam_result(design: GamDesign, fit: GamFit, engine: str, discrete: bool = Fa
 
 
 def gam(formula: str, data, family="gaussian", method: str = "REML", weights=None, offset=None, sp=None,
-        optimizer: str = "newton", progress: bool = True):
+        optimizer: str = "newton", progress: bool = True) -> GamResult:
     """Fit a generalized additive (mixed) model by REML, as mgcv's ``gam``.
 
     Parameters
@@ -494,7 +494,15 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         A missing column (including a ``by`` variable), ``k`` larger than the
         number of distinct values of a covariate, an unusable response.
     OptionError
-        A bad ``family``, ``method``, ``optimizer`` or ``progress``.
+        A bad ``family``, ``method``, ``optimizer``, ``sp`` or ``progress``.
+
+    Warns
+    -----
+    ConvergenceWarning
+        The smoothing-parameter optimization or the performance iteration
+        did not converge (the message says which).
+    RankDeficiencyWarning
+        Parametric columns dropped as linearly dependent.
 
     Notes
     -----
@@ -543,7 +551,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
 
 def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: bool = True,
         chunk_size: int = 10_000, weights=None, offset=None, sp=None, optimizer: str = "newton",
-        discrete_m: int | None = None, progress: bool = True):
+        discrete_m: int | None = None, progress: bool = True) -> GamResult:
     """Fit a GAMM to big data, as mgcv's ``bam``.
 
     Parameters
@@ -579,6 +587,11 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     Raises
     ------
     FormulaError, DataError, OptionError
+        As :func:`gam`.
+
+    Warns
+    -----
+    ConvergenceWarning, RankDeficiencyWarning
         As :func:`gam`.
 
     Notes

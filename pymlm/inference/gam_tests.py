@@ -457,12 +457,12 @@ def _clip(p: float) -> float:
     return float(min(1.0, max(0.0, p)))
 
 
-def smooth_test(b: np.ndarray, XtX: np.ndarray, V: np.ndarray, rank: float, res_df: float = -1.0):
+def smooth_test(beta: np.ndarray, XtX: np.ndarray, V: np.ndarray, rank: float, res_df: float = -1.0):
     """mgcv's ``testStat(type = 0)`` for one smooth.
 
     Parameters
     ----------
-    b : ndarray (k,)
+    beta : ndarray (k,)
         The term's coefficients.
     XtX : ndarray (k, k)
         The term's block of X'WX (mgcv's ``crossprod(R[, ind])``).
@@ -527,7 +527,7 @@ def smooth_test(b: np.ndarray, XtX: np.ndarray, V: np.ndarray, rank: float, res_
         vec1 = vec
         if k == 1:
             rank = 1.0
-    Rb = R @ b
+    Rb = R @ beta
     d = float(np.sum((vec.T @ Rb) ** 2))
     d1 = float(np.sum((vec1.T @ Rb) ** 2))
     rank1 = rank
@@ -556,13 +556,13 @@ def smooth_test(b: np.ndarray, XtX: np.ndarray, V: np.ndarray, rank: float, res_
     return d, _clip(pval), float(rank)
 
 
-def random_effect_test(b: np.ndarray, Rm: np.ndarray, B: np.ndarray, scale: float,
+def random_effect_test(beta: np.ndarray, Rm: np.ndarray, B: np.ndarray, scale: float,
                        scale_estimated: bool, res_df: float):
     """mgcv's ``reTest``: statistic, p-value and rank for a fully penalized term.
 
     Parameters
     ----------
-    b : ndarray (k,)
+    beta : ndarray (k,)
         The term's coefficients.
     Rm : ndarray (k, k)
         Any root (``Rm'Rm``) of the inverse of the term's block of
@@ -586,14 +586,14 @@ def random_effect_test(b: np.ndarray, Rm: np.ndarray, B: np.ndarray, scale: floa
 
     Notes
     -----
-    ``T = |Rm b|^2 / phi``; the weights ``ev`` are the eigenvalues of
+    ``T = |Rm beta|^2 / phi``; the weights ``ev`` are the eigenvalues of
     ``Rm Ve Rm' / phi``, computed as squared singular values of ``B Rm'``.
     The p-value is ``P(sum_j ev_j chi2_1 > T)`` (known scale) or
     ``P(sum_j ev_j chi2_1 - T chi2_k / k > 0)``, ``k = round(res_df)``
     (estimated scale), by :func:`psum_chisq`, with no other tail
     refinement: mgcv's choices.
     """
-    d = Rm @ b
+    d = Rm @ beta
     stat = float(d @ d) / scale
     ev = np.linalg.svd(B @ Rm.T, compute_uv=False) ** 2 / scale
     rank = int(np.sum(ev > np.max(ev) * _EPS**0.8)) if ev.size else 0

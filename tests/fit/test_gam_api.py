@@ -181,3 +181,33 @@ def test_fellner_schall_optimizer_reaches_newtons_optimum(d):
     b = ml.gam(F1, d, optimizer="fs")
     assert b.reml_score == pytest.approx(a.reml_score, abs=1e-5)
     np.testing.assert_allclose(b.fitted, a.fitted, atol=1e-4)
+
+
+def test_the_fitter_reports_non_convergence_and_only_the_api_warns(d):
+    """fit_gam returns what did not converge; gam()/bam() turn it into a ConvergenceWarning."""
+    import dataclasses
+    import warnings
+
+    from pymlm._api import _gam_result
+    from pymlm.design import build_gam_design
+    from pymlm.errors import ConvergenceWarning
+    from pymlm.fit._gam_engine import ChunkEngine
+    from pymlm.fit.gam import fit_gam
+
+    design = build_gam_design('yc ~ s(x, bs = "cr") + s(z, bs = "ps")', d)
+    engine = ChunkEngine(design, chunk_size=design.n, cache=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stuck = fit_gam(design, engine, "poisson", max_iter=1)
+        done = fit_gam(design, engine, "poisson")
+    assert not stuck.converged and stuck.warnings == (
+        "the fit did not converge: performance iteration did not converge in 1 iterations",)
+    assert done.converged and done.warnings == ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stuck.beta = done.beta
+    with pytest.warns(ConvergenceWarning, match="performance iteration did not converge in 1 iterations"):
+        b = _gam_result(design, stuck, engine="bam")
+    assert b.fit_ is stuck
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _gam_result(design, done, engine="bam")
