@@ -15,6 +15,7 @@ import numpy as np
 
 from ._progress import progress_bar
 from ._validation import check_bool, check_formula, check_positive_int
+from .crossprod import ChunkEngine, DiscreteEngine
 from .design import Design, GamDesign, build_design, build_gam_design
 from .errors import (
     ConvergenceWarning,
@@ -25,7 +26,6 @@ from .errors import (
     option_error,
     warn,
 )
-from .fit._gam_engine import ChunkEngine, DiscreteEngine
 from .fit._optimize import OPTIMIZERS
 from .fit.deviance import Evaluator, evaluator_for
 from .fit.gam import GamFit, fit_gam, resolve_family

@@ -1,4 +1,5 @@
-"""DesignBlocks -> CrossProducts: the additive sufficient statistics of Gaussian fits."""
+"""DesignBlocks -> CrossProducts: the additive sufficient statistics of Gaussian fits
+(lmer); GamDesign -> CrossStats, the working cross products of a GAM (gam, bam)."""
 
 from ._crossprod import (
     ClusterCrossProducts,
@@ -9,6 +10,8 @@ from ._crossprod import (
     response_cross_products,
     term_z,
 )
+from ._gam import ChunkEngine, CrossStats, DiscreteEngine
 
-__all__ = ["ClusterCrossProducts", "CrossProducts", "cluster_cross_products", "cross_products",
-           "offset_cross_products", "response_cross_products", "term_z"]
+__all__ = ["ChunkEngine", "ClusterCrossProducts", "CrossProducts", "CrossStats", "DiscreteEngine",
+           "cluster_cross_products", "cross_products", "offset_cross_products", "response_cross_products",
+           "term_z"]

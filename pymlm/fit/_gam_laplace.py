@@ -34,7 +34,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
-from ._gam_reml import CrossStats, _split, evaluate, null_dim, reparametrize
+from ..crossprod._gam import CrossStats
+from ._gam_reml import _split, evaluate, null_dim, reparametrize
 
 __all__ = ["LaplaceFit", "laplace_reml", "saturated_loglik"]
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import lapack
 
+from ..crossprod._gam import CrossStats
 from ..design._gam_penalty import LinearPenalty
 
 __all__ = [
@@ -62,34 +63,6 @@ __all__ = [
 ]
 
 _LOG2PI = float(np.log(2 * np.pi))
-
-
-@dataclass(frozen=True)
-class CrossStats:
-    """The sufficient statistics of a (working) penalized least squares problem.
-
-    Attributes
-    ----------
-    XtWX : ndarray (p, p)
-    XtWz : ndarray (p,)
-    zWz : float
-    n : int
-        Number of observations.
-    blockdiag : tuple (start, n_blocks, block_size) or None
-        Coefficients ``start : start + n_blocks * block_size`` whose block of
-        ``X'WX`` is block diagonal (a factor smooth, level by level): the
-        solve eliminates them block by block (:func:`_solve`).
-    """
-
-    XtWX: np.ndarray
-    XtWz: np.ndarray
-    zWz: float
-    n: int
-    blockdiag: tuple | None = None
-
-    @property
-    def p(self) -> int:
-        return self.XtWz.shape[0]
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,7 +3,7 @@
 :func:`fit_gam` takes a built :class:`~pymlm.design.GamDesign` (parametric
 columns, smooths, lme4 random-effect terms as penalized terms) and an engine
 that forms the cross products ``X'WX`` and ``X'Wz`` (exactly, by chunks or
-from discretized covariates, :mod:`._gam_engine`), chooses the smoothing
+from discretized covariates, :mod:`pymlm.crossprod._gam`), chooses the smoothing
 parameters by maximizing the restricted likelihood with Newton's method on
 their logs (:mod:`._gam_reml`) and returns a :class:`GamFit` (arrays only).
 :func:`pymlm.gam` and :func:`pymlm.bam` (in :mod:`pymlm._api`) validate the
@@ -25,10 +25,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..crossprod._gam import CrossStats
 from ..design import GamDesign
 from ..errors import DataError, OptionError, option_error
 from ..linalg._threads import blas_threads
-from ._gam_reml import CrossStats, evaluate, fellner_schall, newton, null_dim, reparametrize
+from ._gam_reml import evaluate, fellner_schall, newton, null_dim, reparametrize
 
 __all__ = ["GamFit", "fit_gam", "resolve_family"]
 

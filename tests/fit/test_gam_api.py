@@ -189,9 +189,9 @@ def test_the_fitter_reports_non_convergence_and_only_the_api_warns(d):
     import warnings
 
     from pymlm._api import _gam_result
+    from pymlm.crossprod import ChunkEngine
     from pymlm.design import build_gam_design
     from pymlm.errors import ConvergenceWarning
-    from pymlm.fit._gam_engine import ChunkEngine
     from pymlm.fit.gam import fit_gam
 
     design = build_gam_design('yc ~ s(x, bs = "cr") + s(z, bs = "ps")', d)

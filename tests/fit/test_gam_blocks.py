@@ -12,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pymlm as ml
+from pymlm.crossprod import CrossStats
 from pymlm.design._gam_penalty import LinearPenalty
-from pymlm.fit._gam_reml import CrossStats, _solve, evaluate
+from pymlm.fit._gam_reml import _solve, evaluate
 
 
 def _structured(seed: int, nb: int, q: int, pd_: int, start: int):

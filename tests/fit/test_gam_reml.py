@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from pymlm.crossprod import CrossStats
 from pymlm.design._gam_penalty import CorrelatedPenalty, LinearPenalty
-from pymlm.fit._gam_reml import CrossStats, evaluate, fellner_schall, newton, reparametrize
+from pymlm.fit._gam_reml import evaluate, fellner_schall, newton, reparametrize
 
 
 def problem(seed=0, n=400, correlated=False):

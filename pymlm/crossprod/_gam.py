@@ -1,6 +1,8 @@
 """Cross products ``X'WX``, ``X'Wz`` and linear predictors of a GAM design.
 
-Three ways, same numbers:
+An engine turns a :class:`~pymlm.design.GamDesign` and working weights and
+response into :class:`CrossStats`, all the GAM fitter
+(:mod:`pymlm.fit._gam_reml`) needs. Three ways, same numbers:
 
 - :class:`DiscreteEngine` (``bam(discrete = TRUE)``): from the compressed
   blocks of :mod:`pymlm.crossprod.discrete`; never forms the n-row matrix.
@@ -15,13 +17,42 @@ Three ways, same numbers:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
-from ..crossprod import discrete as disc
-from ._gam_reml import CrossStats
+from . import discrete as disc
 
-__all__ = ["ChunkEngine", "DiscreteEngine"]
+__all__ = ["ChunkEngine", "CrossStats", "DiscreteEngine"]
+
+
+@dataclass(frozen=True, eq=False)
+class CrossStats:
+    """The sufficient statistics of a (working) penalized least squares problem.
+
+    Attributes
+    ----------
+    XtWX : ndarray (p, p)
+    XtWz : ndarray (p,)
+    zWz : float
+    n : int
+        Number of observations.
+    blockdiag : tuple (start, n_blocks, block_size) or None
+        Coefficients ``start : start + n_blocks * block_size`` whose block of
+        ``X'WX`` is block diagonal (a factor smooth, level by level): the
+        solve eliminates them block by block (:func:`pymlm.fit._gam_reml._solve`).
+    """
+
+    XtWX: np.ndarray
+    XtWz: np.ndarray
+    zWz: float
+    n: int
+    blockdiag: tuple | None = None
+
+    @property
+    def p(self) -> int:
+        return self.XtWz.shape[0]
 
 
 class DiscreteEngine:
