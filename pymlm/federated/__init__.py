@@ -22,7 +22,7 @@ Examples
 """
 
 from ._coordinator import Coordinator, SiteSumEvaluator
-from ._lmer import FederatedFit, lmer
+from ._lmer import FederatedFit, SiteBypassedWarning, lmer
 from ._sites import LocalSite, SiteUnavailable
 from ._sums import FederationError, FixedPoint, Message
 
@@ -33,6 +33,7 @@ __all__ = [
     "FixedPoint",
     "LocalSite",
     "Message",
+    "SiteBypassedWarning",
     "SiteSumEvaluator",
     "SiteUnavailable",
     "lmer",

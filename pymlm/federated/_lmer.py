@@ -8,14 +8,20 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_bool, check_formula
-from ..errors import ConvergenceWarning, OptionError, SingularFitWarning, warn
+from ..errors import ConvergenceWarning, OptionError, PymlmWarning, SingularFitWarning, warn
 from ..fit._optimize import check_convergence, escape_bound, minimize_theta
 from ._coordinator import Coordinator, SitesChanged, SiteSumEvaluator
 from ._sums import TOPOLOGIES, FederationError, FixedPoint
 
-__all__ = ["FederatedFit", "lmer"]
+__all__ = ["FederatedFit", "SiteBypassedWarning", "lmer"]
 
 METHODS = ("pls",)
+
+
+class SiteBypassedWarning(PymlmWarning):
+    """A site stopped answering and the fit went on without it (the estimand changed)."""
+
+
 FAILURE_POLICIES = ("bypass", "retry")
 
 
@@ -235,7 +241,12 @@ def lmer(
                 opt = check_convergence(ev, opt, lower)
             point = ev.at(opt.x)
             break
-        except SitesChanged:
+        except SitesChanged as exc:
+            warn(
+                f"{exc}; the fit goes on without them: the estimates are of the remaining sites' "
+                f"groups ({', '.join(co.participants)}), not of the whole federation",
+                SiteBypassedWarning,
+            )
             # the criterion is now the survivors': set them up again and search from the last theta
             changed = True
             co._cache = None
