@@ -20,11 +20,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import scipy.sparse as sp
 
+from ..crossprod import CrossProducts
 from ..fit.deviance import Evaluator, SitePieces
 from ..linalg import ThetaMap
 from ._sites import Agreement, SiteUnavailable, piece_count
-from ._sums import TOPOLOGIES, FederationError, FixedPoint, aggregate
+from ._sums import TOPOLOGIES, FederationError, FixedPoint, Message, aggregate
 
 __all__ = ["Coordinator", "SiteSumEvaluator"]
 
@@ -156,8 +158,6 @@ class Coordinator:
         return self.codec.decode(total), extra
 
     def _record_request(self, round_id, kind, site):
-        from ._sums import Message
-
         self._record(Message(round_id, kind + "-request", "coordinator", site, 0))
 
     # ---------------------------------------------------------------- rounds 1 and 2
@@ -179,8 +179,6 @@ class Coordinator:
                 self.dropped.append(s)
                 continue
             descriptions[s] = d
-            from ._sums import Message
-
             self._record(Message(round_id, "describe", s, "coordinator", _description_bytes(d)))
         if not descriptions:
             raise FederationError("no site answered the first round")
@@ -267,6 +265,27 @@ class Coordinator:
         self.p = len(x_names)
         self.nlevels = dict(zip([g for g, _ in terms], levels))
 
+    def cross_products(self):
+        """The one-round mode (pda's DLMM): every site sends its whole cross-products, per-group
+        blocks included (plain: they would be readable slot by slot anyway); the coordinator
+        stacks the groups of all sites into the pooled cross-products."""
+        round_id = self._next_round()
+        parts = []
+        for s in self.participants:
+            self._record_request(round_id, "cross-products", s)
+            cp = self._ask(s, "cross-products", self._sites[s].cross_products)
+            if cp is None:
+                raise FederationError(
+                    f"site {s!r} did not send its cross-products; the one-round fit stopped"
+                )
+            size = sum(a.nbytes for a in (*cp.zz_diag, *cp.zxy, cp.xyxy))
+            size += sum(
+                b.data.nbytes + b.indices.nbytes + b.indptr.nbytes for b in cp.zz_off.values()
+            )
+            self._record(Message(round_id, "cross-products", s, "coordinator", int(size)))
+            parts.append(cp)
+        return stack_groups(parts)
+
     # ---------------------------------------------------------------- evaluation rounds
     def pieces(self, theta, grad: bool) -> SitePieces:
         """The summed site pieces at theta (one round; the last answer is reused for the same theta)."""
@@ -321,6 +340,37 @@ class SitesChanged(FederationError):
     def __init__(self, names):
         self.names = list(names)
         super().__init__(f"site(s) {', '.join(map(repr, self.names))} stopped answering")
+
+
+def stack_groups(parts) -> CrossProducts:
+    """The cross-products of the union of sites holding disjoint groups: each term's levels are
+    the sites' levels one site after the other, blocks between terms are block diagonal."""
+    first = parts[0]
+    dims = tuple((pk, sum(cp.dims[k][1] for cp in parts)) for k, (pk, _) in enumerate(first.dims))
+
+    def diag(key, attr):
+        j, m = key
+        blocks = []
+        for cp in parts:
+            b = getattr(cp, attr).get(key)
+            if b is None:
+                scale = (1, 1) if attr == "incidence" else (cp.dims[j][0], cp.dims[m][0])
+                b = sp.csr_matrix((scale[0] * cp.dims[j][1], scale[1] * cp.dims[m][1]))
+            blocks.append(b)
+        return sp.block_diag(blocks, format="csr")
+
+    keys = set().union(*(cp.zz_off for cp in parts))
+    return CrossProducts(
+        dims=dims,
+        p=first.p,
+        n=sum(cp.n for cp in parts),
+        sum_log_w=sum(cp.sum_log_w for cp in parts),
+        zz_diag=tuple(np.concatenate([cp.zz_diag[k] for cp in parts]) for k in range(len(dims))),
+        zz_off={key: diag(key, "zz_off") for key in keys},
+        incidence={key: diag(key, "incidence") for key in keys},
+        zxy=tuple(np.concatenate([cp.zxy[k] for cp in parts]) for k in range(len(dims))),
+        xyxy=sum(cp.xyxy for cp in parts),
+    )
 
 
 def _description_bytes(d) -> int:

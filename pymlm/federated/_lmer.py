@@ -10,6 +10,7 @@ import pandas as pd
 from .._validation import check_bool, check_formula
 from ..errors import ConvergenceWarning, OptionError, PymlmWarning, SingularFitWarning, warn
 from ..fit._optimize import check_convergence, escape_bound, minimize_theta
+from ..fit.lmm import fit_lmm
 from ._coordinator import Coordinator, SitesChanged, SiteSumEvaluator
 from ._sums import TOPOLOGIES, FederationError, FixedPoint
 
@@ -136,6 +137,7 @@ def lmer(
     levels: dict | None = None,
     check_conv: bool = True,
     codec: FixedPoint | None = None,
+    one_round: bool = False,
 ) -> FederatedFit:
     """Fit a linear mixed model to data held at several sites, exactly, from sums only.
 
@@ -176,6 +178,10 @@ def lmer(
         lme4's convergence checks (n_theta + 1 further rounds).
     codec : FixedPoint, optional
         The fixed-point format (default 192 bits, 96 fractional).
+    one_round : bool
+        Each site sends its whole cross-products once, per-group blocks
+        included (as pda's DLMM): three rounds in all, but the coordinator
+        then reads every group's sums. Only when the user asks for it.
 
     Returns
     -------
@@ -204,6 +210,7 @@ def lmer(
     if on_failure not in FAILURE_POLICIES:
         raise OptionError(f"on_failure must be 'bypass' or 'retry'; got {on_failure!r}")
     secure = check_bool("secure", secure)
+    one_round = check_bool("one_round", one_round)
     sites = _check_sites(sites)
     co = Coordinator(
         sites,
@@ -225,6 +232,17 @@ def lmer(
         raise FederationError(
             f"{int(co.n)} observations for {co.p} fixed effects: too few to fit the model"
         )
+    if one_round:
+        cp = co.cross_products()
+        with np.errstate(all="ignore"):
+            fit = fit_lmm(
+                cp,
+                co.tmap,
+                theta0="auto" if start is None else start,
+                reml=REML,
+                check_conv=check_conv,
+            )
+        return _one_round_result(co, fit)
     lower = co.tmap.lower
     theta = co.tmap.start if start is None else np.asarray(start, dtype=float)
     if theta.shape != lower.shape:
@@ -253,6 +271,11 @@ def lmer(
             co.setup()
             theta = np.maximum(co.last_theta if co.last_theta is not None else theta, lower)
     return _result(co, ev, opt, point, changed)
+
+
+def _one_round_result(co, fit) -> FederatedFit:
+    """The one-round fit: the pooled cross-products' fit (:func:`pymlm.fit.lmm.fit_lmm`)."""
+    return _result(co, fit.evaluator, fit.opt, fit.evaluator.at(fit.theta), False)
 
 
 def _result(co, ev, opt, point, changed) -> FederatedFit:

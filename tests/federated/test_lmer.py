@@ -135,3 +135,29 @@ def test_coordinator_never_holds_a_site_value(secure):
         assert all(m.nbytes >= 0 and not hasattr(m, "payload") for m in co.transcript)
     else:
         assert len(leaked) > 0
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_one_round_mode_equals_pooled(long_data, reml):
+    pooled, sites = longitudinal_sites(long_data, 5)
+    f = fed.lmer(LONG, sites, REML=reml, one_round=True)
+    m = ml.lmer(LONG, pooled, REML=reml)
+    _agree(f, m)
+    assert f.rounds == 3
+    kinds = {m.kind for m in f.transcript if m.receiver == "coordinator"}
+    assert "cross-products" in kinds and "pieces" not in kinds
+
+
+def test_one_round_mode_with_nested_terms():
+    df = ml.datasets.load("Pastes")
+    batches = sorted(df.batch.astype(str).unique())
+    sites = [
+        fed.LocalSite(df[df.batch.astype(str).isin(batches[i::3])], name=f"S{i}") for i in range(3)
+    ]
+    formula = "strength ~ 1 + (1 | batch/cask)"
+    m = ml.lmer(formula, df)
+    for one_round in (True, False):
+        f = fed.lmer(formula, sites, one_round=one_round, min_groups=2)
+        assert f.ngroups == m.ngroups
+        assert np.max(np.abs(f.theta - m.theta)) < 1e-6
+        assert f.reml_criterion == pytest.approx(m.reml_criterion, rel=1e-10)
