@@ -22,7 +22,8 @@ Examples
 """
 
 from ._coordinator import Coordinator, SiteSumEvaluator
-from ._lmer import FederatedFit, SiteBypassedWarning, lmer
+from ._estimators import TwoStepFit
+from ._lmer import FederatedFit, SiteBypassedWarning, lmer, two_step
 from ._sites import LocalSite, SiteUnavailable
 from ._sums import FederationError, FixedPoint, Message
 
@@ -36,5 +37,7 @@ __all__ = [
     "SiteBypassedWarning",
     "SiteSumEvaluator",
     "SiteUnavailable",
+    "TwoStepFit",
     "lmer",
+    "two_step",
 ]

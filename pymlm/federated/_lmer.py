@@ -12,11 +12,12 @@ from ..errors import ConvergenceWarning, OptionError, PymlmWarning, SingularFitW
 from ..fit._optimize import check_convergence, escape_bound, minimize_theta
 from ..fit.lmm import fit_lmm
 from ._coordinator import Coordinator, SitesChanged, SiteSumEvaluator
+from ._estimators import TwoStepFit, fit_em, fit_fisher, two_step_fit
 from ._sums import TOPOLOGIES, FederationError, FixedPoint
 
-__all__ = ["FederatedFit", "SiteBypassedWarning", "lmer"]
+__all__ = ["FederatedFit", "SiteBypassedWarning", "lmer", "two_step"]
 
-METHODS = ("pls",)
+METHODS = ("pls", "em", "fisher")
 
 
 class SiteBypassedWarning(PymlmWarning):
@@ -133,7 +134,7 @@ def lmer(
     retries: int = 2,
     min_groups: int = 3,
     min_rows: int = 10,
-    max_rounds: int = 200,
+    max_rounds: int | None = None,
     levels: dict | None = None,
     check_conv: bool = True,
     codec: FixedPoint | None = None,
@@ -153,8 +154,11 @@ def lmer(
         lme4 formula; every grouping factor's levels must each be at one site.
     sites : list of LocalSite
     REML : bool
-    method : {"pls"}
-        Penalized least squares on the profiled criterion (lme4's method).
+    method : {"pls", "em", "fisher"}
+        ``"pls"``: penalized least squares on the profiled criterion (lme4's
+        method); ``"em"``, ``"fisher"``: the EM algorithm and Fisher scoring
+        of Afshartous & Michailidis (3.1.1, 3.1.2) over per-site sums, one
+        random term, ML only (``REML=False``).
     secure : bool
         Pairwise-masked secure summation (default) or plain sums.
     topology : {"ring", "tree", "star"}
@@ -169,8 +173,9 @@ def lmer(
     min_groups, min_rows : int
         A site with fewer groups of some grouping factor, or fewer rows, does not
         take part (it refuses in the first round).
-    max_rounds : int
-        Round budget; exceeding it stops the fit with :class:`FederationError`.
+    max_rounds : int, optional
+        Round budget (default 200; 2000 for ``"em"``, which converges
+        linearly); exceeding it stops the fit with :class:`FederationError`.
     levels : dict, optional
         Level sets of fixed-effect factors (``{"treatment": ["a", "b"]}``),
         else the union of what the sites report, in R's order.
@@ -202,8 +207,10 @@ def lmer(
     formula = check_formula(formula)
     REML = check_bool("REML", REML)
     if method not in METHODS:
+        raise OptionError(f"method must be 'pls', 'em' or 'fisher'; got {method!r}")
+    if method != "pls" and REML:
         raise OptionError(
-            f"method must be 'pls' (EM and Fisher scoring are not available yet); got {method!r}"
+            f"method={method!r} gives the maximum likelihood fit: pass REML=False, or use method='pls'"
         )
     if topology not in TOPOLOGIES:
         raise OptionError(f"topology must be 'ring', 'tree' or 'star'; got {topology!r}")
@@ -212,6 +219,8 @@ def lmer(
     secure = check_bool("secure", secure)
     one_round = check_bool("one_round", one_round)
     sites = _check_sites(sites)
+    if max_rounds is None:
+        max_rounds = 2000 if method == "em" else 200
     co = Coordinator(
         sites,
         formula,
@@ -232,6 +241,8 @@ def lmer(
         raise FederationError(
             f"{int(co.n)} observations for {co.p} fixed effects: too few to fit the model"
         )
+    if method != "pls":
+        return _scoring_result(co, method)
     if one_round:
         cp = co.cross_products()
         with np.errstate(all="ignore"):
@@ -273,27 +284,136 @@ def lmer(
     return _result(co, ev, opt, point, changed)
 
 
+def _scoring_result(co, method) -> FederatedFit:
+    """EM or Fisher scoring (:mod:`pymlm.federated._estimators`), then one pieces round at the
+    estimate for the standard errors and the log-likelihood."""
+    if co.tmap.n_terms != 1:
+        raise OptionError(
+            f"method={method!r} needs one random-effects term; the model has {co.tmap.n_terms}"
+        )
+    out = (fit_em if method == "em" else fit_fisher)(co)
+    beta, Sig, s2, iterations, converged = out[:5]
+    T = np.linalg.cholesky(Sig / s2)
+    rows, cols = co.tmap.positions[0]
+    theta = T[rows, cols]
+    ev = SiteSumEvaluator(co, False)
+    point = ev.at(theta)
+    sigma = float(np.sqrt(s2))
+    messages = (
+        ()
+        if converged
+        else (f"Model failed to converge: {method} stopped after {iterations} iterations",)
+    )
+    for m in messages:
+        warn(m, ConvergenceWarning)
+    return _fit_record(co, beta, theta, sigma, point, False, False, converged, messages, method)
+
+
+def two_step(
+    formula: str,
+    sites,
+    weighted: bool = False,
+    *,
+    secure: bool = True,
+    topology: str = "ring",
+    min_groups: int = 3,
+    min_rows: int = 10,
+    levels: dict | None = None,
+) -> TwoStepFit:
+    """The two-step least-squares estimators over sites (Afshartous & Michailidis, Table 1).
+
+    Within each group, the OLS regression of the response on the columns of
+    the random term; the fixed effects are the mean of those coefficients
+    (``weighted=False``) or their precision-weighted mean with weights
+    (tau + sigma^2 (Z_j'Z_j)^{-1})^{-1} (one more round); tau is the unbiased
+    level-2 dispersion estimator, sigma2 the pooled within-group variance.
+    Only sums of per-group quantities leave the sites.
+
+    Parameters
+    ----------
+    formula : str
+        One random term whose columns are the fixed effects, e.g.
+        ``"Reaction ~ Days + (Days | Subject)"``.
+    sites : list of LocalSite
+    weighted : bool
+    secure, topology, min_groups, min_rows, levels
+        As :func:`lmer`.
+
+    Returns
+    -------
+    TwoStepFit
+        ``fixef``, ``fixef_se``, ``tau``, ``sigma2``, ``ngroups``, ``rounds``.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> import pymlm.federated as fed
+    >>> df = ml.datasets.load("sleepstudy")
+    >>> low = df.Subject.astype(int) < 340
+    >>> t = fed.two_step("Reaction ~ Days + (Days | Subject)",
+    ...                  [fed.LocalSite(df[low], name="low"), fed.LocalSite(df[~low], name="high")])
+    >>> round(float(t.fixef["Days"]), 4), t.ngroups
+    (10.4673, 18)
+    """
+    formula = check_formula(formula)
+    weighted = check_bool("weighted", weighted)
+    if topology not in TOPOLOGIES:
+        raise OptionError(f"topology must be 'ring', 'tree' or 'star'; got {topology!r}")
+    co = Coordinator(
+        _check_sites(sites),
+        formula,
+        False,
+        secure=check_bool("secure", secure),
+        topology=topology,
+        levels=levels,
+        min_groups=min_groups,
+        min_rows=min_rows,
+    )
+    co.describe()
+    co.setup()
+    if co.tmap.n_terms != 1:
+        raise OptionError(
+            f"the two-step estimators need one random-effects term; the model has {co.tmap.n_terms}"
+        )
+    return two_step_fit(co, weighted)
+
+
 def _one_round_result(co, fit) -> FederatedFit:
     """The one-round fit: the pooled cross-products' fit (:func:`pymlm.fit.lmm.fit_lmm`)."""
     return _result(co, fit.evaluator, fit.opt, fit.evaluator.at(fit.theta), False)
 
 
 def _result(co, ev, opt, point, changed) -> FederatedFit:
-    reml = ev.reml
-    sigma = point.sigma
-    V = sigma**2 * point.vcov_unscaled
-    names = co.X_names
-    se = np.sqrt(np.diag(V))
-    crit = point.deviance
     for m in opt.messages:
         warn(m, SingularFitWarning if m.startswith("boundary") else ConvergenceWarning)
+    return _fit_record(
+        co,
+        point.beta,
+        np.asarray(opt.x, dtype=float),
+        point.sigma,
+        point,
+        ev.reml,
+        changed,
+        opt.converged,
+        tuple(opt.messages),
+        "pls",
+    )
+
+
+def _fit_record(
+    co, beta, theta, sigma, point, reml, changed, converged, messages, method
+) -> FederatedFit:
+    """The result record: estimates, the criterion at ``point`` and the protocol's bookkeeping."""
+    V = sigma**2 * point.vcov_unscaled
+    names = co.X_names
+    crit = point.deviance
     return FederatedFit(
-        fixef=pd.Series(point.beta, index=names),
-        fixef_se=pd.Series(se, index=names),
+        fixef=pd.Series(beta, index=names),
+        fixef_se=pd.Series(np.sqrt(np.diag(V)), index=names),
         vcov=pd.DataFrame(V, index=names, columns=names),
-        theta=np.asarray(opt.x, dtype=float),
+        theta=theta,
         sigma=sigma,
-        varcorr=_varcorr(co.tmap, co.terms, opt.x, sigma),
+        varcorr=_varcorr(co.tmap, co.terms, theta, sigma),
         reml=reml,
         reml_criterion=crit if reml else float("nan"),
         deviance=float("nan") if reml else crit,
@@ -305,6 +425,7 @@ def _result(co, ev, opt, point, changed) -> FederatedFit:
         sites_used=co.participants,
         estimand_changed=changed,
         transcript=list(co.transcript),
-        converged=opt.converged,
-        messages=tuple(opt.messages),
+        converged=converged,
+        messages=messages,
+        method=method,
     )

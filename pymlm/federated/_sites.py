@@ -32,6 +32,7 @@ from ..fit.deviance import evaluator_for
 from ..fit.terms import TermMerge, design_crossprod
 from ..formula import parse_formula
 from ..linalg._threads import blas_threads
+from ._estimators import SITE_SUMS
 from ._sums import FederationError, FixedPoint, SiteKeys, label_hashes, masked
 
 __all__ = [
@@ -123,6 +124,13 @@ class LocalSite:
         self._evaluator = None
         self._agreement = None
         self._seeds = None
+
+    def add_rows(self, rows) -> None:
+        """Append rows (of existing or new groups) to the site's data: a recursive update. Only this
+        site's pieces change; the next fit (warm-started from the last theta if wanted) equals a
+        fresh fit of the updated data."""
+        self._data = pd.concat([pd.DataFrame(self._data), pd.DataFrame(rows)], ignore_index=True)
+        self._design = self._evaluator = self._cp = None
 
     def __repr__(self) -> str:
         return f"LocalSite(name={self.name!r})"
@@ -253,6 +261,16 @@ class LocalSite:
             ) from exc
         sp = replace(sp, D=sp.D - np.diag(self._ridge))
         return self._send(pack_pieces(sp, grad), participants, round_id, attempt)
+
+    def sums(self, kind: str, params, participants, round_id: int, attempt: int = 0) -> np.ndarray:
+        """The masked encoding of an estimator's per-site sums (:mod:`pymlm.federated._estimators`)."""
+        if self._evaluator is None:
+            raise FederationError(
+                f"site {self.name!r} was not set up; the coordinator sends setup first"
+            )
+        with blas_threads(1):
+            values = SITE_SUMS[kind](self, params)
+        return self._send(values, participants, round_id, attempt)
 
     def _send(self, values: np.ndarray, participants, round_id: int, attempt: int) -> np.ndarray:
         a = self._agreement
