@@ -26,11 +26,18 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ..design import build_design, build_model_matrix, rebuild_model_matrix
+from ..design import (
+    as_categorical,
+    build_design,
+    build_model_matrix,
+    model_frame,
+    rebuild_model_matrix,
+)
 from ..errors import DataError, PymlmError
 from ..fit.deviance import evaluator_for
 from ..fit.terms import TermMerge, design_crossprod
 from ..formula import parse_formula
+from ..formula._ast import names_in
 from ..linalg._threads import blas_threads
 from ._estimators import SITE_SUMS
 from ._sums import FederationError, FixedPoint, SiteKeys, label_hashes, masked
@@ -137,16 +144,34 @@ class LocalSite:
 
     # ---------------------------------------------------------------- round 1
     def _build(self, formula: str):
+        """The site's complete rows, its random-effects design, its fixed-effect factors' levels
+        and the spec of its fixed part (built on a template, see :func:`_fixed_spec`)."""
         try:
-            return build_design(formula, self._data, check="none")
+            parsed = parse_formula(formula)
+            if parsed.offsets:
+                raise FederationError("offset() terms are not supported in federated fits yet")
+            frame = model_frame(parsed, self._data)
+            # the random part alone: a factor with one level at this site (a site-level
+            # covariate) is fine in the pooled fixed effects, not in a per-site model matrix
+            bars = " + ".join(f"({b.label})" for b in parsed.bars)
+            design = build_design(f"{parsed.response_text} ~ 1 + {bars}", frame.data, check="none")
+            used = {n.value for _, node in parsed.fixed_terms for n in names_in(node)}
+            levels = {
+                c: tuple(as_categorical(frame.data[c]).categories)
+                for c in frame.data.columns
+                if c in used and not pd.api.types.is_numeric_dtype(frame.data[c].dtype)
+            }
+            return parsed, frame, design, levels
         except PymlmError as exc:
+            if isinstance(exc, FederationError):
+                raise
             raise type(exc)(f"site {self.name!r}: {exc}") from exc
 
     def describe(
         self, formula: str, salt: bytes, min_groups: int, min_rows: int
     ) -> SiteDescription:
         """The site's structure (see the module header); refuses below the disclosure limits."""
-        design = self._build(formula)
+        parsed, frame, design, levels = self._build(formula)
         if design.n < min_rows:
             raise FederationError(
                 f"site {self.name!r} has fewer than min_rows={min_rows} complete rows; "
@@ -164,18 +189,29 @@ class LocalSite:
             terms.append(
                 (index, t.group, tuple(t.cnms), tuple(label_hashes(salt, t.group, t.levels)))
             )
-        spec = design.fixed_spec
-        factors = {v.label: tuple(v.levels) for v in spec.variables if v.kind == "factor"}
+        padded = {c: v if len(v) > 1 else (*v, "\x00") for c, v in levels.items()}
+        spec = _fixed_spec(parsed, frame.data, padded)
         stateful = tuple(v.label for v in spec.variables if v.state)
         return SiteDescription(
-            self.name, self._keys.public, tuple(spec.names), factors, stateful, tuple(sorted(terms))
+            self.name, self._keys.public, tuple(spec.names), levels, stateful, tuple(sorted(terms))
         )
 
     # ---------------------------------------------------------------- round 2
     def setup(self, agreement: Agreement, participants, round_id: int, attempt: int = 0):
         """Build the agreed design; answer the theta layout and the masked [n, sum log w]."""
-        design = self._build(agreement.formula)
-        design = self._agreed_design(design, agreement)
+        parsed, frame, design, _ = self._build(agreement.formula)
+        spec = _fixed_spec(parsed, frame.data, agreement.factor_levels)
+        X = rebuild_model_matrix(spec, frame.data, f"the fixed effects at site {self.name!r}")
+        X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=float)
+        bars = design.parsed.bars
+        by_index = {next(i for i, b in enumerate(bars) if b is t.bar): t for t in design.re_terms}
+        design = replace(
+            design,
+            X=X,
+            X_names=list(spec.names),
+            fixed_spec=spec,
+            re_terms=[by_index[i] for i in agreement.term_order],
+        )
         merge = TermMerge.of(design.re_terms)
         cp = design_crossprod(design, merge=merge)
         tmap = merge.theta_map(design.re_terms, design.theta_names)
@@ -206,41 +242,6 @@ class LocalSite:
             counts,
             self._send(np.array([cp.n, cp.sum_log_w]), participants, round_id, attempt),
         )
-
-    def _agreed_design(self, design, agreement: Agreement):
-        """The design with the agreed fixed-effect columns and the pooled order of the random terms."""
-        bars = design.parsed.bars
-        by_index = {next(i for i, b in enumerate(bars) if b is t.bar): t for t in design.re_terms}
-        terms = [by_index[i] for i in agreement.term_order]
-        spec = design.fixed_spec
-        if any(v.kind == "factor" for v in spec.variables):
-            parsed = parse_formula(agreement.formula)
-            template = _template(design.frame.data, agreement.factor_levels, spec)
-            _, spec = build_model_matrix(
-                parsed.fixed_terms,
-                template,
-                "the fixed effects",
-                sparse=False,
-                formula=agreement.formula,
-            )
-            X = rebuild_model_matrix(
-                spec, design.frame.data, f"the fixed effects at site {self.name!r}"
-            )
-            design = replace(
-                design,
-                X=np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=float),
-                X_names=list(spec.names),
-                fixed_spec=spec,
-            )
-        elif design.X_names != list(spec.names):
-            design = replace(
-                design,
-                X=rebuild_model_matrix(
-                    replace(spec, keep=np.arange(len(spec.names))), design.frame.data
-                ),
-                X_names=list(spec.names),
-            )
-        return replace(design, re_terms=terms)
 
     # ---------------------------------------------------------------- evaluation rounds
     def pieces(
@@ -288,20 +289,25 @@ class LocalSite:
         return self._cp
 
 
-def _template(frame: pd.DataFrame, factor_levels: dict, spec) -> pd.DataFrame:
-    """A few rows carrying every agreed level of every fixed-effect factor (in the agreed order),
-    from which the agreed model-matrix spec is built; the numbers in them do not matter."""
-    length = max([len(v) for v in factor_levels.values()] + [1])
-    rows = frame.iloc[np.zeros(length, dtype=int)].reset_index(drop=True)
+def _fixed_spec(parsed, frame: pd.DataFrame, factor_levels: dict):
+    """The fixed part's model-matrix spec built on the site's rows with every factor column
+    replaced by a cycle through the given levels (in the given order): the spec then has the
+    agreed columns whatever levels the site has; its numbers do not matter, as data-dependent
+    transforms are refused."""
+    length = max([len(v) for v in factor_levels.values()] + [len(frame)])
+    rows = frame.iloc[np.arange(length) % len(frame)].reset_index(drop=True)
+    for column, levels in factor_levels.items():
+        levels = list(levels)
+        rows[column] = pd.Categorical(
+            [levels[i % len(levels)] for i in range(length)], categories=levels
+        )
+    _, spec = build_model_matrix(
+        parsed.fixed_terms, rows, "the fixed effects", sparse=False, formula=parsed.formula
+    )
     for v in spec.variables:
-        if v.kind != "factor":
-            continue
-        if v.column is None:
+        if v.kind == "factor" and v.column is None:
             raise DataError(
                 f"the fixed-effect factor {v.label} is an expression; in a federated fit a factor "
                 "must be a data column (make the column a factor at every site)"
             )
-        levels = list(factor_levels[v.label])
-        values = [levels[i % len(levels)] for i in range(length)]
-        rows[v.column] = pd.Categorical(values, categories=levels, ordered=v.ordered)
-    return rows
+    return spec

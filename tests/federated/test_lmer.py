@@ -3,6 +3,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from _fed_data import longitudinal, longitudinal_sites, sleepstudy_sites
 
@@ -161,3 +162,19 @@ def test_one_round_mode_with_nested_terms():
         assert f.ngroups == m.ngroups
         assert np.max(np.abs(f.theta - m.theta)) < 1e-6
         assert f.reml_criterion == pytest.approx(m.reml_criterion, rel=1e-10)
+
+
+def test_site_level_covariates_and_one_level_factors():
+    """A covariate constant at each site and a factor with one level per site: singular at every
+    site alone, estimable pooled."""
+    _, sites = longitudinal_sites(longitudinal(300), 3)
+    parts = [
+        s._data.assign(size=[120.0, 80.0, 95.0][k], region=["north", "south", "north"][k])
+        for k, s in enumerate(sites)
+    ]
+    formula = "y ~ time + arm + size + region + (time | subject)"
+    m = ml.lmer(formula, pd.concat(parts))
+    f = fed.lmer(formula, [fed.LocalSite(p, name=f"s{k}") for k, p in enumerate(parts)])
+    assert list(f.fixef.index) == list(m.fixef.index)
+    assert np.max(np.abs(f.fixef - m.fixef) / m.fixef_se) <= 1e-8
+    assert np.max(np.abs(f.theta - m.theta)) <= 1e-7
