@@ -24,6 +24,7 @@ Examples
 from ._coordinator import Coordinator, SiteSumEvaluator
 from ._estimators import TwoStepFit
 from ._lmer import FederatedFit, SiteBypassedWarning, lmer, two_step
+from ._process import ProcessSite
 from ._sites import LocalSite, SiteUnavailable
 from ._sums import FederationError, FixedPoint, Message
 
@@ -34,6 +35,7 @@ __all__ = [
     "FixedPoint",
     "LocalSite",
     "Message",
+    "ProcessSite",
     "SiteBypassedWarning",
     "SiteSumEvaluator",
     "SiteUnavailable",
