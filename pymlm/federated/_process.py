@@ -62,8 +62,8 @@ class ProcessSite:
     >>> import pymlm as ml
     >>> import pymlm.federated as fed
     >>> df = ml.datasets.load("sleepstudy")
-    >>> low = df.Subject.astype(int) < 340
-    >>> sites = [fed.ProcessSite(df[low], name="low"), fed.ProcessSite(df[~low], name="high")]
+    >>> even = df.Subject.astype(int) % 2 == 0
+    >>> sites = [fed.ProcessSite(df[even], name="even"), fed.ProcessSite(df[~even], name="odd")]
     >>> round(fed.lmer("Reaction ~ Days + (Days | Subject)", sites).reml_criterion, 3)
     1743.628
     >>> for s in sites:
