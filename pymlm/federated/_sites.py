@@ -193,7 +193,12 @@ class LocalSite:
         spec = _fixed_spec(parsed, frame.data, padded)
         stateful = tuple(v.label for v in spec.variables if v.state)
         return SiteDescription(
-            self.name, self._keys.public, tuple(spec.names), levels, stateful, tuple(sorted(terms))
+            self.name,
+            self._keys.public,
+            tuple(n for n in spec.names if "\x00" not in n),
+            levels,
+            stateful,
+            tuple(sorted(terms)),
         )
 
     # ---------------------------------------------------------------- round 2

@@ -1,6 +1,7 @@
 """The site pieces add up to the pooled evaluator's; the coordinator's sum evaluator is the pooled one."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from _fed_data import longitudinal, longitudinal_sites, sleepstudy_sites
 
@@ -94,3 +95,16 @@ def test_stateful_transforms_are_refused():
     _, sites = sleepstudy_sites()
     with pytest.raises(fed.FederationError, match="data-dependent transforms"):
         fed.lmer("Reaction ~ scale(Days) + (Days | Subject)", sites)
+
+
+def test_user_supplied_levels_set_the_columns():
+    df = longitudinal(200)
+    pooled, sites = longitudinal_sites(df, 4)
+    order = ["low", "ctrl", "high"]
+    formula = "y ~ time + arm + (time | subject)"
+    f = fed.lmer(formula, sites, levels={"arm": order})
+    m = ml.lmer(formula, pooled.assign(arm=pd.Categorical(pooled.arm, categories=order)))
+    assert (
+        list(f.fixef.index) == list(m.fixef.index) == ["(Intercept)", "time", "armctrl", "armhigh"]
+    )
+    assert np.max(np.abs(f.fixef - m.fixef) / m.fixef_se) <= 1e-8
