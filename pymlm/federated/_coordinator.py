@@ -117,7 +117,7 @@ class Coordinator:
             "the fit stopped (use on_failure='bypass' to go on without it)"
         )
 
-    def _sum_round(self, kind: str, request):
+    def _sum_round(self, kind: str, request, request_bytes: int = 16):
         """One round: every participant answers ``request(site, participants, round, attempt)``; the
         masked answers are summed along the schedule. A site that fails is bypassed and the round
         restarted on the survivors (fresh masks), or the fit stops (see the module header)."""
@@ -132,7 +132,7 @@ class Coordinator:
             answers, failed = {}, None
             group = tuple(sorted(names))
             for s in names:
-                self._record_request(round_id, kind, s)
+                self._record_request(round_id, kind, s, request_bytes)
                 out = self._ask(
                     s,
                     kind,
@@ -157,8 +157,9 @@ class Coordinator:
         total = aggregate(payloads, names, self.topology, self.codec, self._record, round_id, kind)
         return self.codec.decode(total), extra
 
-    def _record_request(self, round_id, kind, site):
-        self._record(Message(round_id, kind + "-request", "coordinator", site, 0))
+    def _record_request(self, round_id, kind, site, nbytes=16):
+        """A request from the coordinator (its size: the round and attempt ids and its parameters)."""
+        self._record(Message(round_id, kind + "-request", "coordinator", site, int(nbytes)))
 
     # ---------------------------------------------------------------- rounds 1 and 2
     def describe(self):
@@ -299,7 +300,9 @@ class Coordinator:
         before = list(self.dropped)
         self.last_theta = theta.copy()
         total, _ = self._sum_round(
-            "pieces", lambda site, parts, r, a: site.pieces(theta, grad, parts, r, a)
+            "pieces",
+            lambda site, parts, r, a: site.pieces(theta, grad, parts, r, a),
+            17 + 8 * theta.size,
         )
         if self.dropped != before:
             raise SitesChanged(self.dropped[len(before) :])

@@ -148,7 +148,10 @@ SITE_SUMS = {"totals": totals_sums, "em": em_sums, "fisher": fisher_sums, "two-s
 
 
 def _ask(co, kind, params):
-    total, _ = co._sum_round(kind, lambda site, parts, r, a: site.sums(kind, params, parts, r, a))
+    size = 16 + sum(8 * np.size(v) for v in (params or ()))
+    total, _ = co._sum_round(
+        kind, lambda site, parts, r, a: site.sums(kind, params, parts, r, a), size
+    )
     return total
 
 

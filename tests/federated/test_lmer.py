@@ -100,13 +100,13 @@ class _Recorder(Coordinator):
 
     received: list
 
-    def _sum_round(self, kind, request):
+    def _sum_round(self, kind, request, request_bytes=16):
         def spy(site, participants, round_id, attempt):
             out = request(site, participants, round_id, attempt)
             self.received.append(out[-1] if isinstance(out, tuple) else out)
             return out
 
-        return super()._sum_round(kind, spy)
+        return super()._sum_round(kind, spy, request_bytes)
 
 
 @pytest.mark.parametrize("secure", [True, False])
