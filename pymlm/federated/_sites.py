@@ -151,6 +151,16 @@ class LocalSite:
             if parsed.offsets:
                 raise FederationError("offset() terms are not supported in federated fits yet")
             frame = model_frame(parsed, self._data)
+            for b in parsed.bars:
+                if (
+                    frame.n
+                    and frame.data.groupby(list(b.group_factors), observed=True).ngroups == 1
+                ):
+                    raise FederationError(
+                        f"the grouping factor {b.group_name!r} has one level at site {self.name!r}: random "
+                        f"effects at the site level ({b.label}) are not supported yet; fit the sites' "
+                        "cross-products pooled, or a fixed site effect"
+                    )
             # the random part alone: a factor with one level at this site (a site-level
             # covariate) is fine in the pooled fixed effects, not in a per-site model matrix
             bars = " + ".join(f"({b.label})" for b in parsed.bars)

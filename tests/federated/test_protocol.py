@@ -108,3 +108,13 @@ def test_user_supplied_levels_set_the_columns():
         list(f.fixef.index) == list(m.fixef.index) == ["(Intercept)", "time", "armctrl", "armhigh"]
     )
     assert np.max(np.abs(f.fixef - m.fixef) / m.fixef_se) <= 1e-8
+
+
+def test_site_level_random_effects_are_refused_clearly():
+    df = longitudinal(90)
+    parts = [df.iloc[k * 180 : (k + 1) * 180].assign(hospital=f"h{k}") for k in range(3)]
+    sites = [fed.LocalSite(p, name=f"s{k}") for k, p in enumerate(parts)]
+    with pytest.raises(
+        fed.FederationError, match="grouping factor 'hospital' has one level at site 's0'"
+    ):
+        fed.lmer("y ~ time + (1 | hospital) + (1 | subject)", sites)
