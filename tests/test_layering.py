@@ -24,6 +24,7 @@ STAGES = [
     {"linalg"},
     {"fit"},
     {"inference"},
+    {"federated"},
     {"plot"},
     {"results"},
     {"api", "cli", "pymlm"},

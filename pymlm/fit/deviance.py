@@ -35,6 +35,10 @@ It has ``cp``, ``tmap``, ``reml``, ``n``, ``p``, ``sum_log_w``, ``n_theta``,
 ``factor(theta)``
     The blocked factor (:class:`~pymlm.linalg.PlsFactor`), for per-term
     conditional modes and variances.
+``site_pieces(theta, grad=False) -> SitePieces``
+    The pieces that add over row sets holding disjoint groups (sites): ldL2,
+    the downdated [X y] block D = L_XX L_XX', n, sum log w and, with ``grad``,
+    d ldL2 and d D in theta (see :class:`SitePieces`).
 
 To add an implementation, subclass :class:`Evaluator` and write
 ``_pieces(theta, grad, modes) -> (ldL2, L_XX, parts, u)``: L_XX the lower
@@ -86,6 +90,7 @@ __all__ = [
     "DeviancePoint",
     "Evaluator",
     "OneTermEvaluator",
+    "SitePieces",
     "evaluator_for",
     "profiled_deviance",
 ]
@@ -191,6 +196,41 @@ class DeviancePoint:
         return self.combination(1.0, 1.0 if self.reml else 0.0, self.nu)
 
 
+@dataclass(frozen=True, eq=False)
+class SitePieces:
+    """The pieces of the profiled deviance that add over sites holding disjoint groups.
+
+    When no level of any grouping factor has rows in two sites, Z'WZ, and so
+    M = Lambda'Z'WZ Lambda + I and its factor, are block diagonal across the
+    sites; hence log|M| and the downdated block
+
+        D = [X y]'W[X y] - [X y]'WZ Lambda M^{-1} Lambda'Z'W[X y]  ([X y]'V^{-1}[X y] / sigma^2)
+
+    are sums of per-site terms, as are n and sum log w. The criterion follows
+    from the sums: L_XX = chol(D), ldRX2 = log|D_XX|, pwrss = D_yy - D_yX
+    D_XX^{-1} D_Xy. With V = M^{-1} Lambda'Z'W[X y] and F = Z'W[X y] - Z'WZ
+    Lambda V, dD / d theta_i = -(F' dLambda_i V + V' dLambda_i' F) (the
+    module header's d S, on all p + 1 columns), so the gradient needs only
+    the summed d ldL2 and dD: d ldRX2_i = tr(D_XX^{-1} dD_i[X, X]) and
+    d pwrss_i = w' dD_i w with w = (-beta, 1).
+
+    Attributes
+    ----------
+    ldL2 : float
+    D : ndarray (p + 1, p + 1)
+    n, sum_log_w : float
+    d_ldL2 : ndarray (n_theta,) or None
+    dD : ndarray (n_theta, p + 1, p + 1) or None
+    """
+
+    ldL2: float
+    D: np.ndarray
+    n: float
+    sum_log_w: float
+    d_ldL2: np.ndarray | None = None
+    dD: np.ndarray | None = None
+
+
 class Evaluator:
     """The shared part of every implementation (see the module's contract)."""
 
@@ -226,6 +266,25 @@ class Evaluator:
 
     def _pieces(self, theta, grad: bool, modes: bool):
         raise NotImplementedError
+
+    def site_pieces(self, theta, grad: bool = False) -> SitePieces:
+        """The additive pieces of these rows at theta (see :class:`SitePieces`)."""
+        theta = np.asarray(theta, dtype=float)
+        ldL2, Lxx, parts, _ = self._pieces_at(theta, grad, False)
+        D = Lxx @ Lxx.T
+        if not grad:
+            return SitePieces(float(ldL2), D, self.n, self.sum_log_w)
+        cp, f, p1 = self.cp, self.factor(theta), self.p + 1
+        V = f.back_substitute({k: f._q_all(k) for k in range(cp.n_terms)})       # M^{-1} Lambda'Z'W[X y]
+        lamV = {k: (V[k].reshape(lk, pk, p1).transpose(0, 2, 1) @ f.Ts[k].T).transpose(0, 2, 1).reshape(-1, p1)
+                for k, (pk, lk) in enumerate(cp.dims)}
+        AlamV = zz_matmul(cp, lamV)
+        E = []
+        for k, (pk, lk) in enumerate(cp.dims):
+            F = cp.zxy[k] - AlamV[k].reshape(lk, pk, p1)
+            E.append(np.einsum("lax,lby->abxy", F, V[k].reshape(lk, pk, p1)))   # F' dLambda V at (a, b) of T_k
+        dE = np.concatenate([e[r, c] for e, (r, c) in zip(E, self.tmap.positions)]) if E else np.zeros((0, p1, p1))
+        return SitePieces(float(ldL2), D, self.n, self.sum_log_w, np.array(parts[0]), -(dE + dE.transpose(0, 2, 1)))
 
     def _pieces_at(self, theta, grad: bool, modes: bool):
         """``_pieces`` with the boundary rule of ``interior_gradient`` implementations."""
