@@ -208,7 +208,18 @@ fit_block <- function(m, newdata) {
       deviance = sum(residuals(m, type = "deviance")^2),
       pearson = sum(residuals(m, type = "pearson")^2)),
     print = printed(m),
-    summary = printed(summary(m))
+    summary = printed(summary(m)),
+    # the whole fit, to rebuild lme4's optimum without refitting: u and b in
+    # lme4's layout, per grouping factor the conditional variances (levels
+    # first), and the response, prior weights and offset as lme4 holds them
+    full = list(
+      u = vec(getME(m, "u")), b = vec(getME(m, "b")),
+      condVar = lapply(ranef(m, condVar = TRUE), function(df) {
+        pv <- attr(df, "postVar")
+        lapply(seq_len(dim(pv)[3]), function(i) matrix(pv[, , i], nrow = dim(pv)[1]))
+      }),
+      y = vec(m@resp$y), prior_weights = vec(m@resp$weights), offset = vec(m@resp$offset),
+      eta = vec(m@resp$eta), mu = vec(m@resp$mu))
   )
   if (!is.null(newdata)) {
     out$newdata <- newdata
