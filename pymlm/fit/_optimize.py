@@ -330,8 +330,12 @@ def _hessian_from_gradients(vg, x, interior, delta=1e-4):
 
 
 def check_convergence(fun, opt: OptResult, lower: np.ndarray, tol_grad: float = 2e-3,
-                      tol_sing: float = 1e-4) -> OptResult:
+                      tol_sing: float = 1e-4, derivatives=None) -> OptResult:
     """lme4's post-fit checks: boundary, scaled gradient, Hessian definiteness.
+
+    ``derivatives``, optional: ``(gradient, hessian)`` at ``opt.x`` over all
+    parameters, when the caller has them (the GLMM fitter's Hessian for its
+    standard errors); otherwise they are computed here.
 
     Returns
     -------
@@ -352,7 +356,10 @@ def check_convergence(fun, opt: OptResult, lower: np.ndarray, tol_grad: float = 
     if interior.size:
         analytic = _inside_boundary(getattr(fun, "value_and_grad", None), lower)
         grad = None
-        if analytic is not None:
+        if derivatives is not None:
+            grad = np.asarray(derivatives[0], dtype=float)[interior]
+            hess = np.asarray(derivatives[1], dtype=float)[np.ix_(interior, interior)]
+        elif analytic is not None:
             grad, hess = _hessian_from_gradients(analytic, x, interior)
         if grad is None:
             def sub(z):

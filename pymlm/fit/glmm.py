@@ -661,9 +661,14 @@ class GlmmFit:
         return -0.5 * self.minus2loglik
 
 
-def _optimize(obj: GlmmObjective, x0, method: str, maxfev: int | None) -> OptResult:
+# stage 1 only starts stage 2 (lme4's first stage is a rough bobyqa search too): a loose
+# tolerance and a few quasi-Newton steps; nAGQ = 0 (stage 1 alone) is searched to FINAL_TOL
+STAGE1_TOL, STAGE1_MAXFEV, FINAL_TOL = 1e-5, 8, 1e-12
+
+
+def _optimize(obj: GlmmObjective, x0, method: str, maxfev: int | None, tol: float = FINAL_TOL) -> OptResult:
     lower = obj.lower
-    opt = minimize_theta(obj, np.maximum(x0, lower), lower, method=method, maxfev=maxfev, tol=1e-12)
+    opt = minimize_theta(obj, np.maximum(x0, lower), lower, method=method, maxfev=maxfev, tol=tol)
     opt = escape_bound(obj, opt, lower, x0)
     return replace(opt, nfev=obj.n_eval)
 
@@ -728,7 +733,10 @@ def fit_glmm(problem: GlmmProblem, nAGQ: int = 1, *, start=None, optimizer: str 
         # stage 1: theta, with beta inside PIRLS (from the family's mustart)
         s1 = GlmmObjective(problem, nAGQ=1, stage=1, beta0=beta0,
                            eta0=problem.start_eta() if beta0 is None else None)
-        opt1 = _optimize(s1, theta0, optimizer, maxfev)
+        if nAGQ == 0:
+            opt1 = _optimize(s1, theta0, optimizer, maxfev)
+        else:
+            opt1 = _optimize(s1, theta0, optimizer, STAGE1_MAXFEV if optimizer == "lbfgsb" else maxfev, tol=STAGE1_TOL)
         _, res1 = s1.evaluate(opt1.x)
         failures += int(s1.last_failure != "")
         if not res1.ok:
@@ -747,14 +755,18 @@ def fit_glmm(problem: GlmmProblem, nAGQ: int = 1, *, start=None, optimizer: str 
                 raise DataError(f"the fit failed: {res.message}")
             failures += int(obj.last_failure != "")
             opt = replace(opt, nfev=s1.n_eval + obj.n_eval)
-        if check_conv:
-            opt = check_convergence(obj, opt, obj.lower)
         theta = np.asarray(x_opt[:tmap.n_theta], dtype=float)
         beta = res.beta
         hessian = None
         vcov_rx = _vcov_rx(problem, res)
+        derivatives = None
         if se == "hessian" and nAGQ > 0:
             hessian = objective_hessian(obj, x_opt)
+            if obj.analytic:
+                derivatives = (laplace_gradient(problem, res), hessian)
+        if check_conv:
+            opt = check_convergence(obj, opt, obj.lower, derivatives=derivatives)
+        if se == "hessian" and nAGQ > 0:
             vcov = _vcov_from_hessian(hessian, tmap.n_theta, problem.p)
             if vcov is None:
                 warn("the Hessian of the objective is not positive definite at the optimum; the standard "
