@@ -10,7 +10,7 @@ Examples
 """
 
 from . import datasets, plot
-from ._api import anova, glmer, lformula, lmer, lmer_devfun
+from ._api import anova, glmer, glmer_nb, lformula, lmer, lmer_devfun
 from .design import Design
 from .errors import (
     ConvergenceWarning,
@@ -48,6 +48,7 @@ __all__ = [
     "datasets",
     "gam",
     "glmer",
+    "glmer_nb",
     "lformula",
     "lmer",
     "lmer_devfun",

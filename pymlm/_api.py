@@ -31,7 +31,7 @@ from .fit.terms import TermMerge, design_crossprod
 from .results.anova import AnovaResult, lrt_table
 from .results.lmer import LmerResult
 
-__all__ = ["DevianceFunction", "TermMerge", "anova", "design_crossprod", "fit_design", "fit_glmer_design", "glmer",
+__all__ = ["DevianceFunction", "TermMerge", "anova", "design_crossprod", "fit_design", "fit_glmer_design", "glmer", "glmer_nb",
            "lformula", "lmer", "lmer_devfun"]
 
 
@@ -420,11 +420,12 @@ GLMER_SE = ("hessian", "RX")
 
 def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=None, optimizer: str = "lbfgsb",
                      se: str = "hessian", check_conv: bool = True, optimizer_options: dict | None = None,
-                     data=None, data_name=None):
-    """Fit a GLMM to a built :class:`~pymlm.design.Design` and wrap it (see :func:`glmer`)."""
-    from .fit.glmm import fit_glmm, problem_from_design, singular_warning
+                     data=None, data_name=None, nb: bool = False):
+    """Fit a GLMM to a built :class:`~pymlm.design.Design` and wrap it (see :func:`glmer`);
+    ``nb=True``: the negative binomial with its shape estimated (see :func:`glmer_nb`)."""
+    from .fit.glmm import fit_glmm, fit_glmm_nb, problem_from_design, singular_warning
 
-    problem, merge = problem_from_design(design, family)
+    problem, merge = problem_from_design(design, "poisson" if nb else family)
     if nAGQ > 1 and (problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] != 1):
         raise OptionError(f"nAGQ = {nAGQ} (adaptive Gauss-Hermite quadrature) needs a single scalar random-effects "
                           "term such as (1 | g); use nAGQ = 1 (Laplace) or 0 for this model", design.formula)
@@ -433,8 +434,12 @@ def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=
              "but biased for small binary clusters; use nAGQ = 1 for the Laplace estimates", PymlmWarning)
     opts = optimizer_options or {}
     try:
-        fit = fit_glmm(problem, nAGQ=nAGQ, start=start, optimizer=optimizer, se=se, check_conv=check_conv,
-                       maxfev=opts.get("maxfev"), merge=merge)
+        if nb:
+            fit = fit_glmm_nb(problem, start=start, optimizer=optimizer, se=se, check_conv=check_conv,
+                              maxfev=opts.get("maxfev"), merge=merge)
+        else:
+            fit = fit_glmm(problem, nAGQ=nAGQ, start=start, optimizer=optimizer, se=se, check_conv=check_conv,
+                           maxfev=opts.get("maxfev"), merge=merge)
     except (np.linalg.LinAlgError, FloatingPointError) as exc:
         raise _numerical_failure(design) from exc
     for message in fit.opt.messages:
@@ -442,11 +447,12 @@ def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=
             warn(message, ConvergenceWarning)
     singular_warning(fit)
     options = {"family": family, "nAGQ": nAGQ, "start": start, "optimizer": optimizer, "se": se,
-               "check_conv": check_conv, "optimizer_options": optimizer_options, "weights": design.weights}
+               "check_conv": check_conv, "optimizer_options": optimizer_options, "weights": design.weights,
+               "nb": nb}
     from .results.glmer import GlmerResult
 
     return GlmerResult(design, fit, data=data, data_name=data_name, options=options,
-                       refit_design=fit_glmer_design, refit_formula=glmer)
+                       refit_design=fit_glmer_design, refit_formula=glmer_nb if nb else glmer)
 
 
 def glmer(formula: str, data, family="binomial", nAGQ: int = 1, weights=None, offset=None, *, start=None,
@@ -476,8 +482,10 @@ def glmer(formula: str, data, family="binomial", nAGQ: int = 1, weights=None, of
     start : dict, optional
         ``{"theta": ..., "fixef": ...}``.
     optimizer : {"lbfgsb", "bobyqa", "nelder-mead", "powell", "cobyqa"}
-        ``"lbfgsb"``: quasi-Newton on central finite-difference gradients of
-        the tightly converged objective; the others are derivative-free.
+        ``"lbfgsb"``: quasi-Newton on the analytic gradient of the Laplace
+        objective (one random-effects term, binomial or Poisson with the
+        canonical link) or on forward differences of the tightly converged
+        objective; the others are derivative-free.
     se : {"hessian", "RX"}
         Standard errors from the Hessian of the objective in (theta, beta)
         (default, as glmmTMB's exact Hessian) or lme4's R_X approximation.
@@ -505,11 +513,18 @@ def glmer(formula: str, data, family="binomial", nAGQ: int = 1, weights=None, of
     >>> round(float(m.theta[0]), 3)
     0.642
     """
+    return _glmer(formula, data, family, nAGQ, weights, offset, start, optimizer, se, check_conv,
+                  optimizer_options, data_name, nb=False)
+
+
+def _glmer(formula, data, family, nAGQ, weights, offset, start, optimizer, se, check_conv, optimizer_options,
+           data_name, nb: bool):
+    """glmer's and glmer_nb's checks, then the fit."""
     from .fit.families import resolve_family
 
     formula = check_formula(formula)
     check_conv = check_bool("check_conv", check_conv)
-    fam = resolve_family(family)
+    fam = resolve_family("poisson" if nb else family)
     if isinstance(nAGQ, bool) or not isinstance(nAGQ, (int, np.integer)) or not 0 <= nAGQ <= 25:
         raise OptionError(f"nAGQ must be an integer from 0 to 25; got {nAGQ!r}")
     if isinstance(optimizer, str) and optimizer.lower() not in OPTIMIZERS:
@@ -528,4 +543,30 @@ def glmer(formula: str, data, family="binomial", nAGQ: int = 1, weights=None, of
         raise OptionError(f"start['theta'] has {np.size(start['theta'])} values; this model has "
                           f"{design.theta.size} ({', '.join(design.theta_names)})")
     return fit_glmer_design(design, fam, int(nAGQ), start=start, optimizer=optimizer, se=se, check_conv=check_conv,
-                            optimizer_options=optimizer_options, data=data, data_name=data_name)
+                            optimizer_options=optimizer_options, data=data, data_name=data_name, nb=nb)
+
+
+def glmer_nb(formula: str, data, weights=None, offset=None, *, start=None, optimizer: str = "lbfgsb",
+             se: str = "hessian", check_conv: bool = True, optimizer_options: dict | None = None,
+             data_name: str | None = None):
+    """A negative binomial GLMM with its shape theta estimated, as lme4's ``glmer.nb``.
+
+    The family is ``Negative Binomial(theta)`` with a log link (variance
+    mu + mu^2 / theta); theta maximizes the Laplace log-likelihood (an
+    outer search over log theta, each step a warm-started glmer fit); the
+    other arguments are those of :func:`glmer` (Laplace only).
+
+    Returns
+    -------
+    GlmerResult
+        Its fit's ``nb_theta`` is the estimated shape.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> m = ml.glmer_nb("TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD)", ml.datasets.load("grouseticks"))
+    >>> round(m.fit.nb_theta, 2)
+    3.31
+    """
+    return _glmer(formula, data, "poisson", 1, weights, offset, start, optimizer, se, check_conv,
+                  optimizer_options, data_name, nb=True)

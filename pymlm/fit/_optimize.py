@@ -27,8 +27,22 @@ from scipy import optimize
 from .._validation import check_choice
 from .deviance import BOUNDARY_STEP, BOUNDARY_TOL
 
-__all__ = ["OPTIMIZERS", "OptResult", "bound_restart", "check_convergence", "escape_bound", "fd_gradient_hessian", "gradient_hessian", "lift_start",
-           "minimize_from", "minimize_qn", "minimize_theta", "positive_inverse", "refit"]
+__all__ = [
+    "OPTIMIZERS",
+    "OptResult",
+    "bound_restart",
+    "check_convergence",
+    "escape_bound",
+    "fd_gradient_hessian",
+    "gradient_hessian",
+    "lift_start",
+    "minimize_1d",
+    "minimize_from",
+    "minimize_qn",
+    "minimize_theta",
+    "positive_inverse",
+    "refit",
+]
 
 OPTIMIZERS = ("lbfgsb", "bobyqa", "nelder-mead", "powell", "cobyqa")
 
@@ -571,3 +585,18 @@ def minimize_from(objective, start, lower) -> OptResult:
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
     return escape_bound(objective, minimize_theta(objective, start, lower), lower, start)
+
+
+def minimize_1d(fun, lo: float, hi: float, xatol: float = 1e-5) -> tuple[float, float, int]:
+    """Minimize a function of one variable on [lo, hi] (Brent's bounded method).
+
+    For outer searches over one parameter whose every evaluation is a fit
+    (the negative binomial's shape in ``glmer_nb``).
+
+    Returns
+    -------
+    x, f : float
+    nfev : int
+    """
+    res = optimize.minimize_scalar(fun, bounds=(lo, hi), method="bounded", options={"xatol": xatol})
+    return float(res.x), float(res.fun), int(res.nfev)

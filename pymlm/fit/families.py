@@ -201,7 +201,7 @@ def resolve_family(family, link: str | None = None) -> GlmFamily:
             raise OptionError("link is given inside a statsmodels family object; drop the link argument")
         if isinstance(family, smf.NegativeBinomial):
             th = 1.0 / float(family.alpha)
-            return GlmFamily(family, f"Negative Binomial({th:.4g})", _link_name(family.link), th)
+            return GlmFamily(family, _nb_name(th), _link_name(family.link), th)
         for name, (cls, _) in _DEFAULT.items():
             if type(family) is cls:
                 return GlmFamily(family, name, _link_name(family.link))
@@ -226,4 +226,9 @@ def resolve_family(family, link: str | None = None) -> GlmFamily:
 def negative_binomial(theta: float, link: str = "log") -> GlmFamily:
     """The negative binomial family with shape ``theta`` (R's ``MASS::negative.binomial``)."""
     fam = smf.NegativeBinomial(link=_LINKS[link](), alpha=1.0 / float(theta))
-    return GlmFamily(fam, f"Negative Binomial({theta:.4g})", link, float(theta))
+    return GlmFamily(fam, _nb_name(theta), link, float(theta))
+
+
+def _nb_name(theta: float) -> str:
+    """R's name: ``paste0("Negative Binomial(", format(round(theta, 4)), ")")``."""
+    return f"Negative Binomial({round(float(theta), 4):.7g})"

@@ -68,12 +68,14 @@ from ._optimize import (
     check_convergence,
     escape_bound,
     fd_gradient_hessian,
+    minimize_1d,
     minimize_theta,
 )
-from .families import GlmFamily, resolve_family
+from .families import GlmFamily, negative_binomial, resolve_family
 from .terms import TermMerge
 
-__all__ = ["GlmmFit", "GlmmObjective", "GlmmProblem", "PirlsResult", "fit_glmm", "gauss_hermite", "pirls"]
+__all__ = ["GlmmFit", "GlmmObjective", "GlmmProblem", "PirlsResult", "fit_glmm", "fit_glmm_nb", "gauss_hermite",
+           "pirls"]
 
 MAX_AGQ = 25
 # PIRLS: iterations, step halvings, convergence on the largest change of eta
@@ -913,3 +915,55 @@ def problem_from_design(design, family, merge: TermMerge | None = None, chunk_si
 def singular_warning(fit: GlmmFit):
     if fit.singular:
         warn("boundary (singular) fit: a random-effect variance is (near) zero", SingularFitWarning)
+
+
+def nb_theta_ml(y, mu, wt) -> float:
+    """The negative binomial shape maximizing the likelihood at fixed means (MASS's ``theta.ml``)."""
+    def m2ll(lt):
+        return negative_binomial(float(np.exp(lt))).minus2loglik(y, mu, wt)
+
+    lt, _, _ = minimize_1d(m2ll, np.log(1e-3), np.log(1e6), xatol=1e-8)
+    return float(np.exp(lt))
+
+
+def fit_glmm_nb(problem: GlmmProblem, *, link: str = "log", start=None, optimizer: str = "lbfgsb",
+                se: str = "hessian", check_conv: bool = True, maxfev: int | None = None,
+                merge: TermMerge | None = None, tol: float = 1e-5) -> GlmmFit:
+    """A negative binomial GLMM with its shape estimated, as lme4's ``glmer.nb``.
+
+    A Poisson fit gives the means from which the shape starts (MASS's
+    ``theta.ml``); the Laplace -2 log-likelihood is then minimized over
+    log(theta) by Brent's method, each evaluation a GLMM fit warm-started
+    at the previous one; the fit at the optimum is returned, with
+    ``nb_theta`` (lme4 also alternates between the shape and the fit, and
+    ends at the same optimum).
+
+    Parameters
+    ----------
+    problem : GlmmProblem
+        Its family is replaced.
+    link : str
+    tol : float
+        Tolerance on log(theta).
+    """
+    pois = fit_glmm(replace(problem, family=resolve_family("poisson", link)), 1, start=start, optimizer=optimizer,
+                    se="RX", check_conv=False, maxfev=maxfev, merge=merge)
+    th0 = nb_theta_ml(problem.y, pois.mu, problem.prior_weights)
+    last = {"theta": pois.theta, "fixef": pois.beta}
+    evals = []
+
+    def m2ll(lt):
+        fam = negative_binomial(float(np.exp(lt)), link)
+        f = fit_glmm(replace(problem, family=fam), 1, start=dict(last), optimizer=optimizer, se="RX",
+                     check_conv=False, maxfev=maxfev, merge=merge)
+        last["theta"], last["fixef"] = f.theta, f.beta
+        evals.append(f.opt.nfev)
+        return f.minus2loglik
+
+    lt0 = float(np.log(th0))
+    lt, _, _ = minimize_1d(m2ll, lt0 - 3.0, lt0 + 3.0, xatol=tol)
+    fam = negative_binomial(float(np.exp(lt)), link)
+    fit = fit_glmm(replace(problem, family=fam), 1, start=dict(last), optimizer=optimizer, se=se,
+                   check_conv=check_conv, maxfev=maxfev, merge=merge)
+    opt = replace(fit.opt, nfev=fit.opt.nfev + pois.opt.nfev + int(sum(evals)))
+    return replace(fit, opt=opt, nb_theta=float(np.exp(lt)))

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from pymlm.design import build_design
 from pymlm.errors import OptionError
 from pymlm.fit.families import resolve_family
-from pymlm.fit.glmm import GlmmObjective, fit_glmm, gauss_hermite, pirls, problem_from_design
+from pymlm.fit.glmm import (
+    GlmmObjective,
+    fit_glmm,
+    fit_glmm_nb,
+    gauss_hermite,
+    pirls,
+    problem_from_design,
+)
 
 FAST = ["cbpp_laplace", "cbpp_agq25", "cbpp_nagq0", "cbpp_proportion_weights", "poisson_offset", "bernoulli_01",
         "bernoulli_factor", "bernoulli_logical", "gamma_log", "sim_bin_slopes"]
@@ -210,3 +217,17 @@ def test_family_names_and_objects():
         resolve_family("gaussian")
     with pytest.raises(OptionError, match="family must be one of"):
         resolve_family("binomal")
+
+
+@pytest.mark.slow
+def test_glmer_nb_against_lme4():
+    case = cases()["glmer_nb_grouseticks"]
+    design = build_design(" ".join(case["formula"].split()), frame(case["data"]), check="glmer")
+    problem, merge = problem_from_design(design, "poisson")
+    fit = fit_glmm_nb(problem, merge=merge)
+    assert fit.family_name == case["family"]
+    assert fit.nb_theta == pytest.approx(3.3075, abs=2e-3)
+    assert fit.theta == pytest.approx(case["theta"], abs=1e-3)
+    assert np.all(np.abs(fit.beta - _vec(case["fixef"])) <= 3e-3 * _vec(case["fixef_se"]))
+    assert fit.minus2loglik <= case["minus2loglik"] + 1e-3
+    assert np.allclose(np.sqrt(np.diag(fit.vcov)), _vec(case["fixef_se"]), rtol=2e-3)
