@@ -11,23 +11,25 @@ import pandas as pd
 from .._validation import as_frame, check_seed
 from ..crossprod import CrossProducts
 from ..design import Design
-from ..errors import DataError, FormulaError, OptionError
+from ..errors import DataError, OptionError
 from ..fit.lmm import LmmFit, deviance_from_factor
-from ..formula import parse_formula
 from . import _format as _fmt
+from ._mixed import (
+    coef_frames,
+    corr_lines,
+    newdata_eta,
+    random_part,
+    ranef_frames,
+    terms_for,
+    title_lines,
+    varcorr_frame,
+    vc_parts,
+)
+from ._mixed import r_formula as _r_formula
+from ._mixed import update_formula as _update_formula
+from ._mixed import varcorr_group_names as _varcorr_group_names
 
 __all__ = ["LmerResult", "LmerSummary"]
-
-
-def _varcorr_group_names(terms) -> list[str]:
-    """lme4's VarCorr names: a grouping factor's second term is ``g.1``, then ``g.2``..."""
-    seen: dict[str, int] = {}
-    out = []
-    for t in terms:
-        k = seen.get(t.group, 0)
-        out.append(t.group if k == 0 else f"{t.group}.{k}")
-        seen[t.group] = k + 1
-    return out
 
 
 class LmerResult:
@@ -188,20 +190,7 @@ class LmerResult:
         Columns ``grp``, ``var1``, ``var2``, ``vcov`` (variance or covariance)
         and ``sdcor`` (standard deviation or correlation).
         """
-        rows = []
-        tm = self.tmap
-        vcov = tm.covariances(self.fit.theta, self.sigma)
-        sdcor = tm.sdcor_from_covariances(vcov)
-        for name, t, (g, off) in zip(_varcorr_group_names(self.design.re_terms), self.design.re_terms, tm.where):
-            start = tm.slices[g].start
-            r, c = tm.positions[g][0] - off, tm.positions[g][1] - off
-            mine = np.flatnonzero((r >= 0) & (r < t.p) & (c >= 0) & (c < t.p))
-            # lme4's order: the variances, then the covariances column by column (theta's order)
-            for e in sorted(mine, key=lambda e: (r[e] != c[e], 0 if r[e] != c[e] else r[e])):
-                i, j = int(r[e]), int(c[e])
-                rows.append((name, t.cnms[j], None if i == j else t.cnms[i], vcov[start + e], sdcor[start + e]))
-        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        return varcorr_frame(self.design.re_terms, self.tmap, self.fit.theta, self.sigma)
 
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
@@ -221,23 +210,7 @@ class LmerResult:
             ndarray (l, p, p)) where the array holds lme4's ``postVar`` blocks
             (levels first).
         """
-        out: dict = {}
-        blocks = self._cond_var() if cond_var else None
-        for k, t in enumerate(self.design.re_terms):
-            df = pd.DataFrame(self._b[k], index=pd.Index(t.levels, name=t.group), columns=list(t.cnms))
-            if t.group in out:
-                prev = out[t.group][0] if cond_var else out[t.group]
-                df = pd.concat([prev, df], axis=1)
-                if cond_var:
-                    pv_prev = out[t.group][1]
-                    pv = np.zeros((t.nlevels, df.shape[1], df.shape[1]))
-                    a = pv_prev.shape[1]
-                    pv[:, :a, :a] = pv_prev
-                    pv[:, a:, a:] = blocks[k]
-                    out[t.group] = (df, pv)
-                    continue
-            out[t.group] = (df, blocks[k]) if cond_var else df
-        return out
+        return ranef_frames(self.design.re_terms, self._b, self._cond_var() if cond_var else None)
 
     def _cond_var(self) -> list[np.ndarray]:
         """sigma^2 T M^{-1}[lev] T' per term and level (given beta, as lme4's condVar)."""
@@ -249,29 +222,11 @@ class LmerResult:
     @property
     def coef(self) -> dict[str, pd.DataFrame]:
         """Fixed plus random effects per level, one DataFrame per grouping factor (lme4's ``coef``)."""
-        out = {}
-        fe = self.fixef
-        for group, re in self.ranef.items():
-            df = pd.DataFrame(np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index)
-            for c in re.columns:
-                if c in df.columns:
-                    df[c] = df[c] + re[c].to_numpy()
-                else:
-                    df[c] = re[c].to_numpy()
-            out[group] = df
-        return out
+        return coef_frames(self.fixef, self.ranef)
 
     # ---------------------------------------------------------- predictions
     def _random_part(self, terms_idx, codes_list, Xs, n: int) -> np.ndarray:
-        eta = np.zeros(n)
-        for k, codes, Xk in zip(terms_idx, codes_list, Xs):
-            b = self._b[k]
-            ok = codes >= 0
-            if ok.all():
-                eta += np.einsum("ij,ij->i", Xk, b[codes])
-            else:
-                eta[ok] += np.einsum("ij,ij->i", Xk[ok], b[codes[ok]])
-        return eta
+        return random_part(self._b, terms_idx, codes_list, Xs, n)
 
     @cached_property
     def _fitted(self) -> np.ndarray:
@@ -301,29 +256,7 @@ class LmerResult:
         return r / self.sigma if scaled else r
 
     def _terms_for(self, re_form) -> list[int]:
-        terms = self.design.re_terms
-        if re_form is None:
-            return list(range(len(terms)))
-        if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
-            return []
-        if not isinstance(re_form, str):
-            raise OptionError(f"re_form must be None, '~0' or a formula string; got {re_form!r}")
-        text = re_form.strip()
-        if text in ("~0", "~ 0", "NA", "~-1", "~ -1"):
-            return []
-        parsed = parse_formula(text if "~" in text else "~" + text)
-        if parsed.fixed_terms and any(n.kind != "number" for _, n in parsed.fixed_terms):
-            raise FormulaError("re_form may contain random-effects terms only, e.g. '~(1 | Subject)'", re_form)
-        chosen = []
-        for bar in parsed.bars:
-            hits = [k for k, t in enumerate(terms) if t.group == bar.group_name or
-                    sorted(t.group.split(":")) == sorted(bar.group_name.split(":"))]
-            if not hits:
-                raise FormulaError(
-                    f"re_form names the grouping factor {bar.group_name!r}, which the model does not have "
-                    f"(it has {sorted({t.group for t in terms})})", re_form)
-            chosen.extend(h for h in hits if h not in chosen)
-        return sorted(chosen)
+        return terms_for(self.design.re_terms, re_form)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
         """Predictions on the response scale.
@@ -356,28 +289,7 @@ class LmerResult:
                 eta = eta + d.offset
             terms = [d.re_terms[k] for k in idx]
             return eta + self._random_part(idx, [t.codes for t in terms], [t.X for t in terms], d.n)
-        nd = as_frame(newdata, "newdata")
-        X = d.fixed_matrix(nd)
-        eta = np.asarray(X @ self.fit.beta).ravel()
-        if d.parsed.offsets:
-            from ..design import evaluate
-
-            for node in d.parsed.offsets:
-                eta = eta + np.asarray(evaluate(node, nd), dtype=float)
-        codes_list, Xs = [], []
-        for k in idx:
-            t = d.re_terms[k]
-            codes = t.codes_for(nd)
-            new = codes < 0
-            if new.any() and not allow_new_levels:
-                labels = pd.unique(pd.Series(_labels(nd, t.factors)[new]))[:5]
-                raise DataError(
-                    f"new levels in grouping factor {t.group!r}: {list(labels)}; "
-                    "use allow_new_levels=True to predict them at the population level (random effects 0)"
-                )
-            codes_list.append(codes)
-            Xs.append(t.model_matrix(nd))
-        return eta + self._random_part(idx, codes_list, Xs, len(nd))
+        return newdata_eta(d, self.fit.beta, self._b, as_frame(newdata, "newdata"), idx, allow_new_levels)
 
     def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
         """Simulate responses from the fitted model (lme4's ``simulate``).
@@ -707,96 +619,11 @@ def _check_ddf(ddf):
     return _DDF[ddf.lower()]
 
 
-def _labels(frame: pd.DataFrame, factors) -> np.ndarray:
-    parts = [frame[f].astype(str).to_numpy(dtype=object) for f in factors]
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + ":" + p
-    return out
-
-
-def _update_formula(old: str, new: str) -> str:
-    """R's ``update.formula`` for the common cases: a lone ``.`` stands for the
-    old side (``". ~ . + x"``, ``". ~ . - Days"``); subtracted terms are removed.
-    """
-    import re
-
-    if "~" not in new:
-        raise FormulaError(f"the new formula needs a '~': {new!r}")
-    o_lhs, o_rhs = (part.strip() for part in old.split("~", 1))
-    n_lhs, n_rhs = (part.strip() for part in new.split("~", 1))
-    lone_dot = re.compile(r"(?<![\w.])\.(?![\w.])")
-    lhs = o_lhs if n_lhs in ("", ".") else lone_dot.sub(o_lhs, n_lhs)
-    rhs = lone_dot.sub(lambda _: o_rhs, n_rhs)
-    return _drop_subtracted(f"{lhs} ~ {rhs}")
-
-
-def _drop_subtracted(formula: str) -> str:
-    """Remove the terms a formula subtracts (``+ Days ... - Days``), bars included."""
-    from ..formula import deparse, parse_expression
-    from ..formula._parsed import _flatten_plus
-
-    lhs, rhs = formula.split("~", 1)
-    terms: list = []
-    _flatten_plus(parse_expression(rhs), "+", terms)
-
-    def key(node):
-        while node.kind == "paren" and node.args[0].kind == "paren":
-            node = node.args[0]
-        return deparse(node).replace(" ", "")
-
-    removed = {key(n) for sgn, n in terms if sgn == "-" and n.kind != "number"}
-    if not removed:
-        return formula
-    kept = [(sgn, n) for sgn, n in terms if not (sgn == "+" and key(n) in removed) and not
-            (sgn == "-" and n.kind != "number")]
-    text = " ".join(("- " if sgn == "-" else "+ ") + deparse(n) for sgn, n in kept).lstrip("+ ").strip()
-    return f"{lhs.strip()} ~ {text or '1'}"
-
-
 _CI_NAMES = {"wald": "Wald (fixed effects only, as lme4)", "profile": "profile likelihood",
              "boot": "parametric bootstrap", "blb": "bag of little bootstraps", "split": "split-sample"}
 
 _OPTIMIZER_NAMES = {"lbfgsb": "L-BFGS-B", "bobyqa": "COBYQA", "cobyqa": "COBYQA",
                     "nelder-mead": "Nelder-Mead", "powell": "Powell"}
-
-_COR_MAX = 12  # lme4's option lme4.summary.cor.max
-
-
-def _r_formula(design) -> "object":
-    """The formula as lme4 keeps it in the call: ``(x || g)`` expanded to
-    ``((1 | g) + (0 + x | g))`` (lme4's ``expandDoubleVerts``), the rest as written."""
-    from dataclasses import replace as _replace
-
-    from ..formula import Node
-
-    parsed = design.parsed
-    pieces: dict = {}
-    for b in parsed.bars:  # per bar as written, its pieces' left-hand sides in order
-        pieces.setdefault(b.node, {}).setdefault(b.lhs_text, b.lhs)
-
-    def inner_of(node):
-        while node.kind == "paren":
-            node = node.args[0]
-        return node
-
-    def expand(node):
-        if node.kind == "paren" and node in pieces and inner_of(node).is_op("||"):
-            rhs = inner_of(node).args[1]
-            terms = []
-            for lhs in pieces[node].values():
-                left = Node("number", "1") if lhs is None else lhs
-                terms.append(Node("paren", "()", (Node("binary", "|", (left, rhs)),)))
-            acc = terms[0]
-            for t in terms[1:]:
-                acc = Node("binary", "+", (acc, t))
-            return Node("paren", "()", (acc,))
-        if not node.args:
-            return node
-        return _replace(node, args=tuple(expand(a) for a in node.args))
-
-    return expand(parsed.root)
-
 
 @dataclass
 class LmerSummary:
@@ -898,27 +725,12 @@ class LmerSummary:
         if self.ddf is not None:
             title += f". t-tests use {self.ddf}'s method"
             cls = "lmerModLmerTest"
-        # lme4's .prt.methTit (lmerTest's class tag has no quotes when wrapped)
-        if len(title) + 5 + len(cls) > _fmt.WIDTH:
-            parts = _fmt.strwrap(title, _fmt.WIDTH - 2, exdent=2)
-            return _fmt.cat_fill(parts + [" [", cls, "]"], sep="")
-        return [f"{title} ['{cls}']"]
+        return title_lines(title, cls)
 
     def _random_lines(self) -> list[str]:
         m = self.model
         terms = m.design.re_terms
-        groups = _varcorr_group_names(terms)
-        vc = m.varcorr
-        sds, corrs = [], []
-        for name, t in zip(groups, terms):
-            sub = vc[vc.grp == name]
-            sd = sub[sub.var2.isna()].sdcor.to_numpy(dtype=float)
-            sds.append(sd)
-            C = np.eye(t.p)
-            for r in sub[sub.var2.notna()].itertuples():
-                i, j = t.cnms.index(r.var2), t.cnms.index(r.var1)
-                C[i, j] = C[j, i] = r.sdcor
-            corrs.append(C)
+        groups, sds, corrs = (list(x) for x in zip(*vc_parts(terms, m.varcorr)))
         extra = None
         decorate = None
         if self.intervals is not None:
@@ -965,26 +777,7 @@ class LmerSummary:
 
     def _corr_lines(self) -> list[str]:
         """lme4's correlation of the fixed effects, or its note when p > 12."""
-        m = self.model
-        V = m._vcov
-        p = V.shape[0]
-        show = self.correlation
-        if show is None:
-            show = p <= _COR_MAX
-            if not show:
-                return ["", f"Correlation matrix not shown by default, as p = {p} > {_COR_MAX}.",
-                        "Use print(x, correlation=TRUE)  or",
-                        "    vcov(x)        if you need it", ""]
-        if not show or p < 2:
-            return []
-        sd = np.sqrt(np.diag(V))
-        C = V / np.outer(sd, sd)
-        names = list(m.design.X_names)
-        txt = _fmt.format_real(_fmt.round_r(C.T.ravel(), 3), nsmall=3)
-        cells = [[txt[j * p + i] if i > j else "" for j in range(p - 1)] for i in range(1, p)]
-        rows = _fmt.abbreviate_all(names, 11)[1:]
-        cols = _fmt.abbreviate_all(names, 6)[: p - 1]
-        return ["", "Correlation of Fixed Effects:"] + _fmt.print_matrix(cells, rows, cols)
+        return corr_lines(self.model._vcov, self.model.design.X_names, self.correlation)
 
     def _warning_lines(self) -> list[str]:
         """lme4's fit warnings and its optimizer line (``.prt.warn``), pymlm's optimizer named."""
