@@ -18,6 +18,8 @@ from . import _format as _fmt
 
 __all__ = [
     "COR_MAX",
+    "MixedResult",
+    "add_random_draws",
     "coef_frames",
     "corr_lines",
     "drop_subtracted",
@@ -26,15 +28,143 @@ __all__ = [
     "r_formula",
     "random_part",
     "ranef_frames",
+    "term_templates",
     "terms_for",
     "title_lines",
     "update_formula",
     "varcorr_frame",
     "varcorr_group_names",
     "vc_parts",
+    "warning_lines",
 ]
 
 COR_MAX = 12  # lme4's option lme4.summary.cor.max
+
+
+# ------------------------------------------------------------ the results
+class MixedResult:
+    """The accessors every mixed-model result has, from its design and fit.
+
+    Subclasses set ``_vcov`` (covariance of beta), ``loglik``, ``n_params``,
+    ``is_singular``, ``_b`` (per lme4 term its ``(l_k, p_k)`` modes) and
+    ``get_ranef``; the API's fit functions are injected (results never
+    import the API).
+    """
+
+    _api_function = "the API"
+
+    def __init__(self, design: Design, fit, tmap, *, data=None, data_name: str | None = None,
+                 options: dict | None = None, refit_design=None, refit_formula=None):
+        self.design = design
+        self.fit = fit
+        # theta's map: the fitted (merged) terms and where each lme4 term sits in them
+        self.tmap = tmap
+        self._data = data
+        self.data_name = data_name
+        self.options = dict(options or {})
+        self._refit_design = refit_design
+        self._refit_formula = refit_formula
+
+    @property
+    def formula(self) -> str:
+        return self.design.formula
+
+    @property
+    def nobs(self) -> int:
+        return self.design.n
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Levels per grouping factor, lme4's names."""
+        return self.design.ngroups
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows dropped for missing values."""
+        return self.design.n_dropped
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Relative covariance parameters, lme4's order (``getME(m, "theta")``)."""
+        return np.array(self.fit.theta, dtype=float)
+
+    @property
+    def theta_names(self) -> list[str]:
+        return self.design.theta_names
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates, named as lme4 names them."""
+        return pd.Series(np.asarray(self.fit.beta, dtype=float), index=self.design.X_names, name="Estimate")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed effects."""
+        names = self.design.X_names
+        return pd.DataFrame(self._vcov, index=names, columns=names)
+
+    @property
+    def fixef_se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self._vcov)), index=self.design.X_names, name="Std. Error")
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
+
+    @property
+    def df_resid(self) -> int:
+        return int(self.nobs - self.n_params)
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects, one DataFrame per grouping factor.
+
+        Rows are the levels in R's order; terms on the same factor share a frame.
+        """
+        return self.get_ranef()
+
+    @property
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Fixed plus random effects per level, one DataFrame per grouping factor (lme4's ``coef``)."""
+        return coef_frames(self.fixef, self.ranef)
+
+    @property
+    def converged(self) -> bool:
+        return self.fit.opt.converged
+
+    @property
+    def messages(self) -> list[str]:
+        """Convergence and data messages, as lme4 prints them under the summary."""
+        out = list(self.fit.opt.messages)
+        if self.is_singular and not any(m.startswith("boundary") for m in out):
+            out.insert(0, "boundary (singular) fit: see is_singular")
+        return out
+
+    def _api(self, what: str, function):
+        if function is None:
+            raise OptionError(f"{what}() needs the fit function of the API: this result was built "
+                              f"without one; build it with {self._api_function}")
+        return function
+
+
+def add_random_draws(eta: np.ndarray, terms, Ts, sigma: float, rng) -> np.ndarray:
+    """Add to ``eta`` (n, nsim) random effects drawn from N(0, sigma^2 T_k T_k') per level of each term."""
+    nsim = eta.shape[1]
+    for t, T in zip(terms, Ts):
+        B = sigma * rng.standard_normal((nsim, t.nlevels, t.p)) @ T.T
+        for c in range(t.p):
+            eta += t.X[:, c][:, None] * B[:, t.codes, c].T
+    return eta
+
+
+def term_templates(tmap, theta, terms) -> list[np.ndarray]:
+    """T_k of every lme4 term (its block of the fitted term's template)."""
+    Ts = tmap.templates(theta)
+    return [Ts[g][off:off + t.p, off:off + t.p] for (g, off), t in zip(tmap.where, terms)]
 
 
 # ---------------------------------------------------------------- VarCorr
@@ -310,3 +440,25 @@ def corr_lines(V: np.ndarray, names, show: bool | None) -> list[str]:
     rows = _fmt.abbreviate_all(names, 11)[1:]
     cols = _fmt.abbreviate_all(names, 6)[: p - 1]
     return ["", "Correlation of Fixed Effects:"] + _fmt.print_matrix(cells, rows, cols)
+
+
+_OPTIMIZER_NAMES = {"lbfgsb": "L-BFGS-B", "bobyqa": "COBYQA", "cobyqa": "COBYQA",
+                    "nelder-mead": "Nelder-Mead", "powell": "Powell"}
+
+
+def warning_lines(design, opt, messages) -> list[str]:
+    """lme4's fit warnings and its optimizer line (``.prt.warn``), pymlm's optimizer named."""
+    out = []
+    dropped = design.dropped_columns
+    if dropped:
+        k = len(dropped)
+        out += ["fit warnings:", ("fixed-effect model matrix is rank deficient so dropping "
+                                  f"{k} {'column / coefficient' if k == 1 else 'columns / coefficients'}")]
+    msgs = list(messages)
+    code = 0 if opt.success else max(1, abs(int(getattr(opt, "status", 1) or 1)))
+    if code or msgs:
+        name = _OPTIMIZER_NAMES.get(opt.method, opt.method)
+        state = "(OK)" if code == 0 else f"({opt.message})"
+        out.append(f"optimizer ({name}) convergence code: {code} {state}")
+        out += msgs + [""]  # cat(sep = "\n") ends with a newline, then lme4 adds one
+    return out

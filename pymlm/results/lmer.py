@@ -15,7 +15,8 @@ from ..errors import DataError, OptionError
 from ..fit.lmm import LmmFit, deviance_from_factor
 from . import _format as _fmt
 from ._mixed import (
-    coef_frames,
+    MixedResult,
+    add_random_draws,
     corr_lines,
     newdata_eta,
     random_part,
@@ -24,6 +25,7 @@ from ._mixed import (
     title_lines,
     varcorr_frame,
     vc_parts,
+    warning_lines,
 )
 from ._mixed import r_formula as _r_formula
 from ._mixed import update_formula as _update_formula
@@ -32,7 +34,7 @@ from ._mixed import varcorr_group_names as _varcorr_group_names
 __all__ = ["LmerResult", "LmerSummary"]
 
 
-class LmerResult:
+class LmerResult(MixedResult):
     """A linear mixed model fitted by :func:`pymlm.lmer`.
 
     The accessors follow lme4's names (``fixef``, ``ranef``, ``VarCorr`` as
@@ -48,25 +50,16 @@ class LmerResult:
     25.592
     """
 
+    _api_function = "pymlm.lmer()"
+
     def __init__(self, design: Design, fit: LmmFit, *, data=None, data_name: str | None = None,
                  options: dict | None = None, refit_design=None, refit_formula=None):
-        self.design = design
-        self.fit = fit
-        # theta's map: the fitted (merged) terms and where each lme4 term sits in them
-        self.tmap = fit.evaluator.tmap
-        self._data = data
-        self.data_name = data_name
-        self.options = dict(options or {})
         # the API's fit functions, given by the API (results never import it):
         # refit_design(design, reml, **options) and refit_formula(formula, data, REML, **options)
-        self._refit_design = refit_design
-        self._refit_formula = refit_formula
+        super().__init__(design, fit, fit.evaluator.tmap, data=data, data_name=data_name, options=options,
+                         refit_design=refit_design, refit_formula=refit_formula)
 
     # ------------------------------------------------------------------ basics
-    @property
-    def formula(self) -> str:
-        return self.design.formula
-
     @property
     def crossprod(self) -> CrossProducts:
         """The cross-products the fit was computed from."""
@@ -81,51 +74,13 @@ class LmerResult:
         return "REML" if self.reml else "ML"
 
     @property
-    def nobs(self) -> int:
-        return self.design.n
-
-    @property
-    def ngroups(self) -> dict[str, int]:
-        """Levels per grouping factor, lme4's names."""
-        return self.design.ngroups
-
-    @property
-    def n_dropped(self) -> int:
-        """Rows dropped for missing values."""
-        return self.design.n_dropped
-
-    @property
-    def theta(self) -> np.ndarray:
-        """Relative covariance parameters, lme4's order (``getME(m, "theta")``)."""
-        return self.fit.theta.copy()
-
-    @property
-    def theta_names(self) -> list[str]:
-        return self.design.theta_names
-
-    @property
     def sigma(self) -> float:
         """Residual standard deviation."""
         return self.fit.sigma
 
-    @property
-    def fixef(self) -> pd.Series:
-        """Fixed-effect estimates, named as lme4 names them."""
-        return pd.Series(self.fit.beta, index=self.design.X_names, name="Estimate")
-
     @cached_property
     def _vcov(self) -> np.ndarray:
         return self.fit.vcov_beta()
-
-    @property
-    def vcov(self) -> pd.DataFrame:
-        """Covariance matrix of the fixed effects."""
-        names = self.design.X_names
-        return pd.DataFrame(self._vcov, index=names, columns=names)
-
-    @property
-    def fixef_se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self._vcov)), index=self.design.X_names, name="Std. Error")
 
     @property
     def n_params(self) -> int:
@@ -151,18 +106,6 @@ class LmerResult:
     def loglik(self) -> float:
         """The log-likelihood lme4 reports: REML log-likelihood for REML fits."""
         return -0.5 * self.fit.deviance
-
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
-
-    @property
-    def df_resid(self) -> int:
-        return int(self.nobs - self.n_params)
 
     # -------------------------------------------------------- random effects
     def _split(self, per_fitted, kind):
@@ -192,14 +135,6 @@ class LmerResult:
         """
         return varcorr_frame(self.design.re_terms, self.tmap, self.fit.theta, self.sigma)
 
-    @property
-    def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects, one DataFrame per grouping factor.
-
-        Rows are the levels in R's order; terms on the same factor share a frame.
-        """
-        return self.get_ranef()
-
     def get_ranef(self, cond_var: bool = False) -> dict:
         """Conditional modes, and with ``cond_var=True`` their conditional variances.
 
@@ -218,11 +153,6 @@ class LmerResult:
         s2 = self.sigma ** 2
         full = [s2 * np.einsum("ab,lbc,dc->lad", T, B, T) for T, B in zip(self.fit.factor.Ts, Minv)]
         return self._split(full, "V")
-
-    @property
-    def coef(self) -> dict[str, pd.DataFrame]:
-        """Fixed plus random effects per level, one DataFrame per grouping factor (lme4's ``coef``)."""
-        return coef_frames(self.fixef, self.ranef)
 
     # ---------------------------------------------------------- predictions
     def _random_part(self, terms_idx, codes_list, Xs, n: int) -> np.ndarray:
@@ -309,11 +239,7 @@ class LmerResult:
         base = np.asarray(d.X @ self.fit.beta).ravel()
         if d.offset is not None:
             base = base + d.offset
-        Y = np.repeat(base[:, None], nsim, axis=1)
-        for t, T in zip(d.re_terms, self._Ts):
-            B = self.sigma * rng.standard_normal((nsim, t.nlevels, t.p)) @ T.T
-            for c in range(t.p):
-                Y += t.X[:, c][:, None] * B[:, t.codes, c].T
+        Y = add_random_draws(np.repeat(base[:, None], nsim, axis=1), d.re_terms, self._Ts, self.sigma, rng)
         noise = self.sigma * rng.standard_normal((n, nsim))
         if d.weights is not None:
             with np.errstate(divide="ignore"):
@@ -347,13 +273,6 @@ class LmerResult:
         opts.update(kwargs)
         return lmer(new_formula, data, REML=self.reml if REML is None else REML,
                     data_name=self.data_name, **opts)
-
-    @staticmethod
-    def _api(what: str, function):
-        if function is None:
-            raise OptionError(f"{what}() needs the fit function of the API: this result was built "
-                              "without one; build it with pymlm.lmer()")
-        return function
 
     # ------------------------------------------------------------ inference
     @cached_property
@@ -413,18 +332,6 @@ class LmerResult:
         lower = self.design.lower
         diag = np.isfinite(lower)
         return bool(np.any(self.fit.theta[diag] < 1e-4))
-
-    @property
-    def converged(self) -> bool:
-        return self.fit.opt.converged
-
-    @property
-    def messages(self) -> list[str]:
-        """Convergence and data messages, as lme4 prints them under the summary."""
-        out = list(self.fit.opt.messages)
-        if self.is_singular and not any(m.startswith("boundary") for m in out):
-            out.insert(0, "boundary (singular) fit: see is_singular")
-        return out
 
     def fit_warnings(self) -> list[tuple[str, type]]:
         """The (message, warning class) pairs the fit reports: singular fit, non-convergence."""
@@ -622,8 +529,6 @@ def _check_ddf(ddf):
 _CI_NAMES = {"wald": "Wald (fixed effects only, as lme4)", "profile": "profile likelihood",
              "boot": "parametric bootstrap", "blb": "bag of little bootstraps", "split": "split-sample"}
 
-_OPTIMIZER_NAMES = {"lbfgsb": "L-BFGS-B", "bobyqa": "COBYQA", "cobyqa": "COBYQA",
-                    "nelder-mead": "Nelder-Mead", "powell": "Powell"}
 
 @dataclass
 class LmerSummary:
@@ -780,23 +685,8 @@ class LmerSummary:
         return corr_lines(self.model._vcov, self.model.design.X_names, self.correlation)
 
     def _warning_lines(self) -> list[str]:
-        """lme4's fit warnings and its optimizer line (``.prt.warn``), pymlm's optimizer named."""
         m = self.model
-        out = []
-        dropped = m.design.dropped_columns
-        if dropped:
-            k = len(dropped)
-            out += ["fit warnings:", "fixed-effect model matrix is rank deficient so dropping "
-                    f"{k} {'column / coefficient' if k == 1 else 'columns / coefficients'}"]
-        opt = m.fit.opt
-        msgs = list(m.messages)
-        code = 0 if opt.success else max(1, abs(int(getattr(opt, "status", 1) or 1)))
-        if code or msgs:
-            name = _OPTIMIZER_NAMES.get(opt.method, opt.method)
-            state = "(OK)" if code == 0 else f"({opt.message})"
-            out.append(f"optimizer ({name}) convergence code: {code} {state}")
-            out += msgs + [""]  # cat(sep = "\n") ends with a newline, then lme4 adds one
-        return out
+        return warning_lines(m.design, m.fit.opt, m.messages)
 
     def lines(self) -> list[str]:
         """The printed summary, one string per line (lme4's ``print(summary(m))``)."""

@@ -275,6 +275,8 @@ add_case("cbpp_nagq0", f_cbpp, "cbpp", "cbpp", quote(binomial), nAGQ = 0L, newda
 add_case("cbpp_proportion_weights", incidence / size ~ period + (1 | herd), "cbpp", "cbpp", quote(binomial),
          weights = "size", newdata = nd_cbpp, tmb_family = quote(binomial))
 
+add_case("cbpp_null", cbind(incidence, size - incidence) ~ 1 + (1 | herd), "cbpp", "cbpp", quote(binomial))
+
 # likelihood-ratio test of period, and a refit on a new response
 m0_cbpp <- glmer(cbind(incidence, size - incidence) ~ 1 + (1 | herd), data = cbpp, family = binomial)
 m1_cbpp <- m_cbpp
