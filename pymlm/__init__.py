@@ -10,7 +10,7 @@ Examples
 """
 
 from . import datasets, plot
-from ._api import anova, lformula, lmer, lmer_devfun
+from ._api import anova, glmer, lformula, lmer, lmer_devfun
 from .design import Design
 from .errors import (
     ConvergenceWarning,
@@ -47,6 +47,7 @@ __all__ = [
     "bam",
     "datasets",
     "gam",
+    "glmer",
     "lformula",
     "lmer",
     "lmer_devfun",
