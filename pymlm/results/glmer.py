@@ -137,7 +137,7 @@ class GlmerResult(MixedResult):
         lme4's value, which leaves out the log-likelihood of the saturated
         model (mu = y): ``loglik = loglik_lme4 + sum_i log p(y_i | mu_i = y_i)``
         (binomial, Poisson), so that it cannot be compared with a Laplace fit."""
-        return -0.5 * float(self.fit.deviance_lme4)
+        return -0.5 * float(self.fit.objective_lme4)
 
     @property
     def deviance(self) -> float:
@@ -335,7 +335,9 @@ class GlmerResult(MixedResult):
         if not np.isfinite(y).all():
             raise DataError("newresp contains NaN or infinite values")
         design = replace(self.design, y=y)
-        return fit_design(design, data=self._data, data_name=self.data_name, **self.options)
+        # the design carries the prior weights
+        opts = {k: v for k, v in self.options.items() if k != "weights"}
+        return fit_design(design, data=self._data, data_name=self.data_name, **opts)
 
     def update(self, formula: str | None = None, data=None, **kwargs) -> GlmerResult:
         """Refit with a changed formula, data or options (lme4's ``update``).
@@ -350,6 +352,8 @@ class GlmerResult(MixedResult):
                 raise DataError("this fit does not keep its data; pass data= to update()")
             data = self._data
         opts = dict(self.options)
+        if not isinstance(opts.get("family"), str):  # the fitted family (statsmodels, with its link)
+            opts["family"] = self.family
         opts.update(kwargs)
         return glmer(new_formula, data, data_name=self.data_name, **opts)
 

@@ -101,6 +101,7 @@ class ReferenceFit:
     nAGQ: int
     minus2loglik: float
     deviance_lme4: float
+    objective_lme4: float
     vcov: np.ndarray
     hessian: object
     singular: bool
@@ -132,7 +133,7 @@ def reference_result(case: str, **kwargs) -> GlmerResult:
         prior_weights=np.asarray(f["prior_weights"]), y=np.asarray(f["y"]),
         dispersion=c["sigma"] ** 2 if c["family"] in ("Gamma", "inverse.gaussian") else 1.0,
         nAGQ=c["nAGQ"], minus2loglik=m2ll + (saturated_m2ll(c) if c["nAGQ"] > 1 else 0.0),
-        deviance_lme4=m2ll, vcov=np.asarray(c["vcov"], dtype=float).reshape(len(c["fixef"]), -1),
+        deviance_lme4=c["deviance"], objective_lme4=m2ll, vcov=np.asarray(c["vcov"], dtype=float).reshape(len(c["fixef"]), -1),
         hessian=None, singular=bool(c["is_singular"]),
         opt=OptResult(x=np.atleast_1d(c["theta"]), fun=m2ll, nfev=0, method="bobyqa", success=True),
         tmap=ThetaMap.default([(t.p, t.nlevels) for t in terms], design.theta_names),
