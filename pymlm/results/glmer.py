@@ -62,6 +62,18 @@ class GlmerResult(MixedResult):
         The API's fit functions (results never import the API):
         ``refit_design(design, data=, data_name=, **options)`` and
         ``refit_formula(formula, data, data_name=, **options)``.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> m = ml.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              ml.datasets.load("cbpp"), family="binomial", data_name="cbpp")
+    >>> m.fixef.round(2).to_dict()
+    {'(Intercept)': -1.4, 'period2': -0.99, 'period3': -1.13, 'period4': -1.58}
+    >>> round(m.loglik, 2), m.n_params, m.df_resid
+    (-92.03, 5, 51)
+    >>> print(m.show().splitlines()[2])
+     Family: binomial  ( logit )
     """
 
     _api_function = "pymlm.glmer()"
@@ -224,6 +236,13 @@ class GlmerResult(MixedResult):
         Returns
         -------
         ndarray (n,)
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", ml.datasets.load("cbpp"))
+        >>> m.residuals("pearson")[:3].round(1).tolist()
+        [-1.3, 1.1, 2.9]
         """
         if type not in _RESIDUAL_TYPES:
             raise OptionError(f"type must be one of {list(_RESIDUAL_TYPES)}; got {type!r}")
@@ -274,6 +293,15 @@ class GlmerResult(MixedResult):
             New levels without ``allow_new_levels``; a column is missing.
         OptionError
             An unknown ``type``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import pymlm as ml
+        >>> m = ml.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", ml.datasets.load("cbpp"))
+        >>> nd = pd.DataFrame({"period": ["1", "4"], "herd": ["1", "new"]})
+        >>> m.predict(nd, type="response", allow_new_levels=True).round(2).tolist()
+        [0.31, 0.05]
         """
         if type not in ("link", "response"):
             raise OptionError(f"type must be 'link' or 'response'; got {type!r}")
