@@ -47,10 +47,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..crossprod import cross_products
+from ..crossprod import CrossProducts, cross_products
 from ..errors import (
     ConvergenceWarning,
     DataError,
@@ -148,19 +150,17 @@ class GlmmProblem:
         """b = Lambda u per term, ``(l_k, p_k)``."""
         return [uk @ T.T for uk, T in zip(self.split_u(u), self.tmap.templates(theta))]
 
+    @cached_property
+    def _ZxT(self) -> tuple:
+        return tuple(np.ascontiguousarray(Zk.T) for Zk in self.Zx)
+
     def eta(self, theta, beta, u) -> np.ndarray:
         """The linear predictor o + X beta + Z Lambda u, ``(n,)``."""
         eta = self.offset + self.X @ beta
-        for bk, ck, Zk in zip(self.b_terms(theta, u), self.codes, self.Zx):
-            eta += np.einsum("ij,ij->i", Zk, bk[ck]) if Zk.shape[1] > 1 else Zk[:, 0] * bk[ck, 0]
+        for bk, ck, ZkT in zip(self.b_terms(theta, u), self.codes, self._ZxT):
+            for j in range(ZkT.shape[0]):          # p_k columns, each a gather and a product
+                eta += ZkT[j] * np.ascontiguousarray(bk[:, j])[ck]
         return eta
-
-    def random_part(self, theta, du) -> np.ndarray:
-        """Z Lambda du, ``(n,)``."""
-        out = np.zeros(self.n)
-        for bk, ck, Zk in zip(self.b_terms(theta, du), self.codes, self.Zx):
-            out += np.einsum("ij,ij->i", Zk, bk[ck]) if Zk.shape[1] > 1 else Zk[:, 0] * bk[ck, 0]
-        return out
 
     def cross_products(self, eta, mu):
         """Weighted cross-products of [Z X z] at eta: w = a (dmu/deta)^2 / V(mu), z the working response."""
@@ -168,18 +168,78 @@ class GlmmProblem:
         d = fam.mu_eta(eta)
         w = self.prior_weights * d * d / fam.variance(mu)
         z = eta - self.offset + (self.y - mu) / d
+        if self._one_term is not None:
+            return self._one_term(w, z)
         return cross_products(self.codes, self.Zx, self.levels, self.X, z, weights=w, chunk_size=self.chunk_size)
 
+    @cached_property
+    def _one_term(self):
+        return _OneTermBlocks(self.codes[0], self.Zx[0], self.X, self.levels[0]) if len(self.codes) == 1 else None
+
+    @cached_property
+    def _binary(self) -> bool:
+        return self.family.kind == "binomial" and bool(np.all((self.y == 0.0) | (self.y == 1.0)))
+
     def devres(self, mu) -> np.ndarray:
+        """Squared deviance residuals, ``(n,)`` (a 0/1 response: -2 a log of the fitted probability)."""
+        if self._binary:
+            return -2.0 * self.prior_weights * np.log(np.where(self.y > 0.5, mu, 1.0 - mu))
         return self.family.dev_resid(self.y, mu, self.prior_weights)
+
+    @cached_property
+    def _aic_minus_deviance(self) -> float:
+        """aic(mu) - deviance(mu), which does not depend on mu without a dispersion (binomial, Poisson, NB)."""
+        mu = self.family.start_mu(self.y, self.prior_weights)
+        dev = float(np.sum(self.family.dev_resid(self.y, mu, self.prior_weights)))
+        return self.family.minus2loglik(self.y, mu, self.prior_weights, self.trials, dev) - dev
 
     def minus2loglik_cond(self, mu, dev: float | None = None) -> float:
         """The family's -2 log p(y | u) with every constant (R's ``aic``)."""
+        if dev is not None and not self.family.has_dispersion:
+            return dev + self._aic_minus_deviance
         return self.family.minus2loglik(self.y, mu, self.prior_weights, self.trials, dev)
 
     def start_eta(self) -> np.ndarray:
         """R's start: the link of ``mustart`` (the offset is part of it)."""
         return self.family.link(self.family.start_mu(self.y, self.prior_weights))
+
+
+class _OneTermBlocks:
+    """The cross-products of a one-term model at new weights, by one sparse product per iteration.
+
+    The row products z_i z_i' and z_i x_i' do not change between PIRLS
+    iterations, only the weights and the working response do; a level
+    indicator (l_k x n, sparse) sums their weighted values per level.
+    The blocks are those of :func:`pymlm.crossprod.cross_products`.
+    """
+
+    def __init__(self, codes, Zk, X, lk):
+        n, pk = Zk.shape
+        p = X.shape[1]
+        self.dims, self.p, self.n, self.pk, self.lk = ((pk, int(lk)),), p, n, pk, int(lk)
+        self.ind = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(int(lk), n))
+        # row products as rows of a (m, n) array: the weighting then streams through memory
+        self.fixed = np.ascontiguousarray(np.vstack([np.einsum("ia,ib->abi", Zk, Zk).reshape(pk * pk, n),
+                                                     np.einsum("ia,ib->abi", Zk, X).reshape(pk * p, n)]))
+        self.ZkT = np.ascontiguousarray(Zk.T)
+        self.XyT = np.empty((p + 1, n))
+        self.XyT[:p] = X.T
+        self.cols = np.empty((self.fixed.shape[0] + pk, n))
+
+    def __call__(self, w, z) -> CrossProducts:
+        pk, p, lk = self.pk, self.p, self.lk
+        m = self.fixed.shape[0]
+        cols = self.cols
+        np.multiply(self.fixed, w, out=cols[:m])
+        np.multiply(self.ZkT, w * z, out=cols[m:])
+        S = np.asarray(self.ind @ cols.T)
+        zz = np.ascontiguousarray(S[:, :pk * pk]).reshape(lk, pk, pk)
+        zxy = np.empty((lk, pk, p + 1))
+        zxy[:, :, :p] = S[:, pk * pk:pk * pk + pk * p].reshape(lk, pk, p)
+        zxy[:, :, p] = S[:, m:]
+        self.XyT[p] = z
+        xyxy = (self.XyT * w) @ self.XyT.T
+        return CrossProducts(self.dims, p, float(self.n), 0.0, (zz,), {}, {}, (zxy,), xyxy)
 
 
 @dataclass(frozen=True, eq=False)
@@ -417,27 +477,112 @@ class GlmmObjective:
     def __call__(self, x) -> float:
         return self.evaluate(x)[0]
 
-    def steps(self, x) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
-        return 1e-5 * np.maximum(np.abs(x), 0.1)
+    @property
+    def analytic(self) -> bool:
+        """Whether :func:`laplace_gradient` applies: stage 2, Laplace, one random term, a canonical link."""
+        pr = self.problem
+        return self.stage == 2 and self.nAGQ == 1 and pr.tmap.n_terms == 1 and pr.family.canonical and \
+            not pr.family.has_dispersion
 
     def value_and_grad(self, x):
+        if self.analytic:
+            f0, res = self.evaluate(x)
+            if not np.isfinite(f0):
+                return np.inf, None
+            return f0, laplace_gradient(self.problem, res)
+        return self.fd_value_and_grad(x)
+
+    def fd_value_and_grad(self, x):
+        """The objective and its gradient by forward differences (n_theta + p warm-started evaluations).
+
+        PIRLS converges the modes to rounding, so the objective is smooth to
+        about 1e-12 relative and a step of 1e-7 (relative) leaves a gradient
+        error of about h f''/2, below the search's tolerance; the Hessian for
+        the standard errors uses central differences (:func:`objective_hessian`).
+        """
         x = np.asarray(x, dtype=float)
         f0, res = self.evaluate(x)
         if not np.isfinite(f0):
             return np.inf, None
         u_c, b_c = res.u, res.beta
-        h = self.steps(x)
+        h = 1e-7 * np.maximum(np.abs(x), 1.0)
         g = np.empty_like(x)
-        for i in range(x.size):    # 2 (n_theta + p) warm-started evaluations
+        for i in range(x.size):    # n_theta + p warm-started evaluations
             e = np.zeros_like(x)
             e[i] = h[i]
             fp = self.evaluate(x + e, u0=u_c, beta0=b_c)[0]
-            fm = self.evaluate(x - e, u0=u_c, beta0=b_c)[0]
-            if not (np.isfinite(fp) and np.isfinite(fm)):
-                return f0, None
-            g[i] = (fp - fm) / (2.0 * h[i])
+            if not np.isfinite(fp):
+                fp = self.evaluate(x - e, u0=u_c, beta0=b_c)[0]
+                if not np.isfinite(fp):
+                    return f0, None
+                g[i] = (f0 - fp) / h[i]
+                continue
+            g[i] = (fp - f0) / h[i]
         return f0, g
+
+
+def laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
+    """The gradient of the Laplace objective in (theta, beta), one random term and a canonical link.
+
+    F = A(mu(u)) + |u|^2 + log|M|, M = I + Lambda'Z'WZ Lambda, at the modes u
+    of A + |u|^2 (A the family's -2 log-likelihood; its difference from the
+    deviance does not depend on mu for the binomial and Poisson families).
+    With r = a (y - mu) (the score in eta), W = a V(mu), c_i = h_i dw_i/deta,
+    h_i = z_i'Lambda M^{-1} Lambda'z_i and v = M^{-1} Lambda'Z'c, the
+    envelope theorem and du/dbeta = -M^{-1}Lambda'Z'WX,
+    du/dtheta_j = M^{-1}(dLambda_j'Z'r - Lambda'Z'WZ dLambda_j u) give
+
+        dF/dbeta = -2 X'r + X'c - X'WZ Lambda v,
+        dF/dT = sum over levels l of
+                -2 Zr_l u_l' + 2 A_l T Minv_l + Zc_l u_l' + Zr_l v_l' - A_l T v_l u_l',
+
+    with Zr_l = Z_l'r, Zc_l = Z_l'c, A_l = Z_l'WZ_l and Minv_l the level's
+    block of M^{-1} (block diagonal for one term), read at theta's positions.
+    Everything is one pass over the rows (h, c, r) and per-level p_k x p_k algebra.
+    """
+    fam = problem.family
+    tm = problem.tmap
+    pk, lk = tm.dims[0]
+    theta = res.theta
+    T = tm.template(0, theta)
+    f = res.factor
+    cp = f.struct.cp
+    Minv = f.minv_diag_blocks()[0]                                  # (l, p_k, p_k)
+    A = cp.zz_diag[0]                                               # (l, p_k, p_k)
+    ZWX = cp.zxy[0][:, :, :problem.p]                               # (l, p_k, p)
+    codes, Zk = problem.codes[0], problem.Zx[0]
+    mu = res.mu
+    a = problem.prior_weights
+    V = fam.variance(mu)
+    dV = _variance_derivative(fam, mu)
+    r = a * (problem.y - mu)
+    S = Zk @ T                                                      # rows of Z Lambda: s_i = T'z_i
+    h = np.einsum("ia,iab,ib->i", S, Minv[codes], S) if pk > 1 else S[:, 0] ** 2 * Minv[codes, 0, 0]
+    c = h * a * dV * V
+    Zr = _level_sums(codes, Zk, r, lk)                               # (l, p_k)
+    Zc = _level_sums(codes, Zk, c, lk)
+    u = res.u.reshape(lk, pk)
+    v = np.einsum("lab,cb,lc->la", Minv, T, Zc)                      # Minv_l T' Zc_l
+    X = problem.X
+    g_beta = -2.0 * (X.T @ r) + X.T @ c - np.einsum("lap,ab,lb->p", ZWX, T, v)
+    ATM = np.einsum("lab,bc,lcd->ad", A, T, Minv)
+    ATv = np.einsum("lab,bc,lc->la", A, T, v)
+    dT = (-2.0 * Zr.T @ u + 2.0 * ATM + Zc.T @ u + Zr.T @ v - ATv.T @ u)
+    return np.concatenate([tm.pack([dT]), g_beta])
+
+
+def _level_sums(codes, Zk, x, lk) -> np.ndarray:
+    """Per level sum over its rows of z_i x_i, ``(l_k, p_k)``."""
+    return np.stack([np.bincount(codes, weights=Zk[:, j] * x, minlength=lk) for j in range(Zk.shape[1])], axis=1)
+
+
+def _variance_derivative(fam: GlmFamily, mu) -> np.ndarray:
+    """dV/dmu of the binomial (1 - 2 mu) and Poisson (1) variance functions."""
+    if fam.kind == "binomial":
+        return 1.0 - 2.0 * mu
+    if fam.kind == "poisson":
+        return np.ones_like(mu)
+    raise ValueError(f"no analytic Laplace gradient for family {fam.name}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -654,15 +799,32 @@ def fit_glmm(problem: GlmmProblem, nAGQ: int = 1, *, start=None, optimizer: str 
 
 
 def objective_hessian(obj: GlmmObjective, x, delta: float = 1e-4) -> np.ndarray:
-    """Hessian of the objective in (theta, beta) by central differences (lme4's ``deriv12``)."""
+    """Hessian of the objective in (theta, beta) at x.
+
+    With the analytic gradient: central differences of it (2 (n_theta + p)
+    evaluations, steps ``delta`` max(|x|, 0.1)); otherwise central second
+    differences of the objective (lme4's ``deriv12``). Each evaluation starts
+    PIRLS at the modes of x. A diagonal element of theta may cross its
+    bound here: the objective is even in it.
+    """
     x = np.asarray(x, dtype=float)
     _, res = obj.evaluate(x)
     u_c, b_c = res.u, res.beta
+    if obj.analytic:
+        k = x.size
+        H = np.empty((k, k))
+        steps = delta * np.maximum(np.abs(x), 0.1)
+        for i in range(k):      # 2 (n_theta + p) gradients
+            e = np.zeros(k)
+            e[i] = steps[i]
+            gp = laplace_gradient(obj.problem, obj.evaluate(x + e, u0=u_c, beta0=b_c)[1])
+            gm = laplace_gradient(obj.problem, obj.evaluate(x - e, u0=u_c, beta0=b_c)[1])
+            H[:, i] = (gp - gm) / (2.0 * steps[i])
+        return 0.5 * (H + H.T)
 
     def f(z):
         return obj.evaluate(z, u0=u_c, beta0=b_c)[0]
 
-    # theta may cross its bound here: the objective is even in a diagonal element
     _, H = fd_gradient_hessian(f, x, np.full(x.size, -np.inf), delta=delta)
     return 0.5 * (H + H.T)
 
