@@ -144,6 +144,18 @@ class MixedResult:
             out.insert(0, "boundary (singular) fit: see is_singular")
         return out
 
+    def fit_warnings(self) -> list[tuple[str, type]]:
+        """The (message, warning class) pairs the fit reports: singular fit, non-convergence."""
+        from ..errors import ConvergenceWarning, SingularFitWarning
+
+        out = []
+        for msg in self.messages:
+            if msg.startswith("boundary"):
+                out.append((msg, SingularFitWarning))
+            elif msg.startswith("Model"):
+                out.append((msg, ConvergenceWarning))
+        return out
+
     def _api(self, what: str, function):
         if function is None:
             raise OptionError(f"{what}() needs the fit function of the API: this result was built "
@@ -446,8 +458,11 @@ _OPTIMIZER_NAMES = {"lbfgsb": "L-BFGS-B", "bobyqa": "COBYQA", "cobyqa": "COBYQA"
                     "nelder-mead": "Nelder-Mead", "powell": "Powell"}
 
 
-def warning_lines(design, opt, messages) -> list[str]:
-    """lme4's fit warnings and its optimizer line (``.prt.warn``), pymlm's optimizer named."""
+def warning_lines(design, opt, messages, brief: bool = False) -> list[str]:
+    """lme4's fit warnings and its optimizer line (``.prt.warn``), pymlm's optimizer named.
+
+    ``brief``: as lme4's short print of a fit, the optimizer line counts the
+    messages instead of listing them."""
     out = []
     dropped = design.dropped_columns
     if dropped:
@@ -459,6 +474,10 @@ def warning_lines(design, opt, messages) -> list[str]:
     if code or msgs:
         name = _OPTIMIZER_NAMES.get(opt.method, opt.method)
         state = "(OK)" if code == 0 else f"({opt.message})"
-        out.append(f"optimizer ({name}) convergence code: {code} {state}")
-        out += msgs + [""]  # cat(sep = "\n") ends with a newline, then lme4 adds one
+        line = f"optimizer ({name}) convergence code: {code} {state}"
+        if brief:
+            out.append(f"{line} ; 0 optimizer warnings; {len(msgs)} lme4 warnings ")
+        else:
+            out.append(line)
+            out += msgs + [""]  # cat(sep = "\n") ends with a newline, then lme4 adds one
     return out

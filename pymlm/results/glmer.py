@@ -565,7 +565,7 @@ class GlmerSummary:
             out += _fmt.print_named_gap(_fmt.format_real(fe.to_numpy(), 4), list(fe.index), gap=2)
         else:
             out.append("No fixed effect coefficients")
-        out += warning_lines(m.design, m.fit.opt, m.messages)
+        out += warning_lines(m.design, m.fit.opt, m.messages, brief=True)
         return out
 
     def __str__(self) -> str:

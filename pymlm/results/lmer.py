@@ -333,18 +333,6 @@ class LmerResult(MixedResult):
         diag = np.isfinite(lower)
         return bool(np.any(self.fit.theta[diag] < 1e-4))
 
-    def fit_warnings(self) -> list[tuple[str, type]]:
-        """The (message, warning class) pairs the fit reports: singular fit, non-convergence."""
-        from ..errors import ConvergenceWarning, SingularFitWarning
-
-        out = []
-        for msg in self.messages:
-            if msg.startswith("boundary"):
-                out.append((msg, SingularFitWarning))
-            elif msg.startswith("Model"):
-                out.append((msg, ConvergenceWarning))
-        return out
-
     def profile(self, n_jobs: int = 1, progress: bool = False, **options):
         """Likelihood profiles of the parameters (lme4's ``profile()``).
 

@@ -45,7 +45,8 @@ def _values(d) -> np.ndarray:
     return np.atleast_1d(np.asarray(list(d.values()) if isinstance(d, dict) else d, dtype=float))
 
 
-@pytest.mark.parametrize("case", FAST + [pytest.param(c, marks=pytest.mark.slow) for c in SLOW])
+@pytest.mark.parametrize("case", FAST + ["bernoulli_singular"] + [pytest.param(c, marks=pytest.mark.slow)
+                                                                  for c in SLOW])
 def test_estimates_within_the_checker_tolerances(case):
     m, c = fit(case), CASES[case]
     se = _values(c["fixef_se"])
@@ -60,6 +61,7 @@ def test_estimates_within_the_checker_tolerances(case):
     assert -2 * m.loglik_lme4 <= -2 * c["logLik"] + 1e-3
     assert m.sigma == pytest.approx(c["sigma"], rel=1e-3)
     assert (m.nobs, m.n_params, m.df_resid) == (c["nobs"], c["df"], c["df_resid"])
+    assert m.is_singular == c["is_singular"]
 
 
 @pytest.mark.parametrize("case", FAST)
