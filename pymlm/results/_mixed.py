@@ -320,8 +320,14 @@ def newdata_eta(design: Design, beta: np.ndarray, b: list[np.ndarray], nd: pd.Da
     if design.parsed.offsets:
         from ..design import evaluate
 
+        from ..formula import deparse
+
         for node in design.parsed.offsets:
-            eta = eta + np.asarray(evaluate(node, nd), dtype=float)
+            try:
+                eta = eta + np.asarray(evaluate(node, nd), dtype=float)
+            except KeyError as exc:
+                raise DataError(f"newdata has no column {exc.args[0]!r}, which the model's "
+                                f"offset({deparse(node)}) needs") from None
     codes_list, Xs = [], []
     for k in idx:
         t = design.re_terms[k]

@@ -195,6 +195,8 @@ def test_predict_refuses_new_levels_and_unknown_types():
         m.predict(nd)
     with pytest.raises(OptionError, match="link"):
         m.predict(type="mean")
+    with pytest.raises(DataError, match=r"column 't'.*offset\(log\(t\)\)"):
+        result("poisson_offset").predict(pd.DataFrame({"x": [0.1], "g": ["g01"]}))
     # one term of two: crossed subject and item effects
     mc = result("crossed_binomial")
     both, subj = mc.predict(), mc.predict(re_form="~(1 | subj)")
