@@ -319,7 +319,6 @@ def newdata_eta(design: Design, beta: np.ndarray, b: list[np.ndarray], nd: pd.Da
     eta = np.asarray(X @ beta).ravel()
     if design.parsed.offsets:
         from ..design import evaluate
-
         from ..formula import deparse
 
         for node in design.parsed.offsets:
