@@ -361,17 +361,19 @@ def lformula(formula: str, data, weights=None, offset=None) -> Design:
 
 
 def anova(*models, names=None, refit: bool = True) -> AnovaResult:
-    """Likelihood-ratio tests of nested linear mixed models.
+    """Likelihood-ratio tests of nested linear or generalized linear mixed models.
 
     Models are sorted by number of parameters; each is compared with the
     previous one: Chisq = difference in deviance, Df = difference in
     parameters. REML fits are refitted by ML first (lme4 does the same and
     says so), since REML likelihoods of models with different fixed effects
-    are not comparable.
+    are not comparable. GLMMs are fitted by maximum likelihood and compared
+    on the absolute scale of their log-likelihood, so that fits with
+    different nAGQ can be compared too.
 
     Parameters
     ----------
-    *models : LmerResult
+    *models : LmerResult or GlmerResult
         Two or more fits to the same observations.
     names : list of str, optional
         Row labels; default ``m0``, ``m1``, ...

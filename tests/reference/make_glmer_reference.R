@@ -39,6 +39,13 @@ d$yf <- c("no", "yes")[d$y + 1]
 d$yl <- d$y == 1
 write_data(d, "bernoulli")
 
+# Bernoulli with no group effect: lme4's fit is singular (theta = 0)
+set.seed(116)
+G <- 15; m <- 8
+d <- data.frame(g = rep(lev("g", G), each = m), x = round(rnorm(G * m), 4))
+d$y <- rbinom(G * m, 1, plogis(0.2 + 0.5 * d$x))
+write_data(d, "singular")
+
 # Poisson counts with an exposure (offset log(t))
 set.seed(102)
 G <- 30; m <- 8
@@ -90,6 +97,7 @@ d$x <- signif(d$x, 8)
 write_data(d, "sim_bin")
 
 bernoulli <- read_data("bernoulli", list(g = lev("g", 40), yf = c("no", "yes")))
+singular <- read_data("singular", list(g = lev("g", 15)))
 poisson_offset <- read_data("poisson_offset", list(g = lev("g", 30)))
 positive <- read_data("positive", list(g = lev("g", 20)))
 crossed <- read_data("crossed", list(subj = lev("s", 30), item = lev("i", 20)))
@@ -275,6 +283,8 @@ add_case("cbpp_nagq0", f_cbpp, "cbpp", "cbpp", quote(binomial), nAGQ = 0L, newda
 add_case("cbpp_proportion_weights", incidence / size ~ period + (1 | herd), "cbpp", "cbpp", quote(binomial),
          weights = "size", newdata = nd_cbpp, tmb_family = quote(binomial))
 
+add_case("cbpp_null", cbind(incidence, size - incidence) ~ 1 + (1 | herd), "cbpp", "cbpp", quote(binomial))
+
 # likelihood-ratio test of period, and a refit on a new response
 m0_cbpp <- glmer(cbind(incidence, size - incidence) ~ 1 + (1 | herd), data = cbpp, family = binomial)
 m1_cbpp <- m_cbpp
@@ -306,6 +316,7 @@ add_case("bernoulli_01", y ~ x + (1 | g), "bernoulli", "glmer_bernoulli", quote(
 add_case("bernoulli_factor", yf ~ x + (1 | g), "bernoulli", "glmer_bernoulli", quote(binomial),
          newdata = nd_bern)
 add_case("bernoulli_logical", yl ~ x + (1 | g), "bernoulli", "glmer_bernoulli", quote(binomial))
+add_case("bernoulli_singular", y ~ x + (1 | g), "singular", "glmer_singular", quote(binomial))
 
 nd_pos <- data.frame(x = c(0.2, 1, 1.8), g = c("g01", "g02", "new"))
 add_case("gamma_log", y ~ x + (1 | g), "positive", "glmer_positive", quote(Gamma(link = "log")),
