@@ -449,8 +449,7 @@ def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=
             warn(message, ConvergenceWarning)
     singular_warning(fit)
     options = {"family": family, "nAGQ": nAGQ, "start": start, "optimizer": optimizer, "se": se,
-               "check_conv": check_conv, "optimizer_options": optimizer_options, "weights": design.weights,
-               "nb": nb}
+               "check_conv": check_conv, "optimizer_options": optimizer_options, "weights": design.weights}
     from .results.glmer import GlmerResult
 
     return GlmerResult(design, fit, data=data, data_name=data_name, options=options,
@@ -550,13 +549,15 @@ def _glmer(formula, data, family, nAGQ, weights, offset, start, optimizer, se, c
 
 def glmer_nb(formula: str, data, weights=None, offset=None, *, start=None, optimizer: str = "lbfgsb",
              se: str = "hessian", check_conv: bool = True, optimizer_options: dict | None = None,
-             data_name: str | None = None):
+             data_name: str | None = None, family=None, nAGQ: int = 1):
     """A negative binomial GLMM with its shape theta estimated, as lme4's ``glmer.nb``.
 
     The family is ``Negative Binomial(theta)`` with a log link (variance
     mu + mu^2 / theta); theta maximizes the Laplace log-likelihood (an
     outer search over log theta, each step a warm-started glmer fit); the
-    other arguments are those of :func:`glmer` (Laplace only).
+    other arguments are those of :func:`glmer` (Laplace only). ``family``
+    and ``nAGQ`` are accepted for ``update()`` of a fit: a negative binomial
+    family (its shape is estimated again) and 1.
 
     Returns
     -------
@@ -570,5 +571,11 @@ def glmer_nb(formula: str, data, weights=None, offset=None, *, start=None, optim
     >>> round(m.fit.nb_theta, 2)
     3.31
     """
+    from .fit.families import resolve_family
+
+    if family is not None and resolve_family(family).kind != "negative.binomial":
+        raise OptionError(f"glmer_nb fits the negative binomial family; got family={family!r} (use glmer)")
+    if nAGQ != 1:
+        raise OptionError(f"glmer_nb uses the Laplace approximation (nAGQ = 1); got nAGQ={nAGQ!r}")
     return _glmer(formula, data, "poisson", 1, weights, offset, start, optimizer, se, check_conv,
                   optimizer_options, data_name, nb=True)

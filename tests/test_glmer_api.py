@@ -34,3 +34,17 @@ def test_agq_refused_for_vector_terms():
     df = df.assign(x=range(len(df)))
     with pytest.raises(OptionError, match="single scalar random-effects term"):
         ml.glmer("cbind(incidence, size - incidence) ~ period + (1 + x | herd)", df, nAGQ=5)
+
+
+@pytest.mark.slow
+def test_glmer_nb_through_the_api():
+    m = ml.glmer_nb("TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD)", ml.datasets.load("grouseticks"))
+    assert m.fit.family_name == "Negative Binomial(3.3075)"
+    assert m.fit.nb_theta == pytest.approx(3.3075, abs=2e-3)
+
+
+def test_glmer_nb_refuses_other_families():
+    with pytest.raises(OptionError, match="negative binomial"):
+        ml.glmer_nb("TICKS ~ YEAR + (1 | BROOD)", ml.datasets.load("grouseticks"), family="binomial")
+    with pytest.raises(OptionError, match="nAGQ"):
+        ml.glmer_nb("TICKS ~ YEAR + (1 | BROOD)", ml.datasets.load("grouseticks"), nAGQ=5)
