@@ -35,12 +35,18 @@ Adaptive Gauss-Hermite quadrature (nAGQ > 1, one scalar random-effect term)
     the formula is the Laplace one).
 
 Optimization (:func:`fit_glmm`) follows lme4: stage 1 over theta with beta
-inside PIRLS (nAGQ = 0 stops there), stage 2 over (theta, beta), both
-through the one driver (:mod:`pymlm.fit._optimize`) with a quasi-Newton
-search on central finite-difference gradients of the (tightly converged)
-objective. Standard errors come from the Hessian of the objective in
-(theta, beta) at the optimum by default (as glmmTMB), or from lme4's R_X
-approximation (``se="RX"``).
+inside PIRLS (a rough start; nAGQ = 0 is this stage alone, searched to the
+end), stage 2 over (theta, beta), both through the one driver
+(:mod:`pymlm.fit._optimize`) with a quasi-Newton search (L-BFGS-B). Stage 2
+uses the analytic gradient of the Laplace objective for the binomial and
+Poisson families with their canonical links (:func:`laplace_gradient`: per
+level for one random term, with M^{-1} dense for several), else forward
+differences of the objective, whose modes PIRLS converges to rounding.
+Standard errors come from the Hessian of the objective in (theta, beta) at
+the optimum by default (central differences of the analytic gradient, or
+of the objective; glmmTMB's exact-Hessian values to 1e-6 on the reference
+cases), or from lme4's R_X approximation (``se="RX"``). ``glmer.nb``'s
+negative binomial shape is an outer search (:func:`fit_glmm_nb`).
 """
 
 from __future__ import annotations
