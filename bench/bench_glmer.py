@@ -57,9 +57,12 @@ f <- as.formula(args[3])
 t0 <- proc.time()[["elapsed"]]
 m <- glmer(f, data = d, family = binomial)
 secs <- proc.time()[["elapsed"]] - t0
-cat(sprintf('{"seconds": %.6f, "minus2loglik": %.10f, "fixef": [%s], "theta": [%s], "feval": %d}\n',
+status <- readLines("/proc/self/status")
+hwm <- as.numeric(gsub("[^0-9]", "", grep("^VmHWM", status, value = TRUE))) / 1024
+cat(sprintf('{"seconds": %.6f, "minus2loglik": %.10f, "fixef": [%s], "theta": [%s], "feval": %d, ',
             secs, -2 * as.numeric(logLik(m)), paste(sprintf("%.10f", fixef(m)), collapse = ","),
             paste(sprintf("%.10f", getME(m, "theta")), collapse = ","), m@optinfo$feval))
+cat(sprintf('"peak_rss_mb": %.1f, "version": "%s"}\n', hwm, as.character(packageVersion("lme4"))))
 """
 
 
