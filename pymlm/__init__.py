@@ -10,7 +10,7 @@ Examples
 """
 
 from . import datasets, plot
-from ._api import anova, bam, gam, lformula, lmer, lmer_devfun
+from ._api import anova, bam, gam, glmer, glmer_nb, lformula, lmer, lmer_devfun
 from .design import Design
 from .errors import (
     ConvergenceWarning,
@@ -46,6 +46,8 @@ __all__ = [
     "bam",
     "datasets",
     "gam",
+    "glmer",
+    "glmer_nb",
     "lformula",
     "lmer",
     "lmer_devfun",

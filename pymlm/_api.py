@@ -23,6 +23,7 @@ from .errors import (
     FormulaError,
     OptionError,
     PymlmError,
+    PymlmWarning,
     option_error,
     warn,
 )
@@ -42,7 +43,10 @@ __all__ = [
     "bam",
     "design_crossprod",
     "fit_design",
+    "fit_glmer_design",
     "gam",
+    "glmer",
+    "glmer_nb",
     "lformula",
     "lmer",
     "lmer_devfun",
@@ -138,7 +142,7 @@ def _numerical_failure(design: Design) -> DataError:
 
 def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, start="auto",
          optimizer: str = "lbfgsb", check_conv: bool = True, chunk_size: int = 500_000,
-         optimizer_options: dict | None = None, data_name: str | None = None) -> LmerResult:
+         optimizer_options: dict | None = None, data_name: str | None = None, family=None) -> LmerResult:
     """Fit a linear mixed model by REML or ML, as lme4's ``lmer``.
 
     Parameters
@@ -178,6 +182,9 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
         lme4's ``optCtrl``.
     data_name : str, optional
         Shown as ``Data:`` in the summary.
+    family : None
+        Refused with a pointer to :func:`glmer` (lme4's ``lmer(family=)`` is
+        an error too).
 
     Returns
     -------
@@ -211,6 +218,10 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
     >>> round(m.reml_criterion, 3)
     1743.628
     """
+    if family is not None:
+        raise OptionError(f"lmer() fits Gaussian models and takes no family (got family={family!r}); "
+                          "for a binomial, Poisson, Gamma or inverse Gaussian response use "
+                          "pymlm.glmer(formula, data, family=...)")
     formula = check_formula(formula)
     REML = check_bool("REML", REML)
     check_conv = check_bool("check_conv", check_conv)
@@ -368,17 +379,19 @@ def lformula(formula: str, data, weights=None, offset=None) -> Design:
 
 
 def anova(*models, names=None, refit: bool = True) -> AnovaResult:
-    """Likelihood-ratio tests of nested linear mixed models.
+    """Likelihood-ratio tests of nested linear or generalized linear mixed models.
 
     Models are sorted by number of parameters; each is compared with the
     previous one: Chisq = difference in deviance, Df = difference in
     parameters. REML fits are refitted by ML first (lme4 does the same and
     says so), since REML likelihoods of models with different fixed effects
-    are not comparable.
+    are not comparable. GLMMs are fitted by maximum likelihood and compared
+    on the absolute scale of their log-likelihood, so that fits with
+    different nAGQ can be compared too.
 
     Parameters
     ----------
-    *models : LmerResult
+    *models : LmerResult or GlmerResult
         Two or more fits to the same observations.
     names : list of str, optional
         Row labels; default ``m0``, ``m1``, ...
@@ -634,3 +647,168 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="fREML",
                       on_step=lambda: bar.update(1))
     return _gam_result(design, fit, engine="bam", discrete=bool(discrete and design.terms))
+
+
+# ---------------------------------------------------------------- glmer
+GLMER_SE = ("hessian", "RX")
+
+
+def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=None, optimizer: str = "lbfgsb",
+                     se: str = "hessian", check_conv: bool = True, optimizer_options: dict | None = None,
+                     data=None, data_name=None, nb: bool = False):
+    """Fit a GLMM to a built :class:`~pymlm.design.Design` and wrap it (see :func:`glmer`);
+    ``nb=True``: the negative binomial with its shape estimated (see :func:`glmer_nb`)."""
+    from .fit.glmm import fit_glmm, fit_glmm_nb, problem_from_design, singular_warning
+
+    problem, merge = problem_from_design(design, "poisson" if nb else family)
+    if nAGQ > 1 and (problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] != 1):
+        raise OptionError(f"nAGQ = {nAGQ} (adaptive Gauss-Hermite quadrature) needs a single scalar random-effects "
+                          "term such as (1 | g); use nAGQ = 1 (Laplace) or 0 for this model", design.formula)
+    if nAGQ == 0:
+        warn("nAGQ = 0 optimizes theta with the fixed effects inside PIRLS (lme4's first stage only): fast, "
+             "but biased for small binary clusters; use nAGQ = 1 for the Laplace estimates", PymlmWarning)
+    opts = optimizer_options or {}
+    try:
+        if nb:
+            fit = fit_glmm_nb(problem, start=start, optimizer=optimizer, se=se, check_conv=check_conv,
+                              maxfev=opts.get("maxfev"), merge=merge)
+        else:
+            fit = fit_glmm(problem, nAGQ=nAGQ, start=start, optimizer=optimizer, se=se, check_conv=check_conv,
+                           maxfev=opts.get("maxfev"), merge=merge)
+    except (np.linalg.LinAlgError, FloatingPointError) as exc:
+        raise _numerical_failure(design) from exc
+    for message in fit.opt.messages:
+        if message.startswith(("Model failed", "Model is nearly")):
+            warn(message, ConvergenceWarning)
+    singular_warning(fit)
+    options = {"family": family, "nAGQ": nAGQ, "start": start, "optimizer": optimizer, "se": se,
+               "check_conv": check_conv, "optimizer_options": optimizer_options, "weights": design.weights}
+    from .results.glmer import GlmerResult
+
+    return GlmerResult(design, fit, data=data, data_name=data_name, options=options,
+                       refit_design=fit_glmer_design, refit_formula=glmer_nb if nb else glmer)
+
+
+def glmer(formula: str, data, family="binomial", nAGQ: int = 1, weights=None, offset=None, *, start=None,
+          optimizer: str = "lbfgsb", se: str = "hessian", check_conv: bool = True,
+          optimizer_options: dict | None = None, data_name: str | None = None):
+    """Fit a generalized linear mixed model, as lme4's ``glmer``.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula. Binomial responses: ``cbind(successes, failures)``, a
+        proportion with ``weights`` (the trials), 0/1, a two-level factor (the
+        first level is failure) or logical.
+    data : pandas.DataFrame, pyarrow.Table or dict of columns
+    family : str or statsmodels family
+        ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse.gaussian"`` (R's
+        default links) or a statsmodels family instance with its link, e.g.
+        ``sm.families.Binomial(link=sm.families.links.Probit())``.
+    nAGQ : int
+        1: Laplace (default); 0: lme4's first stage only (fixed effects
+        inside PIRLS; fast, biased for small binary clusters); 2..25:
+        adaptive Gauss-Hermite quadrature for a single scalar random-effects term.
+    weights : str or array-like, optional
+        Prior weights (binomial: the trials of a proportion response).
+    offset : str or array-like, optional
+        Added to the linear predictor (``offset(log(t))`` in the formula works too).
+    start : dict, optional
+        ``{"theta": ..., "fixef": ...}``.
+    optimizer : {"lbfgsb", "bobyqa", "nelder-mead", "powell", "cobyqa"}
+        ``"lbfgsb"``: quasi-Newton on the analytic gradient of the Laplace
+        objective (one random-effects term, binomial or Poisson with the
+        canonical link) or on forward differences of the tightly converged
+        objective; the others are derivative-free.
+    se : {"hessian", "RX"}
+        Standard errors from the Hessian of the objective in (theta, beta)
+        (default, as glmmTMB's exact Hessian) or lme4's R_X approximation.
+    check_conv : bool
+        lme4's convergence checks (scaled gradient, Hessian).
+    optimizer_options : dict, optional
+        ``maxfev``.
+    data_name : str, optional
+
+    Returns
+    -------
+    GlmerResult
+
+    Raises
+    ------
+    FormulaError, DataError, OptionError
+        As :func:`lmer`; also a response the family cannot have, and a fit whose
+        PIRLS fails at the start (complete separation, extreme values).
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> m = ml.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              ml.datasets.load("cbpp"), family="binomial")
+    >>> round(float(m.theta[0]), 3)
+    0.642
+    """
+    return _glmer(formula, data, family, nAGQ, weights, offset, start, optimizer, se, check_conv,
+                  optimizer_options, data_name, nb=False)
+
+
+def _glmer(formula, data, family, nAGQ, weights, offset, start, optimizer, se, check_conv, optimizer_options,
+           data_name, nb: bool):
+    """glmer's and glmer_nb's checks, then the fit."""
+    from .fit.families import resolve_family
+
+    formula = check_formula(formula)
+    check_conv = check_bool("check_conv", check_conv)
+    fam = resolve_family("poisson" if nb else family)
+    if isinstance(nAGQ, bool) or not isinstance(nAGQ, (int, np.integer)) or not 0 <= nAGQ <= 25:
+        raise OptionError(f"nAGQ must be an integer from 0 to 25; got {nAGQ!r}")
+    if isinstance(optimizer, str) and optimizer.lower() not in OPTIMIZERS:
+        raise OptionError(f"optimizer must be one of {', '.join(repr(o) for o in OPTIMIZERS)}; got {optimizer!r}")
+    if se not in GLMER_SE:
+        raise OptionError(f"se must be 'hessian' or 'RX'; got {se!r}")
+    if start is not None and not isinstance(start, dict):
+        raise OptionError(f"start must be a dict with 'theta' and/or 'fixef'; got {start!r}")
+    if optimizer_options is not None:
+        unknown = sorted(set(optimizer_options) - {"maxfev"})
+        if unknown:
+            raise OptionError(f"optimizer_options takes 'maxfev'; got {unknown}")
+    design = build_design(formula, data, weights, offset, check="glmer", require_numeric_response=False)
+    if start is not None and start.get("theta") is not None and \
+            np.asarray(start["theta"], dtype=float).shape != design.theta.shape:
+        raise OptionError(f"start['theta'] has {np.size(start['theta'])} values; this model has "
+                          f"{design.theta.size} ({', '.join(design.theta_names)})")
+    return fit_glmer_design(design, fam, int(nAGQ), start=start, optimizer=optimizer, se=se, check_conv=check_conv,
+                            optimizer_options=optimizer_options, data=data, data_name=data_name, nb=nb)
+
+
+def glmer_nb(formula: str, data, weights=None, offset=None, *, start=None, optimizer: str = "lbfgsb",
+             se: str = "hessian", check_conv: bool = True, optimizer_options: dict | None = None,
+             data_name: str | None = None, family=None, nAGQ: int = 1):
+    """A negative binomial GLMM with its shape theta estimated, as lme4's ``glmer.nb``.
+
+    The family is ``Negative Binomial(theta)`` with a log link (variance
+    mu + mu^2 / theta); theta maximizes the Laplace log-likelihood (an
+    outer search over log theta, each step a warm-started glmer fit); the
+    other arguments are those of :func:`glmer` (Laplace only). ``family``
+    and ``nAGQ`` are accepted for ``update()`` of a fit: a negative binomial
+    family (its shape is estimated again) and 1.
+
+    Returns
+    -------
+    GlmerResult
+        Its fit's ``nb_theta`` is the estimated shape.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> m = ml.glmer_nb("TICKS ~ YEAR + scale(HEIGHT) + (1 | BROOD)", ml.datasets.load("grouseticks"))
+    >>> round(m.fit.nb_theta, 2)
+    3.31
+    """
+    from .fit.families import resolve_family
+
+    if family is not None and resolve_family(family).kind != "negative.binomial":
+        raise OptionError(f"glmer_nb fits the negative binomial family; got family={family!r} (use glmer)")
+    if nAGQ != 1:
+        raise OptionError(f"glmer_nb uses the Laplace approximation (nAGQ = 1); got nAGQ={nAGQ!r}")
+    return _glmer(formula, data, "poisson", 1, weights, offset, start, optimizer, se, check_conv,
+                  optimizer_options, data_name, nb=True)

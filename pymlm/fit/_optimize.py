@@ -27,8 +27,22 @@ from scipy import optimize
 from .._validation import check_choice
 from .deviance import BOUNDARY_STEP, BOUNDARY_TOL
 
-__all__ = ["OPTIMIZERS", "OptResult", "bound_restart", "check_convergence", "escape_bound", "fd_gradient_hessian", "gradient_hessian", "lift_start",
-           "minimize_from", "minimize_qn", "minimize_theta", "positive_inverse", "refit"]
+__all__ = [
+    "OPTIMIZERS",
+    "OptResult",
+    "bound_restart",
+    "check_convergence",
+    "escape_bound",
+    "fd_gradient_hessian",
+    "gradient_hessian",
+    "lift_start",
+    "minimize_1d",
+    "minimize_from",
+    "minimize_qn",
+    "minimize_theta",
+    "positive_inverse",
+    "refit",
+]
 
 OPTIMIZERS = ("lbfgsb", "bobyqa", "nelder-mead", "powell", "cobyqa")
 
@@ -330,8 +344,12 @@ def _hessian_from_gradients(vg, x, interior, delta=1e-4):
 
 
 def check_convergence(fun, opt: OptResult, lower: np.ndarray, tol_grad: float = 2e-3,
-                      tol_sing: float = 1e-4) -> OptResult:
+                      tol_sing: float = 1e-4, derivatives=None) -> OptResult:
     """lme4's post-fit checks: boundary, scaled gradient, Hessian definiteness.
+
+    ``derivatives``, optional: ``(gradient, hessian)`` at ``opt.x`` over all
+    parameters, when the caller has them (the GLMM fitter's Hessian for its
+    standard errors); otherwise they are computed here.
 
     Returns
     -------
@@ -352,7 +370,10 @@ def check_convergence(fun, opt: OptResult, lower: np.ndarray, tol_grad: float = 
     if interior.size:
         analytic = _inside_boundary(getattr(fun, "value_and_grad", None), lower)
         grad = None
-        if analytic is not None:
+        if derivatives is not None:
+            grad = np.asarray(derivatives[0], dtype=float)[interior]
+            hess = np.asarray(derivatives[1], dtype=float)[np.ix_(interior, interior)]
+        elif analytic is not None:
             grad, hess = _hessian_from_gradients(analytic, x, interior)
         if grad is None:
             def sub(z):
@@ -564,3 +585,18 @@ def minimize_from(objective, start, lower) -> OptResult:
     start = np.asarray(start, dtype=float)
     lower = np.asarray(lower, dtype=float)
     return escape_bound(objective, minimize_theta(objective, start, lower), lower, start)
+
+
+def minimize_1d(fun, lo: float, hi: float, xatol: float = 1e-5) -> tuple[float, float, int]:
+    """Minimize a function of one variable on [lo, hi] (Brent's bounded method).
+
+    For outer searches over one parameter whose every evaluation is a fit
+    (the negative binomial's shape in ``glmer_nb``).
+
+    Returns
+    -------
+    x, f : float
+    nfev : int
+    """
+    res = optimize.minimize_scalar(fun, bounds=(lo, hi), method="bounded", options={"xatol": xatol})
+    return float(res.x), float(res.fun), int(res.nfev)

@@ -51,6 +51,7 @@ __all__ = [
     "format_vc",
     "print_matrix",
     "print_named",
+    "print_named_gap",
     "cat_fill",
     "strwrap",
     "abbreviate",
@@ -816,4 +817,19 @@ def deparse_lines(node, cutoff: int = DEPARSE_CUTOFF) -> list[str]:
     walk(node)
     if state["cur"] or not lines:
         lines.append(state["cur"])
+    return lines
+
+
+def print_named_gap(values: Sequence[str], names: Sequence[str], gap: int = 2, width: int = WIDTH) -> list[str]:
+    """R's ``print(x, print.gap = gap, quote = FALSE)`` of a named character
+    vector (lme4's short listing of the fixed effects): names over values,
+    right-justified to one common width, each followed by ``gap`` spaces, as
+    many per line as fit in ``width``."""
+    w = max([len(v) for v in values] + [len(n) for n in names])
+    per_line = max(1, width // (w + gap))
+    pad = " " * gap
+    lines = []
+    for s in range(0, len(values), per_line):
+        lines.append("".join(n.rjust(w) + pad for n in names[s:s + per_line]))
+        lines.append("".join(v.rjust(w) + pad for v in values[s:s + per_line]))
     return lines

@@ -11,26 +11,30 @@ import pandas as pd
 from .._validation import as_frame, check_seed
 from ..crossprod import CrossProducts
 from ..design import Design
-from ..errors import DataError, FormulaError, OptionError
+from ..errors import DataError, OptionError
 from ..fit.lmm import LmmFit, deviance_from_factor
-from ..formula import parse_formula
 from . import _format as _fmt
+from ._mixed import (
+    MixedResult,
+    add_random_draws,
+    corr_lines,
+    newdata_eta,
+    random_part,
+    ranef_frames,
+    terms_for,
+    title_lines,
+    varcorr_frame,
+    vc_parts,
+    warning_lines,
+)
+from ._mixed import r_formula as _r_formula
+from ._mixed import update_formula as _update_formula
+from ._mixed import varcorr_group_names as _varcorr_group_names
 
 __all__ = ["LmerResult", "LmerSummary"]
 
 
-def _varcorr_group_names(terms) -> list[str]:
-    """lme4's VarCorr names: a grouping factor's second term is ``g.1``, then ``g.2``..."""
-    seen: dict[str, int] = {}
-    out = []
-    for t in terms:
-        k = seen.get(t.group, 0)
-        out.append(t.group if k == 0 else f"{t.group}.{k}")
-        seen[t.group] = k + 1
-    return out
-
-
-class LmerResult:
+class LmerResult(MixedResult):
     """A linear mixed model fitted by :func:`pymlm.lmer`.
 
     The accessors follow lme4's names (``fixef``, ``ranef``, ``VarCorr`` as
@@ -46,25 +50,16 @@ class LmerResult:
     25.592
     """
 
+    _api_function = "pymlm.lmer()"
+
     def __init__(self, design: Design, fit: LmmFit, *, data=None, data_name: str | None = None,
                  options: dict | None = None, refit_design=None, refit_formula=None):
-        self.design = design
-        self.fit = fit
-        # theta's map: the fitted (merged) terms and where each lme4 term sits in them
-        self.tmap = fit.evaluator.tmap
-        self._data = data
-        self.data_name = data_name
-        self.options = dict(options or {})
         # the API's fit functions, given by the API (results never import it):
         # refit_design(design, reml, **options) and refit_formula(formula, data, REML, **options)
-        self._refit_design = refit_design
-        self._refit_formula = refit_formula
+        super().__init__(design, fit, fit.evaluator.tmap, data=data, data_name=data_name, options=options,
+                         refit_design=refit_design, refit_formula=refit_formula)
 
     # ------------------------------------------------------------------ basics
-    @property
-    def formula(self) -> str:
-        return self.design.formula
-
     @property
     def crossprod(self) -> CrossProducts:
         """The cross-products the fit was computed from."""
@@ -79,51 +74,13 @@ class LmerResult:
         return "REML" if self.reml else "ML"
 
     @property
-    def nobs(self) -> int:
-        return self.design.n
-
-    @property
-    def ngroups(self) -> dict[str, int]:
-        """Levels per grouping factor, lme4's names."""
-        return self.design.ngroups
-
-    @property
-    def n_dropped(self) -> int:
-        """Rows dropped for missing values."""
-        return self.design.n_dropped
-
-    @property
-    def theta(self) -> np.ndarray:
-        """Relative covariance parameters, lme4's order (``getME(m, "theta")``)."""
-        return self.fit.theta.copy()
-
-    @property
-    def theta_names(self) -> list[str]:
-        return self.design.theta_names
-
-    @property
     def sigma(self) -> float:
         """Residual standard deviation."""
         return self.fit.sigma
 
-    @property
-    def fixef(self) -> pd.Series:
-        """Fixed-effect estimates, named as lme4 names them."""
-        return pd.Series(self.fit.beta, index=self.design.X_names, name="Estimate")
-
     @cached_property
     def _vcov(self) -> np.ndarray:
         return self.fit.vcov_beta()
-
-    @property
-    def vcov(self) -> pd.DataFrame:
-        """Covariance matrix of the fixed effects."""
-        names = self.design.X_names
-        return pd.DataFrame(self._vcov, index=names, columns=names)
-
-    @property
-    def fixef_se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self._vcov)), index=self.design.X_names, name="Std. Error")
 
     @property
     def n_params(self) -> int:
@@ -149,18 +106,6 @@ class LmerResult:
     def loglik(self) -> float:
         """The log-likelihood lme4 reports: REML log-likelihood for REML fits."""
         return -0.5 * self.fit.deviance
-
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.n_params
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
-
-    @property
-    def df_resid(self) -> int:
-        return int(self.nobs - self.n_params)
 
     # -------------------------------------------------------- random effects
     def _split(self, per_fitted, kind):
@@ -188,28 +133,7 @@ class LmerResult:
         Columns ``grp``, ``var1``, ``var2``, ``vcov`` (variance or covariance)
         and ``sdcor`` (standard deviation or correlation).
         """
-        rows = []
-        tm = self.tmap
-        vcov = tm.covariances(self.fit.theta, self.sigma)
-        sdcor = tm.sdcor_from_covariances(vcov)
-        for name, t, (g, off) in zip(_varcorr_group_names(self.design.re_terms), self.design.re_terms, tm.where):
-            start = tm.slices[g].start
-            r, c = tm.positions[g][0] - off, tm.positions[g][1] - off
-            mine = np.flatnonzero((r >= 0) & (r < t.p) & (c >= 0) & (c < t.p))
-            # lme4's order: the variances, then the covariances column by column (theta's order)
-            for e in sorted(mine, key=lambda e: (r[e] != c[e], 0 if r[e] != c[e] else r[e])):
-                i, j = int(r[e]), int(c[e])
-                rows.append((name, t.cnms[j], None if i == j else t.cnms[i], vcov[start + e], sdcor[start + e]))
-        rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-
-    @property
-    def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects, one DataFrame per grouping factor.
-
-        Rows are the levels in R's order; terms on the same factor share a frame.
-        """
-        return self.get_ranef()
+        return varcorr_frame(self.design.re_terms, self.tmap, self.fit.theta, self.sigma)
 
     def get_ranef(self, cond_var: bool = False) -> dict:
         """Conditional modes, and with ``cond_var=True`` their conditional variances.
@@ -221,23 +145,7 @@ class LmerResult:
             ndarray (l, p, p)) where the array holds lme4's ``postVar`` blocks
             (levels first).
         """
-        out: dict = {}
-        blocks = self._cond_var() if cond_var else None
-        for k, t in enumerate(self.design.re_terms):
-            df = pd.DataFrame(self._b[k], index=pd.Index(t.levels, name=t.group), columns=list(t.cnms))
-            if t.group in out:
-                prev = out[t.group][0] if cond_var else out[t.group]
-                df = pd.concat([prev, df], axis=1)
-                if cond_var:
-                    pv_prev = out[t.group][1]
-                    pv = np.zeros((t.nlevels, df.shape[1], df.shape[1]))
-                    a = pv_prev.shape[1]
-                    pv[:, :a, :a] = pv_prev
-                    pv[:, a:, a:] = blocks[k]
-                    out[t.group] = (df, pv)
-                    continue
-            out[t.group] = (df, blocks[k]) if cond_var else df
-        return out
+        return ranef_frames(self.design.re_terms, self._b, self._cond_var() if cond_var else None)
 
     def _cond_var(self) -> list[np.ndarray]:
         """sigma^2 T M^{-1}[lev] T' per term and level (given beta, as lme4's condVar)."""
@@ -246,32 +154,9 @@ class LmerResult:
         full = [s2 * np.einsum("ab,lbc,dc->lad", T, B, T) for T, B in zip(self.fit.factor.Ts, Minv)]
         return self._split(full, "V")
 
-    @property
-    def coef(self) -> dict[str, pd.DataFrame]:
-        """Fixed plus random effects per level, one DataFrame per grouping factor (lme4's ``coef``)."""
-        out = {}
-        fe = self.fixef
-        for group, re in self.ranef.items():
-            df = pd.DataFrame(np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index)
-            for c in re.columns:
-                if c in df.columns:
-                    df[c] = df[c] + re[c].to_numpy()
-                else:
-                    df[c] = re[c].to_numpy()
-            out[group] = df
-        return out
-
     # ---------------------------------------------------------- predictions
     def _random_part(self, terms_idx, codes_list, Xs, n: int) -> np.ndarray:
-        eta = np.zeros(n)
-        for k, codes, Xk in zip(terms_idx, codes_list, Xs):
-            b = self._b[k]
-            ok = codes >= 0
-            if ok.all():
-                eta += np.einsum("ij,ij->i", Xk, b[codes])
-            else:
-                eta[ok] += np.einsum("ij,ij->i", Xk[ok], b[codes[ok]])
-        return eta
+        return random_part(self._b, terms_idx, codes_list, Xs, n)
 
     @cached_property
     def _fitted(self) -> np.ndarray:
@@ -301,29 +186,7 @@ class LmerResult:
         return r / self.sigma if scaled else r
 
     def _terms_for(self, re_form) -> list[int]:
-        terms = self.design.re_terms
-        if re_form is None:
-            return list(range(len(terms)))
-        if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
-            return []
-        if not isinstance(re_form, str):
-            raise OptionError(f"re_form must be None, '~0' or a formula string; got {re_form!r}")
-        text = re_form.strip()
-        if text in ("~0", "~ 0", "NA", "~-1", "~ -1"):
-            return []
-        parsed = parse_formula(text if "~" in text else "~" + text)
-        if parsed.fixed_terms and any(n.kind != "number" for _, n in parsed.fixed_terms):
-            raise FormulaError("re_form may contain random-effects terms only, e.g. '~(1 | Subject)'", re_form)
-        chosen = []
-        for bar in parsed.bars:
-            hits = [k for k, t in enumerate(terms) if t.group == bar.group_name or
-                    sorted(t.group.split(":")) == sorted(bar.group_name.split(":"))]
-            if not hits:
-                raise FormulaError(
-                    f"re_form names the grouping factor {bar.group_name!r}, which the model does not have "
-                    f"(it has {sorted({t.group for t in terms})})", re_form)
-            chosen.extend(h for h in hits if h not in chosen)
-        return sorted(chosen)
+        return terms_for(self.design.re_terms, re_form)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
         """Predictions on the response scale.
@@ -356,28 +219,7 @@ class LmerResult:
                 eta = eta + d.offset
             terms = [d.re_terms[k] for k in idx]
             return eta + self._random_part(idx, [t.codes for t in terms], [t.X for t in terms], d.n)
-        nd = as_frame(newdata, "newdata")
-        X = d.fixed_matrix(nd)
-        eta = np.asarray(X @ self.fit.beta).ravel()
-        if d.parsed.offsets:
-            from ..design import evaluate
-
-            for node in d.parsed.offsets:
-                eta = eta + np.asarray(evaluate(node, nd), dtype=float)
-        codes_list, Xs = [], []
-        for k in idx:
-            t = d.re_terms[k]
-            codes = t.codes_for(nd)
-            new = codes < 0
-            if new.any() and not allow_new_levels:
-                labels = pd.unique(pd.Series(_labels(nd, t.factors)[new]))[:5]
-                raise DataError(
-                    f"new levels in grouping factor {t.group!r}: {list(labels)}; "
-                    "use allow_new_levels=True to predict them at the population level (random effects 0)"
-                )
-            codes_list.append(codes)
-            Xs.append(t.model_matrix(nd))
-        return eta + self._random_part(idx, codes_list, Xs, len(nd))
+        return newdata_eta(d, self.fit.beta, self._b, as_frame(newdata, "newdata"), idx, allow_new_levels)
 
     def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
         """Simulate responses from the fitted model (lme4's ``simulate``).
@@ -397,11 +239,7 @@ class LmerResult:
         base = np.asarray(d.X @ self.fit.beta).ravel()
         if d.offset is not None:
             base = base + d.offset
-        Y = np.repeat(base[:, None], nsim, axis=1)
-        for t, T in zip(d.re_terms, self._Ts):
-            B = self.sigma * rng.standard_normal((nsim, t.nlevels, t.p)) @ T.T
-            for c in range(t.p):
-                Y += t.X[:, c][:, None] * B[:, t.codes, c].T
+        Y = add_random_draws(np.repeat(base[:, None], nsim, axis=1), d.re_terms, self._Ts, self.sigma, rng)
         noise = self.sigma * rng.standard_normal((n, nsim))
         if d.weights is not None:
             with np.errstate(divide="ignore"):
@@ -435,13 +273,6 @@ class LmerResult:
         opts.update(kwargs)
         return lmer(new_formula, data, REML=self.reml if REML is None else REML,
                     data_name=self.data_name, **opts)
-
-    @staticmethod
-    def _api(what: str, function):
-        if function is None:
-            raise OptionError(f"{what}() needs the fit function of the API: this result was built "
-                              "without one; build it with pymlm.lmer()")
-        return function
 
     # ------------------------------------------------------------ inference
     @cached_property
@@ -501,30 +332,6 @@ class LmerResult:
         lower = self.design.lower
         diag = np.isfinite(lower)
         return bool(np.any(self.fit.theta[diag] < 1e-4))
-
-    @property
-    def converged(self) -> bool:
-        return self.fit.opt.converged
-
-    @property
-    def messages(self) -> list[str]:
-        """Convergence and data messages, as lme4 prints them under the summary."""
-        out = list(self.fit.opt.messages)
-        if self.is_singular and not any(m.startswith("boundary") for m in out):
-            out.insert(0, "boundary (singular) fit: see is_singular")
-        return out
-
-    def fit_warnings(self) -> list[tuple[str, type]]:
-        """The (message, warning class) pairs the fit reports: singular fit, non-convergence."""
-        from ..errors import ConvergenceWarning, SingularFitWarning
-
-        out = []
-        for msg in self.messages:
-            if msg.startswith("boundary"):
-                out.append((msg, SingularFitWarning))
-            elif msg.startswith("Model"):
-                out.append((msg, ConvergenceWarning))
-        return out
 
     def profile(self, n_jobs: int = 1, progress: bool = False, **options):
         """Likelihood profiles of the parameters (lme4's ``profile()``).
@@ -707,95 +514,8 @@ def _check_ddf(ddf):
     return _DDF[ddf.lower()]
 
 
-def _labels(frame: pd.DataFrame, factors) -> np.ndarray:
-    parts = [frame[f].astype(str).to_numpy(dtype=object) for f in factors]
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + ":" + p
-    return out
-
-
-def _update_formula(old: str, new: str) -> str:
-    """R's ``update.formula`` for the common cases: a lone ``.`` stands for the
-    old side (``". ~ . + x"``, ``". ~ . - Days"``); subtracted terms are removed.
-    """
-    import re
-
-    if "~" not in new:
-        raise FormulaError(f"the new formula needs a '~': {new!r}")
-    o_lhs, o_rhs = (part.strip() for part in old.split("~", 1))
-    n_lhs, n_rhs = (part.strip() for part in new.split("~", 1))
-    lone_dot = re.compile(r"(?<![\w.])\.(?![\w.])")
-    lhs = o_lhs if n_lhs in ("", ".") else lone_dot.sub(o_lhs, n_lhs)
-    rhs = lone_dot.sub(lambda _: o_rhs, n_rhs)
-    return _drop_subtracted(f"{lhs} ~ {rhs}")
-
-
-def _drop_subtracted(formula: str) -> str:
-    """Remove the terms a formula subtracts (``+ Days ... - Days``), bars included."""
-    from ..formula import deparse, parse_expression
-    from ..formula._parsed import _flatten_plus
-
-    lhs, rhs = formula.split("~", 1)
-    terms: list = []
-    _flatten_plus(parse_expression(rhs), "+", terms)
-
-    def key(node):
-        while node.kind == "paren" and node.args[0].kind == "paren":
-            node = node.args[0]
-        return deparse(node).replace(" ", "")
-
-    removed = {key(n) for sgn, n in terms if sgn == "-" and n.kind != "number"}
-    if not removed:
-        return formula
-    kept = [(sgn, n) for sgn, n in terms if not (sgn == "+" and key(n) in removed) and not
-            (sgn == "-" and n.kind != "number")]
-    text = " ".join(("- " if sgn == "-" else "+ ") + deparse(n) for sgn, n in kept).lstrip("+ ").strip()
-    return f"{lhs.strip()} ~ {text or '1'}"
-
-
 _CI_NAMES = {"wald": "Wald (fixed effects only, as lme4)", "profile": "profile likelihood",
              "boot": "parametric bootstrap", "blb": "bag of little bootstraps", "split": "split-sample"}
-
-_OPTIMIZER_NAMES = {"lbfgsb": "L-BFGS-B", "bobyqa": "COBYQA", "cobyqa": "COBYQA",
-                    "nelder-mead": "Nelder-Mead", "powell": "Powell"}
-
-_COR_MAX = 12  # lme4's option lme4.summary.cor.max
-
-
-def _r_formula(design) -> "object":
-    """The formula as lme4 keeps it in the call: ``(x || g)`` expanded to
-    ``((1 | g) + (0 + x | g))`` (lme4's ``expandDoubleVerts``), the rest as written."""
-    from dataclasses import replace as _replace
-
-    from ..formula import Node
-
-    parsed = design.parsed
-    pieces: dict = {}
-    for b in parsed.bars:  # per bar as written, its pieces' left-hand sides in order
-        pieces.setdefault(b.node, {}).setdefault(b.lhs_text, b.lhs)
-
-    def inner_of(node):
-        while node.kind == "paren":
-            node = node.args[0]
-        return node
-
-    def expand(node):
-        if node.kind == "paren" and node in pieces and inner_of(node).is_op("||"):
-            rhs = inner_of(node).args[1]
-            terms = []
-            for lhs in pieces[node].values():
-                left = Node("number", "1") if lhs is None else lhs
-                terms.append(Node("paren", "()", (Node("binary", "|", (left, rhs)),)))
-            acc = terms[0]
-            for t in terms[1:]:
-                acc = Node("binary", "+", (acc, t))
-            return Node("paren", "()", (acc,))
-        if not node.args:
-            return node
-        return _replace(node, args=tuple(expand(a) for a in node.args))
-
-    return expand(parsed.root)
 
 
 @dataclass
@@ -898,27 +618,12 @@ class LmerSummary:
         if self.ddf is not None:
             title += f". t-tests use {self.ddf}'s method"
             cls = "lmerModLmerTest"
-        # lme4's .prt.methTit (lmerTest's class tag has no quotes when wrapped)
-        if len(title) + 5 + len(cls) > _fmt.WIDTH:
-            parts = _fmt.strwrap(title, _fmt.WIDTH - 2, exdent=2)
-            return _fmt.cat_fill(parts + [" [", cls, "]"], sep="")
-        return [f"{title} ['{cls}']"]
+        return title_lines(title, cls)
 
     def _random_lines(self) -> list[str]:
         m = self.model
         terms = m.design.re_terms
-        groups = _varcorr_group_names(terms)
-        vc = m.varcorr
-        sds, corrs = [], []
-        for name, t in zip(groups, terms):
-            sub = vc[vc.grp == name]
-            sd = sub[sub.var2.isna()].sdcor.to_numpy(dtype=float)
-            sds.append(sd)
-            C = np.eye(t.p)
-            for r in sub[sub.var2.notna()].itertuples():
-                i, j = t.cnms.index(r.var2), t.cnms.index(r.var1)
-                C[i, j] = C[j, i] = r.sdcor
-            corrs.append(C)
+        groups, sds, corrs = (list(x) for x in zip(*vc_parts(terms, m.varcorr)))
         extra = None
         decorate = None
         if self.intervals is not None:
@@ -965,45 +670,11 @@ class LmerSummary:
 
     def _corr_lines(self) -> list[str]:
         """lme4's correlation of the fixed effects, or its note when p > 12."""
-        m = self.model
-        V = m._vcov
-        p = V.shape[0]
-        show = self.correlation
-        if show is None:
-            show = p <= _COR_MAX
-            if not show:
-                return ["", f"Correlation matrix not shown by default, as p = {p} > {_COR_MAX}.",
-                        "Use print(x, correlation=TRUE)  or",
-                        "    vcov(x)        if you need it", ""]
-        if not show or p < 2:
-            return []
-        sd = np.sqrt(np.diag(V))
-        C = V / np.outer(sd, sd)
-        names = list(m.design.X_names)
-        txt = _fmt.format_real(_fmt.round_r(C.T.ravel(), 3), nsmall=3)
-        cells = [[txt[j * p + i] if i > j else "" for j in range(p - 1)] for i in range(1, p)]
-        rows = _fmt.abbreviate_all(names, 11)[1:]
-        cols = _fmt.abbreviate_all(names, 6)[: p - 1]
-        return ["", "Correlation of Fixed Effects:"] + _fmt.print_matrix(cells, rows, cols)
+        return corr_lines(self.model._vcov, self.model.design.X_names, self.correlation)
 
     def _warning_lines(self) -> list[str]:
-        """lme4's fit warnings and its optimizer line (``.prt.warn``), pymlm's optimizer named."""
         m = self.model
-        out = []
-        dropped = m.design.dropped_columns
-        if dropped:
-            k = len(dropped)
-            out += ["fit warnings:", "fixed-effect model matrix is rank deficient so dropping "
-                    f"{k} {'column / coefficient' if k == 1 else 'columns / coefficients'}"]
-        opt = m.fit.opt
-        msgs = list(m.messages)
-        code = 0 if opt.success else max(1, abs(int(getattr(opt, "status", 1) or 1)))
-        if code or msgs:
-            name = _OPTIMIZER_NAMES.get(opt.method, opt.method)
-            state = "(OK)" if code == 0 else f"({opt.message})"
-            out.append(f"optimizer ({name}) convergence code: {code} {state}")
-            out += msgs + [""]  # cat(sep = "\n") ends with a newline, then lme4 adds one
-        return out
+        return warning_lines(m.design, m.fit.opt, m.messages)
 
     def lines(self) -> list[str]:
         """The printed summary, one string per line (lme4's ``print(summary(m))``)."""
