@@ -8,10 +8,14 @@ sim_bin   the Bernoulli model ``y ~ x + (1 + x | g)`` with 100,000 rows and
           10,000 groups of ``sim_bin(G = 10000)`` in ``../shared/tools/glmm_sim.R``
           (written by Rscript into a temporary CSV), Laplace
 
-Each side loads the data first and times the fit call alone. pymlm's time
-includes its Hessian standard errors (lme4's includes its finite-difference
-Hessian too). The -2 log-likelihoods of both are recorded: pymlm's must not
-be above lme4's. Results go to ``bench/results/glmer.json``.
+Each fitter runs in its own process (pymlm, lme4 through Rscript, and
+mixedlm 1.3.0 when it is installed: ``pip install mixedlm`` for the
+benchmark only, it is no dependency of pymlm), loads the data first and
+times the fit call alone; the process's peak resident set size is
+recorded. pymlm's time includes its Hessian standard errors (lme4's its
+finite-difference Hessian). The -2 log-likelihoods are recorded: pymlm's
+must not be above lme4's. The 1-minute load average is recorded with each
+case (the machine is shared). Results go to ``bench/results/glmer.json``.
 
 Examples
 --------
@@ -91,6 +95,50 @@ def fit_pymlm(case: str, df) -> dict:
             "se": np.sqrt(np.diag(fit.vcov)).tolist()}
 
 
+def fit_mixedlm(case: str, df) -> dict:
+    import mixedlm
+    from mixedlm.families import Binomial
+
+    spec = CASES[case]
+    formula, weights = spec["formula"], None
+    if case == "cbpp":      # mixedlm's formulas have no cbind(): the proportion with the trials as weights
+        df = df.assign(prop=df["incidence"] / df["size"], herd=df["herd"].astype(str),
+                       period=df["period"].astype(str))
+        formula, weights = "prop ~ period + (1 | herd)", df["size"].to_numpy(dtype=float)
+    else:
+        df = df.assign(g=df["g"].astype(str))
+    t0 = time.perf_counter()
+    m = mixedlm.glmer(formula, df, family=Binomial(), weights=weights)
+    secs = time.perf_counter() - t0
+    fe = m.fixef()
+    return {"seconds": secs, "minus2loglik": -2.0 * float(m.logLik().value), "fixef": [float(v) for v in fe.values()],
+            "version": mixedlm.__version__}
+
+
+def worker(side: str, case: str, csv: str) -> None:
+    """One fit in this process: the data loaded first, then the fit timed; JSON on stdout."""
+    import resource
+
+    df = load(case, Path(csv) if csv else None)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out = fit_pymlm(case, df) if side == "pymlm" else fit_mixedlm(case, df)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out["rss_after_load_mb"] = rss0
+    print(json.dumps(out))
+
+
+def in_process(side: str, case: str, csv: Path | None) -> dict | None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", side, case, str(csv or "")],
+                             check=True, capture_output=True, text=True, env=env)
+    except subprocess.CalledProcessError as exc:
+        if side == "pymlm":
+            raise RuntimeError(exc.stderr) from exc
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def fit_lme4(case: str, csv: Path | None) -> dict | None:
     with tempfile.NamedTemporaryFile("w", suffix=".R", delete=False) as fh:
         fh.write(R_FIT)
@@ -108,9 +156,12 @@ def fit_lme4(case: str, csv: Path | None) -> dict | None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="*", default=list(CASES))
-    ap.add_argument("--repeat", type=int, default=3, help="pymlm runs of the small case (the best is kept)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of the small case per fitter (the best is kept)")
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    if args.worker:
+        worker(*args.worker)
+        return 0
     results_path = HERE / "results" / "glmer.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,18 +170,26 @@ def main(argv=None) -> int:
             if case == "sim_bin":
                 csv = Path(tmp) / "sim_bin.csv"
                 simulate(csv)
-            df = load(case, csv)
-            runs = [fit_pymlm(case, df) for _ in range(args.repeat if case == "cbpp" else 1)]
-            ours = min(runs, key=lambda r: r["seconds"])
-            r = fit_lme4(case, csv)
-            entry = {"pymlm": ours, "lme4": r, "loadavg": os.getloadavg()[0]}
+            reps = args.repeat if case == "cbpp" else 1
+            entry = {"loadavg_before": os.getloadavg()[0]}
+            for side in ("pymlm", "lme4", "mixedlm"):
+                runs = [fit_lme4(case, csv) if side == "lme4" else in_process(side, case, csv) for _ in range(reps)]
+                runs = [r for r in runs if r is not None]
+                entry[side] = min(runs, key=lambda r: r["seconds"]) if runs else None
+            entry["loadavg_after"] = os.getloadavg()[0]
+            ours, r = entry["pymlm"], entry["lme4"]
             if r is not None:
-                entry["time_ratio"] = ours["seconds"] / r["seconds"]
-                entry["minus2loglik_diff"] = ours["minus2loglik"] - r["minus2loglik"]
+                entry["time_ratio_vs_lme4"] = ours["seconds"] / r["seconds"]
+                entry["minus2loglik_minus_lme4"] = ours["minus2loglik"] - r["minus2loglik"]
+            if entry["mixedlm"] is not None:
+                entry["time_ratio_vs_mixedlm"] = ours["seconds"] / entry["mixedlm"]["seconds"]
             results[case] = entry
-            lme4_s = f"{r['seconds']:.3f}s" if r else "n/a"
-            print(f"{case:8s} pymlm {ours['seconds']:.3f}s ({ours['n_eval']} evaluations)  lme4 {lme4_s}  "
-                  f"-2logLik pymlm {ours['minus2loglik']:.4f}" + (f" lme4 {r['minus2loglik']:.4f}" if r else ""))
+            line = f"{case:8s} pymlm {ours['seconds']:.3f}s ({ours['n_eval']} evaluations, {ours['peak_rss_mb']:.0f} MB)"
+            for side in ("lme4", "mixedlm"):
+                if entry[side] is not None:
+                    line += f"  {side} {entry[side]['seconds']:.3f}s"
+            line += f"  -2logLik pymlm {ours['minus2loglik']:.4f}" + (f" lme4 {r['minus2loglik']:.4f}" if r else "")
+            print(line)
     results_path.parent.mkdir(exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -50,9 +50,10 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 
-from ..crossprod import CrossProducts, cross_products
+from ..crossprod import CrossProducts, cross_products, term_z
 from ..errors import (
     ConvergenceWarning,
     DataError,
@@ -173,6 +174,11 @@ class GlmmProblem:
         if self._one_term is not None:
             return self._one_term(w, z)
         return cross_products(self.codes, self.Zx, self.levels, self.X, z, weights=w, chunk_size=self.chunk_size)
+
+    @cached_property
+    def Z(self) -> sp.csr_matrix:
+        """Z of the fitted terms, ``(n, q)`` sparse, term after term, level-major."""
+        return sp.hstack([term_z(ck, Zk, lk) for ck, Zk, lk in zip(self.codes, self.Zx, self.levels)], format="csr")
 
     @cached_property
     def _one_term(self):
@@ -483,7 +489,8 @@ class GlmmObjective:
     def analytic(self) -> bool:
         """Whether :func:`laplace_gradient` applies: stage 2, Laplace, one random term, a canonical link."""
         pr = self.problem
-        return self.stage == 2 and self.nAGQ == 1 and pr.tmap.n_terms == 1 and pr.family.canonical and \
+        terms_ok = pr.tmap.n_terms == 1 or (pr.q <= DENSE_GRADIENT_MAX_Q and pr.n * pr.q <= DENSE_GRADIENT_MAX_NQ)
+        return self.stage == 2 and self.nAGQ == 1 and terms_ok and pr.family.canonical and \
             not pr.family.has_dispersion
 
     def value_and_grad(self, x):
@@ -542,6 +549,8 @@ def laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     block of M^{-1} (block diagonal for one term), read at theta's positions.
     Everything is one pass over the rows (h, c, r) and per-level p_k x p_k algebra.
     """
+    if problem.tmap.n_terms > 1:
+        return _dense_laplace_gradient(problem, res)
     fam = problem.family
     tm = problem.tmap
     pk, lk = tm.dims[0]
@@ -571,6 +580,50 @@ def laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     ATv = np.einsum("lab,bc,lc->la", A, T, v)
     dT = (-2.0 * Zr.T @ u + 2.0 * ATM + Zc.T @ u + Zr.T @ v - ATv.T @ u)
     return np.concatenate([tm.pack([dT]), g_beta])
+
+
+# several random terms: the gradient uses M^{-1} densely (q x q), for models up to this size
+DENSE_GRADIENT_MAX_Q, DENSE_GRADIENT_MAX_NQ = 3000, 30_000_000
+
+
+def _dense_laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
+    """:func:`laplace_gradient` for any random-effects structure, with M^{-1} dense.
+
+    The same closed form, at the positions (rho, kappa) of theta in Lambda:
+    dF/dLambda_{rho kappa} = -2 (Z'r)_rho u_kappa + 2 (G Lambda M^{-1})_{rho kappa}
+    + (Z'c)_rho u_kappa + (Z'r)_rho v_kappa - (G Lambda v)_rho u_kappa, with G = Z'WZ;
+    h_i = z_i'Lambda M^{-1} Lambda'z_i from the rows of Z Lambda. M^{-1} = L^{-T} L^{-1}
+    from the blocked factor's L.
+    """
+    fam = problem.family
+    tm = problem.tmap
+    q, p = problem.q, problem.p
+    f = res.factor
+    A = f.struct.cp.dense()
+    G, ZWX = A[:q, :q], A[:q, q:q + p]
+    Minv, info = sla.lapack.dpotri(f.sparse_L().toarray(), lower=1)   # (L L')^{-1}, lower triangle
+    if info != 0:
+        raise np.linalg.LinAlgError("the PIRLS factor is singular")
+    Minv = np.tril(Minv) + np.tril(Minv, -1).T
+    t_idx, rows, cols = tm.lambda_index
+    Lam = sp.csr_matrix((res.theta[t_idx], (rows, cols)), shape=(q, q))
+    Z = problem.Z
+    ZL = (Z @ Lam).tocsr()                                          # (n, q), sparse rows of Z Lambda
+    h = np.asarray(ZL.multiply(ZL @ Minv).sum(axis=1)).ravel()
+    mu = res.mu
+    a = problem.prior_weights
+    r = a * (problem.y - mu)
+    c = h * a * _variance_derivative(fam, mu) * fam.variance(mu)
+    Zr, Zc = np.asarray(Z.T @ r), np.asarray(Z.T @ c)
+    u = res.u
+    v = Minv @ (Lam.T @ Zc)
+    GL = np.asarray((Lam.T @ G).T)                                  # G Lambda (G symmetric)
+    X = problem.X
+    g_beta = -2.0 * (X.T @ r) + X.T @ c - ZWX.T @ (Lam @ v)
+    GLv = GL @ v
+    at = (-2.0 * Zr[rows] * u[cols] + 2.0 * np.einsum("ij,ji->i", GL[rows], Minv[:, cols])
+          + Zc[rows] * u[cols] + Zr[rows] * v[cols] - GLv[rows] * u[cols])
+    return np.concatenate([np.bincount(t_idx, weights=at, minlength=tm.n_theta), g_beta])
 
 
 def _level_sums(codes, Zk, x, lk) -> np.ndarray:

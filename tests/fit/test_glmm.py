@@ -101,12 +101,17 @@ def test_rx_standard_errors(fits):
     assert np.allclose(se_rx, se_h, rtol=0.05) and not np.allclose(se_rx, se_h, rtol=1e-4)
 
 
+# one scalar term, a vector term, an offset, crossed and nested terms (the dense M^{-1} form)
+GRADIENT_CASES = ["cbpp_laplace", "sim_bin_slopes", "poisson_offset", "crossed_binomial", "nested_poisson"]
+
+
 @pytest.fixture(scope="module")
 def objectives():
     out = {}
-    for name in ("cbpp_laplace", "sim_bin_slopes", "poisson_offset"):
+    for name in GRADIENT_CASES:
         case = cases()[name]
-        design = build_design(case["formula"], frame(case["data"]), case.get("weights"), check="glmer",
+        design = build_design(" ".join(case["formula"].split()), frame(case["data"]), case.get("weights"),
+                              check="glmer",
                               require_numeric_response=False)
         problem, _ = problem_from_design(design, case["family"])
         x0 = np.concatenate([np.atleast_1d(case["theta"]), _vec(case["fixef"])])
@@ -115,10 +120,9 @@ def objectives():
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(["cbpp_laplace", "sim_bin_slopes", "poisson_offset"]),
-       shift=st.lists(st.floats(-0.3, 0.3), min_size=6, max_size=6))
+@given(name=st.sampled_from(GRADIENT_CASES), shift=st.lists(st.floats(-0.3, 0.3), min_size=6, max_size=6))
 def test_analytic_gradient_equals_finite_differences(objectives, name, shift):
-    """The Laplace gradient (one term, canonical link) against central differences of the objective."""
+    """The Laplace gradient (canonical links; one term, crossed and nested terms) against central differences."""
     obj, x0 = objectives[name]
     assert obj.analytic
     x = x0 + np.asarray(shift[:x0.size])
