@@ -363,8 +363,10 @@ class GlmerResult(MixedResult):
         if not np.isfinite(y).all():
             raise DataError("newresp contains NaN or infinite values")
         design = replace(self.design, y=y)
-        # the design carries the prior weights
+        # the design carries the prior weights; a negative binomial fit estimates its shape again
         opts = {k: v for k, v in self.options.items() if k != "weights"}
+        if self.nb_theta is not None:
+            opts.setdefault("nb", True)
         return fit_design(design, data=self._data, data_name=self.data_name, **opts)
 
     def update(self, formula: str | None = None, data=None, **kwargs) -> GlmerResult:

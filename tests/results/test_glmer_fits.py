@@ -26,18 +26,21 @@ FAST = ["cbpp_laplace", "cbpp_agq25", "cbpp_nagq0", "cbpp_null", "poisson_offset
         "gamma_log"]
 # seconds each (more terms, more levels, a vector random effect)
 SLOW = ["bernoulli_01", "bernoulli_logical", "cbpp_proportion_weights", "crossed_binomial", "nested_poisson",
-        "grouseticks_poisson", "sim_bin_slopes"]
+        "grouseticks_poisson", "sim_bin_slopes", "glmer_nb_grouseticks"]
 _FITS: dict = {}
 
 
 def fit(case: str):
     if case not in _FITS:
         c = CASES[case]
-        family = c["family"] if c["family"] in ("binomial", "poisson") else sm_family(c)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nAGQ = 0's note on its bias
-            _FITS[case] = ml.glmer(c["formula"], load_data(c["data"]), family=family, nAGQ=c["nAGQ"],
-                                   weights=c.get("weights"), data_name=data_name(case))
+            if c["family"].startswith("Negative Binomial"):
+                _FITS[case] = ml.glmer_nb(c["formula"], load_data(c["data"]), data_name=data_name(case))
+            else:
+                family = c["family"] if c["family"] in ("binomial", "poisson") else sm_family(c)
+                _FITS[case] = ml.glmer(c["formula"], load_data(c["data"]), family=family, nAGQ=c["nAGQ"],
+                                       weights=c.get("weights"), data_name=data_name(case))
     return _FITS[case]
 
 
@@ -60,6 +63,9 @@ def test_estimates_within_the_checker_tolerances(case):
     # lme4's scale of the log-likelihood (for nAGQ > 1 without the saturated constant): no worse than lme4's
     assert -2 * m.loglik_lme4 <= -2 * c["logLik"] + 1e-3
     assert m.sigma == pytest.approx(c["sigma"], rel=1e-3)
+    if "nb_theta" in c:
+        assert m.nb_theta == pytest.approx(c["nb_theta"], rel=1e-4)
+        assert m.family_name == c["family"]
     assert (m.nobs, m.n_params, m.df_resid) == (c["nobs"], c["df"], c["df_resid"])
     assert m.is_singular == c["is_singular"]
 
@@ -89,7 +95,7 @@ def _skeleton(line: str) -> str:
     return " ".join(_NUM.sub("#", line).split())
 
 
-@pytest.mark.parametrize("case", FAST)
+@pytest.mark.parametrize("case", FAST + [pytest.param("glmer_nb_grouseticks", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("kind", ["summary", "print"])
 def test_printed_lines_are_lme4s(case, kind):
     m, c = fit(case), CASES[case]
@@ -122,3 +128,13 @@ def test_anova_refit_and_update_against_lme4():
     # a refit to the same response is the same fit
     same = m1.refit(m1.design.y)
     assert same.loglik == pytest.approx(m1.loglik, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_negative_binomial_refit_estimates_the_shape_again():
+    m = fit("glmer_nb_grouseticks")
+    same = m.refit(m.design.y)
+    assert same.nb_theta == pytest.approx(m.nb_theta, rel=1e-4)
+    assert same.loglik == pytest.approx(m.loglik, abs=1e-4)
+    smaller = m.update(". ~ . - YEAR")
+    assert smaller.nb_theta is not None and smaller.n_params == m.n_params - 2
