@@ -273,8 +273,28 @@ class LmerResult:
                 eta[ok] += np.einsum("ij,ij->i", Xk[ok], b[codes[ok]])
         return eta
 
+    @property
+    def rows_in_memory(self) -> bool:
+        """False for a fit streamed from a source that is not in memory (a Parquet folder...)."""
+        return bool(getattr(self.design, "rows_in_memory", True))
+
+    def _need_rows(self, what: str):
+        """Refuse what needs the training rows when the fit was streamed, saying how to get it."""
+        if self.rows_in_memory:
+            return
+        source = self.design.source.name
+        raise DataError(
+            f"{what} need{'s' if not what.endswith('s') else ''} the rows of the data, and this fit streamed them "
+            f"from {source!r} without keeping them (memory grows with the groups, not the rows). Get "
+            "them batch by batch: m.predict(batch) gives the fitted values of a batch of rows (y minus it the "
+            "residuals), e.g. for each batch of pymlm.sources.as_source(path).batches(columns); or load "
+            "the rows and fit in memory (pandas.read_parquet(path)) for fitted values, residuals, "
+            "simulate, refit and the resampling intervals ('boot', 'blb', 'split'). Wald and profile "
+            "intervals, the summary, fixef, ranef and anova work on the streamed fit")
+
     @cached_property
     def _fitted(self) -> np.ndarray:
+        self._need_rows("the fitted values")
         d = self.design
         eta = np.asarray(d.X @ self.fit.beta).ravel()
         if d.offset is not None:
@@ -295,6 +315,7 @@ class LmerResult:
         """
         if type not in ("response", "pearson"):
             raise OptionError(f"type must be 'response' or 'pearson'; got {type!r}")
+        self._need_rows("residuals")
         r = self.design.y - self._fitted
         if type == "pearson" and self.design.weights is not None:
             r = r * np.sqrt(self.design.weights)
@@ -351,6 +372,7 @@ class LmerResult:
         d = self.design
         idx = self._terms_for(re_form)
         if newdata is None:
+            self._need_rows("predict() without newdata (the fitted rows)")
             eta = np.asarray(d.X @ self.fit.beta).ravel()
             if d.offset is not None:
                 eta = eta + d.offset
@@ -392,6 +414,7 @@ class LmerResult:
         if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
             raise OptionError(f"nsim must be a positive integer; got {nsim!r}")
         rng = np.random.default_rng(check_seed(seed))
+        self._need_rows("simulate()")
         d = self.design
         n = d.n
         base = np.asarray(d.X @ self.fit.beta).ravel()
@@ -412,6 +435,7 @@ class LmerResult:
     def refit(self, newresp) -> "LmerResult":
         """The same model fitted to a new response vector (lme4's ``refit``)."""
         fit_design = self._api("refit", self._refit_design)
+        self._need_rows("refit()")
         y = np.asarray(newresp, dtype=float).ravel()
         if y.shape[0] != self.design.n:
             raise DataError(f"newresp has {y.shape[0]} values; the model has {self.design.n} observations")
@@ -433,6 +457,10 @@ class LmerResult:
             data = self._data
         opts = dict(self.options)
         opts.update(kwargs)
+        if formula is None and data is self._data and not kwargs and self._refit_design is not None:
+            # only REML changes: the same design and cross-products, no pass over the rows
+            return self._refit_design(self.design, reml=self.reml if REML is None else bool(REML), data=self._data,
+                                      data_name=self.data_name, crossprod=self.crossprod, **self.options)
         return lmer(new_formula, data, REML=self.reml if REML is None else REML,
                     data_name=self.data_name, **opts)
 
@@ -491,6 +519,8 @@ class LmerResult:
         """
         from ..inference import confint
 
+        if isinstance(method, str) and method.lower() in ("boot", "blb", "split"):
+            self._need_rows(f"confint(method={method!r})")
         return confint(self.problem, method=method, level=level, seed=seed, n_jobs=n_jobs,
                        progress=progress, **options)
 
@@ -1022,10 +1052,13 @@ class LmerSummary:
             vals[4] = _fmt.format_number(t4[4])
             out += _fmt.print_named(vals, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
         out.append("")
-        q = np.quantile(m.residuals(type="pearson", scaled=True), [0, 0.25, 0.5, 0.75, 1.0])
-        out.append("Scaled residuals: ")
-        out += _fmt.print_named(_fmt.format_real(_fmt.zapsmall(q, 5), 4),
-                                ["Min", "1Q", "Median", "3Q", "Max"])
+        if m.rows_in_memory:
+            q = np.quantile(m.residuals(type="pearson", scaled=True), [0, 0.25, 0.5, 0.75, 1.0])
+            out.append("Scaled residuals: ")
+            out += _fmt.print_named(_fmt.format_real(_fmt.zapsmall(q, 5), 4),
+                                    ["Min", "1Q", "Median", "3Q", "Max"])
+        else:
+            out.append(f"Scaled residuals: not kept (rows streamed from {m.design.source.name})")
         out.append("")
         out.append("Random effects:")
         out += self._random_lines()
