@@ -89,6 +89,11 @@ class StreamDesign(Design):
             f"the rows of this design were streamed from {self.source.name!r} and are not in memory, so "
             "it has no Z matrix; batch_arrays(design, batch) gives the arrays of a batch of rows")
 
+    def __repr__(self) -> str:
+        terms = ", ".join(f"({t.bar.lhs_text} | {t.group}): {t.nlevels} levels x {t.p}" for t in self.re_terms)
+        return (f"StreamDesign({self.formula!r}: n={self.n} streamed from {self.source.name!r}, "
+                f"X columns {self.X_names}, terms [{terms}], theta={self.theta.tolist()})")
+
     def batches(self, progress: bool = False, desc: str = "reading"):
         """The source's batches of the model's columns (pandas DataFrames)."""
         return self.source.batches(list(self.read_columns), self.batch_size, progress=progress, desc=desc)
