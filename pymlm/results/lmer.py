@@ -519,10 +519,66 @@ class LmerResult:
         """
         from ..inference import confint
 
-        if isinstance(method, str) and method.lower() in ("boot", "blb", "split"):
+        if not self.rows_in_memory and isinstance(method, str) and method.lower() == "blb" and self.tmap.n_terms == 1:
+            return self._streamed_blb(level=level, seed=seed, n_jobs=n_jobs, progress=progress, **options)
+        if isinstance(method, str) and method.lower() in ("boot", "split"):
             self._need_rows(f"confint(method={method!r})")
         return confint(self.problem, method=method, level=level, seed=seed, n_jobs=n_jobs,
                        progress=progress, **options)
+
+    def _streamed_blb(self, seed=None, progress: bool = True, **options) -> pd.DataFrame:
+        """BLB of a streamed fit: one more pass keeps the rows of the clusters its subsets draw.
+
+        The subsets depend only on the seed and the number of clusters, so they
+        are drawn first (the same draws as :func:`pymlm.inference.blb.interval`
+        makes), the rows of their s b clusters are read from the source, and the
+        interval is computed on them as for a fit in memory: the same subsets,
+        the same blocks, the same interval.
+        """
+        import inspect
+
+        import scipy.sparse as sp
+
+        from .._validation import check_bool, check_positive_int, seed_sequence
+        from ..design import batch_arrays
+        from ..inference import blb as _blb
+        from ..inference import confint
+
+        root = seed_sequence(seed)   # one root for the draws here and in the interval
+        progress = check_bool("progress", progress)
+        default = inspect.signature(_blb.interval).parameters["n_subsets"].default
+        n_subsets = check_positive_int("n_subsets", options.get("n_subsets", default))
+        N = int(self.tmap.dims[0][1])
+        b = _blb.subset_size_for(N, options.get("subset_exponent"), options.get("subset_size"))
+        subsets, _ = _blb.draws(root, N, n_subsets, 2, b)
+        wanted = np.zeros(N, dtype=bool)
+        wanted[np.unique(subsets)] = True
+        d = self.design
+        members = list(range(len(d.re_terms)))
+        parts: dict[str, list] = {"codes": [], "Z": [], "X": [], "y": [], "w": []}
+        for batch in d.batches(progress=progress, desc="BLB clusters"):
+            arrays = batch_arrays(d, batch)
+            if arrays is None:
+                continue
+            keep = wanted[arrays.codes[0]]
+            if not keep.any():
+                continue
+            parts["codes"].append(arrays.codes[0][keep])
+            parts["Z"].append(np.hstack([arrays.Xs[k][keep] for k in members]))
+            parts["X"].append(arrays.X[keep])
+            parts["y"].append(arrays.y[keep])
+            if arrays.weights is not None:
+                parts["w"].append(arrays.weights[keep])
+        X = sp.vstack(parts["X"], format="csc") if sp.issparse(parts["X"][0]) else np.vstack(parts["X"])
+        problem = replace(self.problem, codes=[np.concatenate(parts["codes"])], Xs=[np.vstack(parts["Z"])],
+                          X=X, y=np.concatenate(parts["y"]),
+                          weights=np.concatenate(parts["w"]) if parts["w"] else None, memo={})
+        # an int or SeedSequence gives the same root again (and is shown as given); None or a
+        # Generator only once
+        again = check_seed(seed)
+        if again is None or isinstance(again, np.random.Generator):
+            again = seed_sequence(root)
+        return confint(problem, method="blb", seed=again, progress=progress, **options)
 
     # -------------------------------------------------------------- status
     @property

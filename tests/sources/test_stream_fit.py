@@ -119,7 +119,7 @@ def test_what_needs_no_rows_works(parts):
 
 @pytest.mark.parametrize("call", [lambda m: m.fitted, lambda m: m.residuals(), lambda m: m.predict(),
                                   lambda m: m.simulate(), lambda m: m.refit(np.zeros(m.nobs)),
-                                  lambda m: m.confint("boot"), lambda m: m.confint("blb")])
+                                  lambda m: m.confint("boot"), lambda m: m.confint("split")])
 def test_what_needs_rows_says_how_to_get_them(parts, call):
     folder, _ = parts
     ms = ml.lmer(FORMULA, folder, progress=False)
@@ -150,3 +150,25 @@ def test_streamed_inputs_refused_with_reasons(parts):
         ml.lmer(FORMULA, folder, weights=np.ones(len(df)), progress=False)
     with pytest.raises(DataError, match="'x9' .* not in the data"):
         ml.lmer("y ~ x9 + (1 | id)", folder, progress=False)
+
+
+def test_blb_on_a_stream_reads_only_its_clusters_and_equals_the_in_memory_blb(parts):
+    folder, df = parts
+    ms = ml.lmer(FORMULA, folder, progress=False)
+    m = ml.lmer(FORMULA, df)
+    opts = {"seed": 11, "n_subsets": 3, "n_boots": 30, "subset_size": 40, "progress": False}
+    got = ms.confint("blb", **opts)
+    want = m.confint("blb", **opts)
+    pd.testing.assert_frame_equal(got, want, rtol=1e-8)
+    assert got.attrs["seed"] == 11 and got.attrs["settings"]["n_clusters"] == 300
+    # another seed draws other subsets
+    assert not np.allclose(ms.confint("blb", **{**opts, "seed": 12}).to_numpy(), got.to_numpy())
+
+
+def test_blb_on_a_stream_needs_one_grouping_factor(rich):
+    folder, _ = rich
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)
+        ms = ml.lmer("y ~ x1 + (1 | id) + (1 | site)", folder, progress=False)
+    with pytest.raises(ml.errors.OptionError, match="needs every random term on one grouping factor"):
+        ms.confint("blb", progress=False)
