@@ -130,6 +130,7 @@ def _read_source(formula: str, data, weights, offset, chunk_size: int, progress:
     from .crossprod import stream_cross_products
     from .design import scan_design, used_columns
     from .formula import parse_formula
+    from .linalg._threads import blas_threads
 
     source = as_source(data)
     if not source.streamed:
@@ -137,7 +138,10 @@ def _read_source(formula: str, data, weights, offset, chunk_size: int, progress:
         cols += [c for c in (weights, offset) if isinstance(c, str) and c in source.columns]
         return source.read(cols), None, None
     design = scan_design(formula, source, weights, offset, batch_size=chunk_size, progress=progress)
-    design, cp, _ = stream_cross_products(design, TermMerge.of(design.re_terms).groups, progress=progress)
+    # one BLAS thread: the products of a batch are tall and thin (rows x p), where threads gain
+    # little and, on a busy machine, spin-wait many times what the product costs
+    with blas_threads(1):
+        design, cp, _ = stream_cross_products(design, TermMerge.of(design.re_terms).groups, progress=progress)
     return source, design, cp
 
 

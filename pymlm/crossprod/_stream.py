@@ -130,6 +130,9 @@ def stream_cross_products(design: StreamDesign, groups, *, progress: bool = True
         if arrays is None:
             continue
         X, y, w = arrays.X, arrays.y, arrays.weights
+        if not sp.issparse(X):
+            # row-major: the [X y] buffer of the Gram product is filled by contiguous copies
+            X = np.ascontiguousarray(X)
         n_rows += len(y)
         s, ss, b = _column_moments(X)
         sums.append(s)

@@ -172,3 +172,25 @@ def test_blb_on_a_stream_needs_one_grouping_factor(rich):
         ms = ml.lmer("y ~ x1 + (1 | id) + (1 | site)", folder, progress=False)
     with pytest.raises(ml.errors.OptionError, match="needs every random term on one grouping factor"):
         ms.confint("blb", progress=False)
+
+
+def test_a_progress_bar_over_row_groups(parts, monkeypatch):
+    from pymlm.sources import _sources
+
+    folder, _ = parts
+    seen = []
+    real = _sources.progress_bar
+
+    def spy(total, desc, enabled=True):
+        bar = real(total, desc, enabled)
+        seen.append((total, desc, enabled, bar))
+        return bar
+
+    monkeypatch.setattr(_sources, "progress_bar", spy)
+    n_groups = sum(pq.ParquetFile(f).num_row_groups for f in folder.glob("*.parquet"))
+    ml.lmer(FORMULA, folder)
+    assert [(t, d, e) for t, d, e, _ in seen] == [(n_groups, "levels", True), (n_groups, "cross-products", True)]
+    assert all(bar.n == n_groups for *_, bar in seen)
+    seen.clear()
+    ml.lmer(FORMULA, folder, progress=False)
+    assert [e for _, _, e, _ in seen] == [False, False]
