@@ -111,7 +111,7 @@ def report(results: dict) -> str:
              "`pandas.read_parquet` + `lmer` in memory; each fit in a child process of its own (time "
              "includes reading; peak RSS of that process).")
     lines = [SECTION, "", intro, "",
-             ("| N subjects | rows | source | seconds | peak RSS (GB) | rows / s | max abs(beta diff) / SE "
+             ("| N subjects | rows | source | seconds (reading included) | peak RSS (GB) | rows / s | max abs(beta diff) / SE "
               "| max abs(theta diff) | load average |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(results, key=int):
@@ -123,7 +123,7 @@ def report(results: dict) -> str:
             diff = r.get("agreement", {})
             d1 = f"{diff['max_dbeta_in_se']:.1e}" if diff and mode == "path" else ""
             d2 = f"{diff['max_dtheta']:.1e}" if diff and mode == "path" else ""
-            lines.append(f"| {int(key):,} | {x['nobs']:,} | {mode} | {x['wall_seconds']:.1f} | {x['peak_rss_gb']:.2f} | "
+            lines.append(f"| {int(key):,} | {x['nobs']:,} | {mode} | {x['seconds']:.1f} | {x['peak_rss_gb']:.2f} | "
                          f"{x['rows_per_second']:,.0f} | {d1} | {d2} | {x['load1_before']:.1f} -> "
                          f"{x['load1_after']:.1f} |")
     note = (f"Measured on {os.cpu_count()} cores shared with other jobs (1-minute load average before -> "

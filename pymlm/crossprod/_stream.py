@@ -64,13 +64,20 @@ def _exact_sum(blocks: list) -> np.ndarray:
     return np.array([math.fsum(flat[:, j]) for j in range(flat.shape[1])]).reshape(stack.shape[1:])
 
 
-def _column_moments(X):
+def _column_moments(X, binary: np.ndarray):
+    """Column sums, sums of squares, and ``binary`` narrowed to the columns still all 0/1."""
     if sp.issparse(X):
         X = X.tocsc()
         col = np.repeat(np.arange(X.shape[1]), np.diff(X.indptr))
         nonbinary = np.bincount(col, weights=(X.data != 0) & (X.data != 1), minlength=X.shape[1]) > 0
-        return (np.asarray(X.sum(axis=0)).ravel(), np.asarray(X.multiply(X).sum(axis=0)).ravel(), ~nonbinary)
-    return X.sum(axis=0), np.einsum("ij,ij->j", X, X), np.all((X == 0) | (X == 1), axis=0)
+        return (np.asarray(X.sum(axis=0)).ravel(), np.asarray(X.multiply(X).sum(axis=0)).ravel(),
+                binary & ~nonbinary)
+    out = binary.copy()
+    idx = np.flatnonzero(binary)  # only columns 0/1 so far are checked: after a batch, few are
+    if idx.size:
+        block = X[:, idx]
+        out[idx] = np.all((block == 0) | (block == 1), axis=0)
+    return X.sum(axis=0), np.einsum("ij,ij->j", X, X), out
 
 
 def _scatter(block, rows_present, p_rows, cols_present, p_cols, shape):
@@ -134,10 +141,9 @@ def stream_cross_products(design: StreamDesign, groups, *, progress: bool = True
             # row-major: the [X y] buffer of the Gram product is filled by contiguous copies
             X = np.ascontiguousarray(X)
         n_rows += len(y)
-        s, ss, b = _column_moments(X)
+        s, ss, binary = _column_moments(X, binary)
         sums.append(s)
         sumsqs.append(ss)
-        binary &= b
         if w is not None:  # the rank check looks at X without the prior weights
             grams.append((X.T @ X).toarray() if sp.issparse(X) else X.T @ X)
         pos = y if w is None else y[w > 0]

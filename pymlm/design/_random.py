@@ -81,7 +81,8 @@ class ReTerm:
 
     @cached_property
     def level_index(self) -> pd.Index:
-        return pd.Index(self.levels)
+        # object dtype: a string Index backed by Arrow recomputes its uniqueness on every lookup
+        return pd.Index(self.levels, dtype=object)
 
     def model_matrix(self, newdata: pd.DataFrame) -> np.ndarray:
         """The term's raw model matrix on new data, shape (m, p)."""
