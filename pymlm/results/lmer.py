@@ -286,8 +286,8 @@ class LmerResult:
         raise DataError(
             f"{what} need{'s' if not what.endswith('s') else ''} the rows of the data, and this fit streamed them "
             f"from {source!r} without keeping them (memory grows with the groups, not the rows). Get "
-            "them batch by batch: m.predict(batch) gives the fitted values of a batch of rows (y minus it the "
-            "residuals), e.g. for each batch of pymlm.sources.as_source(path).batches(columns); or load "
+            "them batch by batch: m.predict(batch) gives the fitted values of a batch of rows (its response "
+            "minus them, the residuals), e.g. for each batch of pymlm.sources.as_source(path).batches(columns); or load "
             "the rows and fit in memory (pandas.read_parquet(path)) for fitted values, residuals, "
             "simulate, refit and the resampling intervals ('boot', 'blb', 'split'). Wald and profile "
             "intervals, the summary, fixef, ranef and anova work on the streamed fit")
