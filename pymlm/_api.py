@@ -164,11 +164,11 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
         (see :mod:`pymlm.sources`): two passes over the model's columns, the
         first for the levels and missing rows, the second for the
         cross-products; the fit equals the in-memory fit of the same rows, and
-        what needs the rows (fitted values, residuals, resampling intervals)
-        is refused with a message saying how to get it. Infinite values are refused. Date and time columns are
-        refused where the model would compute with them (R's model matrix
-        would use their seconds or days since 1970, a unit pandas does not
-        keep): convert them, e.g. to days since the first date; as grouping
+        what needs the rows (fitted values, residuals, the bootstrap) is
+        refused with a message saying how to get it. Infinite values are
+        refused. Date and time columns are refused where the model would
+        compute with them (R's model matrix would use their seconds or days
+        since 1970, a unit pandas does not keep): convert them, e.g. to days since the first date; as grouping
         factors they are used as they are. Object columns mixing numbers and
         strings are refused (convert them with ``pd.to_numeric`` or
         ``astype(str)``).
