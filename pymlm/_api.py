@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ._progress import progress_bar
 from ._validation import check_bool, check_formula, check_positive_int
@@ -35,6 +36,7 @@ from .fit.terms import TermMerge, design_crossprod
 from .results.anova import AnovaResult, lrt_table
 from .results.gam import GamResult
 from .results.lmer import LmerResult
+from .sources import as_source, is_streamed
 
 __all__ = [
     "DevianceFunction",
@@ -55,15 +57,16 @@ __all__ = [
 
 def fit_design(design: Design, reml: bool = True, *, start="auto", optimizer: str = "lbfgsb",
                check_conv: bool = True, chunk_size: int = 500_000, optimizer_options: dict | None = None,
-               data=None, data_name=None) -> LmerResult:
-    """Fit a linear mixed model to a built :class:`~pymlm.design.Design`."""
+               data=None, data_name=None, crossprod=None) -> LmerResult:
+    """Fit a linear mixed model to a built :class:`~pymlm.design.Design` (``crossprod``: its
+    cross-products when already accumulated, e.g. streamed)."""
     if not design.re_terms:
         raise FormulaError(
             "no random-effects terms in the formula; add one such as (1 | group), "
             "or use an ordinary linear model", design.formula)
     _check_response_varies(design)
     merge = TermMerge.of(design.re_terms)
-    cp = design_crossprod(design, chunk_size, merge=merge)
+    cp = design_crossprod(design, chunk_size, merge=merge) if crossprod is None else crossprod
     if cp.n <= cp.p:
         raise DataError(f"{int(cp.n)} observations for {cp.p} fixed effects: too few to fit the model")
     try:
@@ -140,9 +143,39 @@ def _numerical_failure(design: Design) -> DataError:
     )
 
 
+def _read_source(formula: str, data, weights, offset, chunk_size: int, progress: bool):
+    """``data`` as the design code takes it: frames in memory as they are (a polars DataFrame as
+    pandas, its model's columns only); a streamed source as its design and cross-products, in
+    two passes (:func:`pymlm.design.scan_design`, :func:`pymlm.crossprod.stream_cross_products`).
+
+    Returns
+    -------
+    (data, None, None) or (source, StreamDesign, CrossProducts)
+    """
+    if isinstance(data, (pd.DataFrame, dict)) or not (is_streamed(data) or type(data).__module__.startswith("polars")):
+        return data, None, None
+    from .crossprod import stream_cross_products
+    from .design import scan_design, used_columns
+    from .formula import parse_formula
+    from .linalg._threads import blas_threads
+
+    source = as_source(data)
+    if not source.streamed:
+        cols = used_columns(parse_formula(formula), source.columns)
+        cols += [c for c in (weights, offset) if isinstance(c, str) and c in source.columns]
+        return source.read(cols), None, None
+    design = scan_design(formula, source, weights, offset, batch_size=chunk_size, progress=progress)
+    # one BLAS thread: the products of a batch are tall and thin (rows x p), where threads gain
+    # little and, on a busy machine, spin-wait many times what the product costs
+    with blas_threads(1):
+        design, cp, _ = stream_cross_products(design, TermMerge.of(design.re_terms).groups, progress=progress)
+    return source, design, cp
+
+
 def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, start="auto",
          optimizer: str = "lbfgsb", check_conv: bool = True, chunk_size: int = 500_000,
-         optimizer_options: dict | None = None, data_name: str | None = None, family=None) -> LmerResult:
+         optimizer_options: dict | None = None, data_name: str | None = None, family=None,
+         progress: bool = True) -> LmerResult:
     """Fit a linear mixed model by REML or ML, as lme4's ``lmer``.
 
     Parameters
@@ -150,12 +183,19 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
     formula : str
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``. Smooths
         (``s()``, ``te()``) belong to :func:`pymlm.gam` / :func:`pymlm.bam`.
-    data : pandas.DataFrame, pyarrow.Table or dict of columns
+    data : pandas.DataFrame, pyarrow.Table, dict of columns, path or stream
         Rows with a missing value (NaN, None) in a used column are dropped
-        and counted. Infinite values are refused. Date and time columns are
-        refused where the model would compute with them (R's model matrix
-        would use their seconds or days since 1970, a unit pandas does not
-        keep): convert them, e.g. to days since the first date; as grouping
+        and counted. A path to a CSV file, a Parquet file or a folder of
+        Parquet files (hive partitions included), a ``pyarrow.dataset.Dataset``,
+        a polars LazyFrame or a Dask DataFrame is streamed in bounded memory
+        (see :mod:`pymlm.sources`): two passes over the model's columns, the
+        first for the levels and missing rows, the second for the
+        cross-products; the fit equals the in-memory fit of the same rows, and
+        what needs the rows (fitted values, residuals, the bootstrap) is
+        refused with a message saying how to get it. Infinite values are
+        refused. Date and time columns are refused where the model would
+        compute with them (R's model matrix would use their seconds or days
+        since 1970, a unit pandas does not keep): convert them, e.g. to days since the first date; as grouping
         factors they are used as they are. Object columns mixing numbers and
         strings are refused (convert them with ``pd.to_numeric`` or
         ``astype(str)``).
@@ -176,15 +216,18 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
         lme4's post-fit gradient and Hessian checks (True or False; other
         values are refused).
     chunk_size : int
-        Rows per chunk when accumulating the cross-products (bounds memory).
+        Rows per chunk when accumulating the cross-products (bounds memory),
+        and rows per batch read from a streamed source.
     optimizer_options : dict, optional
         ``maxfev`` (evaluation limit) and ``tol`` (objective tolerance), as
         lme4's ``optCtrl``.
     data_name : str, optional
-        Shown as ``Data:`` in the summary.
+        Shown as ``Data:`` in the summary (default for a path: the path).
     family : None
         Refused with a pointer to :func:`glmer` (lme4's ``lmer(family=)`` is
         an error too).
+    progress : bool
+        A progress bar over the row groups of a streamed source.
 
     Returns
     -------
@@ -237,13 +280,18 @@ def lmer(formula: str, data, REML: bool = True, weights=None, offset=None, *, st
         unknown = sorted(set(optimizer_options) - {"maxfev", "tol"})
         if unknown:
             raise OptionError(f"optimizer_options takes 'maxfev' and 'tol'; got {unknown}")
-    design = build_design(formula, data, weights, offset, check="lmer")
+    progress = check_bool("progress", progress)
+    frame, design, cp = _read_source(formula, data, weights, offset, int(chunk_size), progress)
+    if design is None:
+        design = build_design(formula, frame, weights, offset, check="lmer")
+    elif data_name is None:
+        data_name = frame.name
     if not isinstance(start, str) and start.shape != design.theta.shape:
         raise OptionError(f"start has {start.size} values; this model has {design.theta.size} theta parameters "
                           f"({', '.join(design.theta_names)})")
     return fit_design(design, bool(REML), start=start, optimizer=optimizer, check_conv=check_conv,
-                      chunk_size=int(chunk_size), optimizer_options=optimizer_options, data=data,
-                      data_name=data_name)
+                      chunk_size=int(chunk_size), optimizer_options=optimizer_options,
+                      data=data if cp is not None else frame, data_name=data_name, crossprod=cp)
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,7 +338,8 @@ class DevianceFunction:
         return self.objective.value_and_grad(theta)[1]
 
 
-def lmer_devfun(formula: str, data, REML: bool = True, weights=None, offset=None) -> DevianceFunction:
+def lmer_devfun(formula: str, data, REML: bool = True, weights=None, offset=None, *,
+                progress: bool = True) -> DevianceFunction:
     """The profiled deviance function of a linear mixed model, as lme4's ``devFunOnly = TRUE``.
 
     The rows are read once into the cross-products; every call afterwards
@@ -300,8 +349,8 @@ def lmer_devfun(formula: str, data, REML: bool = True, weights=None, offset=None
 
     Parameters
     ----------
-    formula, data, REML, weights, offset
-        As :func:`lmer`.
+    formula, data, REML, weights, offset, progress
+        As :func:`lmer`; a streamed source is read twice, then never again.
 
     Returns
     -------
@@ -323,24 +372,32 @@ def lmer_devfun(formula: str, data, REML: bool = True, weights=None, offset=None
     """
     if not isinstance(REML, (bool, np.bool_)):
         raise OptionError(f"REML must be True or False; got {REML!r}")
-    design = build_design(formula, data, weights, offset, check="lmer")
+    frame, design, cp = _read_source(formula, data, weights, offset, 500_000, check_bool("progress", progress))
+    if design is None:
+        design = build_design(formula, frame, weights, offset, check="lmer")
     merge = TermMerge.of(design.re_terms)
-    cp = design_crossprod(design, merge=merge)
+    if cp is None:
+        cp = design_crossprod(design, merge=merge)
     tmap = merge.theta_map(design.re_terms, design.theta_names)
     objective = evaluator_for(cp, bool(REML), tmap)
     return DevianceFunction(objective, tmap.start, tmap.lower, list(design.theta_names), bool(REML), design)
 
 
-def lformula(formula: str, data, weights=None, offset=None) -> Design:
+def lformula(formula: str, data, weights=None, offset=None, *, progress: bool = True) -> Design:
     """Parse an lme4 formula and build its design, as lme4's ``lFormula``.
 
     Parameters
     ----------
     formula : str
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : pandas.DataFrame, pyarrow.Table or dict of columns
+    data : pandas.DataFrame, pyarrow.Table, dict of columns, path or stream
+        A streamed source (see :func:`lmer`) gives a
+        :class:`~pymlm.design.StreamDesign` from one pass: names, levels and
+        theta, without the row-sized arrays (``X`` has no rows, ``Z`` is refused).
     weights, offset : str, array-like or None
         A column name or one value per row.
+    progress : bool
+        A progress bar over the row groups of a streamed source.
 
     Returns
     -------
@@ -375,7 +432,13 @@ def lformula(formula: str, data, weights=None, offset=None) -> Design:
     >>> d.X.shape, d.Z.shape, d.theta.tolist()
     ((180, 2), (180, 36), [1.0, 0.0, 1.0])
     """
-    return build_design(formula, data, weights, offset, check="lmer")
+    if is_streamed(data):
+        from .design import scan_design
+
+        return scan_design(check_formula(formula), as_source(data), weights, offset,
+                           progress=check_bool("progress", progress))
+    frame, _, _ = _read_source(formula, data, weights, offset, 500_000, False)
+    return build_design(formula, frame, weights, offset, check="lmer")
 
 
 def anova(*models, names=None, refit: bool = True) -> AnovaResult:
@@ -426,8 +489,16 @@ def anova(*models, names=None, refit: bool = True) -> AnovaResult:
         raise OptionError(f"names has {len(names)} entries for {len(models)} models")
     n0 = models[0].nobs
     y0 = models[0].design.y
-    for m in models[1:]:
-        if m.nobs != n0 or not np.allclose(m.design.y, y0):
+    streamed = [getattr(m.design, "source", None) for m in models]
+    for m, src in zip(models[1:], streamed[1:]):
+        if m.nobs != n0:
+            same = False
+        elif src is not None or streamed[0] is not None:
+            # streamed fits keep no rows: the same source and number of observations
+            same = src is not None and streamed[0] is not None and src.name == streamed[0].name
+        else:
+            same = np.allclose(m.design.y, y0)
+        if not same:
             raise DataError("all models must be fitted to the same observations (same rows and response)")
     refitted = refit and any(m.reml for m in models)
     fits = [m.update(REML=False) if (refitted and m.reml) else m for m in models]

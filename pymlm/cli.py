@@ -13,16 +13,32 @@ from .errors import DataError, PymlmError, PymlmWarning
 __all__ = ["main"]
 
 
+#: Files larger than this are streamed by ``pymlm fit`` (lmer engine) rather than read whole.
+STREAM_BYTES = 2 * 1024 ** 3
+
+
+def _streams(spec: str, engine: str, stream: bool) -> bool:
+    """Whether ``--data`` is passed to lmer as a path, to be streamed: a folder of Parquet files,
+    a file larger than :data:`STREAM_BYTES`, or any path with ``--stream``."""
+    path = Path(spec)
+    if engine != "lmer" or not path.exists():
+        return False
+    return stream or path.is_dir() or path.stat().st_size > STREAM_BYTES
+
+
 def _read_data(spec: str):
     import pandas as pd
 
     path = Path(spec)
     suffix = path.suffix.lower()
+    if path.is_dir():
+        from .sources import as_source
+
+        source = as_source(path)
+        return source.read(source.columns)
     if suffix in (".csv", ".parquet", ".pq"):
         if not path.exists():
             raise DataError(f"no file {spec!r}; give an existing CSV or parquet path, or a bundled dataset name")
-        if path.is_dir():
-            raise DataError(f"{spec!r} is a folder; give a CSV or parquet file")
         if path.stat().st_size == 0:
             raise DataError(f"the file {spec!r} is empty; it needs a header line with the column "
                             "names and one line per observation")
@@ -46,7 +62,10 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="fit a model and print its summary")
     fit.add_argument("formula", help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
-    fit.add_argument("--data", required=True, help="bundled dataset name, or a CSV / parquet path")
+    fit.add_argument("--data", required=True,
+                     help="bundled dataset name, a CSV / parquet file or a folder of parquet files")
+    fit.add_argument("--stream", action="store_true",
+                     help="lmer: stream the file in batches (folders and files over 2 GB always are)")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML (lmer)")
     fit.add_argument("--engine", choices=["lmer", "gam", "bam"], default="lmer",
                      help="lmer (lme4), gam or bam (mgcv; smooths s(), te() and lme4 bars)")
@@ -62,7 +81,7 @@ def main(argv=None) -> int:
             for name in datasets.names():
                 print(name)
             return 0
-        data = _read_data(args.data)
+        data = args.data if _streams(args.data, args.engine, args.stream) else _read_data(args.data)
         if args.design:
             from ._api import lformula
 
@@ -74,7 +93,7 @@ def main(argv=None) -> int:
             if args.engine == "lmer":
                 from ._api import lmer
 
-                model = lmer(args.formula, data, REML=not args.ml, data_name=Path(args.data).stem)
+                model = lmer(args.formula, data, REML=not args.ml, data_name=Path(args.data).stem, progress=False)
                 print(model.summary(ci=args.ci) if args.ci else model)
             else:
                 from ._api import bam, gam

@@ -49,3 +49,23 @@ def test_bam_engine(capsys):
 def test_errors_exit_2_with_a_message(args, message, capsys):
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_fit_a_parquet_folder_streamed(tmp_path, capsys):
+    import pymlm as ml
+
+    df = ml.datasets.load("sleepstudy")
+    folder = tmp_path / "sleep"
+    folder.mkdir()
+    df.iloc[:90].to_parquet(folder / "a.parquet")
+    df.iloc[90:].to_parquet(folder / "b.parquet")
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "REML criterion at convergence: 1743.6" in out and "rows streamed from" in out
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", str(folder), "--design"]) == 0
+    assert "StreamDesign" in capsys.readouterr().out
+    one = tmp_path / "sleep.parquet"
+    df.to_parquet(one)
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", str(one), "--stream"]) == 0
+    assert "rows streamed from" in capsys.readouterr().out
+    assert main(["fit", "Reaction ~ Days + (1 | Subject)", "--data", str(folder), "--engine", "bam"]) == 0

@@ -17,6 +17,7 @@ ROOT = pathlib.Path(pymlm.__file__).resolve().parent
 # the stage order: base utilities, then the pipeline, then the public API
 STAGES = [
     {"errors", "_validation", "_progress", "datasets"},
+    {"sources"},
     {"formula"},
     {"smooth"},
     {"design"},

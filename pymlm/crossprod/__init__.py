@@ -11,7 +11,8 @@ from ._crossprod import (
     term_z,
 )
 from ._gam import ChunkEngine, CrossStats, DiscreteEngine
+from ._stream import StreamStats, stream_cross_products
 
-__all__ = ["ChunkEngine", "ClusterCrossProducts", "CrossProducts", "CrossStats", "DiscreteEngine",
+__all__ = ["ChunkEngine", "ClusterCrossProducts", "CrossProducts", "CrossStats", "DiscreteEngine", "StreamStats",
            "cluster_cross_products", "cross_products", "offset_cross_products", "response_cross_products",
-           "term_z"]
+           "stream_cross_products", "term_z"]

@@ -14,22 +14,33 @@ from ._fixed import (
     rebuild_model_matrix,
     use_sparse,
 )
-from ._frame import ModelFrame, as_categorical, check_new_columns, evaluate, model_frame
+from ._frame import (
+    ModelFrame,
+    as_categorical,
+    check_new_columns,
+    evaluate,
+    model_frame,
+    used_columns,
+)
 from ._gam import GamDesign, GamTerm, build_gam_design
 from ._random import ReTerm, build_re_terms, grouping_codes, re_matrix, theta_template, z_matrix
+from ._stream import BatchArrays, StreamDesign, batch_arrays, scan_design
 
 __all__ = [
     "SPARSE_MAX_DENSITY",
     "SPARSE_MIN_COLUMNS",
+    "BatchArrays",
     "Design",
     "FixedSpec",
     "GamDesign",
     "GamTerm",
     "ModelFrame",
     "ReTerm",
+    "StreamDesign",
     "TermSpec",
     "Variable",
     "as_categorical",
+    "batch_arrays",
     "build_design",
     "build_gam_design",
     "build_model_matrix",
@@ -42,7 +53,9 @@ __all__ = [
     "model_frame",
     "re_matrix",
     "rebuild_model_matrix",
+    "scan_design",
     "theta_template",
     "use_sparse",
+    "used_columns",
     "z_matrix",
 ]

@@ -272,7 +272,12 @@ def check_scale(X, names) -> list[str]:
     """
     if X.shape[0] < 2 or X.shape[1] == 0:
         return []
-    binary, sd = column_scales(X)
+    return check_scale_of(*column_scales(X), names)
+
+
+def check_scale_of(binary: np.ndarray, sd: np.ndarray, names) -> list[str]:
+    """:func:`check_scale` from each column's 0/1 flag and standard deviation (e.g. from sums
+    accumulated over batches of rows)."""
     cont = np.flatnonzero(~binary)
     if cont.size == 0:
         return []

@@ -757,17 +757,29 @@ def drop_rank_deficient(X, names=None, tol: float = 1e-7):
         return np.arange(0)
     G = (X.T @ X).toarray() if sp.issparse(X) else X.T @ X
     G = np.asarray(G, dtype=float)
+    if gram_has_full_rank(G):
+        return np.arange(p)
+    return rank_keep(_r_factor(X), G, tol)
+
+
+def gram_has_full_rank(G: np.ndarray) -> bool:
+    """Whether X has clearly full column rank, judged from its Gram matrix X'X (p, p):
+    every column keeps more than 1e-4 of its norm after its projection on the columns
+    before it is removed (see :func:`drop_rank_deficient`)."""
     norms = np.sqrt(np.maximum(np.diag(G), 0.0))
-    nonzero = np.flatnonzero(norms > 0)
-    if len(nonzero) == p:
-        try:
-            L = np.linalg.cholesky(G)
-            if np.all(np.abs(np.diag(L)) > 1e-4 * norms):
-                return np.arange(p)
-        except np.linalg.LinAlgError:
-            pass
-    R = _r_factor(X)
-    return _sequential_keep(R, norms, tol)
+    if not np.all(norms > 0):
+        return False
+    try:
+        L = np.linalg.cholesky(G)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.all(np.abs(np.diag(L)) > 1e-4 * norms))
+
+
+def rank_keep(R: np.ndarray, G: np.ndarray, tol: float = 1e-7) -> np.ndarray:
+    """The columns :func:`drop_rank_deficient` keeps, from the R factor of a QR of X
+    (at most p x p, e.g. accumulated over batches of rows) and the Gram matrix X'X."""
+    return _sequential_keep(R, np.sqrt(np.maximum(np.diag(G), 0.0)), tol)
 
 
 def _r_factor(X, chunk: int | None = None) -> np.ndarray:

@@ -31,6 +31,7 @@ __all__ = [
     "model_frame",
     "number_labels",
     "r_number",
+    "used_columns",
 ]
 
 # Names that may appear in formulas without being columns.
@@ -402,6 +403,29 @@ def _check_columns(parsed: ParsedFormula, source: pd.DataFrame):
             raise error
 
 
+def used_columns(parsed: ParsedFormula, columns) -> list[str]:
+    """The data columns ``parsed`` uses, in order of first use.
+
+    Raises
+    ------
+    DataError
+        A name of the formula is neither a column nor an R constant; the message
+        suggests close names and marks the name in the formula.
+    """
+    columns = list(columns)
+    colset = set(columns)
+    used: dict[str, None] = {}
+    for node in names_in(parsed.root):
+        name = node.value
+        if name in colset:
+            used.setdefault(name, None)
+        elif name not in _CONSTANTS:
+            raise unknown_column_error(
+                name, _enclosing_term(parsed, node), columns, parsed.formula, node.span
+            )
+    return list(used)
+
+
 def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> ModelFrame:
     """Select, check and clean the columns that ``parsed`` uses.
 
@@ -434,18 +458,7 @@ def model_frame(parsed: ParsedFormula, data, weights=None, offset=None) -> Model
         Rows were dropped for missing values; the message counts them.
     """
     frame = as_frame(data)
-    columns = list(frame.columns)
-    colset = set(columns)
-    used: dict[str, None] = {}
-    for node in names_in(parsed.root):
-        name = node.value
-        if name in colset:
-            used.setdefault(name, None)
-        elif name not in _CONSTANTS:
-            raise unknown_column_error(
-                name, _enclosing_term(parsed, node), columns, parsed.formula, node.span
-            )
-    used_cols = list(used)
+    used_cols = used_columns(parsed, list(frame.columns))
     w, w_col = _column_vector(weights, frame, "weights")
     o, o_col = _column_vector(offset, frame, "offset")
     _check_vector(w, "weights", w_col, nonnegative=True)

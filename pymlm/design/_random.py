@@ -81,7 +81,8 @@ class ReTerm:
 
     @cached_property
     def level_index(self) -> pd.Index:
-        return pd.Index(self.levels)
+        # object dtype: a string Index backed by Arrow recomputes its uniqueness on every lookup
+        return pd.Index(self.levels, dtype=object)
 
     def model_matrix(self, newdata: pd.DataFrame) -> np.ndarray:
         """The term's raw model matrix on new data, shape (m, p)."""
@@ -228,7 +229,8 @@ def _as_model_frame(frame) -> ModelFrame:
     return ModelFrame(frame, np.arange(n), 0, n, None, None, frame)
 
 
-def build_re_terms(bars, frame, check_nlev_vs_nobs: str = "lmer") -> list[ReTerm]:
+def build_re_terms(bars, frame, check_nlev_vs_nobs: str = "lmer", *, groups: dict | None = None,
+                   nobs: int | None = None) -> list[ReTerm]:
     """Build every random-effects term and order them as lme4 does.
 
     Terms are sorted by decreasing number of levels when the levels are not
@@ -247,6 +249,13 @@ def build_re_terms(bars, frame, check_nlev_vs_nobs: str = "lmer") -> list[ReTerm
         ``"glmer"``: at most as many levels and random effects as rows.
         Every grouping factor needs at least 2 levels in any case.
 
+    groups : dict, optional
+        ``group_factors -> (codes, levels)`` known beforehand (a streamed
+        source: the levels of all rows, from a first pass); others are
+        computed from ``frame``.
+    nobs : int, optional
+        Number of observations the checks compare with (default: the rows of ``frame``).
+
     Returns
     -------
     list of ReTerm
@@ -258,9 +267,9 @@ def build_re_terms(bars, frame, check_nlev_vs_nobs: str = "lmer") -> list[ReTerm
         number of rows (see ``check_nlev_vs_nobs``); the message marks the term.
     """
     frame = _as_model_frame(frame)
-    n = frame.n
+    n = frame.n if nobs is None else int(nobs)
     terms: list[ReTerm] = []
-    cache: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+    cache: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = dict(groups or {})
     lhs_cache: dict[str, tuple] = {}
     for bar in bars:
         if bar.group_factors not in cache:

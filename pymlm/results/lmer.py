@@ -158,8 +158,28 @@ class LmerResult(MixedResult):
     def _random_part(self, terms_idx, codes_list, Xs, n: int) -> np.ndarray:
         return random_part(self._b, terms_idx, codes_list, Xs, n)
 
+    @property
+    def rows_in_memory(self) -> bool:
+        """False for a fit streamed from a source that is not in memory (a Parquet folder...)."""
+        return bool(getattr(self.design, "rows_in_memory", True))
+
+    def _need_rows(self, what: str):
+        """Refuse what needs the training rows when the fit was streamed, saying how to get it."""
+        if self.rows_in_memory:
+            return
+        source = self.design.source.name
+        raise DataError(
+            f"{what} need{'s' if not what.endswith('s') else ''} the rows of the data, and this fit streamed them "
+            f"from {source!r} without keeping them (memory grows with the groups, not the rows). Get "
+            "them batch by batch: m.predict(batch) gives the fitted values of a batch of rows (its response "
+            "minus them, the residuals), e.g. for each batch of pymlm.sources.as_source(path).batches(columns); or load "
+            "the rows and fit in memory (pandas.read_parquet(path)) for fitted values, residuals, "
+            "simulate, refit and the resampling intervals ('boot', 'blb', 'split'). Wald and profile "
+            "intervals, the summary, fixef, ranef and anova work on the streamed fit")
+
     @cached_property
     def _fitted(self) -> np.ndarray:
+        self._need_rows("the fitted values")
         d = self.design
         eta = np.asarray(d.X @ self.fit.beta).ravel()
         if d.offset is not None:
@@ -180,6 +200,7 @@ class LmerResult(MixedResult):
         """
         if type not in ("response", "pearson"):
             raise OptionError(f"type must be 'response' or 'pearson'; got {type!r}")
+        self._need_rows("residuals")
         r = self.design.y - self._fitted
         if type == "pearson" and self.design.weights is not None:
             r = r * np.sqrt(self.design.weights)
@@ -214,6 +235,7 @@ class LmerResult(MixedResult):
         d = self.design
         idx = self._terms_for(re_form)
         if newdata is None:
+            self._need_rows("predict() without newdata (the fitted rows)")
             eta = np.asarray(d.X @ self.fit.beta).ravel()
             if d.offset is not None:
                 eta = eta + d.offset
@@ -234,6 +256,7 @@ class LmerResult(MixedResult):
         if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
             raise OptionError(f"nsim must be a positive integer; got {nsim!r}")
         rng = np.random.default_rng(check_seed(seed))
+        self._need_rows("simulate()")
         d = self.design
         n = d.n
         base = np.asarray(d.X @ self.fit.beta).ravel()
@@ -250,6 +273,7 @@ class LmerResult(MixedResult):
     def refit(self, newresp) -> "LmerResult":
         """The same model fitted to a new response vector (lme4's ``refit``)."""
         fit_design = self._api("refit", self._refit_design)
+        self._need_rows("refit()")
         y = np.asarray(newresp, dtype=float).ravel()
         if y.shape[0] != self.design.n:
             raise DataError(f"newresp has {y.shape[0]} values; the model has {self.design.n} observations")
@@ -271,6 +295,10 @@ class LmerResult(MixedResult):
             data = self._data
         opts = dict(self.options)
         opts.update(kwargs)
+        if formula is None and data is self._data and not kwargs and self._refit_design is not None:
+            # only REML changes: the same design and cross-products, no pass over the rows
+            return self._refit_design(self.design, reml=self.reml if REML is None else bool(REML), data=self._data,
+                                      data_name=self.data_name, crossprod=self.crossprod, **self.options)
         return lmer(new_formula, data, REML=self.reml if REML is None else REML,
                     data_name=self.data_name, **opts)
 
@@ -322,8 +350,66 @@ class LmerResult(MixedResult):
         """
         from ..inference import confint
 
+        if not self.rows_in_memory and isinstance(method, str) and method.lower() == "blb" and self.tmap.n_terms == 1:
+            return self._streamed_blb(level=level, seed=seed, n_jobs=n_jobs, progress=progress, **options)
+        if isinstance(method, str) and method.lower() in ("boot", "split"):
+            self._need_rows(f"confint(method={method!r})")
         return confint(self.problem, method=method, level=level, seed=seed, n_jobs=n_jobs,
                        progress=progress, **options)
+
+    def _streamed_blb(self, seed=None, progress: bool = True, **options) -> pd.DataFrame:
+        """BLB of a streamed fit: one more pass keeps the rows of the clusters its subsets draw.
+
+        The subsets depend only on the seed and the number of clusters, so they
+        are drawn first (the same draws as :func:`pymlm.inference.blb.interval`
+        makes), the rows of their s b clusters are read from the source, and the
+        interval is computed on them as for a fit in memory: the same subsets,
+        the same blocks, the same interval.
+        """
+        import inspect
+
+        import scipy.sparse as sp
+
+        from .._validation import check_bool, check_positive_int, seed_sequence
+        from ..design import batch_arrays
+        from ..inference import blb as _blb
+        from ..inference import confint
+
+        root = seed_sequence(seed)   # one root for the draws here and in the interval
+        progress = check_bool("progress", progress)
+        default = inspect.signature(_blb.interval).parameters["n_subsets"].default
+        n_subsets = check_positive_int("n_subsets", options.get("n_subsets", default))
+        N = int(self.tmap.dims[0][1])
+        b = _blb.subset_size_for(N, options.get("subset_exponent"), options.get("subset_size"))
+        subsets, _ = _blb.draws(root, N, n_subsets, 2, b)
+        wanted = np.zeros(N, dtype=bool)
+        wanted[np.unique(subsets)] = True
+        d = self.design
+        members = list(range(len(d.re_terms)))
+        parts: dict[str, list] = {"codes": [], "Z": [], "X": [], "y": [], "w": []}
+        for batch in d.batches(progress=progress, desc="BLB clusters"):
+            arrays = batch_arrays(d, batch)
+            if arrays is None:
+                continue
+            keep = wanted[arrays.codes[0]]
+            if not keep.any():
+                continue
+            parts["codes"].append(arrays.codes[0][keep])
+            parts["Z"].append(np.hstack([arrays.Xs[k][keep] for k in members]))
+            parts["X"].append(arrays.X[keep])
+            parts["y"].append(arrays.y[keep])
+            if arrays.weights is not None:
+                parts["w"].append(arrays.weights[keep])
+        X = sp.vstack(parts["X"], format="csc") if sp.issparse(parts["X"][0]) else np.vstack(parts["X"])
+        problem = replace(self.problem, codes=[np.concatenate(parts["codes"])], Xs=[np.vstack(parts["Z"])],
+                          X=X, y=np.concatenate(parts["y"]),
+                          weights=np.concatenate(parts["w"]) if parts["w"] else None, memo={})
+        # an int or SeedSequence gives the same root again (and is shown as given); None or a
+        # Generator only once
+        again = check_seed(seed)
+        if again is None or isinstance(again, np.random.Generator):
+            again = seed_sequence(root)
+        return confint(problem, method="blb", seed=again, progress=progress, **options)
 
     # -------------------------------------------------------------- status
     @property
@@ -693,10 +779,13 @@ class LmerSummary:
             vals[4] = _fmt.format_number(t4[4])
             out += _fmt.print_named(vals, ["AIC", "BIC", "logLik", "deviance", "df.resid"])
         out.append("")
-        q = np.quantile(m.residuals(type="pearson", scaled=True), [0, 0.25, 0.5, 0.75, 1.0])
-        out.append("Scaled residuals: ")
-        out += _fmt.print_named(_fmt.format_real(_fmt.zapsmall(q, 5), 4),
-                                ["Min", "1Q", "Median", "3Q", "Max"])
+        if m.rows_in_memory:
+            q = np.quantile(m.residuals(type="pearson", scaled=True), [0, 0.25, 0.5, 0.75, 1.0])
+            out.append("Scaled residuals: ")
+            out += _fmt.print_named(_fmt.format_real(_fmt.zapsmall(q, 5), 4),
+                                    ["Min", "1Q", "Median", "3Q", "Max"])
+        else:
+            out.append(f"Scaled residuals: not kept (rows streamed from {m.design.source.name})")
         out.append("")
         out.append("Random effects:")
         out += self._random_lines()

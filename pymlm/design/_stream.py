@@ -1,0 +1,395 @@
+"""The design of a model whose rows are streamed: levels from a first pass, arrays per batch.
+
+A source that does not fit in memory (a Parquet folder, a CSV file...) is read
+twice. The first pass (:func:`scan_design`) collects what the design needs
+from all rows and keeps none of them: the rows dropped for missing values,
+the levels of every grouping factor (observed combinations for ``a:b``) and of
+every factor the fixed effects or a random term's left-hand side use, in R's
+order (numbers numerically, strings by code point, a pandas Categorical or an
+Arrow dictionary in its categories' order), and a sample of complete rows.
+
+The design is then built by the in-memory code on a small *prototype* frame:
+the sample plus rows that carry every level, so that the column names,
+contrasts and level orders are those of the whole data. Each batch of the
+second pass is turned into arrays by the same code with those levels fixed
+(:func:`batch_arrays`: :func:`~pymlm.design.rebuild_model_matrix` for X,
+:meth:`ReTerm.codes_for` and :meth:`ReTerm.model_matrix` for the random
+terms), so a streamed fit sees the same numbers as an in-memory fit of the
+same rows.
+
+Transformations whose value depends on all rows (``scale(x)``, ``poly(x, 2)``,
+``bs(x)``...) are refused for streamed sources: their state would need a pass
+of its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import DataError, FormulaError, MissingDataWarning, warn
+from ..formula import ParsedFormula, names_in, parse_formula
+from ..sources import Source
+from ._design import Design, _offset, _refuse_smooths, _response
+from ._fixed import build_model_matrix, rebuild_model_matrix
+from ._frame import (
+    _FACTOR_CALLS,
+    ModelFrame,
+    _check_columns,
+    _check_vector,
+    _column_vector,
+    used_columns,
+)
+from ._random import build_re_terms, grouping_codes
+
+__all__ = ["BatchArrays", "StreamDesign", "batch_arrays", "scan_design"]
+
+#: Complete rows kept from the first pass to evaluate the formula's expressions on.
+SAMPLE_ROWS = 2000
+
+
+@dataclass(frozen=True, eq=False)
+class StreamDesign(Design):
+    """A :class:`Design` built from a streamed source: names, levels, specs, no rows.
+
+    ``y``, ``X`` and the random terms' ``codes`` and ``X`` have no rows;
+    :func:`batch_arrays` gives them batch by batch.
+
+    Attributes
+    ----------
+    source : Source
+    nobs_total : int
+        Complete rows (the model's observations).
+    batch_size : int
+        Rows per batch.
+    read_columns : tuple of str
+        The columns read from the source (the formula's, weights and offset).
+    weights_column, offset_column : str or None
+    """
+
+    source: Source | None = None
+    nobs_total: int = 0
+    batch_size: int = 500_000
+    read_columns: tuple = ()
+    weights_column: str | None = None
+    offset_column: str | None = None
+    rows_in_memory: bool = field(default=False, init=False)
+
+    @property
+    def n(self) -> int:
+        return int(self.nobs_total)
+
+    @property
+    def Z(self):
+        raise DataError(
+            f"the rows of this design were streamed from {self.source.name!r} and are not in memory, so "
+            "it has no Z matrix; batch_arrays(design, batch) gives the arrays of a batch of rows")
+
+    def __repr__(self) -> str:
+        terms = ", ".join(f"({t.bar.lhs_text} | {t.group}): {t.nlevels} levels x {t.p}" for t in self.re_terms)
+        return (f"StreamDesign({self.formula!r}: n={self.n} streamed from {self.source.name!r}, "
+                f"X columns {self.X_names}, terms [{terms}], theta={self.theta.tolist()})")
+
+    def batches(self, progress: bool = False, desc: str = "reading"):
+        """The source's batches of the model's columns (pandas DataFrames)."""
+        return self.source.batches(list(self.read_columns), self.batch_size, progress=progress, desc=desc)
+
+
+@dataclass(frozen=True, eq=False)
+class BatchArrays:
+    """The model's arrays for the complete rows of one batch.
+
+    Attributes
+    ----------
+    y : ndarray (m,)
+        Response minus offset.
+    X : ndarray (m, p) or scipy.sparse.csc_matrix
+        Fixed effects, the design's kept columns.
+    codes : list of ndarray (m,)
+        Level codes (in the design's levels) per random term.
+    Xs : list of ndarray (m, p_k)
+        Raw model matrix per random term.
+    weights : ndarray (m,) or None
+    """
+
+    y: np.ndarray
+    X: object
+    codes: list
+    Xs: list
+    weights: np.ndarray | None
+
+
+def _refuse(spec, what: str):
+    for v in spec.variables:
+        if v.state:
+            raise FormulaError(
+                f"{v.label} in {what} is computed from all rows (its centring, scaling or basis), "
+                "which a streamed source does not hold at once: compute the column beforehand "
+                "(e.g. with the mean and sd of a first pass), or fit the data in memory",
+                v.node.source if v.node is not None else None, v.node.span if v.node is not None else None)
+
+
+def _factor_call_columns(parsed: ParsedFormula) -> set[str]:
+    out: set[str] = set()
+
+    def rec(node, inside=False):
+        if node.kind == "name" and inside:
+            out.add(node.value)
+        call = node.kind == "call" and node.value in _FACTOR_CALLS
+        for a in node.args:
+            rec(a, inside or call)
+
+    rec(parsed.root)
+    return out
+
+
+def _is_number(dtype) -> bool:
+    return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            and not isinstance(dtype, pd.CategoricalDtype))
+
+
+class _Levels:
+    """Distinct values of a column over the complete rows of all batches."""
+
+    def __init__(self):
+        self.categories: list | None = []  # a Categorical in every batch: the union, in order
+        self.ordered = False
+        self.values: list = []
+
+    def add(self, col: pd.Series, keep_values: bool):
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            if self.categories is not None:
+                used = col.cat.remove_unused_categories().cat.categories
+                seen = set(self.categories)
+                self.categories += [c for c in used if c not in seen]
+                self.ordered = self.ordered or bool(col.cat.ordered)
+        else:
+            self.categories = None
+        if keep_values:
+            self.values.append(pd.unique(col.astype(object) if isinstance(col.dtype, pd.CategoricalDtype)
+                                         else col))
+
+    def cast(self, col: pd.Series) -> pd.Series:
+        """A column with the union of categories (when the column is categorical everywhere)."""
+        if self.categories is None or not isinstance(col.dtype, pd.CategoricalDtype):
+            return col
+        return pd.Series(pd.Categorical(col.astype(object), categories=self.categories, ordered=self.ordered),
+                         index=col.index, name=col.name)
+
+    def distinct(self, dtype) -> pd.Series:
+        vals = np.concatenate([np.asarray(v, dtype=object) for v in self.values]) if self.values else np.array([])
+        uniq = pd.unique(pd.Series(vals, dtype=object))
+        if self.categories is not None and isinstance(dtype, pd.CategoricalDtype):
+            return pd.Series(pd.Categorical(uniq, categories=self.categories, ordered=self.ordered))
+        return pd.Series(uniq, dtype=object).astype(dtype)
+
+
+def _weights_offset(batch: pd.DataFrame, weights, offset):
+    w, w_col = _column_vector(weights, batch, "weights")
+    o, o_col = _column_vector(offset, batch, "offset")
+    _check_vector(w, "weights", w_col, nonnegative=True)
+    _check_vector(o, "offset", o_col)
+    return w, o
+
+
+def _complete(batch: pd.DataFrame, columns, w, o) -> np.ndarray:
+    missing = np.array(batch[columns].isna().any(axis=1), dtype=bool) if columns else np.zeros(len(batch), bool)
+    for vec in (w, o):
+        if vec is not None:
+            missing |= np.isnan(vec)
+    return missing
+
+
+def scan_design(formula, source: Source, weights=None, offset=None, *, check: str = "lmer",
+                batch_size: int = 500_000, progress: bool = True) -> StreamDesign:
+    """First pass over a streamed source: the design without its rows.
+
+    Parameters
+    ----------
+    formula : str or ParsedFormula
+    source : Source
+    weights, offset : str or None
+        Column names (per-row arrays cannot be aligned with a stream).
+    check : {"lmer", "glmer", "none"}
+        As :func:`build_design`; the checks on numbers of levels use all rows.
+    batch_size : int
+    progress : bool
+        A bar over the source's parts.
+
+    Returns
+    -------
+    StreamDesign
+        Its ``fixed_spec`` keeps every column: rank-deficient columns are found
+        from the cross-products of the second pass.
+
+    Raises
+    ------
+    DataError, FormulaError
+        As :func:`build_design`; weights or an offset given as values instead
+        of a column; a transformation computed from all rows (``scale(x)``...);
+        a column absent from some file or of clashing types (see
+        :meth:`pymlm.sources.Source.batches`).
+    """
+    parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    if check in ("lmer", "glmer"):
+        _refuse_smooths(parsed, check)
+        if not parsed.bars:
+            raise FormulaError(
+                "no random-effects terms in the formula; add one such as (1 | group), "
+                "or use an ordinary linear model", parsed.formula, (0, len(parsed.formula)))
+    for what, spec in (("weights", weights), ("offset", offset)):
+        if spec is not None and not isinstance(spec, str):
+            raise DataError(
+                f"{what} must be a column name when the data are streamed from {source.name!r}: "
+                "values given one per row cannot be matched to the rows of a stream; add them as a column")
+    columns = used_columns(parsed, source.columns)
+    extra = [c for c in (weights, offset) if c is not None]
+    for c in extra:
+        if c not in source.columns:
+            from .._validation import unknown_column_error
+
+            raise unknown_column_error(c, "weights" if c == weights else "offset", source.columns)
+    read = list(dict.fromkeys(columns + extra))
+    group_sets = list(dict.fromkeys(bar.group_factors for bar in parsed.bars))
+    grouping = {f for fs in group_sets for f in fs}
+    modelled = {n.value for _, t in parsed.fixed_terms for n in names_in(t)}
+    modelled |= {n.value for bar in parsed.bars if bar.lhs is not None for n in names_in(bar.lhs)}
+    in_factor = _factor_call_columns(parsed)
+
+    n_input = n_dropped = 0
+    na_columns: dict[str, None] = {}
+    levels: dict[str, _Levels] = {}
+    level_cols: list[str] | None = None
+    dtypes: dict = {}
+    combos: dict = {fs: [] for fs in group_sets}
+    sample: list[pd.DataFrame] = []
+    n_sample = 0
+    for batch in source.batches(read, batch_size, progress=progress, desc="levels"):
+        if level_cols is None:
+            dtypes = dict(batch.dtypes)
+            level_cols = [c for c in columns if c in grouping or
+                          (c in modelled and (not _is_number(dtypes[c]) or c in in_factor))]
+            levels = {c: _Levels() for c in level_cols}
+        _check_columns(parsed, batch[columns])
+        w, o = _weights_offset(batch, weights, offset)
+        missing = _complete(batch, columns, w, o)
+        n_input += len(batch)
+        k = int(missing.sum())
+        if k:
+            n_dropped += k
+            na_columns.update((c, None) for c in columns if batch[c].isna().any())
+            if w is not None and np.isnan(w).any():
+                na_columns[weights] = None
+            if o is not None and np.isnan(o).any():
+                na_columns[offset] = None
+            batch = batch[~missing]
+        if not len(batch):
+            continue
+        for c in level_cols:
+            levels[c].add(batch[c], keep_values=c in modelled)
+        for fs in group_sets:
+            combos[fs].append(batch[list(fs)].drop_duplicates())
+        if n_sample < SAMPLE_ROWS:
+            sample.append(batch.iloc[: SAMPLE_ROWS - n_sample])
+            n_sample += len(sample[-1])
+    if n_input == 0:
+        raise DataError(f"{source.name!r} has no rows")
+    if n_dropped == n_input:
+        raise DataError(
+            f"no rows left after dropping rows with missing values (every row of {source.name!r} misses a "
+            f"value in {', '.join(na_columns)}); check the data or the formula's columns")
+    if n_dropped:
+        warn(f"{n_dropped} of {n_input} rows dropped for missing values (in {', '.join(na_columns)})",
+             MissingDataWarning)
+    n = n_input - n_dropped
+
+    def cast(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.reset_index(drop=True)
+        for c in level_cols:
+            if c in frame.columns:
+                frame[c] = levels[c].cast(frame[c])
+        return frame
+
+    proto = cast(pd.concat(sample, ignore_index=True))
+    # rows that carry every level of the factors the terms use, the other columns from the sample
+    distinct = {c: levels[c].distinct(proto[c].dtype) for c in level_cols if c in modelled}
+    k = max((len(v) for v in distinct.values()), default=0)
+    if k:
+        ext = proto.iloc[np.arange(k) % len(proto)].reset_index(drop=True)
+        for c, v in distinct.items():
+            ext[c] = v.iloc[np.arange(k) % len(v)].reset_index(drop=True)
+        proto = pd.concat([proto, ext], ignore_index=True)
+    groups = {}
+    for fs in group_sets:
+        all_combos = cast(pd.concat(combos[fs], ignore_index=True)).drop_duplicates(ignore_index=True)
+        groups[fs] = (np.zeros(0, dtype=np.int32), grouping_codes(all_combos, fs)[1])
+    del combos
+
+    frame = ModelFrame(proto, np.arange(len(proto)), n_dropped, n_input, None, None, proto)
+    with warnings.catch_warnings():
+        # the scale and rank checks come after the second pass, on all rows
+        warnings.simplefilter("ignore")
+        _, fixed_spec = build_model_matrix(parsed.fixed_terms, proto, "the fixed effects", formula=parsed.formula)
+    _refuse(fixed_spec, "the fixed effects")
+    terms = build_re_terms(parsed.bars, frame, check, groups=groups, nobs=n)
+    for t in terms:
+        if t.spec is not None:
+            _refuse(t.spec, f"the random-effects term ({t.bar.label})")
+    terms = [replace(t, X=np.zeros((0, t.p))) for t in terms]
+    empty_frame = ModelFrame(proto.iloc[:0], np.zeros(0, dtype=np.int64), n_dropped, n_input, None, None, None)
+    return StreamDesign(
+        formula=parsed.formula, parsed=parsed, y=np.zeros(0), y_name=_response_name(parsed),
+        X=np.zeros((0, len(fixed_spec.names))), X_names=list(fixed_spec.names), re_terms=terms,
+        weights=None, offset=None, frame=empty_frame, fixed_spec=fixed_spec, dropped_columns=[],
+        source=source, nobs_total=n, batch_size=int(batch_size), read_columns=tuple(read),
+        weights_column=weights, offset_column=offset)
+
+
+def _response_name(parsed: ParsedFormula) -> str:
+    from ..formula import deparse
+
+    if parsed.response is None:
+        raise FormulaError("the formula has no response; write it as 'response ~ terms'", parsed.formula, (0, 1))
+    return deparse(parsed.response)
+
+
+def batch_arrays(design: StreamDesign, batch: pd.DataFrame) -> BatchArrays | None:
+    """The model's arrays for the complete rows of one batch (None when none is complete).
+
+    The same code as for a frame in memory, with the levels, contrasts and kept
+    columns of ``design``: the response and offset as :func:`build_design`
+    evaluates them, X by :func:`rebuild_model_matrix`, the random terms' codes
+    and model matrices by :meth:`ReTerm.codes_for` / :meth:`ReTerm.model_matrix`.
+    """
+    parsed = design.parsed
+    used = _formula_columns(design)
+    columns = [c for c in design.read_columns if c in used]
+    w, o = _weights_offset(batch, design.weights_column, design.offset_column)
+    missing = _complete(batch, columns, w, o)
+    if missing.any():
+        keep = ~missing
+        batch = batch[keep].reset_index(drop=True)
+        w = None if w is None else w[keep]
+        o = None if o is None else o[keep]
+    m = len(batch)
+    if m == 0:
+        return None
+    frame = ModelFrame(batch, np.arange(m), 0, m, w, o, batch)
+    y, _ = _response(parsed, frame, True)
+    off = _offset(parsed, frame)
+    if y.ndim != 1:
+        raise DataError(f"lmer needs a single numeric response; {design.y_name!r} has {y.shape[1]} columns")
+    if off is not None:
+        y = y - off
+    X = rebuild_model_matrix(design.fixed_spec, batch, "the fixed effects")
+    codes = [t.codes_for(batch) for t in design.re_terms]
+    Xs = [t.model_matrix(batch) for t in design.re_terms]
+    return BatchArrays(y, X if sp.issparse(X) else np.asarray(X, dtype=float), codes, Xs, w)
+
+
+def _formula_columns(design: StreamDesign) -> set[str]:
+    return {n.value for n in names_in(design.parsed.root)}
