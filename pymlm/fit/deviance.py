@@ -597,10 +597,10 @@ class ClusterEvaluator(Evaluator):
         beta = Li.T @ Lxy[p, :p]
         zx = self._zx
         r = self._zy - zx @ beta                                       # (m, p_k)
-        u = (E @ r[:, :, None])[:, :, 0]
+        u = np.einsum("iab,ib->ia", E, r)
         if not grad:
             return ldL2, Lxy, None, u
-        rZ = r - (AT @ u[:, :, None])[:, :, 0]
+        rZ = r - np.einsum("iab,ib->ia", AT, u)
         dT = np.empty((3, pk, pk))
         dT[0] = 2.0 * (c @ (AT @ Minv).reshape(m, pk * pk)).reshape(pk, pk)
         dT[2] = -2.0 * ((rZ * c[:, None]).T @ u)
