@@ -333,6 +333,21 @@ def markdown(res: dict) -> str:
             f"{a['wall'] / b['wall']:.2f} | {b['cpu']:.3g} s | {a['cpu']:.3g} s | "
             f"{b['peak_mb']:.0f} MB | {a['peak_mb']:.0f} MB |"
         )
+    loads = [
+        r["load1"]
+        for e in res["cases"].values()
+        for side in ("before", "after")
+        for r in e["runs"][side]
+    ]
+    if loads:
+        lines += [
+            "",
+            (
+                f"1-minute load average when the children started: {min(loads):.1f} to "
+                f"{max(loads):.1f} on {res.get('cpus', '?')} cores: compare the two columns of a "
+                "row (measured side by side), not rows measured at different times."
+            ),
+        ]
     lines.append("")
     return "\n".join(lines)
 
