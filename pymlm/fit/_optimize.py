@@ -6,6 +6,8 @@
   boundary stops (BLB and split-sample subset fits);
 - :func:`refit`: a warm-started quasi-Newton refit from an inverse Hessian
   (:func:`minimize_qn`), else L-BFGS-B (bootstrap replicates, profiles);
+- :func:`minimize_box`: a box-constrained search in other coordinates (the
+  profile's inner search over sds, correlations and sigma);
 - :func:`check_convergence`: lme4's post-fit checks.
 
 The driver is apart from the objective (an evaluator of :mod:`pymlm.fit.deviance`,
@@ -35,8 +37,10 @@ __all__ = [
     "escape_bound",
     "fd_gradient_hessian",
     "gradient_hessian",
+    "lbfgsb",
     "lift_start",
     "minimize_1d",
+    "minimize_box",
     "minimize_from",
     "minimize_qn",
     "minimize_theta",
@@ -103,6 +107,33 @@ class _Counted:
         return f
 
 
+def lbfgsb(fg, x0, lower, upper=None, ftol: float = 1e-10, gtol: float = 1e-6, **limits):
+    """scipy's L-BFGS-B on the box ``lower <= x <= upper`` with an analytic ``fg: x -> (value, gradient)``.
+
+    The one place the driver calls it (memory 20 corrections); ``limits`` are
+    ``maxfun`` and/or ``maxiter``. Returns scipy's ``OptimizeResult``.
+    """
+    lower = np.asarray(lower, dtype=float)
+    upper = np.full(lower.size, np.inf) if upper is None else np.asarray(upper, dtype=float)
+    return optimize.minimize(fg, x0, method="L-BFGS-B", jac=True, bounds=optimize.Bounds(lower, upper),
+                             options=dict(ftol=ftol, gtol=gtol, maxcor=20, **limits))
+
+
+def minimize_box(fg, x0, lower, upper, ftol: float = 1e-13, gtol: float = 1e-8, maxiter: int = 1000) -> np.ndarray:
+    """Minimize ``fg: x -> (value, gradient)`` on the box ``lower <= x <= upper`` (L-BFGS-B).
+
+    For searches over other coordinates than theta (the profile's inner
+    search over sds, correlations and sigma, scaled by the caller).
+
+    Returns
+    -------
+    ndarray
+        The optimum, inside the box.
+    """
+    res = lbfgsb(fg, x0, lower, upper, ftol=ftol, gtol=gtol, maxiter=maxiter)
+    return np.clip(res.x, lower, upper)
+
+
 def minimize_theta(fun, x0: np.ndarray, lower: np.ndarray, method: str = "lbfgsb",
                    maxfev: int | None = None, tol: float = 1e-10) -> OptResult:
     """Minimize ``fun`` over theta subject to ``theta >= lower``.
@@ -145,10 +176,7 @@ def minimize_theta(fun, x0: np.ndarray, lower: np.ndarray, method: str = "lbfgsb
                 counted.best_f, counted.best_x = f, np.array(x, dtype=float)
             return f, g
 
-        res = optimize.minimize(
-            fg, x0, method="L-BFGS-B", jac=True, bounds=bounds,
-            options=dict(maxfun=maxfev, ftol=tol, gtol=1e-6, maxcor=20),
-        )
+        res = lbfgsb(fg, x0, lower, ftol=tol, gtol=1e-6, maxfun=maxfev)
         counted.n += calls[0]
     elif method in ("bobyqa", "cobyqa"):
         res = optimize.minimize(
@@ -245,12 +273,12 @@ def _inside_boundary(analytic, lower):
     """
     if analytic is None:
         return None
-    finite = np.isfinite(lower)
+    near = lower + BOUNDARY_TOL          # -inf where there is no bound
 
     def vg(x):
         f, g = analytic(x)
-        on = finite & (x - lower < BOUNDARY_TOL)
-        if np.isfinite(f) and on.any():
+        on = x < near
+        if on.any() and np.isfinite(f):
             inside = np.array(x, dtype=float)
             inside[on] = lower[on] + BOUNDARY_STEP
             g = analytic(inside)[1]
@@ -539,9 +567,7 @@ def refit(evaluator, theta0, tol: float = 1e-10, hess_inv=None):
         f, g = evaluator.value_and_grad(th)
         return (1e300, np.zeros_like(th)) if g is None else (f, g)
 
-    bounds = optimize.Bounds(lower, np.full(lower.size, np.inf))
-    res = optimize.minimize(fg_safe, theta0, method="L-BFGS-B", jac=True, bounds=bounds,
-                            options={"ftol": tol, "gtol": 1e-6, "maxcor": 20, "maxfun": 2000})
+    res = lbfgsb(fg_safe, theta0, lower, ftol=tol, gtol=1e-6, maxfun=2000)
     theta = np.maximum(np.asarray(res.x, dtype=float), lower)
     g = fg_safe(theta)[1]
     projected = np.where((theta <= lower) & (g > 0), 0.0, g)

@@ -68,7 +68,8 @@ derivative of Lambda in one theta element,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -113,8 +114,16 @@ def profiled_deviance(ldL2: float, ldRX2: float, pwrss: float, n: float, p: int,
     REML: ldL2 + ldRX2 + (n - p)(1 + log(2 pi pwrss / (n - p))) - sum log w.
     """
     nu = n - p if reml else n
-    dev = ldL2 + nu * (1.0 + LOG_2PI + np.log(pwrss / nu)) - sum_log_w
+    r = pwrss / nu
+    # math.log on a float is a fraction of np.log's cost; 0 and below as np.log gives them
+    log_r = math.log(r) if r > 0 else (-math.inf if r == 0 else math.nan)
+    dev = ldL2 + nu * (1.0 + LOG_2PI + log_r) - sum_log_w
     return float(dev + ldRX2) if reml else float(dev)
+
+
+def _log_rx2(d, p: int) -> float:
+    """ldRX2 = 2 sum log of the first p diagonal elements ``d`` of L_XX."""
+    return 2.0 * float(np.log(d[:p]).sum()) if p else 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -239,15 +248,18 @@ class Evaluator:
 
     def __init__(self, cp: CrossProducts, reml: bool, tmap: ThetaMap | None = None):
         self.cp = cp
-        self.reml = bool(reml)
         self.tmap = ThetaMap.default(cp.dims) if tmap is None else tmap.with_levels(cp.dims)
-        self.n = float(cp.n)
-        self.p = int(cp.p)
-        self.sum_log_w = float(cp.sum_log_w)
+        self._constants(reml, cp.n, cp.p, cp.sum_log_w)
 
-    @property
-    def n_theta(self) -> int:
-        return self.tmap.n_theta
+    def _constants(self, reml, n, p, sum_log_w) -> None:
+        """What every evaluation reads, computed once: the criterion's terms and theta's layout."""
+        self.reml = bool(reml)
+        self.n = float(n)
+        self.p = int(p)
+        self.sum_log_w = float(sum_log_w)
+        self._nu = self.n - self.p if self.reml else self.n
+        self.n_theta = self.tmap.n_theta
+        self._is_diag = self.tmap.is_diag
 
     @property
     def lower(self) -> np.ndarray:
@@ -292,7 +304,7 @@ class Evaluator:
         if grad and parts is None and self.interior_gradient:
             # on the boundary T_k^{-1} does not exist; the gradient is continuous
             inside = theta.copy()
-            inside[self.tmap.is_diag & (np.abs(inside) < BOUNDARY_TOL)] = BOUNDARY_STEP
+            inside[self._is_diag & (np.abs(inside) < BOUNDARY_TOL)] = BOUNDARY_STEP
             parts = self._pieces(inside, True, False)[2]
         return ldL2, Lxx, parts, u
 
@@ -300,14 +312,11 @@ class Evaluator:
         theta = np.asarray(theta, dtype=float)
         ldL2, Lxx, parts, u = self._pieces_at(theta, grad, modes)
         p = self.p
-        d = np.diag(Lxx)
-        pt = DeviancePoint(theta, float(ldL2), 2.0 * float(np.sum(np.log(d[:p]))), float(d[p] ** 2), Lxx,
-                           self.n, p, self.sum_log_w, self.reml, parts, u)
+        d = Lxx.diagonal()
         if modes and u is None:
-            pt = replace(pt, u=self.factor(theta).spherical_u(pt.beta))
-        if jacobian:
-            pt = replace(pt, dvcov=self._vcov_jacobian(theta))
-        return pt
+            u = self.factor(theta).spherical_u(_beta(Lxx, p))
+        return DeviancePoint(theta, float(ldL2), _log_rx2(d, p), float(d[p]) ** 2, Lxx, self.n, p, self.sum_log_w,
+                             self.reml, parts, u, self._vcov_jacobian(theta) if jacobian else None)
 
     def _vcov_jacobian(self, theta) -> np.ndarray:
         """d (R_X'R_X)^{-1} / d theta by central differences (implementations may do better)."""
@@ -323,9 +332,9 @@ class Evaluator:
     # pieces, without the point record (thousands of calls per bootstrap)
     def _criterion(self, ldL2, Lxx):
         p = self.p
-        d = np.diag(Lxx)
-        pwrss = float(d[p] ** 2)
-        ldRX2 = 2.0 * float(np.sum(np.log(d[:p]))) if self.reml else 0.0
+        d = Lxx.diagonal()
+        pwrss = float(d[p]) ** 2
+        ldRX2 = _log_rx2(d, p) if self.reml else 0.0
         return profiled_deviance(ldL2, ldRX2, pwrss, self.n, p, self.sum_log_w, self.reml), pwrss
 
     def __call__(self, theta) -> float:
@@ -334,7 +343,7 @@ class Evaluator:
             value = self._criterion(ldL2, Lxx)[0]
         except np.linalg.LinAlgError:
             return np.inf
-        return value if np.isfinite(value) else np.inf
+        return value if math.isfinite(value) else np.inf
 
     def value_and_grad(self, theta):
         try:
@@ -342,11 +351,15 @@ class Evaluator:
             value, pwrss = self._criterion(ldL2, Lxx)
         except np.linalg.LinAlgError:
             return np.inf, None
-        if not np.isfinite(value) or parts is None:
+        if not math.isfinite(value) or parts is None:
             return np.inf, None
-        nu = self.n - self.p if self.reml else self.n
-        g = parts[0] + (nu / pwrss) * parts[2]
+        g = parts[0] + (self._nu / pwrss) * parts[2]
         return value, (g + parts[1] if self.reml else g)
+
+
+def _beta(Lxx: np.ndarray, p: int) -> np.ndarray:
+    """beta-hat from L_XX: R_X beta = the X part of its response row."""
+    return tri_inv(Lxx[:p, :p]).T @ Lxx[p, :p]
 
 
 class DenseEvaluator(Evaluator):
@@ -366,9 +379,11 @@ class DenseEvaluator(Evaluator):
 
     and d log|C_m| / d theta_i = tr(C_m^{-1} dC) = 2 sum over the positions
     (r, c) of theta_i of (K_m Lambda~'A)[c, r], with K_m = pad(C_m^{-1}) =
-    sum over rows j < m of Li[j]' Li[j] (Li = L^{-1}). The three derivatives
-    are sums over three sets of rows of Li, from one product Li Lambda~'A.
-    This holds on the boundary too (no T_k^{-1} is needed).
+    sum over rows j < m of Li[j]' Li[j] (Li = L^{-1}). With X = Li (Lambda~'A)[:, :q],
+    (K_m Lambda~'A)[c, r] = sum over rows j < m of Li[j, c] X[j, r]: the three
+    derivatives are sums over three sets of rows of the products Li[:, c] X[:, r]
+    at theta's positions only (O(Q x positions), no q x q product). This holds on the
+    boundary too (no T_k^{-1} is needed).
     """
 
     kind = "dense"
@@ -378,11 +393,16 @@ class DenseEvaluator(Evaluator):
         self.A = np.ascontiguousarray(cp.dense() if _A is None else _A, dtype=float)
         q = cp.q
         self.q = q
-        Q = self.A.shape[0]
         self._A_Z = self.A[:q, :]
         self._A_XZ = self.A[q:, :q]
-        self._diag_q = np.arange(q) * (Q + 1)
-        self._diag_all = np.arange(Q) * (Q + 1)
+        # A is symmetric: its transpose is A in Fortran order, which LAPACK factors in place
+        self._A_F = self.A.T
+        # theta's positions in Lambda, consecutive per theta element (sums over them by reduceat)
+        self._t_idx, self._rows, self._cols = self.tmap.lambda_index
+        self._starts = self.tmap.lambda_starts
+        # rows of Li summed for d ldL2, d (ldL2 + ldRX2) - d ldL2 and d log pwrss
+        self._segments = np.array([0, q, q + cp.p] if cp.p else [0, q])
+        self._Lam = np.zeros((q, q))
 
     def with_cp(self, cp: CrossProducts) -> DenseEvaluator:
         """Other cross-products; when only their [X y] part differs (an offset, another
@@ -398,15 +418,20 @@ class DenseEvaluator(Evaluator):
         A[q:, q:] = cp.xyxy
         return DenseEvaluator(cp, self.reml, self.tmap, _A=A)
 
-    def _factor(self, theta):
-        """L (lower Cholesky factor of C(theta)) and Lambda'A[:q, :]."""
+    def augmented_factor(self, theta):
+        """L, the lower Cholesky factor of C(theta) ``(Q, Q)``, and Lambda'A[:q, :] ``(q, Q)``.
+
+        The leading q x q block of L is the factor of M = Lambda'Z'WZ Lambda + I.
+        """
         q = self.q
-        Lam = self.tmap.dense_lambda(theta)
+        Lam = self._Lam                      # every position of theta is rewritten
+        Lam[self._rows, self._cols] = theta[self._t_idx]
         LA = Lam.T @ self._A_Z
-        C = self.A.copy()
+        C = self._A_F.copy(order="F")
         # dpotrf reads the lower triangle only
         C[:q, :q] = LA[:, :q] @ Lam
-        C.ravel()[self._diag_q] += 1.0
+        Q = C.shape[0]
+        C.ravel(order="F")[:q * (Q + 1):Q + 1] += 1.0       # a view: C is Fortran-ordered
         C[q:, :q] = LA[:, q:].T
         L, info = sla.lapack.dpotrf(C, lower=1, clean=1, overwrite_a=1)
         if info != 0:
@@ -419,38 +444,31 @@ class DenseEvaluator(Evaluator):
             raise np.linalg.LinAlgError("singular factor")
         return Li
 
+    def _lam_t_a(self, LA) -> np.ndarray:
+        """(Lambda~'A)[:, :q], the columns of Lambda~'A that dLambda~ touches, (Q, q)."""
+        return np.concatenate([LA[:, :self.q], self._A_XZ])
+
     def _pieces(self, theta, grad: bool, modes: bool):
         q, p = self.q, self.p
-        L, LA = self._factor(theta)
-        ldL2 = 2.0 * float(np.sum(np.log(L.ravel()[self._diag_q])))
+        L, LA = self.augmented_factor(theta)
+        ldL2 = 2.0 * float(np.log(L.diagonal()[:q]).sum())
         Lxx = L[q:, q:]
         u = None
         if modes:
-            beta = tri_inv(Lxx[:p, :p]).T @ Lxx[p, :p]
+            beta = _beta(Lxx, p)
             Qz = L[q:, :q]
             u = sla.solve_triangular(L[:q, :q].T, Qz[p] - Qz[:p].T @ beta, lower=False, check_finite=False)
             u = self._split(u)
         if not grad or self.n_theta == 0:
             return ldL2, Lxx, (np.zeros((3, 0)) if grad else None), u
         Li = self._Li(L)
-        X = Li @ np.vstack([LA[:, :q], self._A_XZ])                 # Li (Lambda~'A)[:, :q], (Q, q)
-        qp = q + p
-        G = np.empty((3, q, q))
-        np.matmul(Li[:q, :q].T, X[:q], out=G[0])
-        np.matmul(Li[q:qp, :q].T, X[q:qp], out=G[1])
-        np.multiply.outer(Li[-1, :q], X[-1], out=G[2])
-        idx3, rows, cols = self._index3
-        parts = np.bincount(idx3, weights=G[:, cols, rows].ravel(), minlength=3 * self.n_theta)
-        parts = 2.0 * parts.reshape(3, self.n_theta)
-        parts[2] *= float(L[-1, -1] ** 2)                         # d log pwrss -> d pwrss
+        X = Li @ self._lam_t_a(LA)                                    # (Q, q)
+        S = np.add.reduceat(Li[:, self._cols] * X[:, self._rows], self._segments, axis=0)
+        parts = 2.0 * np.add.reduceat(S, self._starts, axis=1)
+        if not p:                                                     # no X rows: d ldRX2 = 0
+            parts = np.stack([parts[0], np.zeros(self.n_theta), parts[1]])
+        parts[2] *= float(L[-1, -1]) ** 2                            # d log pwrss -> d pwrss
         return ldL2, Lxx, parts, u
-
-    @cached_property
-    def _index3(self):
-        """theta's positions in Lambda, repeated for the three pieces (one bincount for all)."""
-        t_idx, rows, cols = self.tmap.lambda_index
-        nt = self.n_theta
-        return np.concatenate([t_idx, t_idx + nt, t_idx + 2 * nt]), rows, cols
 
     def _split(self, u: np.ndarray) -> dict:
         out, start = {}, 0
@@ -469,14 +487,12 @@ class DenseEvaluator(Evaluator):
         """
         q, p = self.q, self.p
         qp = q + p
-        L, LA = self._factor(theta)
+        L, LA = self.augmented_factor(theta)
         Li = self._Li(L)
         B = Li[q:qp, :qp].T @ Li[q:qp, q:qp]                        # (q + p, p)
-        H = B.T @ np.vstack([LA[:, :q], self._A_XZ])[:qp]           # (p, q)
-        t_idx, rows, cols = self.tmap.lambda_index
-        terms = H[:, rows].T[:, :, None] * B[cols][:, None, :]      # (positions, p, p)
-        E = np.zeros((self.n_theta, p, p))
-        np.add.at(E, t_idx, terms)
+        H = B.T @ self._lam_t_a(LA)[:qp]                            # (p, q)
+        terms = H[:, self._rows].T[:, :, None] * B[self._cols][:, None, :]      # (positions, p, p)
+        E = np.add.reduceat(terms, self._starts, axis=0) if terms.size else np.zeros((self.n_theta, p, p))
         return -(E + E.transpose(0, 2, 1))
 
 
@@ -494,8 +510,7 @@ class OneTermEvaluator(Evaluator):
 
     def _pieces(self, theta, grad: bool, modes: bool):
         ldL2, Lxx, dT = self.kernel(self.tmap.template(0, theta), grad, rx=self.reml)
-        parts = None if dT is None else np.stack([self.tmap.pack([dT[i]]) for i in range(3)])
-        return ldL2, Lxx, parts, None
+        return ldL2, Lxx, (None if dT is None else self.tmap.pack([dT])), None
 
 
 class BlockedEvaluator(Evaluator):
@@ -598,12 +613,17 @@ class ClusterEvaluator(Evaluator):
         self.A = blocks.zz[idx]                                        # (m, p_k, p_k)
         self.z = blocks.zxy[idx]                                       # (m, p_k, p + 1)
         self.xyxy = np.einsum("l,lij->ij", self.c, blocks.xyxy[idx])
-        self.reml = bool(reml)
         self.tmap = tmap
-        self.n = float(self.c @ blocks.n[idx])
-        self.p = int(blocks.p)
-        self.sum_log_w = float(self.c @ blocks.sum_log_w[idx])
-        self.pk = self.A.shape[1]
+        self._constants(reml, self.c @ blocks.n[idx], blocks.p, self.c @ blocks.sum_log_w[idx])
+        self.pk = pk = self.A.shape[1]
+        m, p = self.z.shape[0], self.p
+        # constants of every evaluation: the count-weighted z's, the X and y parts, I, T's positions
+        self._cz = (self.z * self.c[:, None, None]).reshape(m * pk, p + 1)
+        self._zx, self._zy = self.z[:, :, :p], self.z[:, :, p]
+        self._eye = np.eye(pk)
+        rows, cols = tmap.positions[0]
+        self._rows, self._cols = rows, cols
+        self._flat = rows * pk + cols
 
     @property
     def cp(self):
@@ -616,41 +636,43 @@ class ClusterEvaluator(Evaluator):
         raise NotImplementedError("a cluster resample has no blocked factor")
 
     def _pieces(self, theta, grad: bool, modes: bool):
-        T = self.tmap.template(0, theta)
+        pk, p, c = self.pk, self.p, self.c
+        T = np.zeros(pk * pk)
+        T[self._flat] = theta
+        T = T.reshape(pk, pk)                                          # the template (one term)
         AT = self.A @ T                                                # (m, p_k, p_k)
-        M = np.einsum("ba,ibc->iac", T, AT) + np.eye(self.pk)           # I + T'A T
+        M = T.T @ AT + self._eye                                       # I + T'A T
         L = np.linalg.cholesky(M)
         Minv = np.linalg.inv(M)
         E = Minv @ T.T                                                 # M^{-1} T'
         W = T @ E                                                      # T M^{-1} T'
-        m, k1 = self.z.shape[0], self.p + 1
-        cz = (self.z * self.c[:, None, None]).reshape(m * self.pk, k1)
-        gram = cz.T @ (W @ self.z).reshape(m * self.pk, k1)
+        m = self.z.shape[0]
+        gram = self._cz.T @ (W @ self.z).reshape(m * pk, p + 1)
         Lxy = np.linalg.cholesky(self.xyxy - 0.5 * (gram + gram.T))
-        ldL2 = 2.0 * float(self.c @ np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1))
+        ldL2 = 2.0 * float(c @ np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1))
         if not grad and not modes:
             return ldL2, Lxy, None, None
-        p, c = self.p, self.c
-        Lx = Lxy[:p, :p]
-        Li = tri_inv(Lx)
+        Li = tri_inv(Lxy[:p, :p])
         beta = Li.T @ Lxy[p, :p]
-        zx, zy = self.z[:, :, :p], self.z[:, :, p]
-        r = zy - zx @ beta                                             # (m, p_k)
+        zx = self._zx
+        r = self._zy - zx @ beta                                       # (m, p_k)
         u = np.einsum("iab,ib->ia", E, r)
         if not grad:
             return ldL2, Lxy, None, u
         rZ = r - np.einsum("iab,ib->ia", AT, u)
-        dT = np.full((3, self.pk, self.pk), np.nan)
-        dT[0] = 2.0 * np.einsum("i,iab->ab", c, AT @ Minv)
-        dT[2] = -2.0 * np.einsum("i,ia,ib->ab", c, rZ, u)
-        if self.reml:
+        dT = np.empty((3, pk, pk))
+        dT[0] = 2.0 * (c @ (AT @ Minv).reshape(m, pk * pk)).reshape(pk, pk)
+        dT[2] = -2.0 * ((rZ * c[:, None]).T @ u)
+        if not self.reml:
+            dT[1] = np.nan
+        elif p:
+            V = E @ zx                                                 # (m, p_k, p)
+            F = zx - AT @ V
+            FS = (F @ (Li.T @ Li)) * c[:, None, None]
+            dT[1] = -2.0 * np.einsum("iax,ibx->ab", FS, V)
+        else:
             dT[1] = 0.0
-            if p:
-                V = E @ zx                                             # (m, p_k, p)
-                F = zx - AT @ V
-                FS = F @ (Li.T @ Li)
-                dT[1] = -2.0 * np.einsum("i,iax,ibx->ab", c, FS, V)
-        return ldL2, Lxy, np.stack([self.tmap.pack([dT[i]]) for i in range(3)]), u
+        return ldL2, Lxy, dT[:, self._rows, self._cols], u
 
 
 KINDS = ("auto", "dense", "single", "blocked")

@@ -118,7 +118,7 @@ class LmmProblem:
         f = self.fit
         n = self.y.shape[0]
         Y = np.repeat(self.mean_response()[:, None], nsim, axis=1)
-        for codes, Xk, lk, T in zip(self.codes, self.Xs, self.levels, f.factor.Ts):
+        for codes, Xk, lk, T in zip(self.codes, self.Xs, self.levels, self.tmap.templates(f.theta)):
             B = f.sigma * rng.standard_normal((nsim, lk, Xk.shape[1])) @ T.T
             for c in range(Xk.shape[1]):
                 Y += Xk[:, c][:, None] * B[:, codes, c].T

@@ -41,9 +41,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 
 from ..errors import OptionError
-from ..fit.deviance import DENSE_MAX_Q
+from ..fit.deviance import DENSE_MAX_Q, DenseEvaluator
 
 __all__ = ["KenwardRoger", "contrast_df", "kenward_roger"]
 
@@ -87,17 +88,19 @@ def kenward_roger(problem) -> KenwardRoger:
         raise OptionError(f"the Kenward-Roger method is available for models with at most {DENSE_MAX_Q} "
                           f"random-effect coefficients (this one has {cp.q}); use ddf='Satterthwaite'")
     fit = problem.fit
+    tmap = problem.tmap
     q, p = cp.q, cp.p
     qp = q + p
     n = cp.n
     s2 = fit.sigma ** 2
-    Abar = cp.dense()[:qp, :qp]
-    t_idx, l_rows, l_cols = problem.tmap.lambda_index
-    n_theta = problem.tmap.n_theta
-    Lam = problem.tmap.dense_lambda(fit.theta)
-    LtA = Lam.T @ Abar[:q, :]                       # Lambda'Z'[Z X], (q, q + p)
-    M = LtA[:, :q] @ Lam + np.eye(q)
-    Minv_LtA = np.linalg.solve(M, LtA)              # M^{-1} Lambda'Z'[Z X]
+    # the evaluator's augmented system at the estimates: A = [Z X y]'[Z X y], its factor
+    # (the leading block factors M) and Lambda'A; (R_X'R_X)^{-1} from its point
+    ev = DenseEvaluator(cp, True, tmap)
+    L, LA = ev.augmented_factor(fit.theta)
+    Abar = ev.A[:qp, :qp]
+    Lam = tmap.dense_lambda(fit.theta)
+    LtA = LA[:, :qp]                                # Lambda'Z'[Z X], (q, q + p)
+    Minv_LtA = sla.cho_solve((L[:q, :q], True), LtA)  # M^{-1} Lambda'Z'[Z X]
     F = np.eye(qp)
     F[:q, :] -= Lam @ Minv_LtA
     B1 = Abar @ F                                   # [Z X]'V^{-1}[Z X]
@@ -107,14 +110,15 @@ def kenward_roger(problem) -> KenwardRoger:
     N = Minv_LtA[:, :q] @ Lam
     trV2 = n - 2.0 * np.trace(N) + np.sum(N * N.T)
 
-    # D_r per theta position: I_l (x) (E_ab + E_ba), dense q x q
-    D = np.zeros((n_theta, q, q))
-    np.add.at(D, (t_idx, l_rows, l_cols), 1.0)
-    off = l_rows != l_cols
-    np.add.at(D, (t_idx[off], l_cols[off], l_rows[off]), 1.0)
+    # D_r = I_l (x) (E_ab + E_ba) per theta position: d Lambda + its transpose, the diagonal once
+    dLam = tmap.dense_dlambda()
+    D = dLam + dLam.transpose(0, 2, 1)
+    diag = np.arange(q)
+    D[:, diag, diag] = dLam[:, diag, diag]
+    n_theta = tmap.n_theta
 
     Z, X = slice(0, q), slice(q, qp)
-    Phi = s2 * np.linalg.inv(B1[X, X])
+    Phi = s2 * ev.at(fit.theta).vcov_unscaled        # X'Sigma^{-1}X = R_X'R_X / sigma^2
     k = n_theta + 1
     # per parameter, X'V^{-1} G_r V^{-1}... pieces: left factors (p x q) and the G-weighted middles
     BXZ_D = np.einsum("aq,rqs->ras", B1[X, Z], D)          # B_XZ D_r, (k-1, p, q)

@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 from scipy.interpolate import CubicSpline
 
 from .._validation import check_level, check_n_jobs, check_positive_int
@@ -81,7 +81,7 @@ from ..errors import (
 from ..errors import warn as warn_user
 from ..linalg import ThetaMap
 from ..crossprod import offset_cross_products
-from ..fit._optimize import refit
+from ..fit._optimize import minimize_box, refit
 from ..fit.deviance import LOG_2PI, evaluator_for, single_threaded
 from ._parallel import run_replicates
 
@@ -437,9 +437,7 @@ def _zeta_var(setup: _Setup, w: int, value: float, start: np.ndarray):
     row = np.full(1 + nvp + setup.p, np.nan)
     try:
         if free.size:
-            res = optimize.minimize(fg, x0, method="L-BFGS-B", jac=True, bounds=optimize.Bounds(lo, hi),
-                                    options={"ftol": 1e-13, "gtol": 1e-8, "maxcor": 20, "maxiter": 1000})
-            x = np.clip(res.x, lo, hi)
+            x = minimize_box(fg, x0, lo, hi, ftol=1e-13, gtol=1e-8, maxiter=1000)
         else:
             x = x0
         s = full.copy()

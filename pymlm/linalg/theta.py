@@ -10,7 +10,8 @@ lme4 terms on one grouping factor fills a block-diagonal pattern). From it:
 - ``templates(theta)``: the T_k; ``pack(dT)``: per-term p_k x p_k matrices
   (e.g. gradients in T_k) read back at theta's positions;
 - ``lambda_index``: where theta sits in the dense q x q Lambda_theta =
-  blockdiag_k(I_{l_k} (x) T_k), and ``dense_lambda(theta)``;
+  blockdiag_k(I_{l_k} (x) T_k), ``dense_lambda(theta)`` and its derivatives
+  ``dense_dlambda()``;
 - ``sdcor(theta, sigma)``: lme4's standard deviations and correlations
   (``.sig01``...), ``theta_from_sdcor`` back with its Jacobian;
   ``covariances(theta, sigma)``: the elements of Sigma_k = sigma^2 T_k T_k'
@@ -139,10 +140,17 @@ class ThetaMap:
         return [self.template(k, theta) for k in range(self.n_terms)]
 
     def pack(self, per_term) -> np.ndarray:
-        """Per-term p_k x p_k matrices read at theta's positions, ``(n_theta,)``."""
-        out = np.zeros(self.n_theta)
+        """Per-term ``(..., p_k, p_k)`` matrices read at theta's positions, ``(..., n_theta)``.
+
+        Leading axes (e.g. the three pieces of a gradient) are kept.
+        """
+        if len(per_term) == 1 and self.n_terms == 1:
+            rows, cols = self.positions[0]
+            return np.asarray(per_term[0], dtype=float)[..., rows, cols]
+        lead = np.shape(per_term[0])[:-2] if len(per_term) else ()
+        out = np.zeros(lead + (self.n_theta,))
         for s, (rows, cols), M in zip(self.slices, self.positions, per_term):
-            out[s] = np.asarray(M)[rows, cols]
+            out[..., s] = np.asarray(M)[..., rows, cols]
         return out
 
     @cached_property
@@ -162,6 +170,15 @@ class ThetaMap:
         return np.concatenate(idx), np.concatenate(rows), np.concatenate(cols)
 
     @cached_property
+    def lambda_starts(self) -> np.ndarray:
+        """Where each theta element's run of positions starts in :attr:`lambda_index`
+        (its positions are consecutive, in theta's order), for ``np.add.reduceat``."""
+        counts = np.zeros(self.n_theta, dtype=np.intp)
+        for (_, l), s in zip(self.dims, self.slices):
+            counts[s] = l
+        return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp) if self.n_theta else counts
+
+    @cached_property
     def q(self) -> int:
         return int(sum(p * l for p, l in self.dims))
 
@@ -172,6 +189,13 @@ class ThetaMap:
         L = np.zeros((q, q))
         L[rows, cols] = np.asarray(theta, dtype=float)[t_idx]
         return L
+
+    def dense_dlambda(self) -> np.ndarray:
+        """d Lambda_theta / d theta_i for every theta element, ``(n_theta, q, q)`` (0/1 entries)."""
+        t_idx, rows, cols = self.lambda_index
+        out = np.zeros((self.n_theta, self.q, self.q))
+        out[t_idx, rows, cols] = 1.0
+        return out
 
     # ---------------------------------------------------------------- sds and correlations
     def sdcor(self, theta, sigma: float, undefined: float = np.nan) -> np.ndarray:
@@ -227,7 +251,8 @@ class ThetaMap:
         sdcor = np.asarray(sdcor, dtype=float)
         out = np.zeros(self.n_theta)
         J = np.zeros((self.n_theta, self.n_theta + 1)) if jacobian else None
-        for (p, _), s, (rows, cols) in zip(self.dims, self.slices, self.positions):
+        for (p, _), s, (rows, cols), (diag, off, same_row, half) in zip(self.dims, self.slices, self.positions,
+                                                                         self._sdcor_layout):
             vals = sdcor[s]
             start = s.start
             if p == 1:                         # a scalar term: theta = sd / sigma
@@ -238,9 +263,7 @@ class ThetaMap:
                 continue
             sd = np.zeros(p)
             R = np.eye(p)
-            diag = rows == cols
             sd[rows[diag]] = vals[diag]
-            off = ~diag
             R[rows[off], cols[off]] = vals[off]
             R[cols[off], rows[off]] = vals[off]
             Lr = _chol_correlation(R)
@@ -248,23 +271,28 @@ class ThetaMap:
             out[s] = T[rows, cols]
             if not jacobian:
                 continue
-            J[s, -1] = -out[s] / sigma
-            Li = None
-            for e, (i, j) in enumerate(zip(rows, cols)):
-                if i == j:
-                    hit = rows == i
-                    J[start + np.flatnonzero(hit), start + e] = Lr[i, cols[hit]] / sigma
-                    continue
-                if Li is None:
-                    Li = sla.solve_triangular(Lr, np.eye(p), lower=True, check_finite=False)
-                a, b = Li[:, i], Li[:, j]
-                X = np.outer(a, b)
-                X = X + X.T
-                Phi = np.tril(X)
-                Phi[np.diag_indices(p)] *= 0.5
+            Js = J[s]
+            Js[:, -1] = -out[s] / sigma
+            # an sd: the positions in its row, chol(R)[i, col] / sigma
+            Js[:, start + np.flatnonzero(diag)] = np.where(same_row, Lr[rows, cols][:, None] / sigma, 0.0)
+            if off.any():                      # the correlations at once, (n_cor, p, p)
+                Li = sla.lapack.dtrtri(Lr, lower=1)[0]
+                ab = Li[:, rows[off]].T[:, :, None] * Li[:, cols[off]].T[:, None, :]
+                Phi = (ab + ab.transpose(0, 2, 1)) * half
                 dT = sd[:, None] * (Lr @ Phi) / sigma
-                J[s, start + e] = dT[rows, cols]
+                Js[:, start + np.flatnonzero(off)] = dT[:, rows, cols].T
         return (out, J) if jacobian else out
+
+    @cached_property
+    def _sdcor_layout(self) -> tuple:
+        """Per term: its diagonal and off-diagonal elements, which positions share the row of
+        each diagonal element, and the lower-triangle-with-half-diagonal weights of d chol(R)."""
+        out = []
+        for (p, _), (rows, cols) in zip(self.dims, self.positions):
+            diag = rows == cols
+            half = np.tril(np.ones((p, p))) - 0.5 * np.eye(p)
+            out.append((diag, ~diag, rows[:, None] == rows[diag][None, :], half))
+        return tuple(out)
 
 
 def _chol_correlation(R: np.ndarray) -> np.ndarray:

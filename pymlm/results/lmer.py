@@ -122,9 +122,14 @@ class LmerResult(MixedResult):
         return self._split(self.fit.factor.b(self.fit.u), "b")
 
     @cached_property
+    def _fitted_Ts(self) -> list[np.ndarray]:
+        """T_k of every fitted term, from the theta map at the fit's theta."""
+        return self.tmap.templates(self.fit.theta)
+
+    @cached_property
     def _Ts(self) -> list[np.ndarray]:
         """T_k of every lme4 term."""
-        return self._split(self.fit.factor.Ts, "T")
+        return self._split(self._fitted_Ts, "T")
 
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -151,7 +156,7 @@ class LmerResult(MixedResult):
         """sigma^2 T M^{-1}[lev] T' per term and level (given beta, as lme4's condVar)."""
         Minv = self.fit.factor.minv_diag_blocks()
         s2 = self.sigma ** 2
-        full = [s2 * np.einsum("ab,lbc,dc->lad", T, B, T) for T, B in zip(self.fit.factor.Ts, Minv)]
+        full = [s2 * np.einsum("ab,lbc,dc->lad", T, B, T) for T, B in zip(self._fitted_Ts, Minv)]
         return self._split(full, "V")
 
     # ---------------------------------------------------------- predictions
