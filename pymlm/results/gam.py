@@ -19,12 +19,12 @@ import scipy.sparse as sp
 import scipy.stats as st
 
 from .._validation import as_frame, check_choice
-from ..errors import DataError
+from ..errors import DataError, OptionError
 from ..inference.gam_tests import term_test
 from ..smooth import Factor
 from . import _format as _fmt_r
 
-__all__ = ["GamResult", "GamSummary"]
+__all__ = ["GamResult", "GamSummary", "family_loglik"]
 
 _BLOCK_ROWS = 50_000
 
@@ -115,6 +115,28 @@ class GamSummary:
 
     def __str__(self) -> str:
         return "\n".join(self.lines()) + "\n"
+
+
+def family_loglik(family: str, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dev: float) -> float:
+    """The log-likelihood ``-aic/2 (+1 for an estimated scale)`` of R's ``family()$aic``.
+
+    Binomial ``y`` are proportions with the totals as weights; Gaussian and
+    Gamma use the scale that maximizes the likelihood given ``dev``.
+    """
+    if family == "gaussian":
+        n = y.size
+        with np.errstate(divide="ignore"):
+            return float(-n / 2 * (np.log(2 * np.pi * dev / n) + 1) + np.sum(np.log(w)) / 2)
+    if family == "binomial":
+        k = np.round(w * y)
+        return float(np.sum(st.binom.logpmf(k, np.round(w), mu)))
+    if family == "poisson":
+        return float(np.sum(w * st.poisson.logpmf(y, mu)))
+    if family == "Gamma":
+        disp = dev / np.sum(w)
+        return float(np.sum(w * st.gamma.logpdf(y, 1 / disp, scale=mu * disp)))
+    raise OptionError(f"loglik is available for gaussian, binomial, poisson and Gamma fits; this fit's family "
+                      f"is {family!r}")
 
 
 class GamResult:
@@ -225,6 +247,55 @@ class GamResult:
     @property
     def deviance(self) -> float:
         return float(self.fit_.deviance)
+
+    @cached_property
+    def loglik(self) -> float:
+        """The log-likelihood at the estimates, as mgcv's ``logLik.gam``.
+
+        The family's log-likelihood with the fitted means (not the penalized
+        or restricted one): for Gaussian fits the scale is ``deviance / n``,
+        for Gamma fits the dispersion is ``deviance / sum(weights)`` (R's
+        ``family()$aic``), binomial and Poisson fits have none.
+
+        Raises
+        ------
+        OptionError
+            A family other than Gaussian, binomial, Poisson or Gamma.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> b = ml.gam('y ~ s(x0, bs = "cr") + s(x2, bs = "cr")', ml.datasets.load("gamsim_re").iloc[:400])
+        >>> round(b.loglik, 2), round(b.n_params, 2), round(b.aic, 2)  # mgcv: -963.44 (df=13.27), 1953.42
+        (-963.44, 13.27, 1953.42)
+        """
+        return family_loglik(self.fit_.family_name, self.design.y, self.fit_.mu, self.fit_.prior_weights,
+                             self.deviance)
+
+    @cached_property
+    def n_params(self) -> float:
+        """The degrees of freedom of :attr:`loglik`, as mgcv's ``logLik.gam``.
+
+        ``sum(edf2)`` (the edf corrected for smoothing-parameter uncertainty,
+        or the alternative ``sum(edf1)`` when that is smaller), plus one for
+        an estimated scale, at most the number of coefficients plus one;
+        ``sum(edf)`` plus one when the smoothing parameters were supplied.
+        """
+        fit = self.fit_
+        sc = 1.0 if fit.scale_estimated else 0.0
+        e2 = fit.edf2
+        df = (float(np.sum(e2)) if e2 is not None else self.edf_total) + sc
+        return min(df, fit.beta.size + sc)
+
+    @property
+    def aic(self) -> float:
+        """``-2 loglik + 2 n_params`` (R's ``AIC`` of a gam fit)."""
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        """``-2 loglik + log(n) n_params`` (R's ``BIC`` of a gam fit)."""
+        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
 
     @property
     def null_deviance(self) -> float:
