@@ -49,3 +49,12 @@ def test_bam_engine(capsys):
 def test_errors_exit_2_with_a_message(args, message, capsys):
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import pymlm
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pymlm {pymlm.__version__}"

@@ -96,3 +96,44 @@ def test_family_loglik_identities():
     assert grouped == pytest.approx(expected, rel=1e-12)
     with pytest.raises(OptionError, match="loglik is available for"):
         family_loglik("inverse.gaussian", y, mu, np.ones(50), dev)
+
+
+@pytest.mark.parametrize("pair", sorted(REF["nested"]))
+def test_anova_of_nested_gams_matches_mgcv(pair):
+    r = REF["nested"][pair]
+    b0, b1 = (fit_case(n) for n in r["models"])
+    out = ml.anova(b0, b1, test="Chisq")
+    t = out.table
+    assert list(t.index) == ["b0", "b1"]  # the argument names
+    want = r["table"]
+    np.testing.assert_allclose(t["Resid. Df"], want["resid_df"], rtol=1e-5)
+    np.testing.assert_allclose(t["Resid. Dev"], want["resid_dev"], rtol=1e-6)
+    assert t["Df"].iloc[1] == pytest.approx(want["df"][1], rel=1e-4)
+    assert t["Deviance"].iloc[1] == pytest.approx(want["deviance"][1], rel=1e-5)
+    assert np.log(t["Pr(>Chi)"].iloc[1]) == pytest.approx(np.log(want["p"][1]), rel=1e-3)
+    printed = str(out).splitlines()
+    assert printed[0] == r["printed"][0]
+    # R's column header (the formulas are deparsed by R over several lines)
+    header = next(line for line in r["printed"] if "Resid. Df" in line)
+    assert header.split() == next(line for line in printed if "Resid. Df" in line).split()
+
+
+def test_anova_names_and_options():
+    b0, b1 = fit_case("gamsim_gaussian_small"), fit_case("gamsim_gaussian")
+    t = ml.anova(b0, b1, names=["small", "big"]).table
+    assert list(t.index) == ["small", "big"] and "Pr(>Chi)" not in t.columns
+    assert list(ml.anova(*[b0, b1]).table.index) == ["b0", "b1"]
+    same = b0
+    assert list(ml.anova(same, b1).table.index) == ["m0", "m1"]  # b0 and same: two names for one model
+    with pytest.raises(OptionError, match="test must be one of"):
+        ml.anova(b0, b1, test="F")
+    m = ml.lmer("Reaction ~ Days + (1 | Subject)", ml.datasets.load("sleepstudy"))
+    with pytest.raises(OptionError, match="models of one kind"):
+        ml.anova(b0, m)
+
+
+def test_gam_fit_has_a_short_repr():
+    b = fit_case("gamsim_binomial_small")
+    text = repr(b.fit_)
+    assert text.startswith("<GamFit binomial(logit) REML: p=19, n=400, 2 smoothing parameters")
+    assert len(text) < 200
