@@ -397,7 +397,9 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None):
     refitted by ML first (lme4 does the same and says so), since REML
     likelihoods of models with different fixed effects are not comparable.
 
-    For :class:`GamResult` fits (mgcv's ``anova(b0, b1, test = "Chisq")``)
+    One :class:`GamResult` gives its Wald tests per term (mgcv's single-model
+    ``anova(b)``, :meth:`GamResult.anova`). For several (mgcv's ``anova(b0,
+    b1, test = "Chisq")``)
     the rows keep the order given; each row's ``Deviance`` and ``Df`` are the
     drops in residual deviance and residual degrees of freedom (mgcv's ``n -
     sum(edf1) - (sum(edf2) - sum(edf))``) from the row before, tested against a chi-squared distribution
@@ -406,7 +408,7 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None):
     Parameters
     ----------
     *models : LmerResult or GamResult
-        Two or more fits of one kind to the same observations.
+        Two or more fits of one kind to the same observations, or one GAM fit.
     names : list of str, optional
         Row labels. By default the names of the variables passed (``anova(m0,
         m1)`` labels its rows ``m0`` and ``m1``) when each model is bound to
@@ -419,8 +421,9 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None):
 
     Returns
     -------
-    AnovaResult or GamAnovaResult
-        ``.table`` (DataFrame), printed in lme4's or R's ``anova.glm`` layout.
+    AnovaResult, GamAnovaResult or GamTermsAnova
+        ``.table`` (DataFrame), printed in lme4's or R's ``anova.glm`` layout;
+        for one GAM ``.p_table`` and ``.s_table``, printed as mgcv's.
 
     Raises
     ------
@@ -446,8 +449,10 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None):
     """
     import inspect
 
+    if len(models) == 1 and isinstance(models[0], GamResult):
+        return models[0].anova()
     if len(models) < 2:
-        raise OptionError("anova needs at least two models to compare")
+        raise OptionError("anova needs at least two models to compare (or one gam/bam fit)")
     if test not in (None, "Chisq"):
         raise option_error("test", [None, "Chisq"], test)
     if names is None:

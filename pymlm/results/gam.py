@@ -24,7 +24,7 @@ from ..inference.gam_tests import term_test
 from ..smooth import Factor
 from . import _format as _fmt_r
 
-__all__ = ["GamResult", "GamSummary", "family_loglik"]
+__all__ = ["GamResult", "GamSummary", "GamTermsAnova", "family_loglik"]
 
 _BLOCK_ROWS = 50_000
 
@@ -137,6 +137,56 @@ def family_loglik(family: str, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dev
         return float(np.sum(w * st.gamma.logpdf(y, 1 / disp, scale=mu * disp)))
     raise OptionError(f"loglik is available for gaussian, binomial, poisson and Gamma fits; this fit's family "
                       f"is {family!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class GamTermsAnova:
+    """mgcv's single-model ``anova(b)``: a Wald test per parametric term and per smooth term.
+
+    Attributes
+    ----------
+    p_table : pandas.DataFrame
+        Per parametric term (intercept excluded): ``df``, ``F`` (or ``Chi.sq``
+        for a known scale), ``p-value``.
+    s_table : pandas.DataFrame
+        The smooth terms' table of the summary (edf, Ref.df, F or Chi.sq, p-value).
+    family, link, formula : str
+    """
+
+    p_table: pd.DataFrame
+    s_table: pd.DataFrame
+    family: str
+    link: str
+    formula: str
+
+    def lines(self) -> list[str]:
+        """The printed tables, one string per line (mgcv's ``print(anova(b))``)."""
+        out = ["", f"Family: {self.family} ", f"Link function: {self.link} ", "", "Formula:"]
+        out += GamSummary._formula_lines(self)
+        if len(self.p_table):
+            out += ["", "Parametric Terms:"]
+            t = self.p_table
+            out += _fmt_r.print_coefmat(t.to_numpy(dtype=float), [str(i) for i in t.index], list(t.columns),
+                                        digits=4, signif_stars_=False, has_pvalue=True)
+        out.append("")
+        if len(self.s_table):
+            out.append("Approximate significance of smooth terms:")
+            t = self.s_table
+            out += _fmt_r.print_coefmat(t.to_numpy(dtype=float), [str(i) for i in t.index], list(t.columns),
+                                        digits=4, signif_stars_=False, has_pvalue=True)
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines()) + "\n"
+
+    __repr__ = __str__
+
+
+def _pinv_rank(V: np.ndarray, tol: float = float(np.sqrt(np.finfo(float).eps))):
+    """Pseudo-inverse of a symmetric ``V`` dropping eigenvalues below ``tol`` times the largest, and its rank."""
+    ev, U = np.linalg.eigh(V)
+    keep = ev > tol * ev.max()
+    return (U[:, keep] / ev[keep]) @ U[:, keep].T, int(keep.sum())
 
 
 class GamResult:
@@ -468,6 +518,51 @@ class GamResult:
         score_name = "-REML" if self.engine == "gam" else "fREML"
         return GamSummary(p_table, s_table, self.r_sq, self.dev_expl, self.scale, self.reml_score, score_name,
                           self.nobs, self.n_dropped, fit.family_name, fit.link_name, self.design.formula)
+
+    def anova(self) -> GamTermsAnova:
+        """Wald tests of each parametric and smooth term, as mgcv's single-model ``anova(b)``.
+
+        A parametric term with ``k`` coefficients ``b`` (covariance ``V`` from
+        :attr:`vcov`) gets ``Chi.sq = b'V^- b`` on the rank of ``V``; with an
+        estimated scale ``F = Chi.sq / df`` on ``(df, n - sum(edf))`` degrees
+        of freedom. The smooth terms' tests are those of the summary.
+        ``pymlm.anova(b)`` gives the same.
+
+        Returns
+        -------
+        GamTermsAnova
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.gam("Reaction ~ Days + s(Subject, bs = 're') + s(Subject, Days, bs = 're')",
+        ...            ml.datasets.load("sleepstudy"), progress=False)
+        >>> round(float(m.anova().p_table.loc["Days", "F"]), 2)  # mgcv: 45.05
+        45.05
+        """
+        spec = self.design.fixed_spec
+        assign = np.asarray(spec.assign)[np.asarray(spec.keep)]
+        beta, V = self.fit_.beta, self.fit_.Vp
+        est = self.fit_.scale_estimated
+        rows = {}
+        for k, term in enumerate(spec.terms, 1):
+            ind = np.flatnonzero(assign == k)
+            if ind.size == 0:
+                continue
+            b = beta[ind]
+            if ind.size == 1:
+                df, chi = 1, float(b[0] ** 2 / V[ind[0], ind[0]])
+            else:
+                Vi, df = _pinv_rank(V[np.ix_(ind, ind)])
+                chi = float(b @ Vi @ b)
+            if est:
+                rows[term.label] = (df, chi / df, float(st.f.sf(chi / df, df, self.residual_df)))
+            else:
+                rows[term.label] = (df, chi, float(st.chi2.sf(chi, df)))
+        cols = ["df", "F" if est else "Chi.sq", "p-value"]
+        p_table = pd.DataFrame.from_dict(rows, orient="index", columns=cols) if rows else pd.DataFrame(columns=cols)
+        fit = self.fit_
+        return GamTermsAnova(p_table, self.s_table, fit.family_name, fit.link_name, self.design.formula)
 
     @property
     def s_table(self) -> pd.DataFrame:

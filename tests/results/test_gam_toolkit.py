@@ -137,3 +137,38 @@ def test_gam_fit_has_a_short_repr():
     text = repr(b.fit_)
     assert text.startswith("<GamFit binomial(logit) REML: p=19, n=400, 2 smoothing parameters")
     assert len(text) < 200
+
+
+def _frame(t):
+    # the JSON unboxes one-row tables to scalars
+    return {c: np.array([np.nan if v is None else v for v in np.atleast_1d(vals)], dtype=float)
+            for c, vals in t["columns"].items()}
+
+
+def _rows(t):
+    return [t["rows"]] if isinstance(t["rows"], str) else t["rows"]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_single_model_anova_matches_mgcv(name):
+    c = CASES[name]
+    b = fit_case(name)
+    a = ml.anova(b)
+    if c["ptable"] is None:
+        assert len(a.p_table) == 0
+    else:
+        want = _frame(c["ptable"])
+        assert list(a.p_table.index) == _rows(c["ptable"])
+        assert list(a.p_table.columns) == list(want)
+        np.testing.assert_array_equal(a.p_table["df"], want["df"])
+        stat = a.p_table.columns[1]
+        np.testing.assert_allclose(a.p_table[stat], want[stat], rtol=1e-5)
+        np.testing.assert_allclose(np.log(a.p_table["p-value"]), np.log(want["p-value"]), rtol=1e-4)
+    want = _frame(c["stable"])
+    assert list(a.s_table.index) == _rows(c["stable"])
+    np.testing.assert_allclose(a.s_table["edf"], want["edf"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sleep_re", "grouse_factor", "cbpp_re", "gamsim_gaussian_small"])
+def test_single_model_anova_prints_as_mgcv(name):
+    assert str(ml.anova(fit_case(name))).splitlines() == CASES[name]["printed"]
