@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import scipy.stats as st
 
 from .._validation import as_frame, check_choice
-from ..errors import DataError, OptionError
+from ..errors import DataError, OptionError, warn
 from ..inference.gam_tests import term_test
 from ..smooth import Factor
 from . import _format as _fmt_r
@@ -614,56 +614,153 @@ class GamResult:
             off = v if off is None else off + v
         return off
 
-    def predict(self, newdata=None, type: str = "link", se_fit: bool = False):
+    def _term_columns(self) -> dict:
+        """Coefficient indices (ndarray) of each term by label: parametric terms, then smooths."""
+        spec = self.design.fixed_spec
+        assign = np.asarray(spec.assign)[np.asarray(spec.keep)]
+        out = {}
+        for k, term in enumerate(spec.terms, 1):
+            ind = np.flatnonzero(assign == k)
+            if ind.size:
+                out[term.label] = ind
+        for t in self.design.terms:
+            out[t.label] = np.arange(t.cols.start, t.cols.stop)
+        return out
+
+    def _warn_unseen_levels(self, frame: pd.DataFrame) -> None:
+        for t in self.design.terms:
+            for name, labels in t.unseen_levels(frame).items():
+                shown = ", ".join(repr(v) for v in labels[:5]) + (", ..." if len(labels) > 5 else "")
+                warn(f"newdata: factor levels {shown} of {name} in {t.label} not in original fit; their "
+                     f"contributions to {t.label} are predicted as zero (the population value), as mgcv does")
+
+    def _row_blocks(self, frame):
+        """(start, X dense (rows, p)) blocks of the training rows (``frame`` None) or of ``frame``."""
+        if frame is None:
+            for s in range(0, self.nobs, _BLOCK_ROWS):
+                yield s, self._train_rows(s, min(self.nobs, s + _BLOCK_ROWS))
+            return
+        for s in range(0, len(frame), _BLOCK_ROWS):
+            sub = frame.iloc[s:s + _BLOCK_ROWS].reset_index(drop=True)
+            parts = self._new_matrix_blocks(sub)
+            yield s, np.hstack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts])
+
+    def predict(self, newdata=None, type: str = "link", se_fit: bool = False, exclude=None):
         """Predictions, as mgcv's ``predict.gam``.
 
         Parameters
         ----------
         newdata : pandas.DataFrame, optional
             Default: the fitted rows.
-        type : {"link", "response"}
+        type : {"link", "response", "terms", "lpmatrix"}
+            The linear predictor, the fitted mean, each term's contribution
+            (a DataFrame with a column per parametric and smooth term, not
+            centred, as mgcv's; the intercept is in ``.attrs["constant"]``), or
+            the model matrix ``X`` (m, p) with ``X @ coef`` the linear
+            predictor without offsets.
         se_fit : bool
-            Also return standard errors (from the Bayesian covariance).
+            Also return standard errors (from the Bayesian covariance); per
+            term for ``type="terms"``. Not for ``"lpmatrix"``.
+        exclude : str or list of str, optional
+            Term labels (``"s(x0)"``, ``"YEAR"``) left out: their columns are
+            zero in the model matrix and absent from the ``"terms"`` table.
 
         Returns
         -------
-        fit : ndarray (m,)
-        se : ndarray (m,)
+        fit : ndarray (m,), DataFrame (m, terms) or ndarray (m, p)
+        se : ndarray (m,) or DataFrame
             Only with ``se_fit=True``, as the tuple ``(fit, se)``.
 
         Raises
         ------
         DataError
             ``newdata`` lacks a column a term uses (the message names the
-            column and the term), or is not a table of columns.
+            column and the term), has a level of a parametric factor the fit
+            never saw, or is not a table of columns.
+        OptionError
+            A bad ``type``, an ``exclude`` label that is no term of the model.
+
+        Warns
+        -----
+        PymlmWarning
+            ``newdata`` has levels of a smooth's or random effect's factor
+            that the fit never saw (mgcv: "factor levels ... not in original
+            fit"); their contributions are zero, the population value.
 
         Notes
         -----
-        A random-effect level not seen in fitting is predicted at zero (the
-        population value), as mgcv does; ``offset()`` terms of the formula are
-        included, the ``offset=`` argument of the fit is not.
+        ``offset()`` terms of the formula are included in ``"link"`` and
+        ``"response"`` predictions on new data, the ``offset=`` argument of the
+        fit is not.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.gam("Reaction ~ Days + s(Subject, bs = 're')", ml.datasets.load("sleepstudy"),
+        ...            progress=False)
+        >>> t = m.predict(type="terms")
+        >>> list(t.columns), round(t.attrs["constant"], 2)
+        (['Days', 's(Subject)'], 251.41)
+        >>> bool(abs(t.sum(axis=1) + t.attrs["constant"] - m.fitted).max() < 1e-8)
+        True
         """
-        type = check_choice("type", type, ["link", "response"])
-        link = self.fit_.family.link
+        type = check_choice("type", type, ["link", "response", "terms", "lpmatrix"])
+        if se_fit and type == "lpmatrix":
+            raise OptionError("se_fit applies to type 'link', 'response' or 'terms', not 'lpmatrix'")
+        columns = self._term_columns()
+        excluded = [exclude] if isinstance(exclude, str) else list(exclude or [])
+        for label in excluded:
+            if label not in columns:
+                raise OptionError(f"exclude names no term of the model: {label!r}; the terms are "
+                                  f"{', '.join(repr(k) for k in columns)}")
+        keep = np.ones(self.fit_.beta.size, dtype=bool)
+        for label in excluded:
+            keep[columns[label]] = False
         beta = self.fit_.beta
-        if newdata is None:
-            eta = self.fit_.eta
-            se = None
+        Vp = self.fit_.Vp
+        frame = None if newdata is None else self._newdata(newdata)
+        if frame is not None:
+            self._warn_unseen_levels(frame)
+        m = self.nobs if frame is None else len(frame)
+        if type == "lpmatrix":
+            X = np.empty((m, beta.size))
+            for s, Xb in self._row_blocks(frame):
+                X[s:s + Xb.shape[0]] = Xb
+            X[:, ~keep] = 0.0
+            return X
+        if type == "terms":
+            labels = [k for k in columns if k not in excluded]
+            fit = np.empty((m, len(labels)))
+            se = np.empty((m, len(labels))) if se_fit else None
+            for s, Xb in self._row_blocks(frame):
+                for j, k in enumerate(labels):
+                    c = columns[k]
+                    Xk = Xb[:, c]
+                    fit[s:s + Xb.shape[0], j] = Xk @ beta[c]
+                    if se_fit:
+                        se[s:s + Xb.shape[0], j] = np.sqrt(np.maximum(
+                            np.einsum("ij,jk,ik->i", Xk, Vp[np.ix_(c, c)], Xk), 0))
+            names = self.design.coef_names
+            const = float(beta[names.index("(Intercept)")]) if "(Intercept)" in names[:self.design.pp] else 0.0
+            out = pd.DataFrame(fit, columns=labels)
+            out.attrs["constant"] = const
             if se_fit:
-                se = self._se_rows(lambda s, e: self._train_rows(s, e), self.nobs)
+                return out, pd.DataFrame(se, columns=labels)
+            return out
+        link = self.fit_.family.link
+        if frame is None and keep.all():
+            eta = self.fit_.eta
+            se = self._se_rows(lambda s, e: self._train_rows(s, e), self.nobs) if se_fit else None
         else:
-            frame = self._newdata(newdata)
-            m = len(frame)
             eta = np.empty(m)
             se = np.empty(m) if se_fit else None
-            off = self._offset(frame)
-            for s in range(0, m, _BLOCK_ROWS):
-                sub = frame.iloc[s:s + _BLOCK_ROWS].reset_index(drop=True)
-                parts = self._new_matrix_blocks(sub)
-                X = np.hstack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts])
-                eta[s:s + len(sub)] = X @ beta
+            bk = np.where(keep, beta, 0.0)
+            for s, Xb in self._row_blocks(frame):
+                Xb[:, ~keep] = 0.0
+                eta[s:s + Xb.shape[0]] = Xb @ bk
                 if se_fit:
-                    se[s:s + len(sub)] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", X, self.fit_.Vp, X), 0))
+                    se[s:s + Xb.shape[0]] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", Xb, Vp, Xb), 0))
+            off = self.design.offset if frame is None else self._offset(frame)
             if off is not None:
                 eta = eta + off
         if type == "response":

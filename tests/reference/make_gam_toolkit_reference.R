@@ -91,5 +91,25 @@ for (nm in names(nested)) {
     deviance = a[["Deviance"]], p = a[["Pr(>Chi)"]]),
     printed = capture.output(print(a)))
 }
+## predict.gam: type = "terms" (with se.fit), "lpmatrix", exclude =, and new factor levels
+d <- load_data("gamsim_re", 2000, NULL)
+pf <- "y ~ x1 + s(x0, bs = \"cr\") + s(x2, bs = \"cr\") + s(g, bs = \"re\")"
+b <- gam(as.formula(pf), data = d, method = "REML")
+rows <- c(1, 2, 50, 200, 1403)
+nd <- d[rows, ]
+pt <- predict(b, nd, type = "terms", se.fit = TRUE)
+nd_new <- nd
+nd_new$g <- as.character(nd_new$g)
+nd_new$g[2] <- "g999"
+new_warning <- NULL
+p_new <- withCallingHandlers(predict(b, nd_new), warning = function(w) {
+  new_warning <<- conditionMessage(w); invokeRestart("muffleWarning")})
+out$predict <- list(formula = pf, rows = rows, coef = unname(coef(b)),
+  terms = table_out(pt$fit), terms_se = table_out(pt$se.fit), constant = unname(attr(predict(b, nd, type = "terms"), "constant")),
+  exclude_link = unname(predict(b, nd, exclude = "s(g)")),
+  exclude_terms = colnames(predict(b, nd, type = "terms", exclude = "s(g)")),
+  lpmatrix = unname(predict(b, nd, type = "lpmatrix")),
+  lpmatrix_exclude = unname(predict(b, nd, type = "lpmatrix", exclude = "s(x2)")),
+  new_level_link = unname(p_new), new_level_warning = new_warning)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, null = "null", na = "null", pretty = TRUE),
            "tests/reference/gam_toolkit_reference.json")

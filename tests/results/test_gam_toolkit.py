@@ -172,3 +172,56 @@ def test_single_model_anova_matches_mgcv(name):
 @pytest.mark.parametrize("name", ["sleep_re", "grouse_factor", "cbpp_re", "gamsim_gaussian_small"])
 def test_single_model_anova_prints_as_mgcv(name):
     assert str(ml.anova(fit_case(name))).splitlines() == CASES[name]["printed"]
+
+
+@pytest.fixture(scope="module")
+def grouse_fit():
+    r = REF["predict"]
+    d = ml.datasets.load("gamsim_re").iloc[:2000]
+    b = ml.gam(r["formula"], d, progress=False)
+    np.testing.assert_allclose(b.coef, r["coef"], rtol=1e-4, atol=1e-6)  # the fits agree
+    return b, d.iloc[np.asarray(r["rows"]) - 1].reset_index(drop=True)
+
+
+def test_predict_terms_match_mgcv(grouse_fit):
+    r = REF["predict"]
+    b, nd = grouse_fit
+    fit, se = b.predict(nd, type="terms", se_fit=True)
+    assert list(fit.columns) == _rows(r["terms"]) or list(fit.columns) == list(r["terms"]["columns"])
+    for col in fit.columns:
+        np.testing.assert_allclose(fit[col], r["terms"]["columns"][col], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(se[col], r["terms_se"]["columns"][col], rtol=1e-3, atol=1e-6)
+    assert fit.attrs["constant"] == pytest.approx(r["constant"], rel=1e-5)
+    # the terms and the constant add up to the linear predictor
+    np.testing.assert_allclose(fit.sum(axis=1) + fit.attrs["constant"], b.predict(nd), rtol=1e-12)
+
+
+def test_predict_exclude_and_lpmatrix_match_mgcv(grouse_fit):
+    r = REF["predict"]
+    b, nd = grouse_fit
+    np.testing.assert_allclose(b.predict(nd, exclude="s(g)"), r["exclude_link"], rtol=1e-5)
+    assert list(b.predict(nd, type="terms", exclude=["s(g)"]).columns) == r["exclude_terms"]
+    X = b.predict(nd, type="lpmatrix")
+    np.testing.assert_allclose(X, r["lpmatrix"], rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(X @ b.coef.to_numpy(), b.predict(nd), rtol=1e-12)
+    np.testing.assert_allclose(b.predict(nd, type="lpmatrix", exclude="s(x2)"), r["lpmatrix_exclude"],
+                               rtol=1e-6, atol=1e-10)
+    # the training rows: the same matrix as on the same rows given as new data
+    Xt = b.predict(type="lpmatrix")
+    np.testing.assert_allclose(Xt[np.asarray(r["rows"]) - 1], X, rtol=1e-12)
+    with pytest.raises(OptionError, match="exclude names no term of the model: 's\\(x9\\)'"):
+        b.predict(nd, exclude="s(x9)")
+    with pytest.raises(OptionError, match="type must be one of"):
+        b.predict(nd, type="iterms")
+
+
+def test_predict_warns_on_new_levels_as_mgcv(grouse_fit):
+    r = REF["predict"]
+    b, nd = grouse_fit
+    nd = nd.copy()
+    nd["g"] = nd["g"].astype(str)
+    nd.loc[1, "g"] = "g999"
+    assert r["new_level_warning"] == "factor levels g999 not in original fit"
+    with pytest.warns(ml.errors.PymlmWarning, match="factor levels 'g999' of g in s\\(g\\) not in original fit"):
+        got = b.predict(nd)
+    np.testing.assert_allclose(got, r["new_level_link"], rtol=1e-5)
