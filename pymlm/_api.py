@@ -33,7 +33,7 @@ from .fit.deviance import Evaluator, evaluator_for
 from .fit.gam import GamFit, fit_gam, resolve_family
 from .fit.lmm import fit_lmm
 from .fit.terms import TermMerge, design_crossprod
-from .results.anova import AnovaResult, lrt_table
+from .results.anova import gam_deviance_table, lrt_table
 from .results.gam import GamResult
 from .results.lmer import LmerResult
 from .sources import as_source, is_streamed
@@ -441,10 +441,32 @@ def lformula(formula: str, data, weights=None, offset=None, *, progress: bool = 
     return build_design(formula, frame, weights, offset, check="lmer")
 
 
-def anova(*models, names=None, refit: bool = True) -> AnovaResult:
-    """Likelihood-ratio tests of nested linear or generalized linear mixed models.
+def _argument_names(models, frame) -> list | None:
+    """The caller's variable names of ``models`` (each bound to exactly one name), else None."""
+    if frame is None:
+        return None
+    scopes = [frame.f_locals, frame.f_globals]
+    out = []
+    for m in models:
+        found = None
+        for scope in scopes:
+            names = [k for k, v in scope.items() if v is m and not k.startswith("_")]
+            if len(names) > 1:
+                return None
+            if names:
+                found = names[0]
+                break
+        if found is None:
+            return None
+        out.append(found)
+    return out if len(set(out)) == len(out) else None
 
-    Models are sorted by number of parameters; each is compared with the
+
+def anova(*models, names=None, refit: bool = True, test: str | None = None):
+    """Likelihood-ratio tests of nested mixed models, or the analysis of deviance of nested GAMs.
+
+    For :class:`LmerResult` and :class:`GlmerResult` fits (lme4's ``anova``)
+    the models are sorted by number of parameters; each is compared with the
     previous one: Chisq = difference in deviance, Df = difference in
     parameters. REML fits are refitted by ML first (lme4 does the same and
     says so), since REML likelihoods of models with different fixed effects
@@ -452,24 +474,39 @@ def anova(*models, names=None, refit: bool = True) -> AnovaResult:
     on the absolute scale of their log-likelihood, so that fits with
     different nAGQ can be compared too.
 
+    One :class:`GamResult` gives its Wald tests per term (mgcv's single-model
+    ``anova(b)``, :meth:`GamResult.anova`). For several (mgcv's ``anova(b0,
+    b1, test = "Chisq")``)
+    the rows keep the order given; each row's ``Deviance`` and ``Df`` are the
+    drops in residual deviance and residual degrees of freedom (mgcv's ``n -
+    sum(edf1) - (sum(edf2) - sum(edf))``) from the row before, tested against a chi-squared distribution
+    after dividing by the scale of the largest model.
+
     Parameters
     ----------
-    *models : LmerResult or GlmerResult
-        Two or more fits to the same observations.
+    *models : LmerResult, GlmerResult or GamResult
+        Two or more mixed-model fits or two or more GAM fits to the same
+        observations, or one GAM fit.
     names : list of str, optional
-        Row labels; default ``m0``, ``m1``, ...
+        Row labels. By default the names of the variables passed (``anova(m0,
+        m1)`` labels its rows ``m0`` and ``m1``) when each model is bound to
+        exactly one variable of the calling scope, else ``m0``, ``m1``, ...
     refit : bool
-        Refit REML fits by ML (default True).
+        Refit REML lmer fits by ML (default True).
+    test : {None, "Chisq"}
+        GAM fits: ``"Chisq"`` adds the p-values (R's ``test = "Chisq"``);
+        lmer fits always give the likelihood-ratio test.
 
     Returns
     -------
-    AnovaResult
-        ``.table`` (DataFrame), printed in lme4's layout.
+    AnovaResult, GamAnovaResult or GamTermsAnova
+        ``.table`` (DataFrame), printed in lme4's or R's ``anova.glm`` layout;
+        for one GAM ``.p_table`` and ``.s_table``, printed as mgcv's.
 
     Raises
     ------
     OptionError
-        Fewer than two models.
+        Fewer than two models, models of different kinds, a bad ``test``.
     DataError
         The models were fitted to different numbers of observations or responses.
 
@@ -479,14 +516,33 @@ def anova(*models, names=None, refit: bool = True) -> AnovaResult:
     >>> df = ml.datasets.load("sleepstudy")
     >>> m0 = ml.lmer("Reaction ~ 1 + (Days | Subject)", df)
     >>> m1 = ml.lmer("Reaction ~ Days + (Days | Subject)", df)
-    >>> round(float(anova(m0, m1).table["Chisq"].iloc[1]), 2)
-    23.54
+    >>> t = anova(m0, m1).table
+    >>> list(t.index), round(float(t["Chisq"].iloc[1]), 2)
+    (['m0', 'm1'], 23.54)
+    >>> d = ml.datasets.load("gamsim_re").iloc[:400]
+    >>> b0 = ml.gam('y ~ s(x0, bs = "cr") + s(x2, bs = "cr")', d, progress=False)
+    >>> b1 = ml.gam('y ~ s(x0, bs = "cr") + s(x1, bs = "cr") + s(x2, bs = "cr")', d, progress=False)
+    >>> round(float(anova(b0, b1, test="Chisq").table["Deviance"].iloc[1]), 1)  # mgcv: 1115.7
+    1115.7
     """
+    import inspect
+
+    if len(models) == 1 and isinstance(models[0], GamResult):
+        return models[0].anova()
     if len(models) < 2:
-        raise OptionError("anova needs at least two models to compare")
+        raise OptionError("anova needs at least two models to compare (or one gam/bam fit)")
+    if test not in (None, "Chisq"):
+        raise option_error("test", [None, "Chisq"], test)
+    if names is None:
+        frame = inspect.currentframe()
+        names = _argument_names(models, frame.f_back if frame is not None else None)
+        del frame
     names = list(names) if names is not None else [f"m{i}" for i in range(len(models))]
     if len(names) != len(models):
         raise OptionError(f"names has {len(names)} entries for {len(models)} models")
+    gams = [isinstance(m, GamResult) for m in models]
+    if any(gams) and not all(gams):
+        raise OptionError("anova compares models of one kind: all lmer/glmer fits or all gam/bam fits")
     n0 = models[0].nobs
     y0 = models[0].design.y
     streamed = [getattr(m.design, "source", None) for m in models]
@@ -500,6 +556,11 @@ def anova(*models, names=None, refit: bool = True) -> AnovaResult:
             same = np.allclose(m.design.y, y0)
         if not same:
             raise DataError("all models must be fitted to the same observations (same rows and response)")
+    if all(gams):
+        out = gam_deviance_table(models, names)
+        if test is None:
+            out.table = out.table.drop(columns="Pr(>Chi)")
+        return out
     refitted = refit and any(m.reml for m in models)
     fits = [m.update(REML=False) if (refitted and m.reml) else m for m in models]
     return lrt_table(models, fits, names, refitted)

@@ -57,8 +57,15 @@ def _read_data(spec: str):
     return datasets.load(spec)
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="pymlm", description="Fit multilevel models with R's formula language.")
+    parser.add_argument("--version", action="version", version=f"pymlm {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="fit a model and print its summary")
     fit.add_argument("formula", help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')

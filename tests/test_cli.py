@@ -69,3 +69,12 @@ def test_fit_a_parquet_folder_streamed(tmp_path, capsys):
     assert main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", str(one), "--stream"]) == 0
     assert "rows streamed from" in capsys.readouterr().out
     assert main(["fit", "Reaction ~ Days + (1 | Subject)", "--data", str(folder), "--engine", "bam"]) == 0
+
+
+def test_version(capsys):
+    import pymlm
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pymlm {pymlm.__version__}"

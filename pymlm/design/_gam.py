@@ -33,7 +33,7 @@ from ._discrete import DiscreteBlock, combine_indices, default_levels, discretiz
 from ._fixed import build_model_matrix, drop_rank_deficient, rebuild_model_matrix
 from ._frame import as_categorical, evaluate, level_labels, model_frame
 from ._gam_penalty import CorrelatedPenalty, LinearPenalty
-from ._random import build_re_terms
+from ._random import _combined_levels, build_re_terms
 
 __all__ = ["GamDesign", "GamTerm", "build_gam_design", "covariate"]
 
@@ -164,6 +164,37 @@ class GamTerm:
                     by = Factor(*_labels_to_codes(np.asarray(by), self.by.levels))
                 by = by.recode(self.by.levels)
         return self.smooth.matrix(cols, by)
+
+    def unseen_levels(self, newdata: pd.DataFrame) -> dict:
+        """Levels of the term's factors in ``newdata`` that the fit never saw: {factor: [labels]}.
+
+        Their rows of :meth:`new_matrix` are zero (the population value).
+        """
+        out = {}
+        if self.re is not None:
+            _, labels = _combined_levels(newdata, self.re.factors)
+            new = [str(v) for v, k in zip(labels, self.re.level_index.get_indexer(labels)) if k < 0]
+            if new:
+                out[":".join(self.re.factors)] = new
+            return out
+        where = f"the term {self.label} on the new data"
+        spec = self.smooth.spec
+        pairs = list(zip(spec.term_nodes, self.cov))
+        if spec.by_node is not None:
+            pairs.append((spec.by_node, self.by))
+        for node, train in pairs:
+            if not isinstance(train, Factor):
+                continue
+            c = covariate(node, newdata, where)
+            if isinstance(c, Factor):
+                seen = [c.levels[k] for k in np.unique(c.codes[c.codes >= 0])]
+            else:
+                values = np.asarray(c)
+                seen = sorted(set(level_labels(values) if values.dtype.kind in "iuf" else map(str, values)))
+            new = [v for v in seen if v not in set(train.levels)]
+            if new:
+                out[deparse(node)] = new
+        return out
 
 
 def _labels_to_codes(values: np.ndarray, levels) -> tuple[np.ndarray, tuple]:

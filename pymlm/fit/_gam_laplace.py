@@ -62,6 +62,9 @@ class LaplaceFit:
     message : str
         The optimizer's.
     Mp : int
+    hess : ndarray (m, m)
+        Hessian of ``V`` in ``rho`` at the optimum, by central differences of
+        the analytic gradient (for the smoothing-parameter-corrected edf).
     """
 
     beta: np.ndarray
@@ -76,6 +79,7 @@ class LaplaceFit:
     converged: bool
     message: str
     Mp: int
+    hess: np.ndarray
 
 
 def saturated_loglik(name: str, y: np.ndarray, w: np.ndarray) -> float:
@@ -179,7 +183,20 @@ def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 10
     res = minimize(objective, rho0, jac=True, method="L-BFGS-B",
                    bounds=[(r - 25.0, r + 25.0) for r in rho0],
                    options={"maxiter": 200, "ftol": 1e-13, "gtol": 1e-7})
+    hess = _hessian(lambda r: objective(r)[1], res.x)
     beta, eta, mu, w, st, ev, PP, _, pdev = pirls(res.x)
     V = pdev / 2 - ls + ev.ldetA / 2 - ev.ldetS / 2 - Mp / 2 * _LOG2PI
     return LaplaceFit(beta=beta, eta=eta, mu=mu, w=w, XtWX=st.XtWX, PP=PP, rho=res.x, score=V,
-                      iterations=int(res.nit), converged=bool(res.success), message=str(res.message), Mp=Mp)
+                      iterations=int(res.nit), converged=bool(res.success), message=str(res.message), Mp=Mp,
+                      hess=hess)
+
+
+def _hessian(grad, rho: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """The symmetrized central-difference Jacobian (m, m) of ``grad`` at ``rho``."""
+    m = rho.size
+    H = np.empty((m, m))
+    for k in range(m):
+        e = np.zeros(m)
+        e[k] = step
+        H[:, k] = (grad(rho + e) - grad(rho - e)) / (2 * step)
+    return (H + H.T) / 2

@@ -22,6 +22,7 @@ Poisson models, to the optimum of the Laplace-approximate REML, as mgcv's
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from ..crossprod._gam import CrossStats
 from ..design import GamDesign
 from ..errors import DataError, OptionError, option_error
 from ..linalg._threads import blas_threads
+from ._gam_edf import corrected_edf, penalty_derivatives, scale_hessian
 from ._gam_reml import evaluate, fellner_schall, newton, null_dim, reparametrize
 
 __all__ = ["GamFit", "fit_gam", "resolve_family"]
@@ -131,6 +133,12 @@ class GamFit:
     warnings : tuple of str
         What did not converge, for the caller to report (:func:`pymlm.gam`
         warns with each); empty for a converged fit.
+    rho_hess : ndarray or None
+        Hessian of the smoothing-parameter criterion at the optimum, in
+        ``rho`` and, for an estimated scale, ``log phi`` (last); None when the
+        smoothing parameters were supplied. It gives :attr:`edf2`.
+    penalties : tuple
+        The penalty blocks (coefficient order) ``rho`` refers to.
     """
 
     beta: np.ndarray
@@ -156,6 +164,14 @@ class GamFit:
     link_name: str
     method: str = "REML"
     warnings: tuple = ()
+    rho_hess: np.ndarray | None = None
+    penalties: tuple = ()
+
+    def __repr__(self) -> str:
+        state = "converged" if self.converged else "not converged"
+        return (f"<GamFit {self.family_name}({self.link_name}) {self.method}: p={self.beta.size}, "
+                f"n={self.eta.size}, {self.rho.size} smoothing parameters, scale={self.scale:.5g}, "
+                f"score={self.reml_score:.6g}, {state}>")
 
     @property
     def F(self) -> np.ndarray:
@@ -172,6 +188,18 @@ class GamFit:
         """mgcv's alternative per-coefficient edf ``2 diag(F) - diag(F F)``."""
         F = self.F
         return 2 * np.diag(F) - np.einsum("ij,ji->i", F, F)
+
+    @cached_property
+    def edf2(self) -> np.ndarray | None:
+        """mgcv's ``edf2``: per-coefficient edf allowing for smoothing-parameter uncertainty.
+
+        None when the smoothing parameters were supplied (mgcv then has no
+        ``edf2``); see :mod:`._gam_edf`.
+        """
+        if self.rho_hess is None:
+            return None
+        return corrected_edf(self.XtWX, self.PP, self.beta, self.rho, self.penalties, self.scale,
+                             self.rho_hess, self.edf1)
 
     @property
     def Vp(self) -> np.ndarray:
@@ -218,6 +246,17 @@ def _congruence(A: np.ndarray, T: np.ndarray, blocks: list) -> np.ndarray:
         out[:, c] = out[:, c] @ U
         out[c, :] = U.T @ out[c, :]
     return out
+
+
+def _rho_hessian(best, penalties, n: int, Mp: int, profiled: bool, sp) -> np.ndarray | None:
+    """The criterion's Hessian for :attr:`GamFit.edf2`: in ``(rho, log phi)`` when phi was profiled."""
+    if sp is not None or best.rho.size == 0:
+        return None
+    if not profiled:
+        return best.hess
+    dS = penalty_derivatives(best.rho, penalties, best.beta.size)
+    bSb = np.array([best.beta @ Sk @ best.beta for Sk in dS])
+    return scale_hessian(best.hess, bSb, best.Dp, best.phi, n, Mp)
 
 
 def _null_deviance(family, y, w, offset, has_intercept: bool) -> float:
@@ -302,7 +341,8 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
         sp = np.atleast_1d(np.asarray(sp, dtype=float))
     _check_response(fam, y, prior)
     scale_known = fam_name in ("binomial", "poisson")
-    common = {"prior_weights": prior, "Mp": null_dim(design.p, penalties), "family": fam,
+    Mp = null_dim(design.p, penalties)
+    common = {"prior_weights": prior, "Mp": Mp, "family": fam, "penalties": tuple(penalties),
               "family_name": fam_name, "link_name": link_name, "method": method,
               "null_deviance": _null_deviance(fam, y, prior, off, "(Intercept)" in design.p_names)}
     if fam_name == "gaussian" and link_name == "identity":
@@ -315,6 +355,7 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
                       reml_score=best.score, rho=best.rho, eta=eta, mu=eta,
                       deviance=float(np.sum(prior * (y - eta) ** 2)), working_weights=w, iterations=1,
                       newton_iterations=nit, converged=conv, message=msg,
+                      rho_hess=_rho_hessian(best, penalties, design.n, Mp, True, sp),
                       warnings=() if conv else (f"the REML optimization did not converge: {msg}",), **common)
     link = fam.link
     mu = _initial_mu(fam, y, prior)
@@ -359,7 +400,7 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
                       reml_score=lap.score, rho=lap.rho, eta=lap.eta, mu=lap.mu,
                       deviance=float(fam.deviance(y, lap.mu, var_weights=prior)), working_weights=lap.w,
                       iterations=it, newton_iterations=lap.iterations, converged=lap.converged,
-                      message="full convergence" if lap.converged else lap.message,
+                      message="full convergence" if lap.converged else lap.message, rho_hess=lap.hess,
                       warnings=() if lap.converged else (
                           f"the Laplace REML optimization did not converge: {lap.message}",), **common)
     ok = converged and conv
@@ -367,4 +408,5 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
                   scale_estimated=not scale_known, reml_score=best.score, rho=best.rho, eta=eta, mu=mu,
                   deviance=float(fam.deviance(y, mu, var_weights=prior)), working_weights=ww, iterations=it,
                   newton_iterations=nit, converged=ok, message=msg_out,
+                  rho_hess=_rho_hessian(best, penalties, design.n, Mp, not scale_known, sp),
                   warnings=() if ok else (f"the fit did not converge: {msg_out}",), **common)

@@ -10,7 +10,7 @@ from scipy import stats
 
 from . import _format as _fmt
 
-__all__ = ["AnovaResult", "lrt_table"]
+__all__ = ["AnovaResult", "GamAnovaResult", "gam_deviance_table", "lrt_table"]
 
 
 @dataclass
@@ -72,3 +72,57 @@ def lrt_table(models, fits, names, refitted: bool) -> AnovaResult:
     formulas = [" ".join(_fmt.deparse_lines(_r_formula(models[i].design), cutoff=10 ** 6))
                 for i in order]
     return AnovaResult(tab, formulas, refitted, models[0].data_name)
+
+
+@dataclass
+class GamAnovaResult:
+    """mgcv's ``anova(b0, b1, test = "Chisq")``: the analysis of deviance of nested GAMs.
+
+    ``.table`` has R's columns ``Resid. Df``, ``Resid. Dev``,
+    ``Df``, ``Deviance`` and ``Pr(>Chi)``; ``print()`` shows R's layout.
+    """
+
+    table: pd.DataFrame
+    formulas: list[str]
+
+    def __str__(self) -> str:
+        lines = ["Analysis of Deviance Table", ""]
+        for i, f in enumerate(self.formulas, 1):
+            lines.append(f"Model {i}: {f}")
+        t = self.table
+        # R's print.anova: no estimate or test-statistic columns; the deviances zapped
+        has_p = "Pr(>Chi)" in t.columns
+        zap = [j for j, c in enumerate(t.columns[:-1] if has_p else t.columns) if not c.endswith("Df")]
+        lines += _fmt.print_coefmat(t.to_numpy(dtype=float), [str(i) for i in t.index], list(t.columns),
+                                    digits=5, cs_ind=(), tst_ind=(), zap_ind=zap, has_pvalue=has_p,
+                                    na_print="")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _anova_residual_df(fit) -> float:
+    """mgcv's residual df for comparing fits: ``n - sum(edf1) - (sum(edf2) - sum(edf))``."""
+    e2 = fit.edf2
+    dfc = 0.0 if e2 is None else float(np.sum(e2) - np.sum(fit.edf))
+    return float(fit.eta.size - np.sum(fit.edf1) - dfc)
+
+
+def gam_deviance_table(models, names) -> GamAnovaResult:
+    """The analysis of deviance of GAM fits in the order given (R's ``anova.glmlist``, ``test = "Chisq"``).
+
+    Each row after the first is tested against the one before it:
+    ``Deviance`` is the drop in residual deviance, ``Df`` the drop in residual
+    degrees of freedom (mgcv's ``n - sum(edf1) - (sum(edf2) - sum(edf))``), and the p-value is ``P(chi2_Df > Deviance / phi)`` with
+    ``phi`` the scale of the model with the fewest residual degrees of freedom.
+    """
+    rdf = np.array([_anova_residual_df(m.fit_) for m in models], dtype=float)
+    dev = np.array([m.deviance for m in models], dtype=float)
+    phi = models[int(np.argmin(rdf))].scale
+    ddf = np.r_[np.nan, -np.diff(rdf)]
+    ddev = np.r_[np.nan, -np.diff(dev)]
+    with np.errstate(invalid="ignore"):
+        p = np.where(np.isfinite(ddf), stats.chi2.sf(np.abs(ddev / phi), np.abs(ddf)), np.nan)
+    tab = pd.DataFrame({"Resid. Df": rdf, "Resid. Dev": dev, "Df": ddf, "Deviance": ddev, "Pr(>Chi)": p},
+                       index=[str(n) for n in names])
+    return GamAnovaResult(tab, [m.formula for m in models])

@@ -19,12 +19,12 @@ import scipy.sparse as sp
 import scipy.stats as st
 
 from .._validation import as_frame, check_choice
-from ..errors import DataError
+from ..errors import DataError, OptionError, warn
 from ..inference.gam_tests import term_test
 from ..smooth import Factor
 from . import _format as _fmt_r
 
-__all__ = ["GamResult", "GamSummary"]
+__all__ = ["GamResult", "GamSummary", "GamTermsAnova", "family_loglik"]
 
 _BLOCK_ROWS = 50_000
 
@@ -115,6 +115,78 @@ class GamSummary:
 
     def __str__(self) -> str:
         return "\n".join(self.lines()) + "\n"
+
+
+def family_loglik(family: str, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dev: float) -> float:
+    """The log-likelihood ``-aic/2 (+1 for an estimated scale)`` of R's ``family()$aic``.
+
+    Binomial ``y`` are proportions with the totals as weights; Gaussian and
+    Gamma use the scale that maximizes the likelihood given ``dev``.
+    """
+    if family == "gaussian":
+        n = y.size
+        with np.errstate(divide="ignore"):
+            return float(-n / 2 * (np.log(2 * np.pi * dev / n) + 1) + np.sum(np.log(w)) / 2)
+    if family == "binomial":
+        k = np.round(w * y)
+        return float(np.sum(st.binom.logpmf(k, np.round(w), mu)))
+    if family == "poisson":
+        return float(np.sum(w * st.poisson.logpmf(y, mu)))
+    if family == "Gamma":
+        disp = dev / np.sum(w)
+        return float(np.sum(w * st.gamma.logpdf(y, 1 / disp, scale=mu * disp)))
+    raise OptionError(f"loglik is available for gaussian, binomial, poisson and Gamma fits; this fit's family "
+                      f"is {family!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class GamTermsAnova:
+    """mgcv's single-model ``anova(b)``: a Wald test per parametric term and per smooth term.
+
+    Attributes
+    ----------
+    p_table : pandas.DataFrame
+        Per parametric term (intercept excluded): ``df``, ``F`` (or ``Chi.sq``
+        for a known scale), ``p-value``.
+    s_table : pandas.DataFrame
+        The smooth terms' table of the summary (edf, Ref.df, F or Chi.sq, p-value).
+    family, link, formula : str
+    """
+
+    p_table: pd.DataFrame
+    s_table: pd.DataFrame
+    family: str
+    link: str
+    formula: str
+
+    def lines(self) -> list[str]:
+        """The printed tables, one string per line (mgcv's ``print(anova(b))``)."""
+        out = ["", f"Family: {self.family} ", f"Link function: {self.link} ", "", "Formula:"]
+        out += GamSummary._formula_lines(self)
+        if len(self.p_table):
+            out += ["", "Parametric Terms:"]
+            t = self.p_table
+            out += _fmt_r.print_coefmat(t.to_numpy(dtype=float), [str(i) for i in t.index], list(t.columns),
+                                        digits=4, signif_stars_=False, has_pvalue=True)
+        out.append("")
+        if len(self.s_table):
+            out.append("Approximate significance of smooth terms:")
+            t = self.s_table
+            out += _fmt_r.print_coefmat(t.to_numpy(dtype=float), [str(i) for i in t.index], list(t.columns),
+                                        digits=4, signif_stars_=False, has_pvalue=True)
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines()) + "\n"
+
+    __repr__ = __str__
+
+
+def _pinv_rank(V: np.ndarray, tol: float = float(np.sqrt(np.finfo(float).eps))):
+    """Pseudo-inverse of a symmetric ``V`` dropping eigenvalues below ``tol`` times the largest, and its rank."""
+    ev, U = np.linalg.eigh(V)
+    keep = ev > tol * ev.max()
+    return (U[:, keep] / ev[keep]) @ U[:, keep].T, int(keep.sum())
 
 
 class GamResult:
@@ -225,6 +297,55 @@ class GamResult:
     @property
     def deviance(self) -> float:
         return float(self.fit_.deviance)
+
+    @cached_property
+    def loglik(self) -> float:
+        """The log-likelihood at the estimates, as mgcv's ``logLik.gam``.
+
+        The family's log-likelihood with the fitted means (not the penalized
+        or restricted one): for Gaussian fits the scale is ``deviance / n``,
+        for Gamma fits the dispersion is ``deviance / sum(weights)`` (R's
+        ``family()$aic``), binomial and Poisson fits have none.
+
+        Raises
+        ------
+        OptionError
+            A family other than Gaussian, binomial, Poisson or Gamma.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> b = ml.gam('y ~ s(x0, bs = "cr") + s(x2, bs = "cr")', ml.datasets.load("gamsim_re").iloc[:400])
+        >>> round(b.loglik, 2), round(b.n_params, 2), round(b.aic, 2)  # mgcv: -963.44 (df=13.27), 1953.42
+        (-963.44, 13.27, 1953.42)
+        """
+        return family_loglik(self.fit_.family_name, self.design.y, self.fit_.mu, self.fit_.prior_weights,
+                             self.deviance)
+
+    @cached_property
+    def n_params(self) -> float:
+        """The degrees of freedom of :attr:`loglik`, as mgcv's ``logLik.gam``.
+
+        ``sum(edf2)`` (the edf corrected for smoothing-parameter uncertainty,
+        or the alternative ``sum(edf1)`` when that is smaller), plus one for
+        an estimated scale, at most the number of coefficients plus one;
+        ``sum(edf)`` plus one when the smoothing parameters were supplied.
+        """
+        fit = self.fit_
+        sc = 1.0 if fit.scale_estimated else 0.0
+        e2 = fit.edf2
+        df = (float(np.sum(e2)) if e2 is not None else self.edf_total) + sc
+        return min(df, fit.beta.size + sc)
+
+    @property
+    def aic(self) -> float:
+        """``-2 loglik + 2 n_params`` (R's ``AIC`` of a gam fit)."""
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        """``-2 loglik + log(n) n_params`` (R's ``BIC`` of a gam fit)."""
+        return -2.0 * self.loglik + np.log(self.nobs) * self.n_params
 
     @property
     def null_deviance(self) -> float:
@@ -398,6 +519,51 @@ class GamResult:
         return GamSummary(p_table, s_table, self.r_sq, self.dev_expl, self.scale, self.reml_score, score_name,
                           self.nobs, self.n_dropped, fit.family_name, fit.link_name, self.design.formula)
 
+    def anova(self) -> GamTermsAnova:
+        """Wald tests of each parametric and smooth term, as mgcv's single-model ``anova(b)``.
+
+        A parametric term with ``k`` coefficients ``b`` (covariance ``V`` from
+        :attr:`vcov`) gets ``Chi.sq = b'V^- b`` on the rank of ``V``; with an
+        estimated scale ``F = Chi.sq / df`` on ``(df, n - sum(edf))`` degrees
+        of freedom. The smooth terms' tests are those of the summary.
+        ``pymlm.anova(b)`` gives the same.
+
+        Returns
+        -------
+        GamTermsAnova
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.gam("Reaction ~ Days + s(Subject, bs = 're') + s(Subject, Days, bs = 're')",
+        ...            ml.datasets.load("sleepstudy"), progress=False)
+        >>> round(float(m.anova().p_table.loc["Days", "F"]), 2)  # mgcv: 45.05
+        45.05
+        """
+        spec = self.design.fixed_spec
+        assign = np.asarray(spec.assign)[np.asarray(spec.keep)]
+        beta, V = self.fit_.beta, self.fit_.Vp
+        est = self.fit_.scale_estimated
+        rows = {}
+        for k, term in enumerate(spec.terms, 1):
+            ind = np.flatnonzero(assign == k)
+            if ind.size == 0:
+                continue
+            b = beta[ind]
+            if ind.size == 1:
+                df, chi = 1, float(b[0] ** 2 / V[ind[0], ind[0]])
+            else:
+                Vi, df = _pinv_rank(V[np.ix_(ind, ind)])
+                chi = float(b @ Vi @ b)
+            if est:
+                rows[term.label] = (df, chi / df, float(st.f.sf(chi / df, df, self.residual_df)))
+            else:
+                rows[term.label] = (df, chi, float(st.chi2.sf(chi, df)))
+        cols = ["df", "F" if est else "Chi.sq", "p-value"]
+        p_table = pd.DataFrame.from_dict(rows, orient="index", columns=cols) if rows else pd.DataFrame(columns=cols)
+        fit = self.fit_
+        return GamTermsAnova(p_table, self.s_table, fit.family_name, fit.link_name, self.design.formula)
+
     @property
     def s_table(self) -> pd.DataFrame:
         return self._summary.s_table
@@ -448,56 +614,153 @@ class GamResult:
             off = v if off is None else off + v
         return off
 
-    def predict(self, newdata=None, type: str = "link", se_fit: bool = False):
+    def _term_columns(self) -> dict:
+        """Coefficient indices (ndarray) of each term by label: parametric terms, then smooths."""
+        spec = self.design.fixed_spec
+        assign = np.asarray(spec.assign)[np.asarray(spec.keep)]
+        out = {}
+        for k, term in enumerate(spec.terms, 1):
+            ind = np.flatnonzero(assign == k)
+            if ind.size:
+                out[term.label] = ind
+        for t in self.design.terms:
+            out[t.label] = np.arange(t.cols.start, t.cols.stop)
+        return out
+
+    def _warn_unseen_levels(self, frame: pd.DataFrame) -> None:
+        for t in self.design.terms:
+            for name, labels in t.unseen_levels(frame).items():
+                shown = ", ".join(repr(v) for v in labels[:5]) + (", ..." if len(labels) > 5 else "")
+                warn(f"newdata: factor levels {shown} of {name} in {t.label} not in original fit; their "
+                     f"contributions to {t.label} are predicted as zero (the population value), as mgcv does")
+
+    def _row_blocks(self, frame):
+        """(start, X dense (rows, p)) blocks of the training rows (``frame`` None) or of ``frame``."""
+        if frame is None:
+            for s in range(0, self.nobs, _BLOCK_ROWS):
+                yield s, self._train_rows(s, min(self.nobs, s + _BLOCK_ROWS))
+            return
+        for s in range(0, len(frame), _BLOCK_ROWS):
+            sub = frame.iloc[s:s + _BLOCK_ROWS].reset_index(drop=True)
+            parts = self._new_matrix_blocks(sub)
+            yield s, np.hstack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts])
+
+    def predict(self, newdata=None, type: str = "link", se_fit: bool = False, exclude=None):
         """Predictions, as mgcv's ``predict.gam``.
 
         Parameters
         ----------
         newdata : pandas.DataFrame, optional
             Default: the fitted rows.
-        type : {"link", "response"}
+        type : {"link", "response", "terms", "lpmatrix"}
+            The linear predictor, the fitted mean, each term's contribution
+            (a DataFrame with a column per parametric and smooth term, not
+            centred, as mgcv's; the intercept is in ``.attrs["constant"]``), or
+            the model matrix ``X`` (m, p) with ``X @ coef`` the linear
+            predictor without offsets.
         se_fit : bool
-            Also return standard errors (from the Bayesian covariance).
+            Also return standard errors (from the Bayesian covariance); per
+            term for ``type="terms"``. Not for ``"lpmatrix"``.
+        exclude : str or list of str, optional
+            Term labels (``"s(x0)"``, ``"YEAR"``) left out: their columns are
+            zero in the model matrix and absent from the ``"terms"`` table.
 
         Returns
         -------
-        fit : ndarray (m,)
-        se : ndarray (m,)
+        fit : ndarray (m,), DataFrame (m, terms) or ndarray (m, p)
+        se : ndarray (m,) or DataFrame
             Only with ``se_fit=True``, as the tuple ``(fit, se)``.
 
         Raises
         ------
         DataError
             ``newdata`` lacks a column a term uses (the message names the
-            column and the term), or is not a table of columns.
+            column and the term), has a level of a parametric factor the fit
+            never saw, or is not a table of columns.
+        OptionError
+            A bad ``type``, an ``exclude`` label that is no term of the model.
+
+        Warns
+        -----
+        PymlmWarning
+            ``newdata`` has levels of a smooth's or random effect's factor
+            that the fit never saw (mgcv: "factor levels ... not in original
+            fit"); their contributions are zero, the population value.
 
         Notes
         -----
-        A random-effect level not seen in fitting is predicted at zero (the
-        population value), as mgcv does; ``offset()`` terms of the formula are
-        included, the ``offset=`` argument of the fit is not.
+        ``offset()`` terms of the formula are included in ``"link"`` and
+        ``"response"`` predictions on new data, the ``offset=`` argument of the
+        fit is not.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.gam("Reaction ~ Days + s(Subject, bs = 're')", ml.datasets.load("sleepstudy"),
+        ...            progress=False)
+        >>> t = m.predict(type="terms")
+        >>> list(t.columns), round(t.attrs["constant"], 2)
+        (['Days', 's(Subject)'], 251.41)
+        >>> bool(abs(t.sum(axis=1) + t.attrs["constant"] - m.fitted).max() < 1e-8)
+        True
         """
-        type = check_choice("type", type, ["link", "response"])
-        link = self.fit_.family.link
+        type = check_choice("type", type, ["link", "response", "terms", "lpmatrix"])
+        if se_fit and type == "lpmatrix":
+            raise OptionError("se_fit applies to type 'link', 'response' or 'terms', not 'lpmatrix'")
+        columns = self._term_columns()
+        excluded = [exclude] if isinstance(exclude, str) else list(exclude or [])
+        for label in excluded:
+            if label not in columns:
+                raise OptionError(f"exclude names no term of the model: {label!r}; the terms are "
+                                  f"{', '.join(repr(k) for k in columns)}")
+        keep = np.ones(self.fit_.beta.size, dtype=bool)
+        for label in excluded:
+            keep[columns[label]] = False
         beta = self.fit_.beta
-        if newdata is None:
-            eta = self.fit_.eta
-            se = None
+        Vp = self.fit_.Vp
+        frame = None if newdata is None else self._newdata(newdata)
+        if frame is not None:
+            self._warn_unseen_levels(frame)
+        m = self.nobs if frame is None else len(frame)
+        if type == "lpmatrix":
+            X = np.empty((m, beta.size))
+            for s, Xb in self._row_blocks(frame):
+                X[s:s + Xb.shape[0]] = Xb
+            X[:, ~keep] = 0.0
+            return X
+        if type == "terms":
+            labels = [k for k in columns if k not in excluded]
+            fit = np.empty((m, len(labels)))
+            se = np.empty((m, len(labels))) if se_fit else None
+            for s, Xb in self._row_blocks(frame):
+                for j, k in enumerate(labels):
+                    c = columns[k]
+                    Xk = Xb[:, c]
+                    fit[s:s + Xb.shape[0], j] = Xk @ beta[c]
+                    if se_fit:
+                        se[s:s + Xb.shape[0], j] = np.sqrt(np.maximum(
+                            np.einsum("ij,jk,ik->i", Xk, Vp[np.ix_(c, c)], Xk), 0))
+            names = self.design.coef_names
+            const = float(beta[names.index("(Intercept)")]) if "(Intercept)" in names[:self.design.pp] else 0.0
+            out = pd.DataFrame(fit, columns=labels)
+            out.attrs["constant"] = const
             if se_fit:
-                se = self._se_rows(lambda s, e: self._train_rows(s, e), self.nobs)
+                return out, pd.DataFrame(se, columns=labels)
+            return out
+        link = self.fit_.family.link
+        if frame is None and keep.all():
+            eta = self.fit_.eta
+            se = self._se_rows(lambda s, e: self._train_rows(s, e), self.nobs) if se_fit else None
         else:
-            frame = self._newdata(newdata)
-            m = len(frame)
             eta = np.empty(m)
             se = np.empty(m) if se_fit else None
-            off = self._offset(frame)
-            for s in range(0, m, _BLOCK_ROWS):
-                sub = frame.iloc[s:s + _BLOCK_ROWS].reset_index(drop=True)
-                parts = self._new_matrix_blocks(sub)
-                X = np.hstack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts])
-                eta[s:s + len(sub)] = X @ beta
+            bk = np.where(keep, beta, 0.0)
+            for s, Xb in self._row_blocks(frame):
+                Xb[:, ~keep] = 0.0
+                eta[s:s + Xb.shape[0]] = Xb @ bk
                 if se_fit:
-                    se[s:s + len(sub)] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", X, self.fit_.Vp, X), 0))
+                    se[s:s + Xb.shape[0]] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", Xb, Vp, Xb), 0))
+            off = self.design.offset if frame is None else self._offset(frame)
             if off is not None:
                 eta = eta + off
         if type == "response":

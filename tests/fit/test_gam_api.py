@@ -126,8 +126,8 @@ def test_binomial_prediction_scales(d):
     np.testing.assert_allclose(mu, 1 / (1 + np.exp(-eta)), rtol=1e-12)
     np.testing.assert_allclose(se_mu, mu * (1 - mu) * se, rtol=1e-10)
     assert m.scale == 1.0 and "z value" in m.p_table.columns and "Chi.sq" in m.s_table.columns
-    with pytest.raises(OptionError, match="type must be one of 'link', 'response'"):
-        m.predict(d, type="terms")
+    with pytest.raises(OptionError, match="type must be one of 'link', 'response', 'terms', 'lpmatrix'"):
+        m.predict(d, type="iterms")
 
 
 def test_statsmodels_family_objects(d):
