@@ -75,6 +75,7 @@ from ._optimize import (
     check_convergence,
     escape_bound,
     fd_gradient_hessian,
+    lift_start,
     minimize_1d,
     minimize_theta,
 )
@@ -724,13 +725,15 @@ class GlmmFit:
 
 # stage 1 only starts stage 2 (lme4's first stage is a rough bobyqa search too): a loose
 # tolerance and a few quasi-Newton steps; nAGQ = 0 (stage 1 alone) is searched to FINAL_TOL
-STAGE1_TOL, STAGE1_MAXFEV, FINAL_TOL = 1e-5, 8, 1e-12
+STAGE1_TOL, STAGE1_MAXFEV, FINAL_TOL = 1e-5, 5, 1e-12
 
 
-def _optimize(obj: GlmmObjective, x0, method: str, maxfev: int | None, tol: float = FINAL_TOL) -> OptResult:
+def _optimize(obj: GlmmObjective, x0, method: str, maxfev: int | None, tol: float = FINAL_TOL,
+              escape: bool = True) -> OptResult:
     lower = obj.lower
     opt = minimize_theta(obj, np.maximum(x0, lower), lower, method=method, maxfev=maxfev, tol=tol)
-    opt = escape_bound(obj, opt, lower, x0)
+    if escape:
+        opt = escape_bound(obj, opt, lower, x0)
     return replace(opt, nfev=obj.n_eval)
 
 
@@ -797,7 +800,9 @@ def fit_glmm(problem: GlmmProblem, nAGQ: int = 1, *, start=None, optimizer: str 
         if nAGQ == 0:
             opt1 = _optimize(s1, theta0, optimizer, maxfev)
         else:
-            opt1 = _optimize(s1, theta0, optimizer, STAGE1_MAXFEV if optimizer == "lbfgsb" else maxfev, tol=STAGE1_TOL)
+            # a start only: stage 2 escapes spurious boundary stops itself
+            opt1 = _optimize(s1, theta0, optimizer, STAGE1_MAXFEV if optimizer == "lbfgsb" else maxfev, tol=STAGE1_TOL,
+                             escape=False)
         _, res1 = s1.evaluate(opt1.x)
         failures += int(s1.last_failure != "")
         if not res1.ok:
@@ -808,7 +813,7 @@ def fit_glmm(problem: GlmmProblem, nAGQ: int = 1, *, start=None, optimizer: str 
             res = res1
         else:
             obj = GlmmObjective(problem, nAGQ=nAGQ, stage=2, beta0=res1.beta, u0=res1.u)
-            x0 = np.concatenate([opt1.x, res1.beta])
+            x0 = np.concatenate([lift_start(opt1.x, tmap.lower), res1.beta])
             opt = _optimize(obj, x0, optimizer, maxfev)
             x_opt = opt.x
             _, res = obj.evaluate(x_opt)

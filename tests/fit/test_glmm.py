@@ -235,3 +235,28 @@ def test_glmer_nb_against_lme4():
     assert np.all(np.abs(fit.beta - _vec(case["fixef"])) <= 3e-3 * _vec(case["fixef_se"]))
     assert fit.minus2loglik <= case["minus2loglik"] + 1e-3
     assert np.allclose(np.sqrt(np.diag(fit.vcov)), _vec(case["fixef_se"]), rtol=2e-3)
+
+
+@pytest.mark.slow
+def test_results_do_not_depend_on_the_blas_kernel(fits):
+    """The same fits with OpenBLAS's Sandybridge kernels in a fresh process agree to 1e-8."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    names = ["cbpp_laplace", "sim_bin_slopes", "crossed_binomial"]
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from _glmm_cases import fit_case\n"
+            "out = {}\n"
+            f"for n in {names!r}:\n"
+            "    f = fit_case(n)[0]\n"
+            "    out[n] = list(f.theta) + list(f.beta) + list(f.vcov.ravel()) + [f.minus2loglik]\n"
+            "print(json.dumps(out))")
+    env = dict(os.environ, OPENBLAS_CORETYPE="Sandybridge")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    other = json.loads(run.stdout.strip().splitlines()[-1])
+    for name in names:
+        f = _fit(fits, name)[0]
+        here = np.array(list(f.theta) + list(f.beta) + list(f.vcov.ravel()) + [f.minus2loglik])
+        assert np.allclose(np.array(other[name]), here, rtol=1e-8, atol=1e-10), name
