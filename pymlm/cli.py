@@ -1,4 +1,4 @@
-"""The ``pymlm`` command: ``pymlm fit FORMULA --data NAME_OR_PATH`` and ``pymlm datasets``."""
+"""The ``pymlm`` command: ``pymlm fit FORMULA --data NAME_OR_PATH [--engine ...]`` and ``pymlm datasets``."""
 
 from __future__ import annotations
 
@@ -74,10 +74,13 @@ def main(argv=None) -> int:
     fit.add_argument("--stream", action="store_true",
                      help="lmer: stream the file in batches (folders and files over 2 GB always are)")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML (lmer)")
-    fit.add_argument("--engine", choices=["lmer", "gam", "bam"], default="lmer",
-                     help="lmer (lme4), gam or bam (mgcv; smooths s(), te() and lme4 bars)")
-    fit.add_argument("--family", default="gaussian",
-                     help="gam/bam response family: gaussian, binomial, poisson, Gamma")
+    fit.add_argument("--engine", choices=["lmer", "glmer", "gam", "bam"], default="lmer",
+                     help="lmer or glmer (lme4), gam or bam (mgcv; smooths s(), te() and lme4 bars)")
+    fit.add_argument("--family", default=None,
+                     help="response family: glmer binomial (default), poisson, Gamma, inverse.gaussian; "
+                          "gam/bam gaussian (default), binomial, poisson, Gamma")
+    fit.add_argument("--nagq", type=int, default=1, metavar="N",
+                     help="glmer: 1 Laplace (default), 0 fast first stage, 2..25 adaptive Gauss-Hermite")
     fit.add_argument("--ci", metavar="METHOD", default=None,
                      help="lmer: add confidence intervals (wald, profile, boot, blb, split)")
     fit.add_argument("--design", action="store_true", help="print the parsed design instead of fitting")
@@ -102,11 +105,16 @@ def main(argv=None) -> int:
 
                 model = lmer(args.formula, data, REML=not args.ml, data_name=Path(args.data).stem, progress=False)
                 print(model.summary(ci=args.ci) if args.ci else model)
+            elif args.engine == "glmer":
+                from ._api import glmer
+
+                print(glmer(args.formula, data, family=args.family or "binomial", nAGQ=args.nagq,
+                            data_name=Path(args.data).stem))
             else:
                 from ._api import bam, gam
 
                 fitter = gam if args.engine == "gam" else bam
-                print(fitter(args.formula, data, family=args.family))
+                print(fitter(args.formula, data, family=args.family or "gaussian"))
         return 0
     except PymlmError as exc:
         print(f"pymlm: {type(exc).__name__}: {exc}", file=sys.stderr)

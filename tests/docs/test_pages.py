@@ -148,4 +148,5 @@ def test_every_public_name_of_pymlm_is_in_the_built_site(site):
     documented = {line.split(" ", 1)[0] for line in body.splitlines() if " py:" in line}
     targets = {e.target for e in pd_ext.api_entries(pd_ext.public_modules())}
     assert {"pymlm.lmer", "pymlm.errors.DataError", "pymlm.results.LmerResult"} <= targets
+    assert {"pymlm.glmer", "pymlm.glmer_nb", "pymlm.results.GlmerResult"} <= targets
     assert targets - documented == set()
