@@ -397,11 +397,8 @@ class SiteSumEvaluator(Evaluator):
 
     def __init__(self, coordinator: Coordinator, reml: bool):
         self.coordinator = coordinator
-        self.reml = bool(reml)
         self.tmap = coordinator.tmap
-        self.n = coordinator.n
-        self.p = coordinator.p
-        self.sum_log_w = coordinator.sum_log_w
+        self._constants(reml, coordinator.n, coordinator.p, coordinator.sum_log_w)
 
     @property
     def cp(self):
