@@ -53,7 +53,8 @@ def test_batch_size_changes_batches_not_rows(parts):
 
 def test_in_memory_kinds(parts):
     _, df = parts
-    pl = pytest.importorskip("polars")
+    import polars as pl
+
     for data in (df, pa.Table.from_pandas(df), pl.from_pandas(df)):
         src = as_source(data)
         assert not src.streamed and not is_streamed(data)
@@ -72,7 +73,8 @@ def test_csv_reads_integers_as_numbers(tmp_path):
 
 
 def test_dask_partitions_in_order(parts):
-    dd = pytest.importorskip("dask.dataframe")
+    import dask.dataframe as dd
+
     _, df = parts
     d = dd.from_pandas(df, npartitions=4)
     src = as_source(d)
