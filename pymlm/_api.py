@@ -462,7 +462,8 @@ def _argument_names(models, frame) -> list | None:
     return out if len(set(out)) == len(out) else None
 
 
-def anova(*models, names=None, refit: bool = True, test: str | None = None):
+def anova(*models, names=None, refit: bool = True, test: str | None = None, type=3,
+          ddf: str = "Satterthwaite"):
     """Likelihood-ratio tests of nested mixed models, or the analysis of deviance of nested GAMs.
 
     For :class:`LmerResult` and :class:`GlmerResult` fits (lme4's ``anova``)
@@ -496,6 +497,9 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None):
     test : {None, "Chisq"}
         GAM fits: ``"Chisq"`` adds the p-values (R's ``test = "Chisq"``);
         lmer fits always give the likelihood-ratio test.
+    type, ddf
+        One lmer fit: its F tests of fixed-effect terms, lmerTest's
+        ``anova(m, type=, ddf=)`` (:meth:`LmerResult.anova`).
 
     Returns
     -------
@@ -529,8 +533,10 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None):
 
     if len(models) == 1 and isinstance(models[0], GamResult):
         return models[0].anova()
+    if len(models) == 1 and isinstance(models[0], LmerResult):
+        return models[0].anova(type=type, ddf=ddf)
     if len(models) < 2:
-        raise OptionError("anova needs at least two models to compare (or one gam/bam fit)")
+        raise OptionError("anova needs at least two models to compare (or one lmer or gam/bam fit)")
     if test not in (None, "Chisq"):
         raise option_error("test", [None, "Chisq"], test)
     if names is None:

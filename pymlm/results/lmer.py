@@ -585,6 +585,48 @@ class LmerResult(MixedResult):
 
         return LmerPlots(self)
 
+    # ------------------------------------------------ tests of terms (lmerTest, lme4)
+    def anova(self, type=3, ddf: str = "Satterthwaite"):
+        """F tests of the fixed-effect terms, as lmerTest's ``anova(m, type=, ddf=)``.
+
+        Each term's hypothesis matrix follows lmerTest 3.1-3: Type I sequential
+        (Doolittle factor of X'X), Type II (each term adjusted for every term
+        that does not contain it), Type III (SAS's hypotheses, the same under
+        any contrast coding); the multi-df F statistic is the mean of the
+        squared t statistics of the eigen-directions of L V L'
+        (:mod:`pymlm.inference.anova_lmer`).
+
+        Parameters
+        ----------
+        type : {3, 2, 1} or {"III", "II", "I"}
+        ddf : {"Satterthwaite", "Kenward-Roger"}
+            Kenward-Roger needs an unweighted REML fit.
+
+        Returns
+        -------
+        TestTable
+            ``.table`` with Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) per
+            term; ``.hypotheses`` the L matrix of each term; printed as lmerTest.
+
+        Raises
+        ------
+        OptionError
+            An unknown ``type`` or ``ddf``; Kenward-Roger on an ML or weighted fit.
+        DataError
+            Type III on a fit whose rows were streamed, not kept.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> a = m.anova(type=3)
+        >>> round(float(a.table.loc["Days", "F value"]), 3), round(float(a.table.loc["Days", "DenDF"]), 2)
+        (45.853, 17.0)
+        """
+        from .lmer_tests import anova_lmer
+
+        return anova_lmer(self, type, ddf)
+
     def __str__(self) -> str:
         return str(self.summary())
 
@@ -813,3 +855,4 @@ class LmerSummary:
         return "\n".join(self.lines())
 
     __repr__ = __str__
+
