@@ -11,6 +11,7 @@ Examples
 
 from . import datasets, plot
 from ._api import anova, bam, gam, glmer, glmer_nb, lformula, lmer, lmer_devfun
+from ._api import drop1, ranova  # tests of terms (lmerTest)
 from .design import Design
 from .errors import (
     ConvergenceWarning,
@@ -45,6 +46,7 @@ __all__ = [
     "anova",
     "bam",
     "datasets",
+    "drop1",
     "gam",
     "glmer",
     "glmer_nb",
@@ -53,4 +55,5 @@ __all__ = [
     "lmer_devfun",
     "parse_formula",
     "plot",
+    "ranova",
 ]

@@ -572,6 +572,63 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None, type
     return lrt_table(models, fits, names, refitted)
 
 
+# --------------------------------------------------------------------------- tests of terms, marginal means
+
+
+def _need_lmer(model, what: str):
+    if not isinstance(model, LmerResult):
+        raise OptionError(f"{what} needs an lmer fit (pymlm.lmer); got {type(model).__name__}")
+
+
+def drop1(model, test: str | None = None, ddf: str = "Satterthwaite", scope=None):
+    """Single-term deletions of the fixed-effect terms of an lmer fit (lme4's and lmerTest's ``drop1``).
+
+    Only terms that no other term contains can be dropped (R's
+    ``drop.scope``: with ``A * B``, just ``A:B``).
+
+    Parameters
+    ----------
+    model : LmerResult
+    test : {None, "F", "Chisq"}
+        ``"Chisq"``: lme4's table (npar, AIC, LRT, Pr(Chi)) from maximum
+        likelihood refits of the model without each term (a REML fit is
+        refitted by ML first). None or ``"F"`` (lmerTest's default): the F
+        test of each term's coefficients with ``ddf`` degrees of freedom.
+    ddf : {"Satterthwaite", "Kenward-Roger"}
+        For the F tests.
+    scope : str or list of str, optional
+        The terms to drop (default: all that can be).
+
+    Returns
+    -------
+    TestTable
+        ``.table`` (DataFrame), printed as R.
+
+    Raises
+    ------
+    OptionError
+        Not an lmer fit, a bad ``test`` or ``ddf``, a term in ``scope`` that
+        another term contains.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+    >>> t = ml.drop1(m, test="Chisq").table
+    >>> round(float(t.loc["Days", "LRT"]), 3)
+    23.537
+    """
+    _need_lmer(model, "drop1")
+    return model.drop1(test=test, ddf=ddf, scope=scope)
+
+
+def ranova(model, reduce_terms: bool = True):
+    """Likelihood-ratio tests of the random-effect terms of an lmer fit (lmerTest's ``ranova``);
+    see :meth:`LmerResult.ranova`."""
+    _need_lmer(model, "ranova")
+    return model.ranova(reduce_terms=reduce_terms)
+
+
 # --------------------------------------------------------------------------- GAM: gam, bam
 
 

@@ -627,6 +627,48 @@ class LmerResult(MixedResult):
 
         return anova_lmer(self, type, ddf)
 
+    def ranova(self, reduce_terms: bool = True):
+        """Likelihood-ratio tests of the random-effect terms, as lmerTest's ``ranova``.
+
+        Each random term is reduced in turn, ``(1 + x | g)`` to ``(1 | g)``
+        (one row per effect besides the intercept), and a term with a single
+        effect such as ``(1 | g)`` removed (with no random term left, the
+        linear model is fitted). The reduced models keep the fit's criterion
+        (REML or ML), so REML log-likelihoods are compared, as lmerTest does.
+
+        Parameters
+        ----------
+        reduce_terms : bool
+            False: remove each random term whole.
+
+        Returns
+        -------
+        TestTable
+            npar, logLik, AIC, LRT, Df, Pr(>Chisq); the first row ``<none>`` is this fit.
+
+        Raises
+        ------
+        OptionError
+            No random term, or a term written with ``||`` or ``/`` that cannot be reduced.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> t = m.ranova().table
+        >>> list(t.index), round(float(t["LRT"].iloc[1]), 2)
+        (['<none>', 'Days in (Days | Subject)'], 42.84)
+        """
+        from .lmer_tests import ranova
+
+        return ranova(self, reduce_terms)
+
+    def drop1(self, test: str | None = None, ddf: str = "Satterthwaite", scope=None):
+        """Single-term deletions; see :func:`pymlm.drop1`."""
+        from .lmer_tests import drop1
+
+        return drop1(self, test=test, ddf=ddf, scope=scope)
+
     def __str__(self) -> str:
         return str(self.summary())
 

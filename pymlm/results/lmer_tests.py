@@ -100,3 +100,180 @@ def _fit_rows(model) -> pd.DataFrame:
     """The used columns of the rows of the fit, before formula transformations."""
     fr = model.design.frame
     return fr.data if fr.source is None else fr.source.iloc[fr.rows].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- ranova
+
+
+def _split_plus(text: str) -> list[str]:
+    """Top-level ``+`` pieces of a left-hand side such as ``"1 + x + poly(z, 2)"``."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "([" and 1 or 0
+        depth -= ch in ")]" and 1 or 0
+        if ch == "+" and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur.strip())
+    return [p for p in out if p]
+
+
+def reduced_bars(bar) -> list[tuple[str, str | None]]:
+    """lmerTest's reductions of one random term: ``(row label, reduced term or None)``.
+
+    ``(1 + x | g)`` gives ``("x in (1 + x | g)", "(1 | g)")``; a term with one
+    effect (``(1 | g)``, ``(0 + x | g)``) is removed whole.
+    """
+    pieces = _split_plus(bar.lhs_text)
+    no_int = [p for p in pieces if p in ("0", "-1", "- 1")]
+    effects = [p for p in pieces if p not in ("1", "0", "-1", "- 1")]
+    has_int = not no_int
+    whole = _written(bar)
+    if len(effects) + has_int <= 1:
+        return [(whole, None)]
+    out = []
+    for e in effects:
+        rest = [p for p in effects if p != e]
+        lhs = " + ".join((["1"] if has_int else ["0"]) + rest)
+        out.append((f"{e} in {whole}", f"({lhs} | {bar.group_name})"))
+    return out
+
+
+def _written(bar) -> str:
+    """A random term as written, in parentheses: ``(Days | Subject)``."""
+    from ..formula import deparse
+
+    node = bar.node
+    while node.kind == "paren":
+        node = node.args[0]
+    return f"({deparse(node)})"
+
+
+def _lm_loglik(model, reml: bool) -> tuple[float, int]:
+    """logLik of the linear model with the fixed effects alone (R's ``logLik.lm``) and its npar."""
+    d = model.design
+    X = d.X.toarray() if hasattr(d.X, "toarray") else np.asarray(d.X, dtype=float)
+    y = d.y if d.offset is None else d.y - d.offset
+    w = np.ones(len(y)) if d.weights is None else np.asarray(d.weights, dtype=float)
+    sw = np.sqrt(w)
+    Q, R = np.linalg.qr(X * sw[:, None])
+    r = y * sw - Q @ (Q.T @ (y * sw))
+    n, p = X.shape
+    N = n - p if reml else n
+    ll = 0.5 * (np.sum(np.log(w)) - N * (np.log(2 * np.pi) + 1 - np.log(N) + np.log(float(r @ r))))
+    if reml:
+        ll -= float(np.sum(np.log(np.abs(np.diag(R)))))
+    return ll, p + 1
+
+
+def ranova(model, reduce_terms: bool = True) -> TestTable:
+    """:meth:`LmerResult.ranova`: likelihood-ratio tests of the random-effect terms."""
+    from ..errors import OptionError
+
+    bars = list(model.design.parsed.bars)
+    if not bars:
+        raise OptionError("ranova needs a model with at least one random-effects term")
+    rows = [("<none>", model.n_params, model.loglik)]
+    for bar in bars:
+        whole = _written(bar)
+        todo = reduced_bars(bar) if reduce_terms else [(whole, None)]
+        for label, new in todo:
+            if new is None and len(bars) == 1:
+                ll, npar = _lm_loglik(model, model.reml)
+            else:
+                f = f". ~ . - {whole}" + (f" + {new}" if new else "")
+                fit = model.update(formula=f)
+                if len(fit.design.parsed.bars) != len(bars) - (new is None):
+                    raise OptionError(f"ranova could not remove {whole} from the formula (terms written "
+                                      "with || or / are not reduced); fit the reduced models and use ml.anova")
+                if fit.nobs != model.nobs:
+                    raise OptionError("the number of rows in use changed in a reduced model: remove missing values first")
+                ll, npar = fit.loglik, fit.n_params
+            rows.append((label, npar, ll))
+    tab = pd.DataFrame([dict(npar=float(k), logLik=ll, AIC=-2 * ll + 2 * k) for _, k, ll in rows],
+                       index=[r[0] for r in rows])
+    full = rows[0]
+    lrt = [np.nan] + [2 * (full[2] - ll) for _, _, ll in rows[1:]]
+    df = [np.nan] + [float(full[1] - k) for _, k, _ in rows[1:]]
+    tab["LRT"] = np.maximum(lrt, 0.0) if len(rows) > 1 else lrt
+    tab["Df"] = df
+    from scipy import stats
+
+    tab["Pr(>Chisq)"] = [np.nan] + [float(stats.chi2.sf(x, k)) if k > 0 else np.nan
+                                    for x, k in zip(tab["LRT"].iloc[1:], df[1:])]
+    from ._mixed import r_formula
+    from . import _format as fmt
+
+    formula = " ".join(fmt.deparse_lines(r_formula(model.design), cutoff=10 ** 6))
+    return TestTable(tab, ["ANOVA-like table for random-effects: Single term deletions", "", "Model:", formula])
+
+
+# --------------------------------------------------------------------------- drop1
+
+
+def drop_scope(spec) -> list[str]:
+    """Terms that can be dropped alone (R's ``drop.scope``): those no other term contains."""
+    vs = [set(t.variables) for t in spec.terms]
+    return [t.label for i, t in enumerate(spec.terms)
+            if not any(j != i and vs[i] < vs[j] for j in range(len(vs)))]
+
+
+def drop1(model, test: str | None = None, ddf: str = "Satterthwaite", scope=None) -> TestTable:
+    """:func:`pymlm.drop1` for lmer fits."""
+    from .._validation import option_error
+    from ..errors import OptionError
+    from ..inference import anova_lmer as al
+    from .lmer import _check_ddf
+
+    spec = model.design.fixed_spec
+    marg = drop_scope(spec)
+    if scope is None:
+        scope = marg
+    else:
+        scope = [scope] if isinstance(scope, str) else list(scope)
+        bad = [s for s in scope if s not in marg]
+        if bad:
+            raise OptionError(f"drop1 can drop only terms that no other term contains ({', '.join(marg) or 'none'}); "
+                              f"got {', '.join(map(repr, bad))}")
+    from . import _format as fmt
+    from ._mixed import r_formula
+
+    formula = " ".join(fmt.deparse_lines(r_formula(model.design), cutoff=10 ** 6))
+    if test in (None, "F", "user"):
+        d = _check_ddf(ddf)
+        if d is None:
+            raise OptionError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger' for F tests; got {ddf!r}")
+        hyp = al.marginal_contrasts(spec, len(model.fixef))
+        hyp = {k: hyp[k] for k in scope}
+        method = "Satterthwaite's" if d == "Satterthwaite" else "Kenward-Roger's"
+        return fixed_f_table(model, hyp, d, [f"Single term deletions using {method} method:", "",
+                                             "Model:", formula])
+    if test != "Chisq":
+        raise option_error("test", [None, "F", "Chisq"], test)
+    full = model.update(REML=False) if model.reml else model
+    rows = [dict(npar=np.nan, AIC=full.aic, LRT=np.nan, **{"Pr(Chi)": np.nan})]
+    from scipy import stats
+
+    for term in scope:
+        red = model.update(formula=_formula_without(model, term), REML=False)
+        k = full.n_params - red.n_params
+        lrt = max(2 * (full.loglik - red.loglik), 0.0)
+        rows.append(dict(npar=float(k), AIC=red.aic, LRT=lrt, **{"Pr(Chi)": float(stats.chi2.sf(lrt, k))}))
+    tab = pd.DataFrame(rows, index=["<none>"] + list(scope))
+    return TestTable(tab, ["Single term deletions", "", "Model:", formula])
+
+
+def _formula_without(model, term: str) -> str:
+    """The model's formula with the fixed terms expanded (R's term labels) and ``term`` left out."""
+    from ..formula import deparse
+
+    d = model.design
+    spec = d.fixed_spec
+    lhs = d.formula.split("~", 1)[0].strip()
+    fixed = [t.label for t in spec.terms if t.label != term]
+    parts = (["1"] if spec.intercept else ["0"]) + fixed
+    parts += [f"offset({deparse(o)})" for o in d.parsed.offsets]
+    parts += [f"({b.lhs_text} | {b.group_name})" for b in d.parsed.bars]
+    return f"{lhs} ~ {' + '.join(parts)}"

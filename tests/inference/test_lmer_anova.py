@@ -104,3 +104,46 @@ def test_bad_options(model):
     ml_fit = ml.lmer(FORMULA, model.design.frame.data, REML=False)
     with pytest.raises(OptionError, match="REML"):
         ml_fit.anova(ddf="Kenward-Roger")
+
+
+def test_ranova_matches_lmertest(model, data):
+    for m, key in ((model, "ranova"), (ml.lmer("y ~ A + x + (1 | g)", data), "m2_ranova")):
+        ref = REF[key]
+        tab = ml.ranova(m).table
+        assert list(tab.index) == ref["rows"]
+        np.testing.assert_array_equal(tab["npar"], _num(ref["npar"]))
+        _close(tab, ref, 1e-8, ["logLik", "AIC"])
+        _close(tab.iloc[1:], {k: v[1:] for k, v in ref.items()}, 1e-5, ["LRT"])
+
+
+def test_ranova_prints_as_lmertest(model):
+    got = str(model.ranova()).splitlines()
+    want = REF["ranova_print"]
+    assert got[0] == want[0] and got[-4:] == want[-4:]
+
+
+def test_drop1_chisq_matches_lme4(model):
+    for key in ("drop1_chisq", "drop1_chisq_ml"):
+        ref = REF[key]
+        tab = ml.drop1(model, test="Chisq").table
+        assert list(tab.index) == ref["rows"]
+        _close(tab, ref, 1e-6, ["AIC"])
+        _close(tab.iloc[1:], {k: v[1:] for k, v in ref.items()}, 1e-4, ["LRT", "npar"])
+    got = str(ml.drop1(model, test="Chisq")).splitlines()
+    assert got[-6:] == REF["drop1_chisq_print"][-6:]
+
+
+def test_drop1_f_matches_lmertest(model):
+    ref = REF["drop1_satterthwaite"]
+    tab = ml.drop1(model).table
+    assert list(tab.index) == ref["rows"]
+    _close(tab, ref, 1e-4, ["F value", "DenDF", "Sum Sq"])
+
+
+def test_drop1_bad_scope_and_test(model):
+    with pytest.raises(OptionError, match="no other term contains"):
+        ml.drop1(model, scope="A")
+    with pytest.raises(OptionError, match="test"):
+        ml.drop1(model, test="LRT")
+    with pytest.raises(OptionError, match="lmer fit"):
+        ml.ranova("not a model")
