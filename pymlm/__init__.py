@@ -11,7 +11,7 @@ Examples
 
 from . import datasets, plot
 from ._api import anova, bam, gam, glmer, glmer_nb, lformula, lmer, lmer_devfun
-from ._api import drop1, ranova  # tests of terms (lmerTest)
+from ._api import drop1, emmeans, ranova  # tests of terms, marginal means (lmerTest, emmeans)
 from .design import Design
 from .errors import (
     ConvergenceWarning,
@@ -47,6 +47,7 @@ __all__ = [
     "bam",
     "datasets",
     "drop1",
+    "emmeans",
     "gam",
     "glmer",
     "glmer_nb",

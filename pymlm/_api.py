@@ -622,6 +622,54 @@ def drop1(model, test: str | None = None, ddf: str = "Satterthwaite", scope=None
     return model.drop1(test=test, ddf=ddf, scope=scope)
 
 
+def emmeans(model, specs, pairwise: bool = False, level: float = 0.95, ddf: str = "Satterthwaite"):
+    """Estimated marginal means of an lmer fit, as the R package emmeans by default.
+
+    The reference grid crosses every level of every factor in the fixed
+    effects, with each numeric covariate at its mean; the mean of a level of
+    ``specs`` averages the grid's predictions with equal weights over the
+    other factors. Each mean is a linear function L beta, with standard
+    error sqrt(L V L') and a t interval with Satterthwaite (or
+    Kenward-Roger) df (:mod:`pymlm.inference.emmeans`).
+
+    Parameters
+    ----------
+    model : LmerResult
+    specs : str or list of str
+        The factor(s) whose levels (combinations) get a mean.
+    pairwise : bool
+        Also every difference of two means (``contrast(..., "pairwise",
+        adjust = "none")``): estimate, SE, df, t ratio, p-value.
+    level : float
+        Confidence level of the intervals.
+    ddf : {"Satterthwaite", "Kenward-Roger"}
+
+    Returns
+    -------
+    MarginalMeans
+        ``.table`` (levels, emmean, SE, df, lower.CL, upper.CL), ``.contrasts``,
+        ``.L`` (the linear functions).
+
+    Raises
+    ------
+    OptionError
+        Not an lmer fit; a name in ``specs`` that is not a factor of the
+        fixed effects; a bad ``level`` or ``ddf``.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> pen = ml.datasets.load("Penicillin")
+    >>> e = ml.emmeans(ml.lmer("diameter ~ sample + (1 | plate)", pen), "sample")
+    >>> e.table["emmean"].round(3).tolist()
+    [25.167, 21.958, 24.917, 22.875, 22.958, 19.958]
+    """
+    _need_lmer(model, "emmeans")
+    from .results.lmer_tests import emmeans as _emmeans
+
+    return _emmeans(model, specs, pairwise=pairwise, level=level, ddf=ddf)
+
+
 def ranova(model, reduce_terms: bool = True):
     """Likelihood-ratio tests of the random-effect terms of an lmer fit (lmerTest's ``ranova``);
     see :meth:`LmerResult.ranova`."""

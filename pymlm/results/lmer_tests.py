@@ -277,3 +277,124 @@ def _formula_without(model, term: str) -> str:
     parts += [f"offset({deparse(o)})" for o in d.parsed.offsets]
     parts += [f"({b.lhs_text} | {b.group_name})" for b in d.parsed.bars]
     return f"{lhs} ~ {' + '.join(parts)}"
+
+
+# --------------------------------------------------------------------------- marginal means
+
+
+@dataclass
+class MarginalMeans:
+    """Estimated marginal means of an lmer fit (:func:`pymlm.emmeans`).
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per level (combination) of ``specs``: the levels, ``emmean``,
+        ``SE``, ``df``, ``lower.CL``, ``upper.CL`` (emmeans' names).
+    contrasts : pandas.DataFrame or None
+        With ``pairwise=True``: ``estimate``, ``SE``, ``df``, ``t.ratio``,
+        ``p.value`` of every difference of two means (no multiplicity adjustment).
+    L : pandas.DataFrame
+        The linear functions of the fixed effects that give the means.
+    notes : list of str
+    """
+
+    table: pd.DataFrame
+    contrasts: pd.DataFrame | None
+    L: pd.DataFrame
+    notes: list = field(default_factory=list)
+
+    def __str__(self) -> str:
+        parts = [self.table.to_string(index=False)]
+        if self.contrasts is not None:
+            parts += ["", self.contrasts.to_string(index=False)]
+        return "\n".join(parts + [""] + self.notes)
+
+    __repr__ = __str__
+
+
+def _grid(model, specs):
+    """emmeans' reference grid of a fit: every factor combination, covariates at their means."""
+    from ..errors import OptionError
+    from ..formula import names_in
+
+    spec = model.design.fixed_spec
+    rows = _fit_rows(model)
+    factors, numeric_cols = {}, []
+    for v in spec.variables:
+        if v.kind == "factor":
+            if v.column is None or v.column not in rows.columns:
+                raise OptionError(f"emmeans: the factor {v.label} is not a data column; make it a column first")
+            col = rows[v.column]
+            by_label = {str(x): x for x in pd.unique(col)}
+            factors[v.column] = [by_label.get(lv, lv) for lv in v.levels]
+        else:
+            numeric_cols += [n.value for n in names_in(v.node) if n.value in rows.columns]
+    bad = [s for s in specs if s not in factors]
+    if bad:
+        raise OptionError(f"emmeans: {', '.join(map(repr, bad))} is not a factor of the fixed effects "
+                          f"(factors: {', '.join(factors) or 'none'})")
+    names = list(factors)
+    mesh = np.meshgrid(*[np.arange(len(factors[f])) for f in names], indexing="ij")
+    idx = {f: m.ravel(order="F") for f, m in zip(names, mesh)}   # first factor varies fastest, as emmeans
+    grid = pd.DataFrame({f: pd.Series(np.asarray(factors[f], dtype=object)[idx[f]]) for f in names})
+    for c in dict.fromkeys(numeric_cols):
+        grid[c] = float(np.mean(rows[c].to_numpy(dtype=float)))
+    return grid, idx, factors
+
+
+def emmeans(model, specs, pairwise: bool = False, level: float = 0.95, ddf: str = "Satterthwaite") -> MarginalMeans:
+    """:func:`pymlm.emmeans` for lmer fits."""
+    from ..design._fixed import rebuild_model_matrix
+    from ..errors import OptionError
+    from ..inference import emmeans as em
+    from .lmer import _check_ddf
+
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    if not specs:
+        raise OptionError("emmeans needs at least one factor in specs")
+    if not (isinstance(level, float) and 0 < level < 1):
+        raise OptionError(f"level must be a number between 0 and 1; got {level!r}")
+    d = _check_ddf(ddf)
+    if d is None:
+        raise OptionError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger'; got {ddf!r}")
+    model._need_rows("emmeans")
+    grid, idx, factors = _grid(model, specs)
+    Xg = rebuild_model_matrix(model.design.fixed_spec, grid, "the reference grid")
+    Xg = np.asarray(Xg.toarray() if hasattr(Xg, "toarray") else Xg, dtype=float)
+    sizes = [len(factors[s]) for s in specs]
+    keys = np.zeros(len(grid), dtype=int)
+    for s, k in zip(reversed(specs), reversed(sizes)):   # the first spec varies fastest
+        keys = keys * k + idx[s]
+    W, _ = em.averaging_matrix(keys)
+    L = W @ Xg
+    beta = np.asarray(model.fixef, dtype=float)
+    if d == "Satterthwaite":
+        from ..inference.satterthwaite import contrast_df
+
+        parts = model._satterthwaite
+        V, dfun = parts.vcov, lambda M: contrast_df(parts, M)  # noqa: E731
+    else:
+        from ..inference.kenward_roger import contrast_df as kr_df
+
+        kr = model._kenward_roger
+        V, dfun = kr.vcov_adjusted, lambda M: kr_df(kr, M)  # noqa: E731
+    res = em.linear_function_table(L, beta, V, dfun(L), level)
+    cells = [np.unravel_index(i, sizes[::-1])[::-1] for i in range(L.shape[0])]
+    labels = pd.DataFrame({s: [factors[s][c[j]] for c in cells] for j, s in enumerate(specs)})
+    tab = labels.assign(emmean=res["estimate"], SE=res["SE"], df=res["df"],
+                        **{"lower.CL": res["lower"], "upper.CL": res["upper"]})
+    contrasts = None
+    if pairwise:
+        C, pairs = em.pairwise_matrix(L.shape[0])
+        name = [" ".join(map(str, labels.iloc[i])) for i in range(len(labels))]
+        CL = C @ L
+        r = em.linear_function_table(CL, beta, V, dfun(CL), None)
+        contrasts = pd.DataFrame({"contrast": [f"{name[i]} - {name[j]}" for i, j in pairs], "estimate": r["estimate"],
+                                  "SE": r["SE"], "df": r["df"], "t.ratio": r["t"], "p.value": r["p"]})
+    avg = [f for f in factors if f not in specs]
+    notes = []
+    if avg:
+        notes.append(f"Results are averaged over the levels of: {', '.join(avg)}")
+    notes += [f"Degrees-of-freedom method: {d.lower()}", f"Confidence level used: {level}"]
+    return MarginalMeans(tab, contrasts, pd.DataFrame(L, columns=list(model.fixef.index)), notes)
