@@ -14,6 +14,7 @@ from ..design import Design
 from ..errors import DataError, OptionError
 from ..fit.lmm import LmmFit, deviance_from_factor
 from . import _format as _fmt
+from .lmer_tests import check_ddf as _check_ddf
 from ._mixed import (
     MixedResult,
     add_random_draws,
@@ -604,7 +605,7 @@ class LmerResult(MixedResult):
 
         Returns
         -------
-        TestTable
+        TermTable
             ``.table`` with Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) per
             term; ``.hypotheses`` the L matrix of each term; printed as lmerTest.
 
@@ -643,7 +644,7 @@ class LmerResult(MixedResult):
 
         Returns
         -------
-        TestTable
+        TermTable
             npar, logLik, AIC, LRT, Df, Pr(>Chisq); the first row ``<none>`` is this fit.
 
         Raises
@@ -677,16 +678,6 @@ class LmerResult(MixedResult):
                 f"{'REML criterion' if self.reml else 'deviance'} {self.fit.deviance:.4f}>")
 
 
-_DDF = {"none": None, "lme4": None, "satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
-        "kenwardroger": "Kenward-Roger", "kr": "Kenward-Roger"}
-
-
-def _check_ddf(ddf):
-    if ddf is None:
-        return None
-    if not isinstance(ddf, str) or ddf.lower() not in _DDF:
-        raise OptionError(f"ddf must be one of None, 'Satterthwaite', 'Kenward-Roger'; got {ddf!r}")
-    return _DDF[ddf.lower()]
 
 
 _CI_NAMES = {"wald": "Wald (fixed effects only, as lme4)", "profile": "profile likelihood",

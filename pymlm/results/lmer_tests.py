@@ -9,15 +9,29 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..errors import OptionError
 from . import _format as _fmt
 
-__all__ = ["TestTable", "fixed_f_table"]
+__all__ = ["MarginalMeans", "TermTable", "anova_lmer", "check_ddf", "drop1", "emmeans", "fixed_f_table", "ranova"]
+
+_DDF = {"none": None, "lme4": None, "satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
+        "kenwardroger": "Kenward-Roger", "kr": "Kenward-Roger"}
+
+
+def check_ddf(ddf):
+    """The canonical name of a ``ddf`` option (None, 'Satterthwaite', 'Kenward-Roger')."""
+    if ddf is None:
+        return None
+    if not isinstance(ddf, str) or ddf.lower() not in _DDF:
+        raise OptionError(f"ddf must be one of None, 'Satterthwaite', 'Kenward-Roger'; got {ddf!r}")
+    return _DDF[ddf.lower()]
+
 
 _TYPE_NAMES = {"1": "Type I", "2": "Type II", "3": "Type III"}
 
 
 @dataclass
-class TestTable:
+class TermTable:
     """A test table: ``.table`` is a DataFrame; ``print()`` shows R's layout (``print.anova``).
 
     Attributes
@@ -55,7 +69,7 @@ def c_endswith_df(name: str) -> bool:
     return name.endswith("Df")
 
 
-def fixed_f_table(model, hypotheses: dict, ddf: str, heading: list) -> TestTable:
+def fixed_f_table(model, hypotheses: dict, ddf: str, heading: list) -> TermTable:
     """F tests of ``hypotheses`` (term -> L) on an lmer fit with Satterthwaite or Kenward-Roger df."""
     from ..inference import anova_lmer as al
 
@@ -70,17 +84,16 @@ def fixed_f_table(model, hypotheses: dict, ddf: str, heading: list) -> TestTable
     tab = al.anova_table(hypotheses, test)
     names = list(model.fixef.index)
     hyp = {k: pd.DataFrame(L, columns=names) for k, L in hypotheses.items()}
-    return TestTable(tab, heading, hyp)
+    return TermTable(tab, heading, hyp)
 
 
-def anova_lmer(model, type=3, ddf: str = "Satterthwaite") -> TestTable:
+def anova_lmer(model, type=3, ddf: str = "Satterthwaite") -> TermTable:
     """:meth:`LmerResult.anova`: the lmerTest table of F tests of the fixed-effect terms."""
     from ..errors import OptionError
     from ..inference import anova_lmer as al
-    from .lmer import _check_ddf
 
     t = al.check_type(type)
-    d = _check_ddf(ddf)
+    d = check_ddf(ddf)
     if d is None:
         raise OptionError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger' for F tests; got {ddf!r}")
     spec, X = model.design.fixed_spec, model.design.X
@@ -168,7 +181,7 @@ def _lm_loglik(model, reml: bool) -> tuple[float, int]:
     return ll, p + 1
 
 
-def ranova(model, reduce_terms: bool = True) -> TestTable:
+def ranova(model, reduce_terms: bool = True) -> TermTable:
     """:meth:`LmerResult.ranova`: likelihood-ratio tests of the random-effect terms."""
     from ..errors import OptionError
 
@@ -207,7 +220,7 @@ def ranova(model, reduce_terms: bool = True) -> TestTable:
     from . import _format as fmt
 
     formula = " ".join(fmt.deparse_lines(r_formula(model.design), cutoff=10 ** 6))
-    return TestTable(tab, ["ANOVA-like table for random-effects: Single term deletions", "", "Model:", formula])
+    return TermTable(tab, ["ANOVA-like table for random-effects: Single term deletions", "", "Model:", formula])
 
 
 # --------------------------------------------------------------------------- drop1
@@ -220,12 +233,11 @@ def drop_scope(spec) -> list[str]:
             if not any(j != i and vs[i] < vs[j] for j in range(len(vs)))]
 
 
-def drop1(model, test: str | None = None, ddf: str = "Satterthwaite", scope=None) -> TestTable:
+def drop1(model, test: str | None = None, ddf: str = "Satterthwaite", scope=None) -> TermTable:
     """:func:`pymlm.drop1` for lmer fits."""
     from .._validation import option_error
     from ..errors import OptionError
     from ..inference import anova_lmer as al
-    from .lmer import _check_ddf
 
     spec = model.design.fixed_spec
     marg = drop_scope(spec)
@@ -242,7 +254,7 @@ def drop1(model, test: str | None = None, ddf: str = "Satterthwaite", scope=None
 
     formula = " ".join(fmt.deparse_lines(r_formula(model.design), cutoff=10 ** 6))
     if test in (None, "F", "user"):
-        d = _check_ddf(ddf)
+        d = check_ddf(ddf)
         if d is None:
             raise OptionError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger' for F tests; got {ddf!r}")
         hyp = al.marginal_contrasts(spec, len(model.fixef))
@@ -262,7 +274,7 @@ def drop1(model, test: str | None = None, ddf: str = "Satterthwaite", scope=None
         lrt = max(2 * (full.loglik - red.loglik), 0.0)
         rows.append(dict(npar=float(k), AIC=red.aic, LRT=lrt, **{"Pr(Chi)": float(stats.chi2.sf(lrt, k))}))
     tab = pd.DataFrame(rows, index=["<none>"] + list(scope))
-    return TestTable(tab, ["Single term deletions", "", "Model:", formula])
+    return TermTable(tab, ["Single term deletions", "", "Model:", formula])
 
 
 def _formula_without(model, term: str) -> str:
@@ -348,14 +360,13 @@ def emmeans(model, specs, pairwise: bool = False, level: float = 0.95, ddf: str 
     from ..design._fixed import rebuild_model_matrix
     from ..errors import OptionError
     from ..inference import emmeans as em
-    from .lmer import _check_ddf
 
     specs = [specs] if isinstance(specs, str) else list(specs)
     if not specs:
         raise OptionError("emmeans needs at least one factor in specs")
     if not (isinstance(level, float) and 0 < level < 1):
         raise OptionError(f"level must be a number between 0 and 1; got {level!r}")
-    d = _check_ddf(ddf)
+    d = check_ddf(ddf)
     if d is None:
         raise OptionError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger'; got {ddf!r}")
     model._need_rows("emmeans")
