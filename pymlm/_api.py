@@ -601,7 +601,7 @@ def drop1(model, test: str | None = None, ddf: str = "Satterthwaite", scope=None
 
     Returns
     -------
-    TestTable
+    TermTable
         ``.table`` (DataFrame), printed as R.
 
     Raises

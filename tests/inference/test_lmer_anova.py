@@ -147,3 +147,18 @@ def test_drop1_bad_scope_and_test(model):
         ml.drop1(model, test="LRT")
     with pytest.raises(OptionError, match="lmer fit"):
         ml.ranova("not a model")
+
+
+@pytest.mark.parametrize("type_", [1, 2, 3])
+def test_ordered_factor_matches_lmertest(type_):
+    # temperature is ordered (polynomial contrasts): Type III is derived in treatment coding and mapped
+    d = pd.read_csv(REF_DIR / "lmertest_cake.csv")
+    levels = sorted(d["temperature"].unique())
+    d["temperature"] = pd.Categorical(d["temperature"].astype(str), categories=[str(t) for t in levels], ordered=True)
+    d["replicate"] = d["replicate"].astype(str)
+    m = ml.lmer("angle ~ recipe * temperature + (1 | recipe:replicate)", d)
+    assert "temperature.L" in m.fixef.index
+    ref = REF[f"cake_type{type_}"]
+    tab = m.anova(type=type_).table
+    assert list(tab.index) == ref["rows"]
+    _close(tab, ref, 1e-4, ["F value", "DenDF", "Sum Sq"])

@@ -62,4 +62,10 @@ if (requireNamespace("emmeans", quietly = TRUE)) {
   out$emmeans_A_pairs <- list(rows = as.character(pr$contrast), estimate = pr$estimate, SE = pr$SE,
                               df = pr$df, t = pr$t.ratio, p = pr$p.value)
 }
+# an ordered factor (contr.poly): Type III hypotheses mapped from treatment coding
+set.seed(1)
+ck <- cake[-sample(nrow(cake), 40), c("angle", "recipe", "temperature", "replicate")]
+write.csv(ck, "tests/reference/lmertest_cake.csv", row.names = FALSE)
+mc <- lmer(angle ~ recipe * temperature + (1 | recipe:replicate), ck)
+for (ty in 1:3) out[[sprintf("cake_type%d", ty)]] <- tab(anova(mc, type = ty))
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "tests/reference/lmertest_reference.json")
