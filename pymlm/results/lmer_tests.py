@@ -97,14 +97,19 @@ def anova_lmer(model, type=3, ddf: str = "Satterthwaite") -> TermTable:
     if d is None:
         raise OptionError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger' for F tests; got {ddf!r}")
     spec, X = model.design.fixed_spec, model.design.X
+    if X is None:
+        model._need_rows("F tests of fixed-effect terms")
     XtX = al._dense_crossprod(X)
     if t == "1":
         hyp = al.contrasts_type1(spec, XtX)
     elif t == "2":
         hyp = al.contrasts_type2(spec, XtX)
     else:
-        model._need_rows("Type III tests")
-        hyp = al.contrasts_type3(spec, X, _fit_rows(model))
+        if len(spec.terms) <= 1 or X.shape[1] <= 1:
+            hyp = al.contrasts_type1(spec, XtX)   # lmerTest too: one term, Type III = Type I
+        else:
+            model._need_rows("Type III tests")
+            hyp = al.contrasts_type3(spec, X, _fit_rows(model))
     method = "Satterthwaite's" if d == "Satterthwaite" else "Kenward-Roger's"
     return fixed_f_table(model, hyp, d, [f"{_TYPE_NAMES[t]} Analysis of Variance Table with {method} method"])
 
@@ -369,7 +374,7 @@ def emmeans(model, specs, pairwise: bool = False, level: float = 0.95, ddf: str 
     d = check_ddf(ddf)
     if d is None:
         raise OptionError(f"ddf must be 'Satterthwaite' or 'Kenward-Roger'; got {ddf!r}")
-    model._need_rows("emmeans")
+    model._need_rows("marginal means")
     grid, idx, factors = _grid(model, specs)
     Xg = rebuild_model_matrix(model.design.fixed_spec, grid, "the reference grid")
     Xg = np.asarray(Xg.toarray() if hasattr(Xg, "toarray") else Xg, dtype=float)
