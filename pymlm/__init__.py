@@ -10,8 +10,19 @@ Examples
 """
 
 from . import datasets, plot
-from ._api import anova, bam, gam, glmer, glmer_nb, lformula, lmer, lmer_devfun
-from ._api import drop1, emmeans, ranova  # tests of terms, marginal means (lmerTest, emmeans)
+from ._api import (
+    anova,
+    bam,
+    drop1,
+    emmeans,
+    gam,
+    glmer,
+    glmer_nb,
+    lformula,
+    lmer,
+    lmer_devfun,
+    ranova,
+)
 from .design import Design
 from .errors import (
     ConvergenceWarning,

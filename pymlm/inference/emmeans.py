@@ -80,7 +80,7 @@ def linear_function_table(L: np.ndarray, beta: np.ndarray, vcov: np.ndarray, df:
     se = np.sqrt(np.einsum("ma,ab,mb->m", L, vcov, L))
     df = np.asarray(df, dtype=float)
     t = est / se
-    out = dict(estimate=est, SE=se, df=df, t=t, p=2 * stats.t.sf(np.abs(t), df))
+    out = {"estimate": est, "SE": se, "df": df, "t": t, "p": 2 * stats.t.sf(np.abs(t), df)}
     if level is not None:
         h = stats.t.ppf(0.5 + level / 2, df) * se
         out.update(lower=est - h, upper=est + h)

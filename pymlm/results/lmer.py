@@ -14,7 +14,6 @@ from ..design import Design
 from ..errors import DataError, OptionError
 from ..fit.lmm import LmmFit, deviance_from_factor
 from . import _format as _fmt
-from .lmer_tests import check_ddf as _check_ddf
 from ._mixed import (
     MixedResult,
     add_random_draws,
@@ -31,6 +30,7 @@ from ._mixed import (
 from ._mixed import r_formula as _r_formula
 from ._mixed import update_formula as _update_formula
 from ._mixed import varcorr_group_names as _varcorr_group_names
+from .lmer_tests import check_ddf as _check_ddf
 
 __all__ = ["LmerResult", "LmerSummary"]
 

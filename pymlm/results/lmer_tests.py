@@ -77,10 +77,10 @@ def fixed_f_table(model, hypotheses: dict, ddf: str, heading: list) -> TermTable
     sigma = model.sigma
     if ddf == "Satterthwaite":
         parts = model._satterthwaite
-        test = lambda L: al.ftest_satterthwaite(parts, beta, L, sigma)  # noqa: E731
+        test = lambda L: al.ftest_satterthwaite(parts, beta, L, sigma)
     else:
         kr = model._kenward_roger
-        test = lambda L: al.ftest_kenward_roger(kr, beta, L, sigma)  # noqa: E731
+        test = lambda L: al.ftest_kenward_roger(kr, beta, L, sigma)
     tab = al.anova_table(hypotheses, test)
     names = list(model.fixef.index)
     hyp = {k: pd.DataFrame(L, columns=names) for k, L in hypotheses.items()}
@@ -210,7 +210,7 @@ def ranova(model, reduce_terms: bool = True) -> TermTable:
                     raise OptionError("the number of rows in use changed in a reduced model: remove missing values first")
                 ll, npar = fit.loglik, fit.n_params
             rows.append((label, npar, ll))
-    tab = pd.DataFrame([dict(npar=float(k), logLik=ll, AIC=-2 * ll + 2 * k) for _, k, ll in rows],
+    tab = pd.DataFrame([{"npar": float(k), "logLik": ll, "AIC": -2 * ll + 2 * k} for _, k, ll in rows],
                        index=[r[0] for r in rows])
     full = rows[0]
     lrt = [np.nan] + [2 * (full[2] - ll) for _, _, ll in rows[1:]]
@@ -221,8 +221,8 @@ def ranova(model, reduce_terms: bool = True) -> TermTable:
 
     tab["Pr(>Chisq)"] = [np.nan] + [float(stats.chi2.sf(x, k)) if k > 0 else np.nan
                                     for x, k in zip(tab["LRT"].iloc[1:], df[1:])]
-    from ._mixed import r_formula
     from . import _format as fmt
+    from ._mixed import r_formula
 
     formula = " ".join(fmt.deparse_lines(r_formula(model.design), cutoff=10 ** 6))
     return TermTable(tab, ["ANOVA-like table for random-effects: Single term deletions", "", "Model:", formula])
@@ -389,12 +389,12 @@ def emmeans(model, specs, pairwise: bool = False, level: float = 0.95, ddf: str 
         from ..inference.satterthwaite import contrast_df
 
         parts = model._satterthwaite
-        V, dfun = parts.vcov, lambda M: contrast_df(parts, M)  # noqa: E731
+        V, dfun = parts.vcov, lambda M: contrast_df(parts, M)
     else:
         from ..inference.kenward_roger import contrast_df as kr_df
 
         kr = model._kenward_roger
-        V, dfun = kr.vcov_adjusted, lambda M: kr_df(kr, M)  # noqa: E731
+        V, dfun = kr.vcov_adjusted, lambda M: kr_df(kr, M)
     res = em.linear_function_table(L, beta, V, dfun(L), level)
     cells = [np.unravel_index(i, sizes[::-1])[::-1] for i in range(L.shape[0])]
     labels = pd.DataFrame({s: [factors[s][c[j]] for c in cells] for j, s in enumerate(specs)})
