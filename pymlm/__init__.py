@@ -10,7 +10,19 @@ Examples
 """
 
 from . import datasets, plot
-from ._api import anova, bam, gam, glmer, glmer_nb, lformula, lmer, lmer_devfun
+from ._api import (
+    anova,
+    bam,
+    drop1,
+    emmeans,
+    gam,
+    glmer,
+    glmer_nb,
+    lformula,
+    lmer,
+    lmer_devfun,
+    ranova,
+)
 from .design import Design
 from .errors import (
     ConvergenceWarning,
@@ -45,6 +57,8 @@ __all__ = [
     "anova",
     "bam",
     "datasets",
+    "drop1",
+    "emmeans",
     "gam",
     "glmer",
     "glmer_nb",
@@ -53,4 +67,5 @@ __all__ = [
     "lmer_devfun",
     "parse_formula",
     "plot",
+    "ranova",
 ]

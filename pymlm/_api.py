@@ -462,7 +462,8 @@ def _argument_names(models, frame) -> list | None:
     return out if len(set(out)) == len(out) else None
 
 
-def anova(*models, names=None, refit: bool = True, test: str | None = None):
+def anova(*models, names=None, refit: bool = True, test: str | None = None, type=3,
+          ddf: str = "Satterthwaite"):
     """Likelihood-ratio tests of nested mixed models, or the analysis of deviance of nested GAMs.
 
     For :class:`LmerResult` and :class:`GlmerResult` fits (lme4's ``anova``)
@@ -496,6 +497,9 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None):
     test : {None, "Chisq"}
         GAM fits: ``"Chisq"`` adds the p-values (R's ``test = "Chisq"``);
         lmer fits always give the likelihood-ratio test.
+    type, ddf
+        One lmer fit: its F tests of fixed-effect terms, lmerTest's
+        ``anova(m, type=, ddf=)`` (:meth:`LmerResult.anova`).
 
     Returns
     -------
@@ -529,8 +533,10 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None):
 
     if len(models) == 1 and isinstance(models[0], GamResult):
         return models[0].anova()
+    if len(models) == 1 and isinstance(models[0], LmerResult):
+        return models[0].anova(type=type, ddf=ddf)
     if len(models) < 2:
-        raise OptionError("anova needs at least two models to compare (or one gam/bam fit)")
+        raise OptionError("anova needs at least two models to compare (or one lmer or gam/bam fit)")
     if test not in (None, "Chisq"):
         raise option_error("test", [None, "Chisq"], test)
     if names is None:
@@ -564,6 +570,111 @@ def anova(*models, names=None, refit: bool = True, test: str | None = None):
     refitted = refit and any(m.reml for m in models)
     fits = [m.update(REML=False) if (refitted and m.reml) else m for m in models]
     return lrt_table(models, fits, names, refitted)
+
+
+# --------------------------------------------------------------------------- tests of terms, marginal means
+
+
+def _need_lmer(model, what: str):
+    if not isinstance(model, LmerResult):
+        raise OptionError(f"{what} needs an lmer fit (pymlm.lmer); got {type(model).__name__}")
+
+
+def drop1(model, test: str | None = None, ddf: str = "Satterthwaite", scope=None):
+    """Single-term deletions of the fixed-effect terms of an lmer fit (lme4's and lmerTest's ``drop1``).
+
+    Only terms that no other term contains can be dropped (R's
+    ``drop.scope``: with ``A * B``, just ``A:B``).
+
+    Parameters
+    ----------
+    model : LmerResult
+    test : {None, "F", "Chisq"}
+        ``"Chisq"``: lme4's table (npar, AIC, LRT, Pr(Chi)) from maximum
+        likelihood refits of the model without each term (a REML fit is
+        refitted by ML first). None or ``"F"`` (lmerTest's default): the F
+        test of each term's coefficients with ``ddf`` degrees of freedom.
+    ddf : {"Satterthwaite", "Kenward-Roger"}
+        For the F tests.
+    scope : str or list of str, optional
+        The terms to drop (default: all that can be).
+
+    Returns
+    -------
+    TermTable
+        ``.table`` (DataFrame), printed as R.
+
+    Raises
+    ------
+    OptionError
+        Not an lmer fit, a bad ``test`` or ``ddf``, a term in ``scope`` that
+        another term contains.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+    >>> t = ml.drop1(m, test="Chisq").table
+    >>> round(float(t.loc["Days", "LRT"]), 3)
+    23.537
+    """
+    _need_lmer(model, "drop1")
+    return model.drop1(test=test, ddf=ddf, scope=scope)
+
+
+def emmeans(model, specs, pairwise: bool = False, level: float = 0.95, ddf: str = "Satterthwaite"):
+    """Estimated marginal means of an lmer fit, as the R package emmeans by default.
+
+    The reference grid crosses every level of every factor in the fixed
+    effects, with each numeric covariate at its mean; the mean of a level of
+    ``specs`` averages the grid's predictions with equal weights over the
+    other factors. Each mean is a linear function L beta, with standard
+    error sqrt(L V L') and a t interval with Satterthwaite (or
+    Kenward-Roger) df (:mod:`pymlm.inference.emmeans`).
+
+    Parameters
+    ----------
+    model : LmerResult
+    specs : str or list of str
+        The factor(s) whose levels (combinations) get a mean.
+    pairwise : bool
+        Also every difference of two means (``contrast(..., "pairwise",
+        adjust = "none")``): estimate, SE, df, t ratio, p-value.
+    level : float
+        Confidence level of the intervals.
+    ddf : {"Satterthwaite", "Kenward-Roger"}
+
+    Returns
+    -------
+    MarginalMeans
+        ``.table`` (levels, emmean, SE, df, lower.CL, upper.CL), ``.contrasts``,
+        ``.L`` (the linear functions).
+
+    Raises
+    ------
+    OptionError
+        Not an lmer fit; a name in ``specs`` that is not a factor of the
+        fixed effects; a bad ``level`` or ``ddf``.
+
+    Examples
+    --------
+    >>> import pymlm as ml
+    >>> pen = ml.datasets.load("Penicillin")
+    >>> e = ml.emmeans(ml.lmer("diameter ~ sample + (1 | plate)", pen), "sample")
+    >>> e.table["emmean"].round(3).tolist()
+    [25.167, 21.958, 24.917, 22.875, 22.958, 19.958]
+    """
+    _need_lmer(model, "emmeans")
+    from .results.lmer_tests import emmeans as _emmeans
+
+    return _emmeans(model, specs, pairwise=pairwise, level=level, ddf=ddf)
+
+
+def ranova(model, reduce_terms: bool = True):
+    """Likelihood-ratio tests of the random-effect terms of an lmer fit (lmerTest's ``ranova``);
+    see :meth:`LmerResult.ranova`."""
+    _need_lmer(model, "ranova")
+    return model.ranova(reduce_terms=reduce_terms)
 
 
 # --------------------------------------------------------------------------- GAM: gam, bam

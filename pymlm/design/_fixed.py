@@ -670,7 +670,7 @@ def _materialize(tl, variables, spec_terms, per_row, n, sparse, formula, terms, 
     return X, spec
 
 
-def rebuild_model_matrix(spec: FixedSpec, newdata, where: str = "the new data"):
+def rebuild_model_matrix(spec: FixedSpec, newdata, where: str = "the new data", all_columns: bool = False):
     """The model matrix of ``newdata`` with the training columns, codings and transforms.
 
     Parameters
@@ -714,10 +714,27 @@ def rebuild_model_matrix(spec: FixedSpec, newdata, where: str = "the new data"):
             _check_finite(kind[1], var.label, where)
             per_row.append(kind[1])
     tl = TermList(spec.intercept, (), tuple(t.variables for t in spec.terms))
-    X, _ = _materialize(tl, list(spec.variables), list(spec.terms), per_row, n, spec.sparse, None, [])
+    X, built = _materialize(tl, list(spec.variables), list(spec.terms), per_row, n, spec.sparse, None, [])
+    if all_columns:
+        return X, list(built.names)
     if len(spec.keep) != X.shape[1]:
         X = X[:, spec.keep]
     return X
+
+
+def model_matrix_columns(spec: FixedSpec, data, where: str = "the data"):
+    """Every column ``spec`` builds on ``data`` (none dropped) and their R names.
+
+    Used with a modified spec (other codings, single terms) to build the
+    designs that define hypotheses, e.g. the all-indicator design of Type III
+    tests.
+
+    Returns
+    -------
+    X : ndarray (m, len(spec.names)) or scipy.sparse.csc_matrix
+    names : list of str
+    """
+    return rebuild_model_matrix(spec, data, where, all_columns=True)
 
 
 # --------------------------------------------------------------------------- rank

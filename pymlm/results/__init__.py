@@ -2,5 +2,6 @@
 
 from .glmer import GlmerResult, GlmerSummary
 from .lmer import LmerResult, LmerSummary
+from .lmer_tests import MarginalMeans, TermTable
 
-__all__ = ["GlmerResult", "GlmerSummary", "LmerResult", "LmerSummary"]
+__all__ = ["GlmerResult", "GlmerSummary", "LmerResult", "LmerSummary", "MarginalMeans", "TermTable"]

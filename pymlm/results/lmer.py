@@ -30,6 +30,7 @@ from ._mixed import (
 from ._mixed import r_formula as _r_formula
 from ._mixed import update_formula as _update_formula
 from ._mixed import varcorr_group_names as _varcorr_group_names
+from .lmer_tests import check_ddf as _check_ddf
 
 __all__ = ["LmerResult", "LmerSummary"]
 
@@ -585,6 +586,90 @@ class LmerResult(MixedResult):
 
         return LmerPlots(self)
 
+    # ------------------------------------------------ tests of terms (lmerTest, lme4)
+    def anova(self, type=3, ddf: str = "Satterthwaite"):
+        """F tests of the fixed-effect terms, as lmerTest's ``anova(m, type=, ddf=)``.
+
+        Each term's hypothesis matrix follows lmerTest 3.1-3: Type I sequential
+        (Doolittle factor of X'X), Type II (each term adjusted for every term
+        that does not contain it), Type III (SAS's hypotheses, the same under
+        any contrast coding); the multi-df F statistic is the mean of the
+        squared t statistics of the eigen-directions of L V L'
+        (:mod:`pymlm.inference.anova_lmer`).
+
+        Parameters
+        ----------
+        type : {3, 2, 1} or {"III", "II", "I"}
+        ddf : {"Satterthwaite", "Kenward-Roger"}
+            Kenward-Roger needs an unweighted REML fit.
+
+        Returns
+        -------
+        TermTable
+            ``.table`` with Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F) per
+            term; ``.hypotheses`` the L matrix of each term; printed as lmerTest.
+
+        Raises
+        ------
+        OptionError
+            An unknown ``type`` or ``ddf``; Kenward-Roger on an ML or weighted fit.
+        DataError
+            Type III on a fit whose rows were streamed, not kept.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> a = m.anova(type=3)
+        >>> round(float(a.table.loc["Days", "F value"]), 3), round(float(a.table.loc["Days", "DenDF"]), 2)
+        (45.853, 17.0)
+        """
+        from .lmer_tests import anova_lmer
+
+        return anova_lmer(self, type, ddf)
+
+    def ranova(self, reduce_terms: bool = True):
+        """Likelihood-ratio tests of the random-effect terms, as lmerTest's ``ranova``.
+
+        Each random term is reduced in turn, ``(1 + x | g)`` to ``(1 | g)``
+        (one row per effect besides the intercept), and a term with a single
+        effect such as ``(1 | g)`` removed (with no random term left, the
+        linear model is fitted). The reduced models keep the fit's criterion
+        (REML or ML), so REML log-likelihoods are compared, as lmerTest does.
+
+        Parameters
+        ----------
+        reduce_terms : bool
+            False: remove each random term whole.
+
+        Returns
+        -------
+        TermTable
+            npar, logLik, AIC, LRT, Df, Pr(>Chisq); the first row ``<none>`` is this fit.
+
+        Raises
+        ------
+        OptionError
+            No random term, or a term written with ``||`` or ``/`` that cannot be reduced.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> t = m.ranova().table
+        >>> list(t.index), round(float(t["LRT"].iloc[1]), 2)
+        (['<none>', 'Days in (Days | Subject)'], 42.84)
+        """
+        from .lmer_tests import ranova
+
+        return ranova(self, reduce_terms)
+
+    def drop1(self, test: str | None = None, ddf: str = "Satterthwaite", scope=None):
+        """Single-term deletions; see :func:`pymlm.drop1`."""
+        from .lmer_tests import drop1
+
+        return drop1(self, test=test, ddf=ddf, scope=scope)
+
     def __str__(self) -> str:
         return str(self.summary())
 
@@ -593,16 +678,6 @@ class LmerResult(MixedResult):
                 f"{'REML criterion' if self.reml else 'deviance'} {self.fit.deviance:.4f}>")
 
 
-_DDF = {"none": None, "lme4": None, "satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
-        "kenwardroger": "Kenward-Roger", "kr": "Kenward-Roger"}
-
-
-def _check_ddf(ddf):
-    if ddf is None:
-        return None
-    if not isinstance(ddf, str) or ddf.lower() not in _DDF:
-        raise OptionError(f"ddf must be one of None, 'Satterthwaite', 'Kenward-Roger'; got {ddf!r}")
-    return _DDF[ddf.lower()]
 
 
 _CI_NAMES = {"wald": "Wald (fixed effects only, as lme4)", "profile": "profile likelihood",
@@ -813,3 +888,4 @@ class LmerSummary:
         return "\n".join(self.lines())
 
     __repr__ = __str__
+

@@ -116,7 +116,9 @@ def test_anova_rejects_different_data(sleep, m_sleep):
     with pytest.raises(ml.DataError, match="same observations"):
         ml.anova(other, m_sleep)
     with pytest.raises(ml.OptionError, match="at least two"):
-        ml.anova(m_sleep)
+        ml.anova()
+    # one lmer fit gives its F tests (lmerTest's single-model anova)
+    assert list(ml.anova(m_sleep).table.index) == ["Days"]
 
 
 def test_simulate_is_reproducible_by_seed(m_sleep):
