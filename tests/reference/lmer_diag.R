@@ -1,0 +1,47 @@
+# Reference values from lme4 for pymlm's lmer diagnostics (hatvalues, Cook's
+# distance, influence with group deletion, rePCA, isSingular, VarCorr printing).
+# Run from the project root:  Rscript tests/reference/lmer_diag.R
+# Writes tests/reference/lmer_diag.json (R and package versions inside).
+suppressPackageStartupMessages({library(lme4); library(jsonlite)})
+source("tests/reference/load_data.R")
+
+sleep <- load_data("sleepstudy")
+pen <- load_data("Penicillin")
+m1 <- lmer(Reaction ~ Days + (Days | Subject), sleep)
+m2 <- lmer(Reaction ~ Days + (1 | Subject) + (0 + Days | Subject), sleep)
+m3 <- lmer(diameter ~ (1 | plate) + (1 | sample), pen)
+
+inf <- influence(m1, groups = "Subject")
+inf_obs <- influence(m2, obs = TRUE)
+pca <- function(m) lapply(rePCA(m), function(x) list(sdev = unname(x$sdev),
+                                                    prop = unname(summary(x)$importance[2, ]),
+                                                    cumprop = unname(summary(x)$importance[3, ])))
+vc_text <- function(m, comp) capture.output(print(VarCorr(m), comp = comp))
+
+out <- list(
+  versions = list(R = R.version.string, lme4 = as.character(packageVersion("lme4"))),
+  m1 = list(
+    hat = unname(hatvalues(m1)),
+    cooks = unname(cooks.distance(m1)),
+    infl_fixef = unname(inf[["fixed.effects[-Subject]"]]),
+    infl_groups = rownames(inf[["fixed.effects[-Subject]"]]),
+    infl_dfbeta = unname(dfbeta(inf)),
+    infl_dfbetas = unname(dfbetas(inf)),
+    infl_cooks = unname(cooks.distance(inf)),
+    infl_varcov = unname(inf[["var.cov.comps[-Subject]"]]),
+    rePCA = pca(m1),
+    vc_both = vc_text(m1, c("Variance", "Std.Dev.")),
+    vc_var = vc_text(m1, "Variance"),
+    vc_sd = vc_text(m1, "Std.Dev."),
+    singular = isSingular(m1), singular_big = isSingular(m1, tol = 0.5)
+  ),
+  m2 = list(
+    hat = unname(hatvalues(m2)), cooks = unname(cooks.distance(m2)),
+    infl_obs_fixef = unname(inf_obs[["fixed.effects[-case]"]])[1:12, ],
+    infl_obs_cooks = unname(cooks.distance(inf_obs))[1:12],
+    rePCA = pca(m2), vc_both = vc_text(m2, c("Variance", "Std.Dev."))
+  ),
+  m3 = list(hat = unname(hatvalues(m3)), rePCA = pca(m3), vc_both = vc_text(m3, c("Variance", "Std.Dev.")),
+            vc_var = vc_text(m3, "Variance"))
+)
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "tests/reference/lmer_diag.json")
