@@ -254,7 +254,7 @@ class LmerResult(MixedResult):
         >>> m.predict(new, re_form="~0", se_fit=True).round(3)
                fit  se_fit
         0  251.405   6.825
-        1  261.872   6.793
+        1  261.872   6.787
         """
         if se_fit:
             from ._diagnostics import predict_se
