@@ -262,3 +262,41 @@ def test_varcorr_printing_matches_lme4(name, key, comp, request):
 def test_varcorr_bad_comp(m1):
     with pytest.raises(OptionError, match="comp must be"):
         m1.format_varcorr(comp="sd")
+
+
+# ------------------------------------------------------------------ allFit
+def test_allfit_rows_equal_single_optimizer_fits(sleep, m1):
+    tab = ml.allFit(m1)
+    assert list(tab.index) == ["lbfgsb", "bobyqa", "nelder-mead", "powell", "cobyqa"]
+    for opt in tab.index:
+        single = ml.lmer(F1, sleep, optimizer=opt)
+        row = tab.loc[opt]
+        assert row["REML criterion"] == pytest.approx(single.reml_criterion, rel=1e-12)
+        np.testing.assert_allclose(row[single.theta_names].to_numpy(float), single.theta, rtol=1e-10)
+        np.testing.assert_allclose(row[list(single.fixef.index)].to_numpy(float), single.fixef, rtol=1e-10)
+        assert row["sigma"] == pytest.approx(single.sigma, rel=1e-10)
+        assert bool(row["converged"]) == single.converged
+    # every optimizer reaches lme4's optimum here
+    assert (tab["REML criterion"] - m1.reml_criterion).abs().max() < 1e-4
+    assert (tab["seconds"] > 0).all() and (tab["feval"] > 0).all()
+
+
+def test_allfit_options(m3):
+    tab = ml.allFit(m3, optimizers=["bobyqa"])
+    assert list(tab.index) == ["bobyqa"] and "deviance" not in tab.columns
+    with pytest.raises(OptionError, match="optimizer"):
+        ml.allFit(m3, optimizers=["newton"])
+    with pytest.raises(OptionError, match="pymlm.lmer"):
+        ml.allFit("m3")
+
+
+# ------------------------------------------------------------------- reprs
+def test_fit_and_profile_reprs_are_short(sleep):
+    m = ml.lmer("Reaction ~ Days + (1 | Subject)", sleep)
+    r = repr(m.fit)
+    assert len(r) < 300 and r.count("\n") <= 3
+    assert "REML criterion" in r and f"{m.fit.deviance:.4f}" in r
+    p = repr(m.profile(which="beta_"))
+    assert len(p) < 300 and "\n" not in p and "(Intercept), Days" in p
+    inf = m.influence("Subject")
+    assert len(repr(inf)) < 200 and "18 deletions" in repr(inf)
