@@ -1,6 +1,7 @@
 """Fitted-model objects: estimates, tables, predictions, printed summaries."""
 
+from ._diagnostics import LmerInfluence
 from .glmer import GlmerResult, GlmerSummary
 from .lmer import LmerResult, LmerSummary
 
-__all__ = ["GlmerResult", "GlmerSummary", "LmerResult", "LmerSummary"]
+__all__ = ["GlmerResult", "GlmerSummary", "LmerInfluence", "LmerResult", "LmerSummary"]

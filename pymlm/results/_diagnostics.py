@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,14 +35,15 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve_triangular
 
 from .._validation import as_frame, check_bool, check_choice, check_positive_int, check_seed
-from ..errors import DataError, OptionError
+from ..errors import DataError, OptionError, PymlmWarning
 from . import _format as _fmt
 from ._mixed import labels, varcorr_group_names, vc_parts
 
 __all__ = ["LmerInfluence", "SingularCheck", "bootstrap", "cooks_distance", "hatvalues", "influence",
            "pev_norms", "predict_se", "re_pca", "simulate", "varcorr_text"]
 
-_CHUNK = 4096  # rows per triangular solve: memory q * _CHUNK
+_CHUNK = 4096  # rows per triangular solve
+_CELLS = 2 ** 22  # at most this many q x rows cells in one solve (32 MiB)
 
 
 # ------------------------------------------------------------ ||L^{-1} a||^2
@@ -71,7 +73,7 @@ def pev_norms(m, X, terms_idx, codes_list, Xs) -> np.ndarray:
     fit = m.fit
     factor = fit.factor
     tmap = m.tmap
-    X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=float)
+    X = X.tocsr() if sp.issparse(X) else np.asarray(X, dtype=float)
     n, p = X.shape
     order = _l_order(factor)
     dims = factor.struct.cp.dims  # (p_g, l_g) per fitted term
@@ -85,8 +87,9 @@ def pev_norms(m, X, terms_idx, codes_list, Xs) -> np.ndarray:
     Qx = np.vstack([factor._q_all(g)[:, :p] for g in order]) if q else np.zeros((0, p))
     R = factor.L_XX[:p, :p]
     out = np.empty(n)
-    for s in range(0, n, _CHUNK):
-        rows = slice(s, min(n, s + _CHUNK))
+    chunk = max(1, min(_CHUNK, _CELLS // max(q, 1)))
+    for s in range(0, n, chunk):
+        rows = slice(s, min(n, s + chunk))
         nr = rows.stop - rows.start
         total = np.zeros(nr)
         wz = np.zeros((q, nr))
@@ -110,7 +113,8 @@ def pev_norms(m, X, terms_idx, codes_list, Xs) -> np.ndarray:
             if A.any():
                 wz = spsolve_triangular(L_Z, A, lower=True)
                 total += np.einsum("ij,ij->j", wz, wz)
-        rhs = X[rows].T - Qx.T @ wz
+        Xr = X[rows].toarray() if sp.issparse(X) else X[rows]
+        rhs = Xr.T - Qx.T @ wz
         wx = sla.solve_triangular(R, rhs, lower=True) if p else np.zeros((0, nr))
         total += np.einsum("ij,ij->j", wx, wx)
         out[rows] = total
@@ -238,7 +242,10 @@ class _RefitStatistic:
         if self.offset is not None:
             y = y + self.offset
         try:
-            value = _flat(self.func(self.m.refit(y)))
+            # a replicate's singular or unconverged refit is its own business: counted, not shown
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PymlmWarning)
+                value = _flat(self.func(self.m.refit(y)))
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             return np.full(self.width, np.nan)
         if value.size != self.width:

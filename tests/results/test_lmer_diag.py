@@ -300,3 +300,11 @@ def test_fit_and_profile_reprs_are_short(sleep):
     assert len(p) < 300 and "\n" not in p and "(Intercept), Days" in p
     inf = m.influence("Subject")
     assert len(repr(inf)) < 200 and "18 deletions" in repr(inf)
+
+
+def test_pev_chunks_give_the_same_values(m1, monkeypatch):
+    from pymlm.results import _diagnostics
+
+    whole = m1.hatvalues()
+    monkeypatch.setattr(_diagnostics, "_CELLS", 36 * 7)  # 7 rows per solve
+    np.testing.assert_allclose(m1.hatvalues(), whole, rtol=1e-12)
