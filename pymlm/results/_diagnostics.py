@@ -140,30 +140,25 @@ def _new_rows(m, nd: pd.DataFrame, idx, allow_new_levels: bool):
 
 
 def predict_se(m, newdata, re_form, allow_new_levels: bool) -> np.ndarray:
-    """Standard errors of :meth:`LmerResult.predict` (see the module notes).
+    """Standard errors of :meth:`LmerResult.predict` (see the module notes), as lme4's
+    ``predict(se.fit = TRUE)``: ``sqrt(diag(A C A'))`` with A = [Z X] of the rows and C the
+    joint error covariance of (b, beta).
 
-    Rows of a level the fit has not seen (``allow_new_levels``) predict its
-    random effect as 0, so their error adds that effect's whole variance,
-    ``sigma^2 x_k' T_k T_k' x_k``.
+    A level the fit has not seen (``allow_new_levels``) has no row in C (lme4 pads it
+    with zeros): its random effect is predicted as 0 and adds nothing.
     """
     d = m.design
     idx = m._terms_for(re_form)
     if newdata is None:
         m._need_rows("predict(se_fit=True) without newdata")
         terms = [d.re_terms[k] for k in idx]
-        codes_list, Xs, new = [t.codes for t in terms], [t.X for t in terms], [None] * len(terms)
+        codes_list, Xs = [t.codes for t in terms], [t.X for t in terms]
         X = d.X
     else:
         nd = as_frame(newdata, "newdata")
-        codes_list, Xs, new = _new_rows(m, nd, idx, allow_new_levels)
+        codes_list, Xs, _ = _new_rows(m, nd, idx, allow_new_levels)
         X = d.fixed_matrix(nd)
-    var = m.sigma ** 2 * pev_norms(m, X, idx, codes_list, Xs)
-    for k, Xk, is_new in zip(idx, Xs, new):
-        if is_new is not None and is_new.any():
-            T = m._Ts[k]
-            v = Xk[is_new] @ T
-            var[is_new] += m.sigma ** 2 * np.einsum("ij,ij->i", v, v)
-    return np.sqrt(var)
+    return m.sigma * np.sqrt(pev_norms(m, X, idx, codes_list, Xs))
 
 
 # ------------------------------------------------------------- simulate
@@ -242,16 +237,17 @@ class _RefitStatistic:
         if self.offset is not None:
             y = y + self.offset
         try:
-            # a replicate's singular or unconverged refit is its own business: counted, not shown
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", PymlmWarning)
+            # a replicate's singular or unconverged refit is counted (the last value), not shown
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always", PymlmWarning)
                 value = _flat(self.func(self.m.refit(y)))
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
-            return np.full(self.width, np.nan)
+            return np.append(np.full(self.width, np.nan), 0.0)
         if value.size != self.width:
             raise OptionError(f"the bootstrap statistic returned {value.size} values on a replicate and "
                               f"{self.width} on the fitted model; it must return the same number each time")
-        return value
+        flagged = any(issubclass(w.category, PymlmWarning) for w in seen)
+        return np.append(value, float(flagged))
 
 
 def _flat(value) -> np.ndarray:
@@ -295,9 +291,11 @@ def bootstrap(m, func, nsim: int = 100, seed=None, n_jobs: int = 1, type: str = 
     stat = _RefitStatistic(m, func, m.design.offset, t0.size)
     t_start = time.perf_counter()
     reps = statistic_replicates(m.problem, stat, nsim, seed=seed, n_jobs=n_jobs, progress=progress)
-    out = pd.DataFrame(np.vstack(reps), columns=names)
+    table = np.vstack(reps)
+    out = pd.DataFrame(table[:, :-1], columns=names)
     out.attrs.update(t0=pd.Series(t0, index=names), nsim=nsim, seed=seed, type=type,
                      failed=int(np.isnan(out.to_numpy()).any(axis=1).sum()),
+                     warned=int(table[:, -1].sum()),
                      seconds=time.perf_counter() - t_start)
     return out
 

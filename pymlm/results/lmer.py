@@ -232,8 +232,9 @@ class LmerResult(MixedResult):
             root of the prediction-error variance of x'beta_hat + z'b_hat,
             sigma^2 ||L^{-1} (Lambda'z, x)||^2, which joins the conditional
             variance of the random effects, the variance of the fixed effects
-            and their covariance; a level not seen in fitting adds its random
-            effect's whole variance.
+            and their covariance (lme4's ``predict(se.fit = TRUE)``, from its
+            ``vcov_full``); a level not seen in fitting, predicted at 0, adds
+            nothing (lme4 pads it with zeros).
 
         Returns
         -------
@@ -489,7 +490,9 @@ class LmerResult(MixedResult):
         DataFrame (nsim, k)
             One row per replicate (NaN where a refit failed), columns the
             statistic's names (a Series' index, a dict's keys) or ``t1``...;
-            ``attrs["t0"]`` is the statistic of this fit (bootMer's ``t0``).
+            ``attrs["t0"]`` is the statistic of this fit (bootMer's ``t0``),
+            ``attrs["failed"]`` counts refits that failed and ``attrs["warned"]``
+            those that warned (singular or not converged; the warnings are not shown).
 
         Examples
         --------

@@ -91,15 +91,25 @@ def test_conditional_se_matches_simulated_prediction_error(m1, sleep):
     np.testing.assert_allclose(err.std(axis=1), se, rtol=0.05)
 
 
-def test_se_new_level_adds_random_effect_variance(m1, sleep):
+@pytest.mark.parametrize("name", ["m1", "m3"])
+def test_se_fit_matches_lme4_definition(name, request):
+    """R's values: lme4's definition of se.fit (>= 1.1-38) formed from R's own fit by the reference script."""
+    m = request.getfixturevalue(name)
+    ref = REF[name]["se_fit"]
+    rows = np.array(ref["rows"]) - 1
+    cond = m.predict(se_fit=True).iloc[rows]
+    np.testing.assert_allclose(cond["fit"], ref["fit"], rtol=1e-5)
+    np.testing.assert_allclose(cond["se_fit"], ref["se"], rtol=2e-4)
+    pop = m.predict(re_form="~0", se_fit=True).iloc[rows]
+    np.testing.assert_allclose(pop["fit"], ref["fit0"], rtol=1e-5)
+    np.testing.assert_allclose(pop["se_fit"], ref["se0"], rtol=2e-4)
+
+
+def test_se_new_level_is_population_se(m1, sleep):
     new = sleep.iloc[[2]].assign(Subject="new")
     got = m1.predict(new, se_fit=True, allow_new_levels=True)
     pop = m1.predict(new, re_form="~0", se_fit=True)
-    x = np.array([1.0, new.Days.iloc[0]])
-    T = m1._Ts[0]
-    want = np.sqrt(pop["se_fit"].iloc[0] ** 2 + m1.sigma ** 2 * x @ T @ T.T @ x)
-    assert got["se_fit"].iloc[0] == pytest.approx(want, rel=1e-10)
-    assert got["fit"].iloc[0] == pytest.approx(pop["fit"].iloc[0])
+    pd.testing.assert_frame_equal(got, pop)
     with pytest.raises(DataError, match="new levels in grouping factor 'Subject'"):
         m1.predict(new, se_fit=True)
 
@@ -156,6 +166,7 @@ def test_bootstrap_replicates_any_statistic(m1):
     ci = m1.confint("boot", nsim=8, seed=11, progress=False)
     np.testing.assert_allclose(b.to_numpy(), ci.attrs["replicates"][["(Intercept)", "Days"]].to_numpy(),
                                rtol=1e-6)
+    assert b.attrs["failed"] == 0 and 0 <= b.attrs["warned"] <= 8
     s = m1.bootstrap(lambda r: {"sigma": r.sigma, "ll": r.loglik}, nsim=3, seed=2)
     assert list(s.columns) == ["sigma", "ll"] and np.isfinite(s.to_numpy()).all()
     with pytest.raises(OptionError, match="picklable"):
