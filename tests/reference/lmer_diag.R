@@ -11,6 +11,8 @@ m1 <- lmer(Reaction ~ Days + (Days | Subject), sleep)
 m2 <- lmer(Reaction ~ Days + (1 | Subject) + (0 + Days | Subject), sleep)
 m3 <- lmer(diameter ~ (1 | plate) + (1 | sample), pen)
 
+sleep$w <- 1 + (sleep$Days %% 3)
+mw <- lmer(Reaction ~ Days + (Days | Subject), sleep, weights = w)
 inf <- influence(m1, groups = "Subject")
 inf_obs <- influence(m2, obs = TRUE)
 pca <- function(m) lapply(rePCA(m), function(x) list(sdev = unname(x$sdev),
@@ -58,6 +60,7 @@ out <- list(
     infl_obs_cooks = unname(cooks.distance(inf_obs))[1:12],
     rePCA = pca(m2), vc_both = vc_text(m2, c("Variance", "Std.Dev."))
   ),
+  weighted = list(hat = unname(hatvalues(mw)), cooks = unname(cooks.distance(mw))),
   m3 = list(hat = unname(hatvalues(m3)), se_fit = se_fit(m3, c(1, 2, 30, 144)), rePCA = pca(m3), vc_both = vc_text(m3, c("Variance", "Std.Dev.")),
             vc_var = vc_text(m3, "Variance"))
 )

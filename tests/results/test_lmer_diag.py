@@ -182,6 +182,13 @@ def test_hatvalues_match_lme4(name, request):
     np.testing.assert_allclose(m.hatvalues(), REF[name]["hat"], atol=2e-5)
 
 
+def test_weighted_hatvalues_and_cooks_match_lme4(sleep):
+    df = sleep.assign(w=1 + (sleep["Days"] % 3))
+    m = ml.lmer(F1, df, weights="w")
+    np.testing.assert_allclose(m.hatvalues(), REF["weighted"]["hat"], atol=2e-5)
+    np.testing.assert_allclose(m.cooks_distance(), REF["weighted"]["cooks"], rtol=2e-3)
+
+
 def test_hatvalues_are_the_hat_matrix(m1, sleep):
     _ZL, _X, A, C = _dense_system(m1, F1, sleep)
     H = A @ np.linalg.solve(C, A.T)
@@ -212,7 +219,6 @@ def test_influence_by_group_matches_lme4(m1):
     assert inf.converged.all()
 
 
-@pytest.mark.slow
 def test_influence_by_case_matches_lme4(m2):
     inf = m2.influence()
     np.testing.assert_allclose(inf.fixed_effects_deleted.to_numpy()[:12], REF["m2"]["infl_obs_fixef"], rtol=1e-5)
