@@ -69,20 +69,105 @@ def pev_norms(m, X, terms_idx, codes_list, Xs) -> np.ndarray:
     Returns
     -------
     ndarray (n,)
+
+    Notes
+    -----
+    With one nested-chain term (one grouping factor, or one plus terms
+    crossed with it: the common layouts) each row touches one level of the
+    chain, so its part of the solve is a p_c x p_c one, and the dense tail D
+    enters through G = (L_D L_D')^{-1} and K = L_D^{-T} Q_D, formed once:
+    ``||w_D||^2 = r' G r`` and ``Q_D' w_D = K' r`` with r = a_D - L_Dm w_c, a
+    sparse vector. Other layouts use one sparse triangular solve with L_Z.
     """
-    fit = m.fit
-    factor = fit.factor
-    tmap = m.tmap
+    factor = m.fit.factor
     X = X.tocsr() if sp.issparse(X) else np.asarray(X, dtype=float)
+    if len(factor.struct.chain) == 1:
+        return _pev_chain(m, X, terms_idx, codes_list, Xs)
+    return _pev_general(m, X, terms_idx, codes_list, Xs)
+
+
+def _term_rows(m, terms_idx, codes_list, Xs, rows, g):
+    """Per row, the code and the (p_g,) vector T_g[off]' x_k of fitted term g (summed over its
+    chosen lme4 terms); rows of an unseen level get code -1."""
+    tmap = m.tmap
+    Ts = m._fitted_Ts
+    pg = Ts[g].shape[0]
+    nr = rows.stop - rows.start
+    a = np.zeros((nr, pg))
+    code = np.full(nr, -1, dtype=np.int64)
+    for k, codes, Xk in zip(terms_idx, codes_list, Xs):
+        gk, off = tmap.where[k]
+        if gk != g:
+            continue
+        pk = Xk.shape[1]
+        c = np.asarray(codes[rows])
+        ok = c >= 0
+        a[ok] += Xk[rows][ok] @ Ts[g][off:off + pk, :]
+        code[ok] = c[ok]
+    return code, a
+
+
+def _spread(code, a, q):
+    """The (nr, q) sparse matrix with row i holding a[i] at columns code[i] * p + (0..p-1)."""
+    nr, pg = a.shape
+    ok = np.flatnonzero(code >= 0)
+    cols = (code[ok, None] * pg + np.arange(pg)).ravel()
+    return sp.csr_matrix((a[ok].ravel(), (np.repeat(ok, pg), cols)), shape=(nr, q))
+
+
+def _pev_chain(m, X, terms_idx, codes_list, Xs) -> np.ndarray:
+    from ..linalg._small import lower_inv
+
+    factor = m.fit.factor
+    struct = factor.struct
+    dims = struct.cp.dims
+    n, p = X.shape
+    c = struct.chain[0]
+    pc, lc = dims[c]
+    Linv = lower_inv(factor.L_diag[c])
+    Qc = factor.Q[c][:, :p]
+    tail = list(struct.tail)
+    q_D = struct.q_D if tail else 0
+    if tail:
+        Minv, _ = sla.lapack.dpotri(factor.L_D, lower=1)
+        G = np.tril(Minv) + np.tril(Minv, -1).T
+        K = sla.solve_triangular(factor.L_D.T, factor.Q_D[:, :p], lower=False)
+        LDm_t = factor.L_Dm[c].T.tocsr()
+    R = factor.L_XX[:p, :p]
+    out = np.empty(n)
+    chunk = max(1, min(_CHUNK, _CELLS // max(q_D, pc * pc, p, 1)))
+    for s in range(0, n, chunk):
+        rows = slice(s, min(n, s + chunk))
+        code, a = _term_rows(m, terms_idx, codes_list, Xs, rows, c)
+        ok = code >= 0
+        w_c = np.zeros_like(a)
+        w_c[ok] = np.einsum("nij,nj->ni", Linv[code[ok]], a[ok])
+        total = np.einsum("ij,ij->i", w_c, w_c)
+        W_c = _spread(code, w_c, pc * lc)
+        qx = np.asarray(W_c @ Qc)
+        if tail:
+            parts = []
+            for a_idx, g in enumerate(tail):
+                code_g, a_g = _term_rows(m, terms_idx, codes_list, Xs, rows, g)
+                parts.append(_spread(code_g, a_g, dims[g][0] * dims[g][1]))
+            r = (sp.hstack(parts, format="csr") - W_c @ LDm_t).tocsr()
+            rG = np.asarray(r @ G)
+            total += np.asarray(r.multiply(rG).sum(axis=1)).ravel()
+            qx += np.asarray(r @ K)
+        Xr = X[rows].toarray() if sp.issparse(X) else X[rows]
+        if p:
+            wx = sla.solve_triangular(R, (Xr - qx).T, lower=True)
+            total += np.einsum("ij,ij->j", wx, wx)
+        out[rows] = total
+    return out
+
+
+def _pev_general(m, X, terms_idx, codes_list, Xs) -> np.ndarray:
+    factor = m.fit.factor
     n, p = X.shape
     order = _l_order(factor)
     dims = factor.struct.cp.dims  # (p_g, l_g) per fitted term
-    start, pos = {}, 0
-    for g in order:
-        start[g] = pos
-        pos += dims[g][0] * dims[g][1]
-    q = pos
-    Ts = m._fitted_Ts
+    q = sum(dims[g][0] * dims[g][1] for g in order)
     L_Z = factor.sparse_L().tocsr() if q else None
     Qx = np.vstack([factor._q_all(g)[:, :p] for g in order]) if q else np.zeros((0, p))
     R = factor.L_XX[:p, :p]
@@ -94,29 +179,15 @@ def pev_norms(m, X, terms_idx, codes_list, Xs) -> np.ndarray:
         total = np.zeros(nr)
         wz = np.zeros((q, nr))
         if q and terms_idx:
-            r_idx, c_idx, vals = [], [], []
-            for k, codes, Xk in zip(terms_idx, codes_list, Xs):
-                g, off = tmap.where[k]
-                pk = Xk.shape[1]
-                pg = dims[g][0]
-                a = Xk[rows] @ Ts[g][off:off + pk, :]  # (nr, p_g): T_g[off rows]' x_k
-                c = np.asarray(codes[rows])
-                ok = c >= 0
-                base = start[g] + c[ok] * pg
-                cols = np.flatnonzero(ok)
-                for j in range(pg):
-                    r_idx.append(base + j)
-                    c_idx.append(cols)
-                    vals.append(a[ok, j])
-            A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(r_idx), np.concatenate(c_idx))),
-                              shape=(q, nr)).toarray()
+            A = sp.hstack([_spread(*_term_rows(m, terms_idx, codes_list, Xs, rows, g), dims[g][0] * dims[g][1])
+                           for g in order], format="csr").T.toarray()
             if A.any():
                 wz = spsolve_triangular(L_Z, A, lower=True)
                 total += np.einsum("ij,ij->j", wz, wz)
         Xr = X[rows].toarray() if sp.issparse(X) else X[rows]
-        rhs = Xr.T - Qx.T @ wz
-        wx = sla.solve_triangular(R, rhs, lower=True) if p else np.zeros((0, nr))
-        total += np.einsum("ij,ij->j", wx, wx)
+        if p:
+            wx = sla.solve_triangular(R, Xr.T - Qx.T @ wz, lower=True)
+            total += np.einsum("ij,ij->j", wx, wx)
         out[rows] = total
     return out
 

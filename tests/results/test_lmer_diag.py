@@ -325,3 +325,21 @@ def test_pev_chunks_give_the_same_values(m1, monkeypatch):
     whole = m1.hatvalues()
     monkeypatch.setattr(_diagnostics, "_CELLS", 36 * 7)  # 7 rows per solve
     np.testing.assert_allclose(m1.hatvalues(), whole, rtol=1e-12)
+
+
+@pytest.mark.parametrize("formula,data", [(F1, "sleepstudy"), (F3, "Penicillin"),
+                                          ("strength ~ (1 | batch/cask)", "Pastes")])
+def test_pev_paths_agree_with_dense_algebra(formula, data):
+    """The one-chain path and the general sparse solve give the dense system's hat values."""
+    from pymlm.results import _diagnostics
+
+    df = ml.datasets.load(data)
+    m = ml.lmer(formula, df)
+    ZL, X, A, C = _dense_system(m, formula, df)
+    want = np.einsum("ij,ji->i", A, np.linalg.solve(C, A.T))
+    d = m.design
+    args = (m, d.X, list(range(len(d.re_terms))), [t.codes for t in d.re_terms], [t.X for t in d.re_terms])
+    np.testing.assert_allclose(_diagnostics._pev_general(*args), want, rtol=1e-8)
+    np.testing.assert_allclose(m.hatvalues(), want, rtol=1e-8)
+    if len(m.fit.factor.struct.chain) == 1:
+        np.testing.assert_allclose(_diagnostics._pev_chain(*args), want, rtol=1e-8)
