@@ -35,6 +35,7 @@ from .errors import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
+from .fit.allfit import allFit
 from .formula import parse_formula
 from .results import LmerResult
 from .results.gam import GamResult
@@ -54,6 +55,7 @@ __all__ = [
     "PymlmWarning",
     "RankDeficiencyWarning",
     "SingularFitWarning",
+    "allFit",
     "anova",
     "bam",
     "datasets",

@@ -26,7 +26,7 @@ from ..linalg._threads import blas_threads
 from ._optimize import OptResult, check_convergence, escape_bound, minimize_theta
 from .deviance import Evaluator, evaluator_for, profiled_deviance
 
-__all__ = ["LmmFit", "fit_lmm", "fit_from_theta", "deviance_from_factor", "moment_start"]
+__all__ = ["LmmFit", "deviance_from_factor", "fit_from_theta", "fit_lmm", "moment_start"]
 
 
 def deviance_from_factor(factor: PlsFactor, cp: CrossProducts, reml: bool) -> float:
@@ -69,6 +69,14 @@ class LmmFit:
     @property
     def cp(self) -> CrossProducts:
         return self.evaluator.cp
+
+    def __repr__(self) -> str:
+        crit = "REML criterion" if self.reml else "deviance"
+        theta = np.array2string(np.asarray(self.theta), precision=4, separator=", ", threshold=8, edgeitems=3)
+        beta = np.array2string(np.asarray(self.beta), precision=4, separator=", ", threshold=8, edgeitems=3)
+        state = "converged" if self.opt.converged else "not converged"
+        return (f"<LmmFit {crit} {self.deviance:.4f}, {state} ({self.opt.method}, {self.opt.nfev} evaluations)\n"
+                f" theta={theta} sigma={self.sigma:.4g}\n beta={beta}>")
 
     def vcov_beta(self) -> np.ndarray:
         """sigma^2 (R_X'R_X)^{-1}, the fixed effects' covariance (lme4's ``vcov``)."""

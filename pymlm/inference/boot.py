@@ -35,7 +35,7 @@ from ..fit._optimize import gradient_hessian, positive_inverse, refit
 from ..fit.deviance import evaluator_for, single_threaded
 from ._parallel import run_replicates
 
-__all__ = ["OPTIONS", "boot_interval", "interval", "replicates"]
+__all__ = ["OPTIONS", "boot_interval", "interval", "replicates", "statistic_replicates"]
 
 #: options of ``confint(method="boot")``: lme4's ``nsim = 500`` and ``boot.type = "perc"``
 OPTIONS = {"nsim": 500, "type": "perc"}
@@ -101,6 +101,46 @@ def replicates(problem, nsim: int = 500, seed=None, n_jobs: int = 1, progress: b
     out = pd.DataFrame(table[:, :-1], columns=list(problem.param_names))
     out.attrs["converged"] = int(np.nansum(table[:, -1]))
     return out
+
+
+class _Statistic:
+    """A problem to draw responses from and a statistic of the response (sent once to each worker)."""
+
+    def __init__(self, problem, statistic):
+        self.problem = problem
+        self.statistic = statistic
+
+
+def _statistic_replicate(job: _Statistic, rng, i):
+    y = job.problem.simulate(rng, 1)[:, 0]
+    return job.statistic(y)
+
+
+def statistic_replicates(problem, statistic, nsim: int = 100, seed=None, n_jobs: int = 1,
+                         progress: bool = True) -> list:
+    """Any statistic of parametric bootstrap responses (the engine of lme4's ``bootMer(m, FUN)``).
+
+    Replicate i draws its response exactly as :func:`replicates` does
+    (``problem.simulate`` with the stream ``SeedSequence(seed).spawn(nsim)[i]``),
+    so the same seed gives the same responses to both.
+
+    Parameters
+    ----------
+    problem : LmmProblem
+    statistic : callable
+        ``y -> result`` for a response vector y (n,) minus the offset;
+        picklable when ``n_jobs > 1``.
+    nsim, seed, n_jobs, progress
+        As :func:`replicates`.
+
+    Returns
+    -------
+    list
+        ``statistic``'s results in replicate order.
+    """
+    nsim = check_positive_int("nsim", nsim)
+    return run_replicates(_statistic_replicate, _Statistic(problem, statistic), nsim, seed=seed, n_jobs=n_jobs,
+                          progress=progress, desc="parametric bootstrap")
 
 
 def _norm_inter(t: np.ndarray, alpha: np.ndarray) -> np.ndarray:

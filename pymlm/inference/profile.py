@@ -71,6 +71,7 @@ from scipy import stats
 from scipy.interpolate import CubicSpline
 
 from .._validation import check_level, check_n_jobs, check_positive_int
+from ..crossprod import offset_cross_products
 from ..errors import (
     ConvergenceWarning,
     OptionError,
@@ -79,10 +80,9 @@ from ..errors import (
     SingularFitWarning,
 )
 from ..errors import warn as warn_user
-from ..linalg import ThetaMap
-from ..crossprod import offset_cross_products
 from ..fit._optimize import minimize_box, refit
 from ..fit.deviance import LOG_2PI, evaluator_for, single_threaded
+from ..linalg import ThetaMap
 from ._parallel import run_replicates
 
 __all__ = ["OPTIONS", "LmmProfile", "back_spline", "interval", "profile", "zeta"]
@@ -205,6 +205,14 @@ class LmmProfile:
     cutoff: float
     messages: list = field(default_factory=list)
     seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        names = list(self.traces)
+        shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+        points = sum(len(t) for t in self.traces.values())
+        issues = f", {len(self.messages)} message(s)" if self.messages else ""
+        return (f"<LmmProfile of {shown}: {points} points, ML deviance {self.deviance:.4f}, "
+                f"{self.seconds:.2f} s{issues}; .confint(level) for intervals>")
 
     def as_frame(self) -> pd.DataFrame:
         """lme4's long layout: ``.zeta``, every parameter, and ``.par`` (the profiled one)."""

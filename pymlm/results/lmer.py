@@ -16,7 +16,6 @@ from ..fit.lmm import LmmFit, deviance_from_factor
 from . import _format as _fmt
 from ._mixed import (
     MixedResult,
-    add_random_draws,
     corr_lines,
     newdata_eta,
     random_part,
@@ -215,7 +214,7 @@ class LmerResult(MixedResult):
     def _terms_for(self, re_form) -> list[int]:
         return terms_for(self.design.re_terms, re_form)
 
-    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> np.ndarray:
+    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False, se_fit: bool = False):
         """Predictions on the response scale.
 
         Parameters
@@ -228,16 +227,43 @@ class LmerResult(MixedResult):
         allow_new_levels : bool
             Levels not seen in fitting predict at the population value (their
             random effects are 0); otherwise they raise an error naming them.
+        se_fit : bool
+            Also return standard errors. Population-level predictions
+            (``re_form="~0"``): sqrt(x' V_beta x). Conditional ones: the
+            root of the prediction-error variance of x'beta_hat + z'b_hat,
+            sigma^2 ||L^{-1} (Lambda'z, x)||^2, which joins the conditional
+            variance of the random effects, the variance of the fixed effects
+            and their covariance (lme4's ``predict(se.fit = TRUE)``, from its
+            ``vcov_full``); a level not seen in fitting, predicted at 0, adds
+            nothing (lme4 pads it with zeros).
 
         Returns
         -------
         ndarray (n,)
+            Or, with ``se_fit``, a DataFrame with columns ``fit`` and ``se_fit``
+            (lme4's ``predict(se.fit = TRUE)`` list as a frame).
 
         Raises
         ------
         DataError
             New levels without ``allow_new_levels``; a column is missing.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> new = ml.datasets.load("sleepstudy").head(2)
+        >>> m.predict(new, re_form="~0", se_fit=True).round(3)
+               fit  se_fit
+        0  251.405   6.825
+        1  261.872   6.787
         """
+        if se_fit:
+            from ._diagnostics import predict_se
+
+            fit = self.predict(newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+            se = predict_se(self, newdata, re_form, allow_new_levels)
+            return pd.DataFrame({"fit": fit, "se_fit": se})
         d = self.design
         idx = self._terms_for(re_form)
         if newdata is None:
@@ -249,34 +275,42 @@ class LmerResult(MixedResult):
             return eta + self._random_part(idx, [t.codes for t in terms], [t.X for t in terms], d.n)
         return newdata_eta(d, self.fit.beta, self._b, as_frame(newdata, "newdata"), idx, allow_new_levels)
 
-    def simulate(self, nsim: int = 1, seed=None) -> pd.DataFrame:
+    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False, newdata=None, re_form=None,
+                 allow_new_levels: bool = False) -> pd.DataFrame:
         """Simulate responses from the fitted model (lme4's ``simulate``).
 
         Random effects are drawn from N(0, sigma^2 T_k T_k') per level and the
         residuals from N(0, sigma^2 / w); the same seed gives the same draws.
 
+        Parameters
+        ----------
+        nsim : int
+        seed : int, SeedSequence or Generator, optional
+        use_u : bool
+            Condition on the fitted random effects (lme4's ``use.u = TRUE``):
+            the mean of the draws is then the fitted values and only the
+            residual noise varies.
+        newdata : DataFrame, optional
+            Simulate at these rows instead of the fitted ones (no weights:
+            the residual variance is sigma^2). Without ``use_u`` each
+            distinct level in newdata gets its own draw.
+        re_form : None, "~0" or str
+            The random terms to include (as :meth:`predict`); ``"~0"``:
+            residual noise about the population mean.
+        allow_new_levels : bool
+            With ``use_u``, draw the random effects of levels the fit has
+            not seen afresh (else they raise a DataError).
+
         Returns
         -------
         DataFrame (n, nsim), columns ``sim_1``...
         """
-        if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
-            raise OptionError(f"nsim must be a positive integer; got {nsim!r}")
-        rng = np.random.default_rng(check_seed(seed))
-        self._need_rows("simulate()")
-        d = self.design
-        n = d.n
-        base = np.asarray(d.X @ self.fit.beta).ravel()
-        if d.offset is not None:
-            base = base + d.offset
-        Y = add_random_draws(np.repeat(base[:, None], nsim, axis=1), d.re_terms, self._Ts, self.sigma, rng)
-        noise = self.sigma * rng.standard_normal((n, nsim))
-        if d.weights is not None:
-            with np.errstate(divide="ignore"):
-                noise = noise / np.sqrt(d.weights)[:, None]
-        Y += noise
-        return pd.DataFrame(Y, columns=[f"sim_{i + 1}" for i in range(nsim)])
+        from ._diagnostics import simulate
 
-    def refit(self, newresp) -> "LmerResult":
+        return simulate(self, nsim, seed=seed, use_u=use_u, newdata=newdata, re_form=re_form,
+                        allow_new_levels=allow_new_levels)
+
+    def refit(self, newresp) -> LmerResult:
         """The same model fitted to a new response vector (lme4's ``refit``)."""
         fit_design = self._api("refit", self._refit_design)
         self._need_rows("refit()")
@@ -288,7 +322,7 @@ class LmerResult(MixedResult):
         design = replace(self.design, y=y)
         return fit_design(design, reml=self.reml, data=self._data, data_name=self.data_name, **self.options)
 
-    def update(self, formula: str | None = None, data=None, REML: bool | None = None, **kwargs) -> "LmerResult":
+    def update(self, formula: str | None = None, data=None, REML: bool | None = None, **kwargs) -> LmerResult:
         """Refit with a changed formula, data or REML flag (lme4's ``update``).
 
         A ``.`` in the new formula stands for the old side: ``". ~ . + x"``.
@@ -419,11 +453,142 @@ class LmerResult(MixedResult):
 
     # -------------------------------------------------------------- status
     @property
-    def is_singular(self) -> bool:
-        """A diagonal element of theta on (within 1e-4 of) its bound of 0, as lme4's ``isSingular``."""
-        lower = self.design.lower
-        diag = np.isfinite(lower)
-        return bool(np.any(self.fit.theta[diag] < 1e-4))
+    def is_singular(self):
+        """A diagonal element of theta below ``tol`` (its bound is 0), as lme4's ``isSingular``.
+
+        Reads as a bool at lme4's ``tol = 1e-4`` (``if m.is_singular:``); call
+        it for another tolerance: ``m.is_singular(tol=1e-3)``.
+        """
+        from ._diagnostics import SingularCheck
+
+        lower = np.where(np.isfinite(self.design.lower), 0.0, -np.inf)
+        return SingularCheck(self.fit.theta, lower)
+
+    # ---------------------------------------------------- lme4's diagnostic toolkit
+    def bootstrap(self, func, nsim: int = 100, seed=None, n_jobs: int = 1, type: str = "parametric",
+                  progress: bool = False) -> pd.DataFrame:
+        """Parametric bootstrap of any statistic of the refitted model (lme4's ``bootMer``).
+
+        Each replicate draws a response from the fitted model (as
+        ``confint(method="boot")``: the same seed gives the same responses),
+        refits the model to it (:meth:`refit`) and records ``func`` of the refit.
+
+        Parameters
+        ----------
+        func : callable
+            ``LmerResult -> float, array, Series or dict``, e.g.
+            ``lambda r: r.fixef``; a module-level function when ``n_jobs > 1``.
+        nsim : int
+        seed : int, optional
+            Replicates are reproducible from it whatever ``n_jobs``.
+        n_jobs : int
+            Processes.
+        type : {"parametric"}
+        progress : bool
+
+        Returns
+        -------
+        DataFrame (nsim, k)
+            One row per replicate (NaN where a refit failed), columns the
+            statistic's names (a Series' index, a dict's keys) or ``t1``...;
+            ``attrs["t0"]`` is the statistic of this fit (bootMer's ``t0``),
+            ``attrs["failed"]`` counts refits that failed and ``attrs["warned"]``
+            those that warned (singular or not converged; the warnings are not shown).
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> b = m.bootstrap(lambda r: r.fixef, nsim=20, seed=1)
+        >>> b.shape, list(b.columns)
+        ((20, 2), ['(Intercept)', 'Days'])
+        """
+        from ._diagnostics import bootstrap
+
+        return bootstrap(self, func, nsim=nsim, seed=seed, n_jobs=n_jobs, type=type, progress=progress)
+
+    def hatvalues(self) -> np.ndarray:
+        """Diagonal of the hat matrix mapping y to the fitted values (lme4's ``hatvalues``).
+
+        h_i = w_i ||L^{-1} (Lambda'z_i, x_i)||^2 (see :mod:`pymlm.results._diagnostics`).
+        """
+        from ._diagnostics import hatvalues
+
+        return hatvalues(self)
+
+    def cooks_distance(self) -> np.ndarray:
+        """Cook's distance per observation, from the hat values (lme4's ``cooks.distance``):
+        ``(r_i / (1 - h_i))^2 h_i / (sigma^2 p)`` with Pearson residuals r."""
+        from ._diagnostics import cooks_distance
+
+        return cooks_distance(self)
+
+    def influence(self, groups=None, progress: bool = False):
+        """Case-deletion refits (lme4's ``influence.merMod``).
+
+        Parameters
+        ----------
+        groups : str or list of str, optional
+            A column of the data: the model is refitted without each of its
+            values in turn (e.g. ``"Subject"``); default: without each row.
+        progress : bool
+
+        Returns
+        -------
+        LmerInfluence
+            ``.fixed_effects_deleted``, ``.dfbeta()``, ``.dfbetas()``,
+            ``.cooks_distance()``, ``.var_cov_comps_deleted``.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> inf = m.influence("Subject")
+        >>> inf.cooks_distance().idxmax()
+        '309'
+        """
+        from ._diagnostics import influence
+
+        return influence(self, groups, progress=progress)
+
+    def rePCA(self) -> dict:
+        """Principal components of each grouping factor's relative covariance factor (lme4's ``rePCA``).
+
+        Returns
+        -------
+        dict
+            group -> DataFrame with rows ``Standard deviation`` (singular values
+            of the block diagonal of its T_k), ``Proportion of Variance``,
+            ``Cumulative Proportion`` (``summary(rePCA(m))``); ``attrs["rotation"]``
+            the left singular vectors. A proportion near 0 marks a direction the
+            data do not support.
+        """
+        from ._diagnostics import re_pca
+
+        return re_pca(self)
+
+    def format_varcorr(self, comp=("Std.Dev.",), digits: int = 5) -> str:
+        """The random-effects table as lme4's ``print(VarCorr(m), comp = comp)``.
+
+        Parameters
+        ----------
+        comp : str or sequence of {"Variance", "Std.Dev."}
+        digits : int
+            Significant digits (lme4's default 5).
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.lmer("Reaction ~ Days + (Days | Subject)", ml.datasets.load("sleepstudy"))
+        >>> print(m.format_varcorr(comp=("Variance", "Std.Dev.")))
+         Groups   Name        Variance Std.Dev. Corr 
+         Subject  (Intercept) 612.091  24.7405       
+                  Days         35.072   5.9221  0.066
+         Residual             654.941  25.5918       
+        """
+        from ._diagnostics import varcorr_text
+
+        return varcorr_text(self, comp=comp, digits=digits)
 
     def profile(self, n_jobs: int = 1, progress: bool = False, **options):
         """Likelihood profiles of the parameters (lme4's ``profile()``).
@@ -525,7 +690,7 @@ class LmerResult(MixedResult):
 
     def summary(self, ddf: str | None = None, ci: str | None = None, level: float = 0.95, seed=None,
                 n_jobs: int = 1, progress: bool = False, correlation: bool | None = None,
-                **options) -> "LmerSummary":
+                **options) -> LmerSummary:
         """lme4's ``summary()``: tables as DataFrames, printable.
 
         Parameters
