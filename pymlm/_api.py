@@ -613,8 +613,14 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     family : str or statsmodels family
         ``"gaussian"`` (default), ``"binomial"``, ``"poisson"``, ``"Gamma"``
         or a statsmodels family object.
-    method : {"REML"}
-        Smoothing parameter selection by restricted maximum likelihood.
+    method : {"REML", "ML", "GCV.Cp"}
+        Smoothing parameter selection: restricted maximum likelihood
+        (default); maximum (marginal) likelihood, which treats the
+        unpenalized coefficients as fixed effects, so that fits with
+        different fixed effects can be compared by likelihood; or
+        generalized cross validation (unknown scale: Gaussian, Gamma) and
+        UBRE / Mallows' Cp (known scale: binomial, Poisson), as mgcv's
+        ``"GCV.Cp"``. ``fit.score`` is the criterion at the optimum.
     weights, offset : str, array-like or None
         Prior weights and offset: a column name or one value per row.
     sp : array-like, optional
@@ -680,7 +686,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     ['s(x0)', 's(x2)', 's(g)']
     """
     formula = check_formula(formula)
-    _check_gam_method(method, ["REML"])
+    _check_gam_method(method, ["REML", "ML", "GCV.Cp"])
     _check_gam_optimizer(optimizer)
     family = resolve_family(family)[0]
     progress = check_bool("progress", progress)
@@ -688,8 +694,8 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         design = build_gam_design(formula, data, weights, offset, discrete=False)
         sp = _check_sp(sp, design)
         engine = ChunkEngine(design, chunk_size=max(design.n, 1), cache=True)
-        bar.set_description_str("gam: REML iterations", refresh=False)
-        fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="REML", laplace=True,
+        bar.set_description_str(f"gam: {method} iterations", refresh=False)
+        fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method=method, laplace=True,
                       on_step=lambda: bar.update(1))
     return _gam_result(design, fit, engine="gam")
 
