@@ -115,3 +115,10 @@ def test_ml_score_gradient_hessian(phi):
         up, dn = evaluate(rho + e, stats, pens, phi, ml=True), evaluate(rho - e, stats, pens, phi, ml=True)
         assert ev.grad[k] == pytest.approx((up.score - dn.score) / (2 * h), rel=1e-5, abs=1e-8)
         np.testing.assert_allclose(ev.hess[:, k], (up.grad - dn.grad) / (2 * h), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("name,label", [("gauss_ml", "-ML"), ("gauss_gcv", "GCV"), ("pois_ubre", "UBRE")])
+def test_summary_names_the_criterion(name, label):
+    b, r = fit_case(name)
+    text = str(b.summary())
+    assert f"{label} = " in text
