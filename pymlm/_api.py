@@ -599,7 +599,7 @@ def _gam_result(design: GamDesign, fit: GamFit, engine: str, discrete: bool = Fa
 
 
 def gam(formula: str, data, family="gaussian", method: str = "REML", weights=None, offset=None, sp=None,
-        optimizer: str = "newton", progress: bool = True) -> GamResult:
+        optimizer: str = "newton", progress: bool = True, select: bool = False) -> GamResult:
     """Fit a generalized additive (mixed) model by REML, as mgcv's ``gam``.
 
     Parameters
@@ -632,6 +632,11 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         A progress bar (building the model matrix, then one step per
         smoothing-parameter iteration); it appears only for fits that last
         more than about two seconds. ``False`` hides it always.
+    select : bool
+        Double-penalty shrinkage (mgcv's ``select = TRUE``): every smooth with
+        a penalty null space (the linear part of a spline) gets a second
+        penalty on that null space, with its own smoothing parameter, so that
+        a term can be shrunk to zero and in effect removed from the model.
 
     Returns
     -------
@@ -645,7 +650,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         A missing column (including a ``by`` variable), ``k`` larger than the
         number of distinct values of a covariate, an unusable response.
     OptionError
-        A bad ``family``, ``method``, ``optimizer``, ``sp`` or ``progress``.
+        A bad ``family``, ``method``, ``optimizer``, ``sp``, ``progress`` or ``select``.
 
     Warns
     -----
@@ -687,11 +692,12 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     """
     formula = check_formula(formula)
     _check_gam_method(method, ["REML", "ML", "GCV.Cp"])
+    select = check_bool("select", select)
     _check_gam_optimizer(optimizer)
     family = resolve_family(family)[0]
     progress = check_bool("progress", progress)
     with progress_bar(None, "gam: model matrix", enabled=progress) as bar:
-        design = build_gam_design(formula, data, weights, offset, discrete=False)
+        design = build_gam_design(formula, data, weights, offset, discrete=False, select=select)
         sp = _check_sp(sp, design)
         engine = ChunkEngine(design, chunk_size=max(design.n, 1), cache=True)
         bar.set_description_str(f"gam: {method} iterations", refresh=False)

@@ -122,3 +122,49 @@ def test_summary_names_the_criterion(name, label):
     b, r = fit_case(name)
     text = str(b.summary())
     assert f"{label} = " in text
+
+
+SELECT = ["select_reml", "select_ml", "select_te", "select_pois"]
+
+
+@pytest.mark.parametrize("name", SELECT)
+def test_select_matches_mgcv(name):
+    b, r = fit_case(name)
+    fit = b.fit_
+    assert len(fit.rho) == len(r["sp"])
+    # a shrunk-away term leaves the criterion flat in its smoothing parameters; mgcv stops
+    # a little earlier on that plateau (its score is higher by ~2e-7 relative), so the score
+    # is compared one-sidedly and the edf of shrunk terms absolutely
+    assert fit.reml_score <= r["score"] + 1e-9 * abs(r["score"])
+    assert rel(fit.reml_score, r["score"]) < 1e-6
+    assert np.max(np.abs(np.asarray(b.edf) - r["edf"])) < 2e-3
+    assert rel(fit.deviance, r["deviance"]) < 1e-4
+
+
+def test_select_criterion_at_mgcv_sp_is_mgcv_score():
+    # at mgcv's smoothing parameters the penalties (incl. the null-space ones) give mgcv's
+    # criterion and edf exactly (Gaussian: the score at fixed sp is the final criterion;
+    # te and cr smooths only, whose penalties are scaled as mgcv's)
+    r = FITS["select_te"]
+    sp = np.asarray(r["sp"])
+    b = ml.gam(r["formula"], DATA, method=r["method"], select=True, sp=sp, progress=False)
+    assert rel(b.fit_.reml_score, r["score"]) < 1e-9
+    np.testing.assert_allclose(np.asarray(b.edf), r["edf"], rtol=1e-6, atol=1e-8)
+
+
+def test_select_null_space_penalty_is_mgcv_construction():
+    from pymlm.design._gam import null_space_penalty
+
+    D = np.diff(np.eye(7), n=2, axis=0)
+    S = D.T @ D
+    Sf = null_space_penalty([S])
+    # the projection onto the span of the constant and the linear sequence
+    B = np.column_stack([np.ones(7), np.arange(7.0)])
+    P = B @ np.linalg.solve(B.T @ B, B.T)
+    np.testing.assert_allclose(Sf, P, atol=1e-10)
+    assert null_space_penalty([np.eye(4)]) is None
+
+
+def test_select_must_be_bool():
+    with pytest.raises(OptionError, match="select"):
+        ml.gam("y ~ s(x0)", DATA, select="yes", progress=False)
