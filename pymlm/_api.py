@@ -580,6 +580,21 @@ def _check_gam_optimizer(optimizer):
         raise option_error("optimizer", ["newton", "fs"], optimizer)
 
 
+def _check_knots(knots):
+    """``knots``: None or a mapping of covariate names to finite knot locations."""
+    if knots is None:
+        return None
+    if not isinstance(knots, dict):
+        raise OptionError(f"knots must be a dict of covariate name -> knot locations; got {type(knots).__name__}")
+    out = {}
+    for name, value in knots.items():
+        arr = np.asarray(value, dtype=float).ravel()
+        if arr.size < 2 or not np.all(np.isfinite(arr)):
+            raise OptionError(f"knots[{name!r}] must hold at least two finite values; got {value!r}")
+        out[str(name)] = arr
+    return out
+
+
 def _check_sp(sp, design: GamDesign):
     """Fixed smoothing parameters: one positive value per penalty parameter of the design."""
     if sp is None:
@@ -599,7 +614,7 @@ def _gam_result(design: GamDesign, fit: GamFit, engine: str, discrete: bool = Fa
 
 
 def gam(formula: str, data, family="gaussian", method: str = "REML", weights=None, offset=None, sp=None,
-        optimizer: str = "newton", progress: bool = True, select: bool = False) -> GamResult:
+        optimizer: str = "newton", progress: bool = True, select: bool = False, knots=None) -> GamResult:
     """Fit a generalized additive (mixed) model by REML, as mgcv's ``gam``.
 
     Parameters
@@ -637,6 +652,12 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         a penalty null space (the linear part of a spline) gets a second
         penalty on that null space, with its own smoothing parameter, so that
         a term can be shrunk to zero and in effect removed from the model.
+    knots : dict, optional
+        Knot locations by covariate name, as mgcv's ``knots``: for ``"cr"``
+        and ``"cs"`` smooths ``k`` knots; for a cyclic ``"cc"`` smooth ``k``
+        knots whose first and last are the ends of the period, or only those
+        two ends (``{"hour": [0, 24]}``), the interior knots then spread
+        through the data.
 
     Returns
     -------
@@ -697,7 +718,8 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     family = resolve_family(family)[0]
     progress = check_bool("progress", progress)
     with progress_bar(None, "gam: model matrix", enabled=progress) as bar:
-        design = build_gam_design(formula, data, weights, offset, discrete=False, select=select)
+        design = build_gam_design(formula, data, weights, offset, discrete=False, select=select,
+                                  knots=_check_knots(knots))
         sp = _check_sp(sp, design)
         engine = ChunkEngine(design, chunk_size=max(design.n, 1), cache=True)
         bar.set_description_str(f"gam: {method} iterations", refresh=False)

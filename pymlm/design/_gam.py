@@ -344,7 +344,7 @@ def _smooth_sort_key(item):
 
 
 def build_gam_design(formula: str, data, weights=None, offset=None, *, discrete: bool = False,
-                     discrete_m: int | None = None, select: bool = False) -> GamDesign:
+                     discrete_m: int | None = None, select: bool = False, knots: dict | None = None) -> GamDesign:
     """Build a GAM design from an mgcv/lme4 formula.
 
     Parameters
@@ -365,6 +365,9 @@ def build_gam_design(formula: str, data, weights=None, offset=None, *, discrete:
         Add to every smooth with a penalty null space an extra penalty on
         that null space (mgcv's ``select = TRUE``, :func:`null_space_penalty`),
         so that the smoothing parameters can remove a term entirely.
+    knots : dict, optional
+        Knot locations by covariate name, as mgcv's ``knots`` (``"cr"``,
+        ``"cs"``, ``"cc"`` smooths).
 
     Returns
     -------
@@ -425,7 +428,7 @@ def build_gam_design(formula: str, data, weights=None, offset=None, *, discrete:
     for _, kind, obj in items:
         if kind == "s":
             spec = parse_smooth(obj.node)
-            new_terms, new_blocks = _smooth_terms(spec, data_, start, discrete, discrete_m, disc_cache, select)
+            new_terms, new_blocks = _smooth_terms(spec, data_, start, discrete, discrete_m, disc_cache, select, knots)
         else:
             new_terms, new_blocks = _bar_terms(obj, frame, start, discrete)
         for t in new_terms:
@@ -481,12 +484,12 @@ def _discrete_covariate(name: str, value, m: int, cache: dict):
 
 
 def _smooth_terms(spec: SmoothSpec, data: pd.DataFrame, start: int, discrete: bool, m: int | None,
-                  cache: dict, select: bool = False):
+                  cache: dict, select: bool = False, knots: dict | None = None):
     where = f"the term {spec.label}"
     cov = [covariate(node, data, where) for node in spec.term_nodes]
     by = covariate(spec.by_node, data, where) if spec.by_node is not None else None
     if not discrete:
-        sms = construct_smooth(spec, cov, by)
+        sms = construct_smooth(spec, cov, by, knots)
         out, at = [], start
         for st in sms:
             out.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, select), cov=cov, by=by))
@@ -495,7 +498,7 @@ def _smooth_terms(spec: SmoothSpec, data: pd.DataFrame, start: int, discrete: bo
     # discretized construction: the basis is built on the distinct (rounded) values
     is_f = [isinstance(c, Factor) for c in cov]
     if spec.function == "s" and spec.bs[0] == "re":
-        sms = construct_smooth(spec, cov, by)
+        sms = construct_smooth(spec, cov, by, knots)
         out, blocks, at = [], [], start
         codes, mult = sms[0].basis.structure(cov)
         for st in sms:
@@ -537,7 +540,7 @@ def _smooth_terms(spec: SmoothSpec, data: pd.DataFrame, start: int, discrete: bo
                 ucols.append(Factor(combos[:, j], tuple(v)))
             else:
                 ucols.append(np.asarray(v)[combos[:, j]])
-    sms = construct_smooth(spec, ucols, by)
+    sms = construct_smooth(spec, ucols, by, knots)
     out, blocks, at = [], [], start
     for st in sms:
         Xu = st.matrix(ucols)

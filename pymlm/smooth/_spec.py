@@ -17,10 +17,11 @@ from ..formula import Node, deparse
 __all__ = ["SmoothSpec", "parse_smooth", "BASES", "MARGIN_BASES"]
 
 #: Bases of ``s()``: cubic regression spline, thin plate regression spline,
-#: P-spline, random effect, factor-smooth interaction.
-BASES = ("cr", "tp", "ps", "re", "fs")
+#: P-spline, random effect, factor-smooth interaction, cyclic cubic spline,
+#: and the shrinkage versions of cr and tp.
+BASES = ("cr", "tp", "ps", "re", "fs", "cc", "cs", "ts")
 #: Bases allowed as ``te()`` margins.
-MARGIN_BASES = ("cr", "tp", "ps")
+MARGIN_BASES = ("cr", "tp", "ps", "cc", "cs", "ts")
 
 _S_OPTIONS = ("k", "bs", "m", "by", "fx", "xt")
 _UNSUPPORTED = {
@@ -264,7 +265,7 @@ def parse_smooth(node: Node) -> SmoothSpec:
             )
         xt = xt_val
 
-    if fn == "s" and bs[0] in ("cr", "ps") and len(terms) > 1:
+    if fn == "s" and bs[0] in ("cr", "ps", "cc", "cs") and len(terms) > 1:
         raise FormulaError(
             f"the {bs[0]!r} basis is one-dimensional but {text} has {len(terms)} covariates; "
             "use bs = \"tp\" or te()",
