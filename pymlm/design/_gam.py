@@ -512,7 +512,7 @@ def _smooth_terms(spec: SmoothSpec, data: pd.DataFrame, start: int, discrete: bo
             out.append(t)
             at += st.ncol
         return out, blocks
-    if spec.function == "te":
+    if spec.function in ("te", "ti"):
         parts = [_discrete_covariate(name, c, default_levels(1, m), cache) for name, c in zip(spec.terms, cov)]
         combos, index = combine_indices([p[1] for p in parts], [len(p[0]) for p in parts])
         ucols = [np.asarray(p[0])[combos[:, j]] for j, p in enumerate(parts)]

@@ -80,13 +80,13 @@ def make_basis(spec: SmoothSpec, is_factor: list[bool], knots: dict | None = Non
     """
     knots = knots or {}
     label = spec.label
-    if spec.function == "te":
+    if spec.function in ("te", "ti"):
         # te() margins default to 5 basis functions each (mgcv's k = 5^d for 1-D margins)
         margins = [_one_d(bs, 5 if k < 0 else k, m, label, term, knots.get(term))
                    for bs, k, m, term in zip(spec.bs, spec.k, spec.m, spec.terms)]
         if any(is_factor):
             raise DataError(f"{label}: te() margins must be numeric; {spec.terms[is_factor.index(True)]} is a factor")
-        return TensorProduct(margins, label, spec.fx)
+        return TensorProduct(margins, label, spec.fx, interaction=spec.function == "ti")
     bs = spec.bs[0]
     if bs == "re":
         return RandomEffect(label, spec.terms)
