@@ -25,6 +25,7 @@ from .errors import (
 )
 from .formula import parse_formula
 from .results import LmerResult
+from .inference.gam_tests import concurvity
 from .results.gam import GamResult
 
 __version__ = "0.1.0.dev0"
@@ -45,6 +46,7 @@ __all__ = [
     "anova",
     "bam",
     "datasets",
+    "concurvity",
     "gam",
     "glmer",
     "glmer_nb",

@@ -773,6 +773,13 @@ class GamResult:
             fit = eta
         return (fit, se) if se_fit else fit
 
+    def concurvity(self, full: bool = True):
+        """Concurvity of the smooth terms (mgcv's ``concurvity``): see
+        :func:`pymlm.inference.gam_tests.concurvity`."""
+        from ..inference.gam_tests import concurvity
+
+        return concurvity(self, full=full)
+
     def _train_rows(self, s: int, e: int) -> np.ndarray:
         parts = [self.design.parametric_rows(s, e)]
         for t in self.design.terms:
