@@ -615,13 +615,15 @@ def _gam_result(design: GamDesign, fit: GamFit, engine: str, discrete: bool = Fa
 
 def gam(formula: str, data, family="gaussian", method: str = "REML", weights=None, offset=None, sp=None,
         optimizer: str = "newton", progress: bool = True, select: bool = False, knots=None) -> GamResult:
-    """Fit a generalized additive (mixed) model by REML, as mgcv's ``gam``.
+    """Fit a generalized additive (mixed) model by REML, ML or GCV, as mgcv's ``gam``.
 
     Parameters
     ----------
     formula : str
-        An mgcv formula with smooth terms ``s(x, bs = "cr" | "tp" | "ps" |
-        "re" | "fs", k = ..., by = ...)`` and ``te(x1, x2)``, parametric terms,
+        An mgcv formula with smooth terms ``s(x, bs = "cr" | "cc" | "cs" |
+        "tp" | "ts" | "ps" | "re" | "fs", k = ..., by = ...)``, tensor
+        products ``te(x1, x2)`` and tensor interactions ``ti(x1, x2)`` (the
+        main effects excluded, for ``s(x1) + s(x2) + ti(x1, x2)``), parametric terms,
         and lme4 random-effect terms ``(1 | g)``, ``(x || g)``,
         ``(1 + x | g)`` (correlated random slopes, which mgcv cannot fit).
     data : pandas.DataFrame, pyarrow.Table or dict of columns
