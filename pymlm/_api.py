@@ -732,7 +732,8 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
 
 def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: bool = True,
         chunk_size: int = 10_000, weights=None, offset=None, sp=None, optimizer: str = "newton",
-        discrete_m: int | None = None, progress: bool = True) -> GamResult:
+        discrete_m: int | None = None, progress: bool = True, select: bool = False,
+        knots=None) -> GamResult:
     """Fit a GAMM to big data, as mgcv's ``bam``.
 
     Parameters
@@ -760,6 +761,10 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         Largest number of distinct values kept per covariate.
     progress : bool
         As for :func:`gam`: a bar only for fits longer than a couple of seconds.
+    select : bool
+        Double-penalty shrinkage, as :func:`gam`'s ``select``.
+    knots : dict, optional
+        Knot locations by covariate name, as :func:`gam`'s ``knots``.
 
     Returns
     -------
@@ -802,7 +807,8 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         discrete_m = check_positive_int("discrete_m", discrete_m, 2)
     progress = check_bool("progress", progress)
     with progress_bar(None, "bam: model matrix", enabled=progress) as bar:
-        design = build_gam_design(formula, data, weights, offset, discrete=bool(discrete), discrete_m=discrete_m)
+        design = build_gam_design(formula, data, weights, offset, discrete=bool(discrete), discrete_m=discrete_m,
+                                  select=check_bool("select", select), knots=_check_knots(knots))
         sp = _check_sp(sp, design)
         if not design.terms:
             # nothing to discretize: a parametric model

@@ -168,3 +168,13 @@ def test_select_null_space_penalty_is_mgcv_construction():
 def test_select_must_be_bool():
     with pytest.raises(OptionError, match="select"):
         ml.gam("y ~ s(x0)", DATA, select="yes", progress=False)
+
+
+def test_bam_select_and_knots_give_gams_fit():
+    f = 'y ~ s(x0, bs = "cr") + s(x3, bs = "cc") + s(x2, bs = "cr")'
+    knots = {"x3": [0.0, 1.0]}
+    g = ml.gam(f, DATA, select=True, knots=knots, progress=False)
+    b = ml.bam(f, DATA, select=True, knots=knots, discrete=False, progress=False)
+    # the constrained cc smooth has no null space left: 2 + 1 + 2 penalties
+    assert len(b.fit_.rho) == len(g.fit_.rho) == 5
+    np.testing.assert_allclose(np.asarray(b.edf), np.asarray(g.edf), rtol=1e-5, atol=1e-6)
