@@ -25,11 +25,11 @@ from ._tp import ThinPlateSpline
 
 __all__ = [
     "BASES",
+    "MARGIN_BASES",
     "CubicRegressionSpline",
     "CyclicCubicSpline",
     "Factor",
     "FactorSmooth",
-    "MARGIN_BASES",
     "PSpline",
     "RandomEffect",
     "RawBasis",

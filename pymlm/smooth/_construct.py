@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError
-from ._basis import Basis, Factor, row_chunks
+from ._basis import Basis, Factor, row_chunks, sum_to_zero_basis
 from ._cr import CubicRegressionSpline, CyclicCubicSpline
 from ._fs import FactorSmooth
 from ._ps import PSpline
@@ -38,31 +38,6 @@ from ._tensor import TensorProduct
 from ._tp import ThinPlateSpline
 
 __all__ = ["SmoothTerm", "construct_smooth", "make_basis", "sum_to_zero_basis"]
-
-
-def sum_to_zero_basis(c: np.ndarray) -> np.ndarray:
-    """``Z`` (k, k-1): orthonormal basis of ``{b : c'b = 0}`` from one Householder reflection.
-
-    LINPACK's ``dqrdc2`` convention: ``s = sign(c_1) ||c||``,
-    ``v = c / s + e_1``, ``H = I - v v' / v_1``; ``Z`` is ``H`` without its
-    first column.
-
-    Examples
-    --------
-    >>> Z = sum_to_zero_basis(np.array([0.25, 0.25, 0.5]))
-    >>> Z.shape, bool(np.allclose(np.array([0.25, 0.25, 0.5]) @ Z, 0))
-    ((3, 2), True)
-    """
-    c = np.asarray(c, dtype=float).ravel()
-    k = c.shape[0]
-    norm = np.linalg.norm(c)
-    if norm == 0:
-        return np.eye(k)[:, 1:]
-    s = norm if c[0] >= 0 else -norm
-    v = c / s
-    v[0] += 1.0
-    H = np.eye(k) - np.outer(v, v) / v[0]
-    return H[:, 1:]
 
 
 def _constraint_basis(C: np.ndarray) -> np.ndarray:

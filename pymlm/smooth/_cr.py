@@ -33,8 +33,17 @@ from scipy.linalg import solve_banded
 from ..errors import DataError
 from ._basis import Basis, RawBasis, r_seq
 
-__all__ = ["CubicRegressionSpline", "CyclicCubicSpline", "cc_bd", "cc_design", "cr_knots", "cr_fs", "cr_design",
-           "cr_values", "place_knots"]
+__all__ = [
+    "CubicRegressionSpline",
+    "CyclicCubicSpline",
+    "cc_bd",
+    "cc_design",
+    "cr_design",
+    "cr_fs",
+    "cr_knots",
+    "cr_values",
+    "place_knots",
+]
 
 
 def cr_knots(x: np.ndarray, k: int) -> np.ndarray:

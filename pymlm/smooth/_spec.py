@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..errors import FormulaError
 from ..formula import Node, deparse
 
-__all__ = ["SmoothSpec", "parse_smooth", "BASES", "MARGIN_BASES"]
+__all__ = ["BASES", "MARGIN_BASES", "SmoothSpec", "parse_smooth"]
 
 #: Bases of ``s()``: cubic regression spline, thin plate regression spline,
 #: P-spline, random effect, factor-smooth interaction, cyclic cubic spline,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._basis import Basis, RawBasis, r_seq
+from ._basis import Basis, RawBasis, r_seq, sum_to_zero_basis
 
 __all__ = ["TensorProduct", "row_kron"]
 
@@ -83,8 +83,6 @@ class TensorProduct(Basis):
             rank, nd = int(raw.rank[0]), raw.null_space_dim
             Z = None
             if self.interaction:
-                from ._construct import sum_to_zero_basis
-
                 Z = sum_to_zero_basis(np.asarray(basis.predict([x])).mean(axis=0))
                 S = Z.T @ S @ Z
                 dim -= 1

@@ -119,7 +119,7 @@ def test_ml_score_gradient_hessian(phi):
 
 @pytest.mark.parametrize("name,label", [("gauss_ml", "-ML"), ("gauss_gcv", "GCV"), ("pois_ubre", "UBRE")])
 def test_summary_names_the_criterion(name, label):
-    b, r = fit_case(name)
+    b, _ = fit_case(name)
     text = str(b.summary())
     assert f"{label} = " in text
 

@@ -56,7 +56,7 @@ def test_matrix_penalty_and_prediction_equal_mgcv(name):
 
 
 def test_cyclic_basis_wraps_around():
-    spec, t = build("cc_ends")
+    _, t = build("cc_ends")
     X = np.asarray(t.matrix([as_covariate(pd.Series([0.0, 24.0, 3.0, 27.0, -21.0]))]))
     np.testing.assert_allclose(X[0], X[1], atol=1e-12)
     np.testing.assert_allclose(X[2], X[3], atol=1e-12)
