@@ -38,6 +38,7 @@ from .errors import (
 from .fit.allfit import allFit
 from .formula import parse_formula
 from .results import LmerResult
+from .inference.gam_tests import concurvity
 from .results.gam import GamResult
 
 __version__ = "0.1.0.dev0"
@@ -59,6 +60,7 @@ __all__ = [
     "anova",
     "bam",
     "datasets",
+    "concurvity",
     "drop1",
     "emmeans",
     "gam",

@@ -691,6 +691,21 @@ def _check_gam_optimizer(optimizer):
         raise option_error("optimizer", ["newton", "fs"], optimizer)
 
 
+def _check_knots(knots):
+    """``knots``: None or a mapping of covariate names to finite knot locations."""
+    if knots is None:
+        return None
+    if not isinstance(knots, dict):
+        raise OptionError(f"knots must be a dict of covariate name -> knot locations; got {type(knots).__name__}")
+    out = {}
+    for name, value in knots.items():
+        arr = np.asarray(value, dtype=float).ravel()
+        if arr.size < 2 or not np.all(np.isfinite(arr)):
+            raise OptionError(f"knots[{name!r}] must hold at least two finite values; got {value!r}")
+        out[str(name)] = arr
+    return out
+
+
 def _check_sp(sp, design: GamDesign):
     """Fixed smoothing parameters: one positive value per penalty parameter of the design."""
     if sp is None:
@@ -710,22 +725,30 @@ def _gam_result(design: GamDesign, fit: GamFit, engine: str, discrete: bool = Fa
 
 
 def gam(formula: str, data, family="gaussian", method: str = "REML", weights=None, offset=None, sp=None,
-        optimizer: str = "newton", progress: bool = True) -> GamResult:
-    """Fit a generalized additive (mixed) model by REML, as mgcv's ``gam``.
+        optimizer: str = "newton", progress: bool = True, select: bool = False, knots=None) -> GamResult:
+    """Fit a generalized additive (mixed) model by REML, ML or GCV, as mgcv's ``gam``.
 
     Parameters
     ----------
     formula : str
-        An mgcv formula with smooth terms ``s(x, bs = "cr" | "tp" | "ps" |
-        "re" | "fs", k = ..., by = ...)`` and ``te(x1, x2)``, parametric terms,
+        An mgcv formula with smooth terms ``s(x, bs = "cr" | "cc" | "cs" |
+        "tp" | "ts" | "ps" | "re" | "fs", k = ..., by = ...)``, tensor
+        products ``te(x1, x2)`` and tensor interactions ``ti(x1, x2)`` (the
+        main effects excluded, for ``s(x1) + s(x2) + ti(x1, x2)``), parametric terms,
         and lme4 random-effect terms ``(1 | g)``, ``(x || g)``,
         ``(1 + x | g)`` (correlated random slopes, which mgcv cannot fit).
     data : pandas.DataFrame, pyarrow.Table or dict of columns
     family : str or statsmodels family
         ``"gaussian"`` (default), ``"binomial"``, ``"poisson"``, ``"Gamma"``
         or a statsmodels family object.
-    method : {"REML"}
-        Smoothing parameter selection by restricted maximum likelihood.
+    method : {"REML", "ML", "GCV.Cp"}
+        Smoothing parameter selection: restricted maximum likelihood
+        (default); maximum (marginal) likelihood, which treats the
+        unpenalized coefficients as fixed effects, so that fits with
+        different fixed effects can be compared by likelihood; or
+        generalized cross validation (unknown scale: Gaussian, Gamma) and
+        UBRE / Mallows' Cp (known scale: binomial, Poisson), as mgcv's
+        ``"GCV.Cp"``. ``fit.score`` is the criterion at the optimum.
     weights, offset : str, array-like or None
         Prior weights and offset: a column name or one value per row.
     sp : array-like, optional
@@ -737,6 +760,17 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         A progress bar (building the model matrix, then one step per
         smoothing-parameter iteration); it appears only for fits that last
         more than about two seconds. ``False`` hides it always.
+    select : bool
+        Double-penalty shrinkage (mgcv's ``select = TRUE``): every smooth with
+        a penalty null space (the linear part of a spline) gets a second
+        penalty on that null space, with its own smoothing parameter, so that
+        a term can be shrunk to zero and in effect removed from the model.
+    knots : dict, optional
+        Knot locations by covariate name, as mgcv's ``knots``: for ``"cr"``
+        and ``"cs"`` smooths ``k`` knots; for a cyclic ``"cc"`` smooth ``k``
+        knots whose first and last are the ends of the period, or only those
+        two ends (``{"hour": [0, 24]}``), the interior knots then spread
+        through the data.
 
     Returns
     -------
@@ -750,7 +784,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         A missing column (including a ``by`` variable), ``k`` larger than the
         number of distinct values of a covariate, an unusable response.
     OptionError
-        A bad ``family``, ``method``, ``optimizer``, ``sp`` or ``progress``.
+        A bad ``family``, ``method``, ``optimizer``, ``sp``, ``progress`` or ``select``.
 
     Warns
     -----
@@ -791,23 +825,26 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     ['s(x0)', 's(x2)', 's(g)']
     """
     formula = check_formula(formula)
-    _check_gam_method(method, ["REML"])
+    _check_gam_method(method, ["REML", "ML", "GCV.Cp"])
+    select = check_bool("select", select)
     _check_gam_optimizer(optimizer)
     family = resolve_family(family)[0]
     progress = check_bool("progress", progress)
     with progress_bar(None, "gam: model matrix", enabled=progress) as bar:
-        design = build_gam_design(formula, data, weights, offset, discrete=False)
+        design = build_gam_design(formula, data, weights, offset, discrete=False, select=select,
+                                  knots=_check_knots(knots))
         sp = _check_sp(sp, design)
         engine = ChunkEngine(design, chunk_size=max(design.n, 1), cache=True)
-        bar.set_description_str("gam: REML iterations", refresh=False)
-        fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="REML", laplace=True,
+        bar.set_description_str(f"gam: {method} iterations", refresh=False)
+        fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method=method, laplace=True,
                       on_step=lambda: bar.update(1))
     return _gam_result(design, fit, engine="gam")
 
 
 def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: bool = True,
         chunk_size: int = 10_000, weights=None, offset=None, sp=None, optimizer: str = "newton",
-        discrete_m: int | None = None, progress: bool = True) -> GamResult:
+        discrete_m: int | None = None, progress: bool = True, select: bool = False,
+        knots=None) -> GamResult:
     """Fit a GAMM to big data, as mgcv's ``bam``.
 
     Parameters
@@ -835,6 +872,10 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         Largest number of distinct values kept per covariate.
     progress : bool
         As for :func:`gam`: a bar only for fits longer than a couple of seconds.
+    select : bool
+        Double-penalty shrinkage, as :func:`gam`'s ``select``.
+    knots : dict, optional
+        Knot locations by covariate name, as :func:`gam`'s ``knots``.
 
     Returns
     -------
@@ -877,7 +918,8 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         discrete_m = check_positive_int("discrete_m", discrete_m, 2)
     progress = check_bool("progress", progress)
     with progress_bar(None, "bam: model matrix", enabled=progress) as bar:
-        design = build_gam_design(formula, data, weights, offset, discrete=bool(discrete), discrete_m=discrete_m)
+        design = build_gam_design(formula, data, weights, offset, discrete=bool(discrete), discrete_m=discrete_m,
+                                  select=check_bool("select", select), knots=_check_knots(knots))
         sp = _check_sp(sp, design)
         if not design.terms:
             # nothing to discretize: a parametric model

@@ -344,7 +344,7 @@ def _smooth_sort_key(item):
 
 
 def build_gam_design(formula: str, data, weights=None, offset=None, *, discrete: bool = False,
-                     discrete_m: int | None = None) -> GamDesign:
+                     discrete_m: int | None = None, select: bool = False, knots: dict | None = None) -> GamDesign:
     """Build a GAM design from an mgcv/lme4 formula.
 
     Parameters
@@ -361,6 +361,13 @@ def build_gam_design(formula: str, data, weights=None, offset=None, *, discrete:
     discrete_m : int, optional
         Largest number of distinct values per covariate (default: mgcv's
         1000 for one covariate, 100 each for two, 25 each for more).
+    select : bool
+        Add to every smooth with a penalty null space an extra penalty on
+        that null space (mgcv's ``select = TRUE``, :func:`null_space_penalty`),
+        so that the smoothing parameters can remove a term entirely.
+    knots : dict, optional
+        Knot locations by covariate name, as mgcv's ``knots`` (``"cr"``,
+        ``"cs"``, ``"cc"`` smooths).
 
     Returns
     -------
@@ -421,7 +428,7 @@ def build_gam_design(formula: str, data, weights=None, offset=None, *, discrete:
     for _, kind, obj in items:
         if kind == "s":
             spec = parse_smooth(obj.node)
-            new_terms, new_blocks = _smooth_terms(spec, data_, start, discrete, discrete_m, disc_cache)
+            new_terms, new_blocks = _smooth_terms(spec, data_, start, discrete, discrete_m, disc_cache, select, knots)
         else:
             new_terms, new_blocks = _bar_terms(obj, frame, start, discrete)
         for t in new_terms:
@@ -437,9 +444,31 @@ def build_gam_design(formula: str, data, weights=None, offset=None, *, discrete:
                      binomial_totals)
 
 
-def _penalty_for(st: SmoothTerm, start: int):
+def null_space_penalty(S: list) -> np.ndarray | None:
+    """The extra penalty of mgcv's ``select = TRUE`` for a smooth with penalties ``S``.
+
+    ``U U'`` with ``U`` the eigenvectors of the summed penalty whose eigenvalues
+    are below ``eps^0.66`` of the largest (its null space), as mgcv's
+    ``smoothCon``; None when the penalties have no null space. The sum is
+    mgcv's (the first penalty counted twice when there are several: the null
+    space is the same).
+    """
+    St = S[0] + (sum(S) if len(S) > 1 else 0.0)
+    vals, vecs = np.linalg.eigh((St + St.T) / 2)
+    null = vals < vals.max() * np.finfo(float).eps ** 0.66
+    if not null.any():
+        return None
+    U = vecs[:, null]
+    return U @ U.T
+
+
+def _penalty_for(st: SmoothTerm, start: int, select: bool = False):
     if st.fixed:
         return None
+    if select and st.null_space_dim > 0 and st.S:
+        Sf = null_space_penalty(st.S)
+        if Sf is not None:
+            return LinearPenalty(start, list(st.S) + [Sf], 0)
     return LinearPenalty(start, st.S, st.null_space_dim)
 
 
@@ -455,25 +484,25 @@ def _discrete_covariate(name: str, value, m: int, cache: dict):
 
 
 def _smooth_terms(spec: SmoothSpec, data: pd.DataFrame, start: int, discrete: bool, m: int | None,
-                  cache: dict):
+                  cache: dict, select: bool = False, knots: dict | None = None):
     where = f"the term {spec.label}"
     cov = [covariate(node, data, where) for node in spec.term_nodes]
     by = covariate(spec.by_node, data, where) if spec.by_node is not None else None
     if not discrete:
-        sms = construct_smooth(spec, cov, by)
+        sms = construct_smooth(spec, cov, by, knots)
         out, at = [], start
         for st in sms:
-            out.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at), cov=cov, by=by))
+            out.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, select), cov=cov, by=by))
             at += st.ncol
         return out, []
     # discretized construction: the basis is built on the distinct (rounded) values
     is_f = [isinstance(c, Factor) for c in cov]
     if spec.function == "s" and spec.bs[0] == "re":
-        sms = construct_smooth(spec, cov, by)
+        sms = construct_smooth(spec, cov, by, knots)
         out, blocks, at = [], [], start
         codes, mult = sms[0].basis.structure(cov)
         for st in sms:
-            t = GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at), cov=cov, by=by)
+            t = GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, select), cov=cov, by=by)
             bym = st.by_multiplier(by)
             mm = mult if bym is None else (bym if mult is None else mult * bym)
             key = ("re", spec.terms)
@@ -483,7 +512,7 @@ def _smooth_terms(spec: SmoothSpec, data: pd.DataFrame, start: int, discrete: bo
             out.append(t)
             at += st.ncol
         return out, blocks
-    if spec.function == "te":
+    if spec.function in ("te", "ti"):
         parts = [_discrete_covariate(name, c, default_levels(1, m), cache) for name, c in zip(spec.terms, cov)]
         combos, index = combine_indices([p[1] for p in parts], [len(p[0]) for p in parts])
         ucols = [np.asarray(p[0])[combos[:, j]] for j, p in enumerate(parts)]
@@ -511,13 +540,13 @@ def _smooth_terms(spec: SmoothSpec, data: pd.DataFrame, start: int, discrete: bo
                 ucols.append(Factor(combos[:, j], tuple(v)))
             else:
                 ucols.append(np.asarray(v)[combos[:, j]])
-    sms = construct_smooth(spec, ucols, by)
+    sms = construct_smooth(spec, ucols, by, knots)
     out, blocks, at = [], [], start
     for st in sms:
         Xu = st.matrix(ucols)
         if sp.issparse(Xu):
             Xu = Xu.tocsr()
-        out.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at), cov=cov, by=by))
+        out.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, select), cov=cov, by=by))
         blocks.append(DiscreteBlock(Xu, index, st.by_multiplier(by), at, st.ncol))
         at += st.ncol
     return out, blocks

@@ -105,15 +105,20 @@ def _weights(fam, eta, prior):
     return np.where(np.isfinite(w), w, 0.0), mu, dmu
 
 
-def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 100) -> LaplaceFit:
-    """Minimize the Laplace REML from ``rho0`` and ``beta0`` (performance-iteration estimates)."""
+def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 100, ml: bool = False) -> LaplaceFit:
+    """Minimize the Laplace REML from ``rho0`` and ``beta0`` (performance-iteration estimates).
+
+    With ``ml`` the Laplace marginal likelihood instead (mgcv's ``method =
+    "ML"``): ``log|A|`` becomes ``log|Y'AY|`` over the penalty range ``Y``,
+    ``A^{-1}`` in its derivatives ``Y (Y'AY)^{-1} Y'``, and ``M_p`` drops out.
+    """
     penalties = design.penalties
     p = design.p
     y = design.y
     prior = np.ones(design.n) if design.weights is None else design.weights
     off = 0.0 if design.offset is None else design.offset
     T, pens = reparametrize(penalties, p)
-    Mp = null_dim(p, penalties)
+    Mp = 0 if ml else null_dim(p, penalties)
     ls = saturated_loglik(fam_name, y, prior)
     state = {"beta": np.asarray(beta0, dtype=float).copy()}
 
@@ -155,15 +160,17 @@ def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 10
         z = (eta - off) + (y - mu) / np.where(dmu != 0, dmu, 1.0)
         st = engine.stats(w, z)
         ts = CrossStats(T.T @ st.XtWX @ T, T.T @ st.XtWz, st.zWz, st.n, st.blockdiag)
-        ev = evaluate(rho, ts, pens, 1.0, hessian=False)
+        ev = evaluate(rho, ts, pens, 1.0, hessian=False, ml=ml)
         PP = T @ ev.PP @ T.T
+        state["PT"] = PP if ev.Q is None else T @ ev.Q @ T.T
         return beta, eta, mu, w, st, ev, PP, S, pdev
 
     def objective(rho):
         beta, eta, _, _, _, ev, PP, _, pdev = pirls(rho)
         V = pdev / 2 - ls + ev.ldetA / 2 - ev.ldetS / 2 - Mp / 2 * _LOG2PI
         # gradient
-        h = engine.row_quadform(PP)
+        PT = state["PT"]
+        h = engine.row_quadform(PT)
         step = 1e-5 * (1 + np.abs(eta))
         dw = (_weights(fam, eta + step, prior)[0] - _weights(fam, eta - step, prior)[0]) / (2 * step)
         grad = []
@@ -175,7 +182,7 @@ def laplace_reml(design, engine, fam, fam_name, rho0, beta0, max_pirls: int = 10
                 Skb[b.cols] = Sj @ bj
                 dbeta = -PP @ Skb
                 xdb = engine.eta(dbeta)
-                g = bj @ Sj @ bj + np.sum(PP[b.cols, b.cols] * Sj) - gS[j] + np.sum(h * dw * xdb)
+                g = bj @ Sj @ bj + np.sum(PT[b.cols, b.cols] * Sj) - gS[j] + np.sum(h * dw * xdb)
                 grad.append(g / 2)
         return V, np.asarray(grad)
 

@@ -85,6 +85,11 @@ class RemlEval:
     ldetA, ldetS : float
     rank : int
         Numerical rank of ``A`` (p unless the model is not identifiable).
+    rho : ndarray
+    Q : ndarray (p, p) or None
+        For the marginal likelihood (``ml=True``): ``Y (Y'AY)^{-1} Y'`` with
+        ``Y`` an orthonormal basis of the penalty range, which takes the place
+        of ``A^{-1}`` in the derivatives of ``log|Y'AY|``; None for REML.
     """
 
     score: float
@@ -98,6 +103,38 @@ class RemlEval:
     ldetS: float
     rank: int
     rho: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    Q: np.ndarray | None = None
+
+    @property
+    def PT(self) -> np.ndarray:
+        """The matrix of the log-determinant traces: ``A^{-1}`` (REML) or ``Q`` (ML)."""
+        return self.PP if self.Q is None else self.Q
+
+
+def range_basis(penalties, p: int) -> np.ndarray:
+    """``Y`` (p, r): an orthonormal basis of the range of the total penalty, block by block.
+
+    The marginal likelihood (mgcv's ``method = "ML"``) treats the coefficients
+    of the penalty null space as fixed effects; its log-determinant is that of
+    ``Y'(X'WX + S)Y`` rather than of ``X'WX + S``.
+    """
+    cols = []
+    for b in penalties:
+        U = getattr(b, "_range_basis", None)
+        if U is None:
+            if b.kind != "linear" or b.identity or b.rank == b.size:
+                U = np.eye(b.size)
+            elif b.diagonal:
+                U = np.eye(b.size)[:, b._range]
+            else:
+                total = sum(s / np.linalg.norm(s) for s in b.S)
+                vals, vecs = np.linalg.eigh((total + total.T) / 2)
+                U = vecs[:, np.argsort(-vals, kind="stable")[: b.rank]]
+            b._range_basis = U
+        Y = np.zeros((p, U.shape[1]))
+        Y[b.cols, :] = U
+        cols.append(Y)
+    return np.hstack(cols) if cols else np.zeros((p, 0))
 
 
 def null_dim(p: int, penalties) -> int:
@@ -241,8 +278,9 @@ def penalty_matrix(rho: np.ndarray, penalties, p: int) -> np.ndarray:
     return S
 
 
-def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessian: bool = True) -> RemlEval:
-    """The REML score, gradient and Hessian at ``rho``.
+def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessian: bool = True,
+             ml: bool = False) -> RemlEval:
+    """The REML (or ML) score, gradient and Hessian at ``rho``.
 
     Parameters
     ----------
@@ -254,6 +292,11 @@ def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessia
         Known scale (binomial, Poisson: 1); None to profile it out.
     hessian : bool
         Also compute the Hessian (O(m^2) traces).
+    ml : bool
+        The marginal likelihood instead (mgcv's ``method = "ML"``): the
+        null-space coefficients are fixed effects, so ``log|A|`` becomes
+        ``log|Y'AY|`` (:func:`range_basis`), ``M_p`` drops out of the score
+        and the profiled scale is ``D_p / n``.
 
     Returns
     -------
@@ -273,7 +316,13 @@ def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessia
     beta, PP, ldetA, rank = _solve(A, stats.XtWz, stats.blockdiag)
     Dp = float(stats.zWz - beta @ stats.XtWz)
     Dp = max(Dp, 1e-12 * max(stats.zWz, 1e-300))
-    Mp = null_dim(p, penalties)
+    Mp = 0 if ml else null_dim(p, penalties)
+    Q = None
+    if ml:
+        Y = range_basis(penalties, p)
+        _, Ar_inv, ldetA, _ = _solve(Y.T @ A @ Y, np.zeros(Y.shape[1]))
+        Q = Y @ Ar_inv @ Y.T
+    PT = PP if Q is None else Q
     profiled = phi is None
     if profiled:
         phi_used = Dp / (n - Mp)
@@ -296,7 +345,7 @@ def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessia
             dS_list.append(Sj)
             blocks.append((b, at, j, r))
         at += b.n_par
-    dPP = np.diag(PP)
+    dPP = np.diag(PT)
     score = Dp / (2 * phi_used) + (n - Mp) / 2 * (_LOG2PI + np.log(phi_used)) + ldetA / 2 - ldetS / 2
     grad = np.zeros(m)
     bSb = np.zeros(m)
@@ -309,11 +358,11 @@ def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessia
         Skb = Sk * bj if diag else Sk @ bj
         Sb.append(Skb)
         bSb[k] = bj @ Skb
-        trk = float(dPP[cols] @ Sk) if diag else float(np.sum(PP[cols, cols] * Sk))
+        trk = float(dPP[cols] @ Sk) if diag else float(np.sum(PT[cols, cols] * Sk))
         grad[k] = (trk - gS[k] + bSb[k] / phi_used) / 2
         if hessian:
             # diagonal S_k: the rows of PP S_k are formed only where a pair needs them
-            PS.append(None if diag else PP[:, cols] @ Sk)
+            PS.append(None if diag else PT[:, cols] @ Sk)
     hess = np.zeros((m, m))
     squares = {}  # PP[bk, bl]**2, once per pair of diagonal blocks
     if hessian:
@@ -325,11 +374,11 @@ def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessia
                 if PS[k] is None and PS[l] is None:
                     key = (id(bk), id(bl))
                     if key not in squares:
-                        squares[key] = PP[bk.cols, bl.cols] ** 2
+                        squares[key] = PT[bk.cols, bl.cols] ** 2
                     tr2 = float(dS_list[k] @ squares[key] @ dS_list[l])
                 else:
-                    PSk = PP[bl.cols, bk.cols] * dS_list[k] if PS[k] is None else PS[k][bl.cols, :]
-                    PSl = PP[bk.cols, bl.cols] * dS_list[l] if PS[l] is None else PS[l][bk.cols, :]
+                    PSk = PT[bl.cols, bk.cols] * dS_list[k] if PS[k] is None else PS[k][bl.cols, :]
+                    PSl = PT[bk.cols, bl.cols] * dS_list[l] if PS[l] is None else PS[l][bk.cols, :]
                     tr2 = float(np.sum(PSk * PSl.T))
                 bSPSb = float(Sb[k] @ (PP[bk.cols, bl.cols] @ Sb[l]))
                 tr1 = 0.0
@@ -342,7 +391,7 @@ def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessia
                 elif bk is bl:
                     S2 = bk.d2(rk, jk, jl)
                     if S2 is not None:
-                        tr1 = float(np.sum(PP[bk.cols, bk.cols] * S2))
+                        tr1 = float(np.sum(PT[bk.cols, bk.cols] * S2))
                         bS2b = float(beta[bk.cols] @ S2 @ beta[bk.cols])
                 d2D = bS2b - 2.0 * bSPSb
                 h = (tr1 - tr2 - hS[k, l]) / 2
@@ -353,7 +402,7 @@ def evaluate(rho, stats: CrossStats, penalties, phi: float | None = None, hessia
                     h += d2D / (2 * phi_used)
                 hess[k, l] = hess[l, k] = h
     return RemlEval(float(score), grad, hess, beta, PP, Dp, float(phi_used), float(ldetA), float(ldetS),
-                    rank, rho.copy())
+                    rank, rho.copy(), Q)
 
 
 def initial_rho(stats: CrossStats, penalties) -> np.ndarray:
@@ -407,7 +456,7 @@ class NewtonResult:
 
 
 def newton(stats: CrossStats, penalties, rho0=None, phi: float | None = None, tol: float | None = None,
-           max_iter: int = 200, max_step: float = 5.0, on_step=None) -> NewtonResult:
+           max_iter: int = 200, max_step: float = 5.0, on_step=None, ml: bool = False) -> NewtonResult:
     """Minimize the REML score by Newton's method on ``rho`` (mgcv's ``fast.REML.fit``).
 
     The Hessian is made positive definite by taking absolute eigenvalues with
@@ -416,11 +465,12 @@ def newton(stats: CrossStats, penalties, rho0=None, phi: float | None = None, to
     are both negligible (a smooth that became a straight line, a variance at
     zero) are left out of the step. Converged when every gradient entry and
     the last change of the score are below ``tol * (|score| + D_p / n)``.
-    ``on_step``, if given, is called after every iteration (a progress bar).
+    ``on_step``, if given, is called after every iteration (a progress bar);
+    ``ml`` selects the marginal likelihood (:func:`evaluate`).
     """
     tol = np.sqrt(np.finfo(float).eps) if tol is None else tol
     rho = initial_rho(stats, penalties) if rho0 is None else np.asarray(rho0, dtype=float).copy()
-    best = evaluate(rho, stats, penalties, phi)
+    best = evaluate(rho, stats, penalties, phi, ml=ml)
     nev = 1
     if rho.size == 0:
         return NewtonResult(best, 0, True, "no smoothing parameters", nev)
@@ -449,7 +499,7 @@ def newton(stats: CrossStats, penalties, rho0=None, phi: float | None = None, to
             st *= max_step / ms
         step = np.zeros_like(rho)
         step[uconv] = st
-        trial = evaluate(rho + step, stats, penalties, phi)
+        trial = evaluate(rho + step, stats, penalties, phi, ml=ml)
         nev += 1
         halvings = 0
         failed = False
@@ -459,7 +509,7 @@ def newton(stats: CrossStats, penalties, rho0=None, phi: float | None = None, to
                 break
             step /= 2
             halvings += 1
-            trial = evaluate(rho + step, stats, penalties, phi)
+            trial = evaluate(rho + step, stats, penalties, phi, ml=ml)
             nev += 1
         if failed:
             # no decrease along the Newton direction: accept convergence when the
@@ -486,7 +536,7 @@ def newton(stats: CrossStats, penalties, rho0=None, phi: float | None = None, to
 
 
 def fellner_schall(stats: CrossStats, penalties, rho0=None, phi: float | None = None, tol: float = 1e-7,
-                   max_iter: int = 500, on_step=None) -> NewtonResult:
+                   max_iter: int = 500, on_step=None, ml: bool = False) -> NewtonResult:
     """Minimize the REML score with the generalized Fellner-Schall update.
 
     For ``S = sum_j lambda_j S_j`` the fixed point of
@@ -500,7 +550,7 @@ def fellner_schall(stats: CrossStats, penalties, rho0=None, phi: float | None = 
     if any(b.kind != "linear" for b in penalties):
         raise ValueError("the Fellner-Schall update needs penalties linear in the smoothing parameters")
     rho = initial_rho(stats, penalties) if rho0 is None else np.asarray(rho0, dtype=float).copy()
-    best = evaluate(rho, stats, penalties, phi, hessian=False)
+    best = evaluate(rho, stats, penalties, phi, hessian=False, ml=ml)
     nev = 1
     converged = False
     it = 0
@@ -510,7 +560,7 @@ def fellner_schall(stats: CrossStats, penalties, rho0=None, phi: float | None = 
         # grad_k = (tr_k - dldS_k + bSb_k/phi) / 2: recover the pieces
         new = rho.copy()
         at = 0
-        PP, beta = best.PP, best.beta
+        PP, beta = best.PT, best.beta
         for b, r in zip(penalties, _split(rho, penalties)):
             _, gS, _ = b.logdet(r)
             for j, Sj in enumerate(b.d1(r)):
@@ -522,7 +572,7 @@ def fellner_schall(stats: CrossStats, penalties, rho0=None, phi: float | None = 
                 else:
                     new[at + j] = r[j] + 5.0
             at += b.n_par
-        trial = evaluate(new, stats, penalties, phi, hessian=False)
+        trial = evaluate(new, stats, penalties, phi, hessian=False, ml=ml)
         nev += 1
         change = np.max(np.abs(new - rho))
         rho = new
@@ -530,7 +580,7 @@ def fellner_schall(stats: CrossStats, penalties, rho0=None, phi: float | None = 
         if change < tol * 10 or abs(np.max(np.abs(best.grad))) < tol * (abs(best.score) + best.Dp / stats.n):
             converged = True
             break
-    best = evaluate(rho, stats, penalties, phi, hessian=True)
+    best = evaluate(rho, stats, penalties, phi, hessian=True, ml=ml)
     return NewtonResult(best, it, converged, "full convergence" if converged else "no convergence", nev + 1)
 
 

@@ -212,7 +212,7 @@ class GamFit:
         return self.F @ self.PP * self.scale
 
 
-def _optimize(stats: CrossStats, penalties, rho0, phi, sp, optimizer, on_step=None):
+def _optimize(stats: CrossStats, penalties, rho0, phi, sp, optimizer, on_step=None, ml: bool = False):
     """Smoothing parameters and coefficients of one (working) linear model.
 
     The optimization runs in coordinates where single penalties are diagonal
@@ -226,13 +226,13 @@ def _optimize(stats: CrossStats, penalties, rho0, phi, sp, optimizer, on_step=No
     tstats = CrossStats(_congruence(stats.XtWX, T, moved), T.T @ stats.XtWz, stats.zWz, stats.n,
                         stats.blockdiag)
     if sp is not None:
-        best = evaluate(np.log(sp), tstats, pens, phi)
+        best = evaluate(np.log(sp), tstats, pens, phi, ml=ml)
         nit, conv, msg = 0, True, "smoothing parameters supplied"
     else:
         if optimizer == "fs" and all(b.kind == "linear" for b in pens):
-            res = fellner_schall(tstats, pens, rho0, phi, on_step=on_step)
+            res = fellner_schall(tstats, pens, rho0, phi, on_step=on_step, ml=ml)
         else:
-            res = newton(tstats, pens, rho0, phi, on_step=on_step)
+            res = newton(tstats, pens, rho0, phi, on_step=on_step, ml=ml)
         best, nit, conv, msg = res.best, res.iterations, res.converged, res.message
     best = replace(best, beta=T @ best.beta, PP=_congruence(best.PP, T.T, moved))
     return best, nit, conv, msg
@@ -308,8 +308,12 @@ def fit_gam(design: GamDesign, engine, family="gaussian", *, sp=None, optimizer:
     optimizer : {"newton", "fs"}
         Newton on log smoothing parameters with the exact Hessian, or the
         generalized Fellner-Schall update.
-    method : str
-        Recorded in the fit (``"REML"``, ``"fREML"``).
+    method : {"REML", "fREML", "ML", "GCV.Cp"}
+        The smoothing-parameter criterion, recorded in the fit: the
+        restricted likelihood (``"REML"``, ``"fREML"``), the marginal
+        likelihood with the penalty null space as fixed effects (``"ML"``),
+        or GCV (unknown scale) / UBRE-Cp (known scale) minimized over the
+        fits at fixed smoothing parameters (``"GCV.Cp"``, :func:`_fit_gcv`).
     max_iter, epsilon : int, float
         Performance iteration limits for non-Gaussian families: converged
         when ``|dev - dev_old| < epsilon (|dev| + 0.1)``.
@@ -327,10 +331,17 @@ def fit_gam(design: GamDesign, engine, family="gaussian", *, sp=None, optimizer:
         warned here.
     """
     with blas_threads(1 if design.p <= SINGLE_THREAD_MAX else None):
-        return _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace, on_step)
+        fit = _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace, on_step)
+    if method == "ML" and fit.scale_estimated:
+        # mgcv reports (and scales Vp by) the deviance-based estimate D / (n - tau) for ML fits
+        fit = replace(fit, scale=fit.deviance / (design.n - float(np.sum(fit.edf))))
+    return fit
 
 
 def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, laplace, on_step) -> GamFit:
+    if method == "GCV.Cp" and sp is None and design.penalties:
+        return _fit_gcv(design, engine, family, optimizer, max_iter, on_step)
+    ml = method == "ML"
     fam, fam_name, link_name = resolve_family(family)
     penalties = design.penalties
     y = design.y
@@ -347,7 +358,7 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
               "null_deviance": _null_deviance(fam, y, prior, off, "(Intercept)" in design.p_names)}
     if fam_name == "gaussian" and link_name == "identity":
         stats = engine.stats(w, y if off is None else y - off)
-        best, nit, conv, msg = _optimize(stats, penalties, None, None, sp, optimizer, on_step)
+        best, nit, conv, msg = _optimize(stats, penalties, None, None, sp, optimizer, on_step, ml)
         eta = engine.eta(best.beta)
         if off is not None:
             eta = eta + off
@@ -355,7 +366,7 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
                       reml_score=best.score, rho=best.rho, eta=eta, mu=eta,
                       deviance=float(np.sum(prior * (y - eta) ** 2)), working_weights=w, iterations=1,
                       newton_iterations=nit, converged=conv, message=msg,
-                      rho_hess=_rho_hessian(best, penalties, design.n, Mp, True, sp),
+                      rho_hess=_rho_hessian(best, penalties, design.n, 0 if ml else Mp, True, sp),
                       warnings=() if conv else (f"the REML optimization did not converge: {msg}",), **common)
     link = fam.link
     mu = _initial_mu(fam, y, prior)
@@ -374,7 +385,7 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
         z = (eta - (0.0 if off is None else off)) + (y - mu) * d
         stats = engine.stats(ww, z)
         best, nit, conv, msg = _optimize(stats, penalties, rho, 1.0 if scale_known else None, sp, optimizer,
-                                         on_step)
+                                         on_step, ml)
         rho = best.rho
         eta_new = engine.eta(best.beta) + (0.0 if off is None else off)
         mu_new = link.inverse(eta_new)
@@ -395,7 +406,7 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
     if laplace and scale_known and sp is None and penalties and hasattr(engine, "row_quadform"):
         from ._gam_laplace import laplace_reml
 
-        lap = laplace_reml(design, engine, fam, fam_name, best.rho, best.beta)
+        lap = laplace_reml(design, engine, fam, fam_name, best.rho, best.beta, ml=ml)
         return GamFit(beta=lap.beta, PP=lap.PP, XtWX=lap.XtWX, scale=1.0, scale_estimated=False,
                       reml_score=lap.score, rho=lap.rho, eta=lap.eta, mu=lap.mu,
                       deviance=float(fam.deviance(y, lap.mu, var_weights=prior)), working_weights=lap.w,
@@ -408,5 +419,72 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
                   scale_estimated=not scale_known, reml_score=best.score, rho=best.rho, eta=eta, mu=mu,
                   deviance=float(fam.deviance(y, mu, var_weights=prior)), working_weights=ww, iterations=it,
                   newton_iterations=nit, converged=ok, message=msg_out,
-                  rho_hess=_rho_hessian(best, penalties, design.n, Mp, not scale_known, sp),
+                  rho_hess=_rho_hessian(best, penalties, design.n, 0 if ml else Mp, not scale_known, sp),
                   warnings=() if ok else (f"the fit did not converge: {msg_out}",), **common)
+
+
+def gcv_score(fit: GamFit, n: int) -> float:
+    """mgcv's ``GCV.Cp`` criterion of a fit at fixed smoothing parameters.
+
+    With ``D`` the deviance and ``tau = tr(F)`` the effective degrees of
+    freedom, GCV ``n D / (n - tau)^2`` for an unknown scale and UBRE (Mallows'
+    Cp) ``D / n - phi + 2 tau phi / n`` for a known one (``phi = 1``).
+    """
+    tau = float(np.sum(fit.edf))
+    if fit.scale_estimated:
+        return n * fit.deviance / (n - tau) ** 2
+    return fit.deviance / n - 1.0 + 2.0 * tau / n
+
+
+def _fit_gcv(design, engine, family, optimizer, max_iter, on_step, step: float = 1e-4) -> GamFit:
+    """Smoothing parameters minimizing GCV / UBRE, as mgcv's ``gam(method = "GCV.Cp")``.
+
+    Every evaluation is a fit at fixed smoothing parameters (penalized IRLS
+    run to convergence for non-Gaussian families, mgcv's outer iteration);
+    the criterion is minimized over ``rho = log sp`` with L-BFGS-B from the
+    REML estimates, its gradient by central differences. The scale of a
+    GCV fit is ``D / (n - tau)``, as mgcv's.
+    """
+    from ._optimize import lbfgsb
+
+    start = _fit_gam(design, engine, family, None, optimizer, "REML", max_iter, 1e-7, False, on_step)
+    n = design.n
+    cache = {}
+
+    def fit_at(rho):
+        key = rho.tobytes()
+        if key not in cache:
+            cache[key] = _fit_gam(design, engine, family, np.exp(rho), optimizer, "GCV.Cp", max_iter, 1e-12,
+                                  False, None)
+        return cache[key]
+
+    def fg(rho):
+        rho = np.asarray(rho, dtype=float)
+        f0 = gcv_score(fit_at(rho), n)
+        g = np.empty(rho.size)
+        for k in range(rho.size):
+            e = np.zeros(rho.size)
+            e[k] = step
+            g[k] = (gcv_score(fit_at(rho + e), n) - gcv_score(fit_at(rho - e), n)) / (2 * step)
+        if on_step is not None:
+            on_step()
+        return f0, g
+
+    # two starts, as the criterion can have several minima: the REML estimates and mgcv's
+    # initial values (each penalty comparable to X'WX)
+    from ._gam_reml import initial_rho
+
+    guess = initial_rho(CrossStats(start.XtWX, np.zeros(design.p), 0.0, n, None), design.penalties)
+    res = None
+    for rho0 in (np.clip(start.rho, -20.0, 20.0), guess):
+        r = lbfgsb(fg, rho0, rho0 - 25.0, rho0 + 25.0, ftol=1e-12, gtol=1e-9, maxiter=200)
+        if res is None or r.fun < res.fun:
+            res = r
+    fit = fit_at(np.asarray(res.x, dtype=float))
+    score = gcv_score(fit, n)
+    scale = fit.deviance / (n - float(np.sum(fit.edf))) if fit.scale_estimated else 1.0
+    conv = bool(res.success) and fit.converged
+    msg = "full convergence" if conv else f"the GCV/UBRE optimization did not converge: {res.message}"
+    return replace(fit, scale=scale, reml_score=score, method="GCV.Cp",
+                   newton_iterations=int(res.nit), converged=conv, message=msg, rho_hess=None,
+                   warnings=() if conv else (msg,))

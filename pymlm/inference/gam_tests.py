@@ -43,11 +43,12 @@ normal variables. Computational Statistics & Data Analysis 53, 853-856.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.stats as st
 
 from ..errors import OptionError
 
-__all__ = ["davies", "liu_tail", "psum_chisq", "random_effect_test", "smooth_test", "term_test"]
+__all__ = ["concurvity", "davies", "liu_tail", "psum_chisq", "random_effect_test", "smooth_test", "term_test"]
 
 _EPS = np.finfo(float).eps
 _LOG28 = 0.0866  # log(2) / 8, to the algorithm's four digits
@@ -712,3 +713,90 @@ def _integrated_random_test(fit, terms, t, res_df: float):
     hv = np.where(hv > hv[-1] * p * np.finfo(float).eps, hv, 0.0)
     B = np.sqrt(fit.scale) * (np.sqrt(hv)[:, None] * (hU.T @ fit.PP[:, t.cols]))
     return random_effect_test(fit.beta[t.cols], Rm, B, fit.scale, fit.scale_estimated, res_df)
+
+
+def _r_factor(X: np.ndarray) -> np.ndarray:
+    """The R factor (upper triangular, (p, p)) of a QR decomposition without pivoting."""
+    return np.linalg.qr(X, mode="r")
+
+
+def _concurvity_pair(Ri: np.ndarray, Rj: np.ndarray, beta: np.ndarray) -> tuple[float, float, float]:
+    """mgcv's three measures of how far the term with R-columns ``Rj`` lies in the span of ``Ri``.
+
+    With ``[R_ii, R_ij; 0, R_jj]`` the R factor of ``[X_i, X_j]``, the part of
+    ``X_j`` explained by ``X_i`` is ``R_ij`` and the whole ``[R_ij; R_jj]``:
+    ``worst`` is the largest squared canonical correlation ``||R_ij Rt^{-1}||_2^2``
+    (``Rt`` the R factor of the whole), ``observed`` ``||R_ij b||^2 / ||Rt b||^2``
+    for the fitted coefficients ``b`` and ``estimate`` ``||R_ij||_F^2 / ||[R_ij; R_jj]||_F^2``.
+    """
+    r = Ri.shape[1]
+    R = _r_factor(np.hstack([Ri, Rj]))[:, r:]
+    top = R[:r]
+    Rt = _r_factor(R)
+    M = sla.solve_triangular(Rt, top.T, trans="T", lower=False)  # Rt^{-T} top'
+    worst = float(np.linalg.svd(M, compute_uv=False)[0] ** 2)
+    observed = float(np.sum((top @ beta) ** 2) / np.sum((Rt @ beta) ** 2))
+    estimate = float(np.sum(top**2) / np.sum(R**2))
+    return worst, observed, estimate
+
+
+def concurvity(b, full: bool = True):
+    """Concurvity of the smooth terms of a fitted GAM, as mgcv's ``concurvity``.
+
+    Concurvity is the non-linear analogue of collinearity: how far a smooth
+    term can be approximated by the other terms of the model. Each measure is
+    between 0 (none) and 1 (the term lies in the span of the others):
+    ``worst`` (the largest squared canonical correlation between the term's
+    space and the others'), ``observed`` (for the fitted function) and
+    ``estimate`` (an average over the term's basis). Everything is computed
+    from the R factor of the (unweighted) model matrix, as mgcv does.
+
+    Parameters
+    ----------
+    b : GamResult
+    full : bool
+        True: each term against all the others (one table); False: each pair
+        of terms (one matrix per measure, the term of the row explaining the
+        term of the column).
+
+    Returns
+    -------
+    DataFrame (full) with rows ``worst``, ``observed``, ``estimate`` and one
+    column per term (``para`` for the parametric part, when there is one),
+    or a dict of three DataFrames (not full).
+
+    Notes
+    -----
+    As in mgcv 1.8-41, ``para`` is the model matrix' first column only (the
+    intercept), not all parametric columns; the other parametric columns
+    count among "the other terms" of each smooth.
+    """
+    import pandas as pd
+
+    design, fit = b.design, b.fit_
+    X = b._train_rows(0, design.n)
+    X = X[~np.isnan(X).any(axis=1)]
+    R = _r_factor(X)
+    blocks = [(t.label, t.cols) for t in design.terms]
+    if design.pp > 0:
+        # mgcv 1.8-41 takes the parametric block as columns 1:(min(start) - 1) after putting
+        # 1 into start, i.e. only the first column (the intercept): so does pymlm, to
+        # report mgcv's numbers
+        blocks.insert(0, ("para", slice(0, 1)))
+    labels = [lab for lab, _ in blocks]
+    names = ["worst", "observed", "estimate"]
+    p = R.shape[1]
+    if full:
+        out = np.zeros((3, len(blocks)))
+        for i, (_, c) in enumerate(blocks):
+            rest = np.setdiff1d(np.arange(p), np.arange(p)[c])
+            out[:, i] = _concurvity_pair(R[:, rest], R[:, c], fit.beta[c])
+        return pd.DataFrame(out, index=names, columns=labels)
+    mats = [np.ones((len(blocks), len(blocks))) for _ in names]
+    for i, (_, ci) in enumerate(blocks):
+        for j, (_, cj) in enumerate(blocks):
+            if i != j:
+                vals = _concurvity_pair(R[:, ci], R[:, cj], fit.beta[cj])
+                for M, v in zip(mats, vals):
+                    M[i, j] = v
+    return {nm: pd.DataFrame(M, index=labels, columns=labels) for nm, M in zip(names, mats)}

@@ -205,7 +205,8 @@ class GamResult:
         Scale (residual variance for Gaussian models; 1 for binomial and
         Poisson).
     reml_score : float
-        The minimized REML / fREML criterion (mgcv's ``gcv.ubre``).
+        The minimized criterion (mgcv's ``gcv.ubre``): REML, fREML, ML, GCV
+        or UBRE, after the fit's ``method``.
     r_sq, dev_expl : float
     fitted : ndarray
         Fitted values on the response scale.
@@ -515,7 +516,8 @@ class GamResult:
             rows[t.label] = (float(self._edf_coef[t.cols].sum()), ref_df, stat / ref_df if est else stat, pval)
         sname = "F" if est else "Chi.sq"
         s_table = pd.DataFrame.from_dict(rows, orient="index", columns=["edf", "Ref.df", sname, "p-value"])
-        score_name = "-REML" if self.engine == "gam" else "fREML"
+        score_name = {"ML": "-ML", "GCV.Cp": "GCV" if est else "UBRE"}.get(
+            fit.method, "-REML" if self.engine == "gam" else "fREML")
         return GamSummary(p_table, s_table, self.r_sq, self.dev_expl, self.scale, self.reml_score, score_name,
                           self.nobs, self.n_dropped, fit.family_name, fit.link_name, self.design.formula)
 
@@ -770,6 +772,13 @@ class GamResult:
         else:
             fit = eta
         return (fit, se) if se_fit else fit
+
+    def concurvity(self, full: bool = True):
+        """Concurvity of the smooth terms (mgcv's ``concurvity``): see
+        :func:`pymlm.inference.gam_tests.concurvity`."""
+        from ..inference.gam_tests import concurvity
+
+        return concurvity(self, full=full)
 
     def _train_rows(self, s: int, e: int) -> np.ndarray:
         parts = [self.design.parametric_rows(s, e)]

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Factor", "RawBasis", "Basis", "as_covariate", "r_seq", "row_chunks", "ROW_CHUNK", "fix_signs"]
+__all__ = [
+    "ROW_CHUNK",
+    "Basis",
+    "Factor",
+    "RawBasis",
+    "as_covariate",
+    "fix_signs",
+    "r_seq",
+    "row_chunks",
+    "sum_to_zero_basis",
+]
 
 #: Rows evaluated at a time when a basis passes over the construction data,
 #: so that building a term never holds an n-row model matrix.
@@ -37,7 +47,7 @@ class Factor:
     def __len__(self) -> int:
         return len(self.codes)
 
-    def recode(self, levels: tuple[str, ...]) -> "Factor":
+    def recode(self, levels: tuple[str, ...]) -> Factor:
         """The same values coded against another level set (-1 where absent)."""
         if tuple(levels) == tuple(self.levels):
             return self
@@ -46,7 +56,7 @@ class Factor:
         codes = np.where(self.codes >= 0, mapping[np.maximum(self.codes, 0)], -1)
         return Factor(codes.astype(np.int64), tuple(levels))
 
-    def take(self, rows) -> "Factor":
+    def take(self, rows) -> Factor:
         return Factor(self.codes[rows], self.levels)
 
 
@@ -188,3 +198,28 @@ def fix_signs(V: np.ndarray) -> np.ndarray:
     s = np.sign(V[first, np.arange(V.shape[1])])
     s[s == 0] = 1.0
     return V * s
+
+
+def sum_to_zero_basis(c: np.ndarray) -> np.ndarray:
+    """``Z`` (k, k-1): orthonormal basis of ``{b : c'b = 0}`` from one Householder reflection.
+
+    LINPACK's ``dqrdc2`` convention: ``s = sign(c_1) ||c||``,
+    ``v = c / s + e_1``, ``H = I - v v' / v_1``; ``Z`` is ``H`` without its
+    first column.
+
+    Examples
+    --------
+    >>> Z = sum_to_zero_basis(np.array([0.25, 0.25, 0.5]))
+    >>> Z.shape, bool(np.allclose(np.array([0.25, 0.25, 0.5]) @ Z, 0))
+    ((3, 2), True)
+    """
+    c = np.asarray(c, dtype=float).ravel()
+    k = c.shape[0]
+    norm = np.linalg.norm(c)
+    if norm == 0:
+        return np.eye(k)[:, 1:]
+    s = norm if c[0] >= 0 else -norm
+    v = c / s
+    v[0] += 1.0
+    H = np.eye(k) - np.outer(v, v) / v[0]
+    return H[:, 1:]

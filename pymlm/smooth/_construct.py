@@ -27,41 +27,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError
-from ._basis import Basis, Factor, row_chunks
-from ._cr import CubicRegressionSpline
+from ._basis import Basis, Factor, row_chunks, sum_to_zero_basis
+from ._cr import CubicRegressionSpline, CyclicCubicSpline
 from ._fs import FactorSmooth
 from ._ps import PSpline
 from ._re import RandomEffect
+from ._shrink import ShrinkageSmooth
 from ._spec import SmoothSpec
 from ._tensor import TensorProduct
 from ._tp import ThinPlateSpline
 
 __all__ = ["SmoothTerm", "construct_smooth", "make_basis", "sum_to_zero_basis"]
-
-
-def sum_to_zero_basis(c: np.ndarray) -> np.ndarray:
-    """``Z`` (k, k-1): orthonormal basis of ``{b : c'b = 0}`` from one Householder reflection.
-
-    LINPACK's ``dqrdc2`` convention: ``s = sign(c_1) ||c||``,
-    ``v = c / s + e_1``, ``H = I - v v' / v_1``; ``Z`` is ``H`` without its
-    first column.
-
-    Examples
-    --------
-    >>> Z = sum_to_zero_basis(np.array([0.25, 0.25, 0.5]))
-    >>> Z.shape, bool(np.allclose(np.array([0.25, 0.25, 0.5]) @ Z, 0))
-    ((3, 2), True)
-    """
-    c = np.asarray(c, dtype=float).ravel()
-    k = c.shape[0]
-    norm = np.linalg.norm(c)
-    if norm == 0:
-        return np.eye(k)[:, 1:]
-    s = norm if c[0] >= 0 else -norm
-    v = c / s
-    v[0] += 1.0
-    H = np.eye(k) - np.outer(v, v) / v[0]
-    return H[:, 1:]
 
 
 def _constraint_basis(C: np.ndarray) -> np.ndarray:
@@ -71,16 +47,21 @@ def _constraint_basis(C: np.ndarray) -> np.ndarray:
     return Q[:, C.shape[0]:]
 
 
-def make_basis(spec: SmoothSpec, is_factor: list[bool]) -> Basis:
-    """The basis constructor for a smooth term."""
+def make_basis(spec: SmoothSpec, is_factor: list[bool], knots: dict | None = None) -> Basis:
+    """The basis constructor for a smooth term.
+
+    ``knots`` maps covariate names to knot locations (mgcv's ``knots``
+    argument), used by the ``"cr"``, ``"cs"`` and ``"cc"`` bases.
+    """
+    knots = knots or {}
     label = spec.label
-    if spec.function == "te":
+    if spec.function in ("te", "ti"):
         # te() margins default to 5 basis functions each (mgcv's k = 5^d for 1-D margins)
-        margins = [_one_d(bs, 5 if k < 0 else k, m, label, term)
+        margins = [_one_d(bs, 5 if k < 0 else k, m, label, term, knots.get(term))
                    for bs, k, m, term in zip(spec.bs, spec.k, spec.m, spec.terms)]
         if any(is_factor):
             raise DataError(f"{label}: te() margins must be numeric; {spec.terms[is_factor.index(True)]} is a factor")
-        return TensorProduct(margins, label, spec.fx)
+        return TensorProduct(margins, label, spec.fx, interaction=spec.function == "ti")
     bs = spec.bs[0]
     if bs == "re":
         return RandomEffect(label, spec.terms)
@@ -109,12 +90,20 @@ def make_basis(spec: SmoothSpec, is_factor: list[bool]) -> Basis:
             )
     if bs == "tp":
         return ThinPlateSpline(spec.k[0], spec.m[0], label, spec.terms)
-    return _one_d(bs, spec.k[0], spec.m[0], label, spec.terms[0])
+    if bs == "ts":
+        return ShrinkageSmooth(ThinPlateSpline(spec.k[0], spec.m[0], label, spec.terms), "ts")
+    return _one_d(bs, spec.k[0], spec.m[0], label, spec.terms[0], knots.get(spec.terms[0]))
 
 
-def _one_d(bs: str, k: int, m, label: str, term: str) -> Basis:
+def _one_d(bs: str, k: int, m, label: str, term: str, knots=None) -> Basis:
     if bs == "cr":
-        return CubicRegressionSpline(k, label, term=term)
+        return CubicRegressionSpline(k, label, knots=knots, term=term)
+    if bs == "cs":
+        return ShrinkageSmooth(CubicRegressionSpline(k, label, knots=knots, term=term), "cs")
+    if bs == "cc":
+        return CyclicCubicSpline(k, label, knots=knots, term=term)
+    if bs == "ts":
+        return ShrinkageSmooth(ThinPlateSpline(k, m, label, (term,)), "ts")
     if bs == "ps":
         return PSpline(k, m, label, term=term)
     if bs == "tp":
@@ -237,7 +226,7 @@ class SmoothTerm:
         return X
 
 
-def construct_smooth(spec: SmoothSpec, cols: list, by=None) -> list[SmoothTerm]:
+def construct_smooth(spec: SmoothSpec, cols: list, by=None, knots: dict | None = None) -> list[SmoothTerm]:
     """mgcv's ``smoothCon(..., absorb.cons = TRUE, scale.penalty = TRUE)``.
 
     Parameters
@@ -252,6 +241,10 @@ def construct_smooth(spec: SmoothSpec, cols: list, by=None) -> list[SmoothTerm]:
         The ``by`` variable on the data; a numeric ``by`` that is not
         constant removes the sum-to-zero constraint, a factor gives one term
         per level.
+    knots : dict, optional
+        Knot locations by covariate name (mgcv's ``knots``): ``"cr"`` and
+        ``"cs"`` take ``k`` knots, ``"cc"`` ``k`` knots with both ends or just
+        the two ends of the period.
 
     Returns
     -------
@@ -275,7 +268,7 @@ def construct_smooth(spec: SmoothSpec, cols: list, by=None) -> list[SmoothTerm]:
     ('s(x)', 5, 1)
     """
     is_factor = [isinstance(c, Factor) for c in cols]
-    basis = make_basis(spec, is_factor)
+    basis = make_basis(spec, is_factor, knots)
     raw = basis.construct(cols)
     k = raw.ncol
     S = [] if spec.fx else [np.asarray(s, dtype=float) for s in raw.S]

@@ -33,7 +33,17 @@ from scipy.linalg import solve_banded
 from ..errors import DataError
 from ._basis import Basis, RawBasis, r_seq
 
-__all__ = ["CubicRegressionSpline", "cr_knots", "cr_fs", "cr_design", "cr_values"]
+__all__ = [
+    "CubicRegressionSpline",
+    "CyclicCubicSpline",
+    "cc_bd",
+    "cc_design",
+    "cr_design",
+    "cr_fs",
+    "cr_knots",
+    "cr_values",
+    "place_knots",
+]
 
 
 def cr_knots(x: np.ndarray, k: int) -> np.ndarray:
@@ -207,3 +217,131 @@ class CubicRegressionSpline(Basis):
         """``predict(cols) @ coef`` without forming the basis."""
         (x,) = cols
         return cr_values(x, self.knots, self.F, coef)
+
+
+def place_knots(x: np.ndarray, nk: int) -> np.ndarray:
+    """mgcv's ``place.knots``: ``nk`` knots evenly spread through the sorted unique values."""
+    xu = np.unique(x)
+    n = xu.shape[0]
+    if nk == 2:
+        return xu[[0, -1]].astype(float)
+    delta = (n - 1) / (nk - 1)
+    i = np.arange(1, nk - 1)
+    lbi = np.floor(delta * i).astype(int)  # 0-based index of the lower value
+    frac = delta * i - lbi
+    knots = np.empty(nk)
+    knots[0], knots[-1] = xu[0], xu[-1]
+    knots[1:-1] = xu[lbi] * (1 - frac) + xu[np.minimum(lbi + 1, n - 1)] * frac
+    return knots
+
+
+def cc_bd(knots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``B^{-1} D`` (knot values -> second derivatives) and the penalty of a cyclic spline.
+
+    With ``n = k - 1`` free values (the last knot is the first) and spacings
+    ``h``, ``B`` and ``D`` are the cyclic versions of the natural spline's
+    tridiagonal matrices (wrapping around at both ends).
+    """
+    h = np.diff(knots)
+    n = h.shape[0]
+    i = np.arange(n)
+    ip = (i + 1) % n
+    im = (i - 1) % n
+    B = np.zeros((n, n))
+    D = np.zeros((n, n))
+    B[i, i] = (h[im] + h) / 3.0
+    B[i, ip] += h / 6.0
+    B[i, im] += h[im] / 6.0
+    D[i, i] = -(1.0 / h[im] + 1.0 / h)
+    D[i, ip] += 1.0 / h
+    D[i, im] += 1.0 / h[im]
+    BD = np.linalg.solve(B, D)
+    S = D.T @ BD
+    return BD, (S + S.T) / 2.0
+
+
+def cc_design(x: np.ndarray, knots: np.ndarray, BD: np.ndarray) -> np.ndarray:
+    """The cyclic cubic spline basis at ``x`` (n, k - 1); values outside the knots wrap around."""
+    x = np.asarray(x, dtype=float).copy()
+    lo, hi = knots[0], knots[-1]
+    period = hi - lo
+    above, below = x > hi, x < lo
+    x[above] = lo + np.mod(x[above] - hi, period)
+    x[below] = hi - np.mod(lo - x[below], period)
+    n = knots.shape[0]
+    i0 = np.clip(np.searchsorted(knots, x, side="left"), 1, n - 1)
+    j1 = i0 - 1
+    j = np.where(i0 == n - 1, 0, i0)
+    h = knots[j1 + 1] - knots[j1]
+    am = knots[j1 + 1] - x
+    ap = x - knots[j1]
+    X = (BD[j1] * ((am**3 / (6 * h)) - h * am / 6)[:, None]
+         + BD[j] * ((ap**3 / (6 * h)) - h * ap / 6)[:, None])
+    rows = np.arange(x.shape[0])
+    X[rows, j1] += am / h
+    X[rows, j] += ap / h
+    return X
+
+
+class CyclicCubicSpline(Basis):
+    """mgcv's ``"cc"`` basis: a cubic regression spline whose value and first two derivatives
+    match at the two ends (for time of day, day of year, angles).
+
+    Parameters
+    ----------
+    k : int
+        Number of knots, ends included (``-1``: mgcv's 10); the basis has
+        ``k - 1`` functions (the last knot repeats the first), ``k - 2``
+        after the sum-to-zero constraint.
+    label, term : str
+        For error messages.
+    knots : array-like, optional
+        ``k`` knots, or two values giving the ends of the period (the
+        interior knots are then spread through the data and these ends).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = CyclicCubicSpline(k=6, label="s(x)")
+    >>> raw = b.construct([np.linspace(0, 1, 30)])
+    >>> raw.ncol, raw.null_space_dim
+    (5, 1)
+    >>> X = b.predict([np.array([0.0, 1.0])])
+    >>> bool(np.allclose(X[0], X[1]))
+    True
+    """
+
+    name = "cc"
+    noterp = True
+
+    def __init__(self, k: int = -1, label: str = "", knots=None, term: str = "x"):
+        self.k = 10 if k is None or k < 0 else int(k)
+        self.label = label
+        self.term = term
+        self.given = None if knots is None else np.sort(np.asarray(knots, dtype=float))
+        self.knots = None
+        self.BD = None
+
+    def construct(self, cols: list) -> RawBasis:
+        (x,) = cols
+        if self.k < 4:
+            raise DataError(f"{self.label}: a cyclic cubic spline needs k >= 4; got k = {self.k}")
+        if self.given is None or self.given.shape[0] == 2:
+            pool = x if self.given is None else np.concatenate([self.given, x])
+            n_unique = np.unique(pool).shape[0]
+            if n_unique < self.k:
+                raise DataError(
+                    f"{self.label}: {self.term} has {n_unique} distinct values, fewer than "
+                    f"k = {self.k} knots; lower k to at most {n_unique}")
+            self.knots = place_knots(pool, self.k)
+        elif self.given.shape[0] != self.k:
+            raise DataError(f"{self.label}: {self.given.shape[0]} knots given for a cc smooth with k = {self.k}; "
+                            "give k knots (ends included) or the two ends of the period")
+        else:
+            self.knots = self.given
+        self.BD, S = cc_bd(self.knots)
+        return RawBasis(self.k - 1, [S], [self.k - 2], 1)
+
+    def predict(self, cols: list) -> np.ndarray:
+        (x,) = cols
+        return cc_design(x, self.knots, self.BD)

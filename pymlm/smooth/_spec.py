@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from ..errors import FormulaError
 from ..formula import Node, deparse
 
-__all__ = ["SmoothSpec", "parse_smooth", "BASES", "MARGIN_BASES"]
+__all__ = ["BASES", "MARGIN_BASES", "SmoothSpec", "parse_smooth"]
 
 #: Bases of ``s()``: cubic regression spline, thin plate regression spline,
-#: P-spline, random effect, factor-smooth interaction.
-BASES = ("cr", "tp", "ps", "re", "fs")
+#: P-spline, random effect, factor-smooth interaction, cyclic cubic spline,
+#: and the shrinkage versions of cr and tp.
+BASES = ("cr", "tp", "ps", "re", "fs", "cc", "cs", "ts")
 #: Bases allowed as ``te()`` margins.
-MARGIN_BASES = ("cr", "tp", "ps")
+MARGIN_BASES = ("cr", "tp", "ps", "cc", "cs", "ts")
 
 _S_OPTIONS = ("k", "bs", "m", "by", "fx", "xt")
 _UNSUPPORTED = {
@@ -38,7 +39,7 @@ class SmoothSpec:
 
     Attributes
     ----------
-    function : {"s", "te"}
+    function : {"s", "te", "ti"}
     terms : tuple of str
         The covariates as R source (``"x0"``, ``"log(z)"``).
     term_nodes : tuple of Node
@@ -160,14 +161,14 @@ def parse_smooth(node: Node) -> SmoothSpec:
     """
     fn = node.value
     text = deparse(node)
-    if fn in ("ti", "t2"):
+    if fn == "t2":
         raise FormulaError(
-            f"{fn}() tensor products are not supported; use te() (full tensor product with "
-            "a sum-to-zero constraint)",
+            "t2() tensor products are not supported; use te() (full tensor product with "
+            "a sum-to-zero constraint) or ti() (interaction only)",
             node.source, node.span,
         )
-    if fn not in ("s", "te"):
-        raise FormulaError(f"{fn}() is not a smooth; use s() or te()", node.source, node.span)
+    if fn not in ("s", "te", "ti"):
+        raise FormulaError(f"{fn}() is not a smooth; use s(), te() or ti()", node.source, node.span)
     covariates: list[Node] = []
     opts: dict[str, Node] = {}
     for arg, kw in zip(node.args, node.keywords):
@@ -194,16 +195,16 @@ def parse_smooth(node: Node) -> SmoothSpec:
     terms = tuple(deparse(c) for c in covariates)
     if len(set(terms)) != len(terms):
         raise FormulaError(f"{text} repeats a covariate; each may appear once", node.source, node.span)
-    n_marg = len(terms) if fn == "te" else 1
+    n_marg = len(terms) if fn in ("te", "ti") else 1
 
     bs_node = opts.get("bs")
-    default_bs = "cr" if fn == "te" else "tp"
+    default_bs = "cr" if fn in ("te", "ti") else "tp"
     bs_val = _literal(bs_node, text) if bs_node is not None else default_bs
     bs = _as_tuple(bs_val, n_marg, "bs", text, bs_node or node)
-    allowed = MARGIN_BASES if fn == "te" else BASES
+    allowed = MARGIN_BASES if fn in ("te", "ti") else BASES
     for b in bs:
         if not isinstance(b, str) or b not in allowed:
-            where = "as a te() margin" if fn == "te" else "in s()"
+            where = f"as a {fn}() margin" if fn in ("te", "ti") else "in s()"
             raise FormulaError(
                 f"unknown basis {b!r} {where}: {text}; use one of "
                 + ", ".join(repr(a) for a in allowed),
@@ -264,12 +265,12 @@ def parse_smooth(node: Node) -> SmoothSpec:
             )
         xt = xt_val
 
-    if fn == "s" and bs[0] in ("cr", "ps") and len(terms) > 1:
+    if fn == "s" and bs[0] in ("cr", "ps", "cc", "cs") and len(terms) > 1:
         raise FormulaError(
             f"the {bs[0]!r} basis is one-dimensional but {text} has {len(terms)} covariates; "
             "use bs = \"tp\" or te()",
             node.source, node.span,
         )
-    if fn == "te" and len(terms) < 2:
+    if fn in ("te", "ti") and len(terms) < 2:
         raise FormulaError(f"{text} has one covariate; use s() for a 1-D smooth", node.source, node.span)
     return SmoothSpec(fn, terms, tuple(covariates), tuple(bs), tuple(k), tuple(m), by, by_node, fx, xt, node)

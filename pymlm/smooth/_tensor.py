@@ -13,13 +13,18 @@ eigenvalue. The tensor basis is the row-wise Kronecker product
 (the last margin varying fastest) with one penalty per margin,
 ``S_i = I_{d_1} (x) ... (x) S_i (x) ... (x) I_{d_m}``, each of rank
 ``prod(d) * rank_i / d_i``.
+
+A tensor interaction (mgcv's ``ti()``) first absorbs each margin's own
+sum-to-zero constraint (``X_i <- X_i Z_i``, ``S_i <- Z_i' S_i Z_i``, ``d_i - 1``
+columns), so that the product excludes the main effects and the lower order
+interactions; the product then needs no further constraint.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._basis import Basis, RawBasis, r_seq
+from ._basis import Basis, RawBasis, r_seq, sum_to_zero_basis
 
 __all__ = ["TensorProduct", "row_kron"]
 
@@ -42,6 +47,8 @@ class TensorProduct(Basis):
         One 1-D basis per covariate.
     fx : bool
         Unpenalized term (no penalties).
+    interaction : bool
+        mgcv's ``ti()``: margins constrained to sum to zero before the product.
 
     Examples
     --------
@@ -56,22 +63,35 @@ class TensorProduct(Basis):
 
     name = "te"
 
-    def __init__(self, margins: list[Basis], label: str = "", fx: bool = False):
+    def __init__(self, margins: list[Basis], label: str = "", fx: bool = False, interaction: bool = False):
         self.margins = margins
         self.label = label
         self.fx = fx
+        self.interaction = interaction
+        self.name = "ti" if interaction else "te"
+        self.Z = [None] * len(margins)
 
     def construct(self, cols: list) -> RawBasis:
         Sm, d, r, nr = [], [], [], []
         self.XP = []
+        self.Z = []
         for basis, x in zip(self.margins, cols):
             raw = basis.construct([x])
             S = raw.S[0]
             P = None
             dim = raw.ncol
+            rank, nd = int(raw.rank[0]), raw.null_space_dim
+            Z = None
+            if self.interaction:
+                Z = sum_to_zero_basis(np.asarray(basis.predict([x])).mean(axis=0))
+                S = Z.T @ S @ Z
+                dim -= 1
+                rank, nd = min(rank, dim), max(0, nd - 1)
+            self.Z.append(Z)
             if not basis.noterp:
                 pts = r_seq(float(np.min(x)), float(np.max(x)), dim)
-                u, sv, vt = np.linalg.svd(np.asarray(basis.predict([pts])))
+                Xpts = np.asarray(basis.predict([pts]))
+                u, sv, vt = np.linalg.svd(Xpts if Z is None else Xpts @ Z)
                 if sv[-1] / sv[0] < np.finfo(float).eps ** 0.66:
                     P = None
                 else:
@@ -81,8 +101,8 @@ class TensorProduct(Basis):
             S = S / np.linalg.eigvalsh((S + S.T) / 2)[-1]
             Sm.append(S)
             d.append(dim)
-            r.append(int(raw.rank[0]))
-            nr.append(raw.null_space_dim)
+            r.append(rank)
+            nr.append(nd)
         total = int(np.prod(d))
         pens = []
         ranks = []
@@ -94,12 +114,14 @@ class TensorProduct(Basis):
             ranks.append(total * r[i] // d[i])
         if self.fx:
             pens, ranks = [], []
-        return RawBasis(total, pens, ranks, int(np.prod(nr)))
+        return RawBasis(total, pens, ranks, int(np.prod(nr)), "none" if self.interaction else "sum")
 
     def predict(self, cols: list) -> np.ndarray:
         mats = []
-        for basis, x, P in zip(self.margins, cols, self.XP):
+        for basis, x, P, Z in zip(self.margins, cols, self.XP, self.Z):
             X = np.asarray(basis.predict([x]))
+            if Z is not None:
+                X = X @ Z
             mats.append(X if P is None else X @ P)
         return row_kron(mats)
 

@@ -23,8 +23,8 @@ F1 = 'y ~ s(x, bs = "cr") + s(z, bs = "ps") + s(g, bs = "re")'
 
 
 def test_bad_options_are_option_errors(d):
-    with pytest.raises(OptionError, match=r"method must be one of 'REML'; got 'GCV.Cp'"):
-        ml.gam(F1, d, method="GCV.Cp")
+    with pytest.raises(OptionError, match=r"method must be one of 'REML', 'ML', 'GCV.Cp'; got 'GACV.Cp'"):
+        ml.gam(F1, d, method="GACV.Cp")
     with pytest.raises(OptionError, match=r"method must be one of 'fREML', 'REML'; got 'ML'"):
         ml.bam(F1, d, method="ML")
     with pytest.raises(OptionError, match=r"family must be one of 'gaussian', 'binomial', 'poisson', 'Gamma'; got 'weibull'"):

@@ -230,7 +230,7 @@ def test_factor_where_numbers_are_needed_is_a_clear_error():
 
 
 def test_unknown_basis_is_a_formula_error():
-    with pytest.raises(FormulaError, match=r"unknown basis 'cs' in s\(\).*'cr', 'tp', 'ps', 're', 'fs'"):
-        spec_of('s(x, bs = "cs")')
+    with pytest.raises(FormulaError, match=r"unknown basis 'ad' in s\(\).*'cr', 'tp', 'ps', 're', 'fs', 'cc'"):
+        spec_of('s(x, bs = "ad")')
     with pytest.raises(FormulaError, match="unknown basis 're' as a te\\(\\) margin"):
         spec_of('te(x, z, bs = "re")')

@@ -43,7 +43,7 @@ def test_te_margins():
         ("s(x, k = a)", r"must be a literal value"),
         ("s()", r"s\(\) has no covariate"),
         ("s(x, x)", r"repeats a covariate"),
-        ("ti(x, z)", r"ti\(\) tensor products are not supported; use te\(\)"),
+        ("t2(x, z)", r"t2\(\) tensor products are not supported; use te\(\)"),
         ("t2(x, z)", r"t2\(\) tensor products are not supported"),
         ('s(x, z, bs = "cr")', r"the 'cr' basis is one-dimensional.*use bs = \"tp\" or te\(\)"),
         ("te(x)", r"te\(x\) has one covariate; use s\(\)"),
