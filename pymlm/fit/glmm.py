@@ -83,7 +83,7 @@ from .families import GlmFamily, negative_binomial, resolve_family
 from .terms import TermMerge
 
 __all__ = ["GlmmFit", "GlmmObjective", "GlmmProblem", "PirlsResult", "fit_glmm", "fit_glmm_nb", "gauss_hermite",
-           "pirls"]
+           "pirls", "pirls_one_term"]
 
 MAX_AGQ = 25
 # PIRLS: iterations, step halvings, convergence on the largest change of eta
@@ -280,6 +280,11 @@ class PirlsResult:
         objective is then ``inf``.
     iterations : int
     message : str
+    zz, minv : ndarray (l, p_k, p_k) or None
+        One random term at fixed beta (:func:`pirls_one_term`, ``factor`` None):
+        the per-level blocks Z_l'WZ_l and M_l^{-1} of the last factorization.
+    weights : ndarray (n,) or None
+        The working weights of that factorization.
     """
 
     theta: np.ndarray
@@ -294,6 +299,9 @@ class PirlsResult:
     ok: bool
     iterations: int
     message: str = ""
+    zz: np.ndarray | None = None
+    minv: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     @property
     def pdev(self) -> float:
@@ -397,6 +405,141 @@ def pirls(problem: GlmmProblem, theta, beta, u0=None, free_beta: bool = False, e
     return PirlsResult(theta, beta, u, eta, mu, drsum, float(u @ u), float(ldL2), f, ok, it, message)
 
 
+def pirls_one_term(problem: GlmmProblem, theta, beta, u0=None) -> PirlsResult:
+    """PIRLS for the modes of a one-term model at fixed beta, every level at once.
+
+    With one random term and beta fixed the levels are independent: M is
+    block diagonal with blocks M_l = I + T'A_l T (A_l = Z_l'WZ_l, T the
+    term's template), and each iteration solves M_l u_l = T'Z_l'W z_l for
+    all levels by batched p_k x p_k algebra, with z the working response of
+    the random part. The per-level sums are bincounts over the rows; nothing
+    of size (n, p) is formed. Step-halving and convergence are those of
+    :func:`pirls`, whose values this equals to rounding.
+
+    Returns
+    -------
+    PirlsResult
+        ``factor`` is None; ``zz``, ``minv`` and ``weights`` carry the blocks
+        the gradient, the quadrature and the standard errors need.
+    """
+    theta = np.asarray(theta, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    fam = problem.family
+    pk, lk = problem.tmap.dims[0]
+    T = problem.tmap.template(0, theta)
+    codes, Zk = problem.codes[0], problem.Zx[0]
+    eta_f = problem.offset + problem.X @ beta
+    u = np.zeros((lk, pk)) if u0 is None else np.array(u0, dtype=float).reshape(lk, pk)
+    pairs = [(a, b) for a in range(pk) for b in range(a, pk)]
+    ZZ = [Zk[:, a] * Zk[:, b] for a, b in pairs] if pk > 1 else None
+    z0 = Zk[:, 0]
+    ones = bool(np.all(z0 == 1.0)) if pk == 1 else False
+
+    def eta_of(uu):
+        bb = uu @ T.T
+        if pk == 1:
+            return eta_f + (bb[codes, 0] if ones else z0 * bb[codes, 0])
+        return eta_f + np.einsum("ia,ia->i", Zk, bb[codes])
+
+    def pdev_of(mu, uu):
+        return float(np.sum(problem.devres(mu))) + float(np.sum(uu * uu))
+
+    A = Minv = w = None
+    ldL2 = np.nan
+    message = ""
+    ok = False
+    it = 0
+    last_change = np.inf
+    with np.errstate(all="ignore"):
+        eta = eta_of(u)
+        mu = fam.linkinv(eta)
+        pdev = pdev_of(mu, u)
+        for it in range(1, PIRLS_MAXIT + 1):
+            d = fam.mu_eta(eta)
+            w = problem.prior_weights * d * d / fam.variance(mu)
+            wz = w * (eta - eta_f + (problem.y - mu) / d)
+            if pk == 1:
+                A = np.bincount(codes, weights=w if ones else w * z0 * z0, minlength=lk).reshape(lk, 1, 1)
+                c = np.bincount(codes, weights=wz if ones else wz * z0, minlength=lk).reshape(lk, 1)
+                t2 = T[0, 0] * T[0, 0]
+                M = 1.0 + t2 * A[:, 0, 0]
+                if not np.all(M > 0.0) or not np.all(np.isfinite(M)):
+                    message = "the PIRLS system is not positive definite (extreme weights)"
+                    break
+                Minv = (1.0 / M).reshape(lk, 1, 1)
+                u_new = (T[0, 0] * c[:, 0] / M).reshape(lk, 1)
+                ldL2 = float(np.sum(np.log(M)))
+            else:
+                A = np.empty((lk, pk, pk))
+                for (a, b), zab in zip(pairs, ZZ):
+                    A[:, a, b] = A[:, b, a] = np.bincount(codes, weights=w * zab, minlength=lk)
+                c = _level_sums(codes, Zk, wz, lk)
+                M = np.einsum("ba,lbc,cd->lad", T, A, T)
+                M[:, np.arange(pk), np.arange(pk)] += 1.0
+                try:
+                    L = np.linalg.cholesky(M)
+                except np.linalg.LinAlgError:
+                    message = "the PIRLS system is not positive definite (extreme weights)"
+                    break
+                Minv = np.linalg.inv(M)
+                u_new = np.einsum("lab,lb->la", Minv, c @ T)
+                ldL2 = float(2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+            if not np.all(np.isfinite(u_new)):
+                message = "PIRLS produced non-finite modes"
+                break
+            step_ok = False
+            for h in range(PIRLS_HALVINGS + 1):
+                t = 0.5 ** h
+                ut = u + t * (u_new - u)
+                eta_t = eta_of(ut)
+                mu_t = fam.linkinv(eta_t)
+                pdev_t = pdev_of(mu_t, ut)
+                if np.isfinite(pdev_t) and pdev_t <= pdev + 1e-11 * (1.0 + abs(pdev)):
+                    step_ok = True
+                    break
+            if not step_ok:
+                message = (f"PIRLS step-halvings failed to reduce the penalized deviance ({PIRLS_HALVINGS} halvings) "
+                           "at this theta")
+                break
+            change = float(np.max(np.abs(eta_t - eta))) if problem.n else 0.0
+            u, eta, mu, pdev = ut, eta_t, mu_t, pdev_t
+            if change < PIRLS_TOL * (1.0 + float(np.max(np.abs(eta), initial=0.0))) or (
+                    change < 1e-8 and change >= 0.5 * last_change):
+                ok = True
+                break
+            last_change = change
+        else:
+            message = f"PIRLS did not converge in {PIRLS_MAXIT} iterations"
+        drsum = float(np.sum(problem.devres(mu)))
+    uf = u.ravel()
+    return PirlsResult(theta, beta, uf, eta, mu, drsum, float(uf @ uf), float(ldL2), None, ok, it, message,
+                       zz=A, minv=Minv, weights=w)
+
+
+def _one_term_blocks(problem: GlmmProblem, res: PirlsResult):
+    """(A, M^{-1}, Z'WX) per level, ``(l, p_k, p_k)``, ``(l, p_k, p_k)``, ``(l, p_k, p)``, of a one-term fit."""
+    if res.factor is not None:
+        cp = res.factor.struct.cp
+        return cp.zz_diag[0], res.factor.minv_diag_blocks()[0], cp.zxy[0][:, :, :problem.p]
+    codes, Zk, X = problem.codes[0], problem.Zx[0], problem.X
+    pk, lk = problem.tmap.dims[0]
+    w = res.weights
+    ZWX = np.empty((lk, pk, problem.p))
+    for j in range(problem.p):          # p columns, each pk bincounts
+        ZWX[:, :, j] = _level_sums(codes, Zk, w * X[:, j], lk)
+    return res.zz, res.minv, ZWX
+
+
+def _vcov_rx_one_term(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
+    """(R_X'R_X)^{-1} = (X'WX - sum_l G_l'M_l^{-1}G_l)^{-1}, G_l = T'Z_l'WX, from the blocks of a one-term fit."""
+    _, Minv, ZWX = _one_term_blocks(problem, res)
+    T = problem.tmap.template(0, res.theta)
+    G = np.einsum("ba,lbp->lap", T, ZWX)
+    X = problem.X
+    RtR = (X * res.weights[:, None]).T @ X - np.einsum("lap,lab,lbr->pr", G, Minv, G)
+    return np.linalg.inv(0.5 * (RtR + RtR.T))
+
+
 def _replan(struct, cp):
     """The structure of ``struct`` on new cross-products of the same pattern (weights change per iteration)."""
     return plan(cp, struct.tmap)
@@ -450,8 +593,11 @@ class GlmmObjective:
         if self.eta0 is not None and self.stage == 1:
             eta0, self.eta0 = self.eta0, None
         self.n_eval += 1
-        res = pirls(self.problem, theta, beta, self.warm_u if u0 is None else u0, free_beta=self.stage == 1,
-                    eta0=eta0)
+        u_start = self.warm_u if u0 is None else u0
+        if self.stage == 2 and self.problem.tmap.n_terms == 1:
+            res = pirls_one_term(self.problem, theta, beta, u_start)
+        else:
+            res = pirls(self.problem, theta, beta, u_start, free_beta=self.stage == 1, eta0=eta0)
         if not res.ok:
             self.last_failure = res.message
             return np.inf, res
@@ -473,7 +619,8 @@ class GlmmObjective:
         x = pr.Zx[0][:, 0]
         lk = pr.tmap.dims[0][1]
         th = float(res.theta[0])
-        sd = 1.0 / np.sqrt(1.0 + th * th * res.factor.struct.cp.zz_diag[0][:, 0, 0])
+        zz = res.factor.struct.cp.zz_diag[0] if res.factor is not None else res.zz
+        sd = 1.0 / np.sqrt(1.0 + th * th * zz[:, 0, 0])
         u = res.u
         dr0 = np.bincount(codes, weights=pr.devres(res.mu), minlength=lk) + u * u
         mult = np.zeros(lk)
@@ -563,11 +710,7 @@ def laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     pk, lk = tm.dims[0]
     theta = res.theta
     T = tm.template(0, theta)
-    f = res.factor
-    cp = f.struct.cp
-    Minv = f.minv_diag_blocks()[0]                                  # (l, p_k, p_k)
-    A = cp.zz_diag[0]                                               # (l, p_k, p_k)
-    ZWX = cp.zxy[0][:, :, :problem.p]                               # (l, p_k, p)
+    A, Minv, ZWX = _one_term_blocks(problem, res)                   # (l, p_k, p_k) twice, (l, p_k, p)
     codes, Zk = problem.codes[0], problem.Zx[0]
     mu = res.mu
     a = problem.prior_weights
@@ -797,8 +940,13 @@ def fit_glmm(problem: GlmmProblem, nAGQ: int = 1, *, start=None, optimizer: str 
         # stage 1: theta, with beta inside PIRLS (from the family's mustart)
         s1 = GlmmObjective(problem, nAGQ=1, stage=1, beta0=beta0,
                            eta0=problem.start_eta() if beta0 is None else None)
+        quick = optimizer == "lbfgsb" and nAGQ == 1 and GlmmObjective(problem, nAGQ=1, stage=2).analytic
         if nAGQ == 0:
             opt1 = _optimize(s1, theta0, optimizer, maxfev)
+        elif quick:
+            # the analytic gradient makes stage 2 quick from the start itself: stage 1 is one PIRLS
+            # (beta at theta's start) instead of a search
+            opt1 = OptResult(theta0, np.nan, 0, optimizer, True, "")
         else:
             # a start only: stage 2 escapes spurious boundary stops itself
             opt1 = _optimize(s1, theta0, optimizer, STAGE1_MAXFEV if optimizer == "lbfgsb" else maxfev, tol=STAGE1_TOL,
@@ -858,7 +1006,7 @@ def fit_glmm(problem: GlmmProblem, nAGQ: int = 1, *, start=None, optimizer: str 
     b_terms = problem.b_terms(theta, res.u)
     u_terms = problem.split_u(res.u)
     Ts = tmap.templates(theta)
-    minv = res.factor.minv_diag_blocks() if res.factor is not None else []
+    minv = res.factor.minv_diag_blocks() if res.factor is not None else ([res.minv] if res.minv is not None else [])
     cond = [dispersion * np.einsum("ab,lbc,dc->lad", T, Mi, T) for T, Mi in zip(Ts, minv)]
     u_d = _design_order(merge, u_terms)
     b_d = _design_order(merge, b_terms)
@@ -922,6 +1070,8 @@ def _vcov_rx(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     """lme4's approximation (R_X'R_X)^{-1} from the PIRLS factor at the modes."""
     f = res.factor
     p = problem.p
+    if f is None and res.minv is not None and p > 0:
+        return _vcov_rx_one_term(problem, res)
     if f is None or p == 0:
         return np.zeros((p, p))
     Li = np.linalg.inv(f.L_XX[:p, :p])
