@@ -88,6 +88,8 @@ __all__ = ["GlmmFit", "GlmmObjective", "GlmmProblem", "PirlsResult", "fit_glmm",
 MAX_AGQ = 25
 # PIRLS: iterations, step halvings, convergence on the largest change of eta
 PIRLS_MAXIT, PIRLS_HALVINGS, PIRLS_TOL = 200, 10, 1e-12
+# a full Newton step (canonical link) this small ends PIRLS at fixed beta (see pirls_one_term)
+NEWTON_TOL = 1e-7
 
 
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,10 +197,30 @@ class GlmmProblem:
     def _binary(self) -> bool:
         return self.family.kind == "binomial" and bool(np.all((self.y == 0.0) | (self.y == 1.0)))
 
+    @cached_property
+    def _devres_parts(self):
+        """Binomial and Poisson deviance residuals as c_i + a_i (k1_i log mu_i + k2_i g(mu_i)): the parts that
+        do not depend on mu, computed once (binomial: k1 = -2y, k2 = -2(1 - y), g = log(1 - mu);
+        Poisson: k1 = -2y, k2 = 2, g = mu)."""
+        y, a = self.y, self.prior_weights
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ylogy = np.where(y > 0, y * np.log(y), 0.0)
+            if self.family.kind == "binomial":
+                c = 2.0 * a * (ylogy + np.where(y < 1, (1.0 - y) * np.log1p(-y), 0.0))
+                return c, -2.0 * a * y, -2.0 * a * (1.0 - y)
+            if self.family.kind == "poisson":
+                return 2.0 * a * (ylogy - y), -2.0 * a * y, 2.0 * a
+        return None
+
     def devres(self, mu) -> np.ndarray:
         """Squared deviance residuals, ``(n,)`` (a 0/1 response: -2 a log of the fitted probability)."""
         if self._binary:
             return -2.0 * self.prior_weights * np.log(np.where(self.y > 0.5, mu, 1.0 - mu))
+        parts = self._devres_parts
+        if parts is not None:
+            c, k1, k2 = parts
+            g = np.log1p(-mu) if self.family.kind == "binomial" else mu
+            return c + k1 * np.log(mu) + k2 * g
         return self.family.dev_resid(self.y, mu, self.prior_weights)
 
     @cached_property
@@ -434,6 +456,8 @@ def pirls_one_term(problem: GlmmProblem, theta, beta, u0=None) -> PirlsResult:
     ZZ = [Zk[:, a] * Zk[:, b] for a, b in pairs] if pk > 1 else None
     z0 = Zk[:, 0]
     ones = bool(np.all(z0 == 1.0)) if pk == 1 else False
+    quadratic = fam.canonical
+    canon = fam.kind if quadratic and fam.kind in ("binomial", "poisson") else ""
 
     def eta_of(uu):
         bb = uu @ T.T
@@ -442,7 +466,40 @@ def pirls_one_term(problem: GlmmProblem, theta, beta, u0=None) -> PirlsResult:
         return eta_f + np.einsum("ia,ia->i", Zk, bb[codes])
 
     def pdev_of(mu, uu):
-        return float(np.sum(problem.devres(mu))) + float(np.sum(uu * uu))
+        return float(problem.devres(mu).sum()) + float((uu * uu).sum())
+
+    def blocks(eta, mu):
+        """Working weights, A_l, M_l^{-1}, the PLS solution and log|M| at (eta, mu); None if M is not PD."""
+        if canon == "binomial":        # dmu/deta = V(mu) for a canonical link: w = a dmu/deta
+            d = mu * (1.0 - mu)
+            w = problem.prior_weights * d
+        elif canon == "poisson":
+            d = mu
+            w = problem.prior_weights * d
+        else:
+            d = fam.mu_eta(eta)
+            w = problem.prior_weights * d * d / fam.variance(mu)
+        wz = w * (eta - eta_f + (problem.y - mu) / d)
+        if pk == 1:
+            A = np.bincount(codes, weights=w if ones else w * z0 * z0, minlength=lk).reshape(lk, 1, 1)
+            c = np.bincount(codes, weights=wz if ones else wz * z0, minlength=lk)
+            M = 1.0 + T[0, 0] * T[0, 0] * A[:, 0, 0]
+            if not (np.all(M > 0.0) and np.all(np.isfinite(M))):
+                return None
+            return w, A, (1.0 / M).reshape(lk, 1, 1), (T[0, 0] * c / M).reshape(lk, 1), float(np.log(M).sum())
+        A = np.empty((lk, pk, pk))
+        for (a, b), zab in zip(pairs, ZZ):
+            A[:, a, b] = A[:, b, a] = np.bincount(codes, weights=w * zab, minlength=lk)
+        c = _level_sums(codes, Zk, wz, lk)
+        M = np.einsum("ba,lbc,cd->lad", T, A, T)
+        M[:, np.arange(pk), np.arange(pk)] += 1.0
+        try:
+            L = np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
+            return None
+        Minv = np.linalg.inv(M)
+        return (w, A, Minv, np.einsum("lab,lb->la", Minv, c @ T),
+                float(2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()))
 
     A = Minv = w = None
     ldL2 = np.nan
@@ -450,40 +507,17 @@ def pirls_one_term(problem: GlmmProblem, theta, beta, u0=None) -> PirlsResult:
     ok = False
     it = 0
     last_change = np.inf
+    not_pd = "the PIRLS system is not positive definite (extreme weights)"
     with np.errstate(all="ignore"):
         eta = eta_of(u)
         mu = fam.linkinv(eta)
         pdev = pdev_of(mu, u)
         for it in range(1, PIRLS_MAXIT + 1):
-            d = fam.mu_eta(eta)
-            w = problem.prior_weights * d * d / fam.variance(mu)
-            wz = w * (eta - eta_f + (problem.y - mu) / d)
-            if pk == 1:
-                A = np.bincount(codes, weights=w if ones else w * z0 * z0, minlength=lk).reshape(lk, 1, 1)
-                c = np.bincount(codes, weights=wz if ones else wz * z0, minlength=lk).reshape(lk, 1)
-                t2 = T[0, 0] * T[0, 0]
-                M = 1.0 + t2 * A[:, 0, 0]
-                if not np.all(M > 0.0) or not np.all(np.isfinite(M)):
-                    message = "the PIRLS system is not positive definite (extreme weights)"
-                    break
-                Minv = (1.0 / M).reshape(lk, 1, 1)
-                u_new = (T[0, 0] * c[:, 0] / M).reshape(lk, 1)
-                ldL2 = float(np.sum(np.log(M)))
-            else:
-                A = np.empty((lk, pk, pk))
-                for (a, b), zab in zip(pairs, ZZ):
-                    A[:, a, b] = A[:, b, a] = np.bincount(codes, weights=w * zab, minlength=lk)
-                c = _level_sums(codes, Zk, wz, lk)
-                M = np.einsum("ba,lbc,cd->lad", T, A, T)
-                M[:, np.arange(pk), np.arange(pk)] += 1.0
-                try:
-                    L = np.linalg.cholesky(M)
-                except np.linalg.LinAlgError:
-                    message = "the PIRLS system is not positive definite (extreme weights)"
-                    break
-                Minv = np.linalg.inv(M)
-                u_new = np.einsum("lab,lb->la", Minv, c @ T)
-                ldL2 = float(2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+            bl = blocks(eta, mu)
+            if bl is None:
+                message = not_pd
+                break
+            w, A, Minv, u_new, ldL2 = bl
             if not np.all(np.isfinite(u_new)):
                 message = "PIRLS produced non-finite modes"
                 break
@@ -503,9 +537,20 @@ def pirls_one_term(problem: GlmmProblem, theta, beta, u0=None) -> PirlsResult:
                 break
             change = float(np.max(np.abs(eta_t - eta))) if problem.n else 0.0
             u, eta, mu, pdev = ut, eta_t, mu_t, pdev_t
-            if change < PIRLS_TOL * (1.0 + float(np.max(np.abs(eta), initial=0.0))) or (
-                    change < 1e-8 and change >= 0.5 * last_change):
+            scale = 1.0 + float(np.max(np.abs(eta), initial=0.0))
+            # with a canonical link PIRLS is Newton's method: after a full step of size s the
+            # modes are within about s^2 of the optimum, so a full step below sqrt(PIRLS_TOL)
+            # leaves them converged to PIRLS_TOL (the objective, stationary in u, to its square)
+            newton_stop = quadratic and h == 0 and change < NEWTON_TOL * scale
+            if change < PIRLS_TOL * scale or newton_stop or (change < 1e-8 and change >= 0.5 * last_change):
                 ok = True
+                if newton_stop:
+                    # log|M| moves to first order with the modes: take it (and the blocks) at the last ones
+                    bl = blocks(eta, mu)
+                    if bl is None:
+                        ok, message = False, not_pd
+                    else:
+                        w, A, Minv, _, ldL2 = bl
                 break
             last_change = change
         else:
@@ -567,6 +612,7 @@ class GlmmObjective:
         self.eta0 = eta0
         self.n_eval = 0
         self.last_failure = ""
+        self._last = None            # (x, value, PirlsResult) of the last warm evaluation: x again costs nothing
         if self.nAGQ > 1:
             if problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] != 1:
                 raise OptionError("nAGQ > 1 needs a single scalar random-effects term such as (1 | g); "
@@ -593,6 +639,8 @@ class GlmmObjective:
         if self.eta0 is not None and self.stage == 1:
             eta0, self.eta0 = self.eta0, None
         self.n_eval += 1
+        if u0 is None and beta0 is None and self._last is not None and np.array_equal(self._last[0], x):
+            return self._last[1], self._last[2]
         u_start = self.warm_u if u0 is None else u0
         if self.stage == 2 and self.problem.tmap.n_terms == 1:
             res = pirls_one_term(self.problem, theta, beta, u_start)
@@ -604,6 +652,7 @@ class GlmmObjective:
         value = self.value_of(res)
         if np.isfinite(value) and u0 is None:
             self.warm_u, self.warm_beta = res.u, res.beta
+            self._last = (np.array(x, dtype=float), value, res)
         return value, res
 
     def value_of(self, res: PirlsResult) -> float:
