@@ -463,7 +463,10 @@ def pirls_one_term(problem: GlmmProblem, theta, beta, u0=None) -> PirlsResult:
         bb = uu @ T.T
         if pk == 1:
             return eta_f + (bb[codes, 0] if ones else z0 * bb[codes, 0])
-        return eta_f + np.einsum("ia,ia->i", Zk, bb[codes])
+        out = eta_f + Zk[:, 0] * bb[codes, 0]
+        for a in range(1, pk):          # p_k columns, each a gather
+            out += Zk[:, a] * bb[codes, a]
+        return out
 
     def pdev_of(mu, uu):
         return float(problem.devres(mu).sum()) + float((uu * uu).sum())
@@ -491,15 +494,13 @@ def pirls_one_term(problem: GlmmProblem, theta, beta, u0=None) -> PirlsResult:
         for (a, b), zab in zip(pairs, ZZ):
             A[:, a, b] = A[:, b, a] = np.bincount(codes, weights=w * zab, minlength=lk)
         c = _level_sums(codes, Zk, wz, lk)
-        M = np.einsum("ba,lbc,cd->lad", T, A, T)
+        M = _tat(T, A)
         M[:, np.arange(pk), np.arange(pk)] += 1.0
-        try:
-            L = np.linalg.cholesky(M)
-        except np.linalg.LinAlgError:
+        inv = _spd_inverse(M)
+        if inv is None:
             return None
-        Minv = np.linalg.inv(M)
-        return (w, A, Minv, np.einsum("lab,lb->la", Minv, c @ T),
-                float(2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()))
+        Minv, logdet = inv
+        return w, A, Minv, _mv(Minv, c @ T), logdet
 
     A = Minv = w = None
     ldL2 = np.nan
@@ -579,10 +580,48 @@ def _vcov_rx_one_term(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     """(R_X'R_X)^{-1} = (X'WX - sum_l G_l'M_l^{-1}G_l)^{-1}, G_l = T'Z_l'WX, from the blocks of a one-term fit."""
     _, Minv, ZWX = _one_term_blocks(problem, res)
     T = problem.tmap.template(0, res.theta)
-    G = np.einsum("ba,lbp->lap", T, ZWX)
+    G = T.T @ ZWX
     X = problem.X
-    RtR = (X * res.weights[:, None]).T @ X - np.einsum("lap,lab,lbr->pr", G, Minv, G)
+    RtR = (X * res.weights[:, None]).T @ X - np.einsum("lap,lab,lbr->pr", G, Minv, G, optimize=True)
     return np.linalg.inv(0.5 * (RtR + RtR.T))
+
+
+def _right(A: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """A_l T for a stack ``(l, k, k)``, as one matrix product."""
+    lk, k, _ = A.shape
+    return (A.reshape(lk * k, k) @ T).reshape(lk, k, k)
+
+
+def _tat(T: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """T'A_l T for a stack ``(l, k, k)`` of symmetric A_l, as two matrix products."""
+    return _right(_right(A, T).transpose(0, 2, 1), T)
+
+
+def _mv(M: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """M_l x_l for stacks ``(l, k, k)`` and ``(l, k)``."""
+    return np.einsum("lab,lb->la", M, x)
+
+
+def _spd_inverse(M: np.ndarray):
+    """Inverses and the summed log-determinant of a stack of small SPD matrices ``(l, k, k)``; None if one is not PD.
+
+    k = 2 in closed form (the common (1 + x | g)), else batched LAPACK.
+    """
+    k = M.shape[1]
+    if k == 2:
+        a, b, d = M[:, 0, 0], M[:, 0, 1], M[:, 1, 1]
+        det = a * d - b * b
+        if not (np.all(a > 0.0) and np.all(det > 0.0) and np.all(np.isfinite(det))):
+            return None
+        inv = np.empty_like(M)
+        inv[:, 0, 0], inv[:, 1, 1] = d / det, a / det
+        inv[:, 0, 1] = inv[:, 1, 0] = -b / det
+        return inv, float(np.log(det).sum())
+    try:
+        L = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return None
+    return np.linalg.inv(M), float(2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
 
 
 def _replan(struct, cp):
@@ -767,16 +806,20 @@ def laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     dV = _variance_derivative(fam, mu)
     r = a * (problem.y - mu)
     S = Zk @ T                                                      # rows of Z Lambda: s_i = T'z_i
-    h = np.einsum("ia,iab,ib->i", S, Minv[codes], S) if pk > 1 else S[:, 0] ** 2 * Minv[codes, 0, 0]
+    h = S[:, 0] ** 2 * Minv[codes, 0, 0]
+    for j in range(pk):                 # h_i = s_i' M_l^{-1} s_i by the p_k^2 entries, each a gather
+        for k in range(pk):
+            if j or k:
+                h += S[:, j] * S[:, k] * Minv[codes, j, k]
     c = h * a * dV * V
     Zr = _level_sums(codes, Zk, r, lk)                               # (l, p_k)
     Zc = _level_sums(codes, Zk, c, lk)
     u = res.u.reshape(lk, pk)
-    v = np.einsum("lab,cb,lc->la", Minv, T, Zc)                      # Minv_l T' Zc_l
+    v = _mv(Minv, Zc @ T)                                           # Minv_l T' Zc_l
     X = problem.X
-    g_beta = -2.0 * (X.T @ r) + X.T @ c - np.einsum("lap,ab,lb->p", ZWX, T, v)
-    ATM = np.einsum("lab,bc,lcd->ad", A, T, Minv)
-    ATv = np.einsum("lab,bc,lc->la", A, T, v)
+    g_beta = -2.0 * (X.T @ r) + X.T @ c - np.einsum("lap,la->p", ZWX, v @ T.T)
+    ATM = np.einsum("lac,lcd->ad", _right(A, T), Minv, optimize=True)
+    ATv = _mv(A, v @ T.T)
     dT = (-2.0 * Zr.T @ u + 2.0 * ATM + Zc.T @ u + Zr.T @ v - ATv.T @ u)
     return np.concatenate([tm.pack([dT]), g_beta])
 
