@@ -790,12 +790,12 @@ def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=
                      data=None, data_name=None, nb: bool = False):
     """Fit a GLMM to a built :class:`~pymlm.design.Design` and wrap it (see :func:`glmer`);
     ``nb=True``: the negative binomial with its shape estimated (see :func:`glmer_nb`)."""
-    from .fit.glmm import fit_glmm, fit_glmm_nb, problem_from_design, singular_warning
+    from .fit.glmm import (AGQ_TERMS_MESSAGE, MAX_AGQ_DIM, fit_glmm, fit_glmm_nb, problem_from_design,
+                           singular_warning)
 
     problem, merge = problem_from_design(design, "poisson" if nb else family)
-    if nAGQ > 1 and (problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] != 1):
-        raise OptionError(f"nAGQ = {nAGQ} (adaptive Gauss-Hermite quadrature) needs a single scalar random-effects "
-                          "term such as (1 | g); use nAGQ = 1 (Laplace) or 0 for this model", design.formula)
+    if nAGQ > 1 and (problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] > MAX_AGQ_DIM):
+        raise OptionError(AGQ_TERMS_MESSAGE.format(nAGQ=nAGQ), design.formula)
     if nAGQ == 0:
         warn("nAGQ = 0 optimizes theta with the fixed effects inside PIRLS (lme4's first stage only): fast, "
              "but biased for small binary clusters; use nAGQ = 1 for the Laplace estimates", PymlmWarning)
@@ -840,7 +840,10 @@ def glmer(formula: str, data, family="binomial", nAGQ: int = 1, weights=None, of
     nAGQ : int
         1: Laplace (default); 0: lme4's first stage only (fixed effects
         inside PIRLS; fast, biased for small binary clusters); 2..25:
-        adaptive Gauss-Hermite quadrature for a single scalar random-effects term.
+        adaptive Gauss-Hermite quadrature for the random effects of one
+        grouping factor (``(1 | g)`` as lme4; beyond lme4, vector terms such as
+        ``(1 + x | g)`` with up to 3 coefficients by the tensor-product rule,
+        nAGQ^d points per group).
     weights : str or array-like, optional
         Prior weights (binomial: the trials of a proportion response).
     offset : str or array-like, optional

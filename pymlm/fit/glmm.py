@@ -51,6 +51,7 @@ negative binomial shape is an outer search (:func:`fit_glmm_nb`).
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -86,6 +87,11 @@ __all__ = ["GlmmFit", "GlmmObjective", "GlmmProblem", "PirlsResult", "fit_glmm",
            "pirls", "pirls_one_term"]
 
 MAX_AGQ = 25
+# tensor-product quadrature: random effects of one grouping factor, at most this many per level
+MAX_AGQ_DIM = 3
+AGQ_TERMS_MESSAGE = ("nAGQ = {nAGQ} (adaptive Gauss-Hermite quadrature) needs the random effects of a single grouping "
+                     "factor with at most 3 coefficients, such as (1 | g) or (1 + x | g); use nAGQ = 1 (Laplace) "
+                     "or 0 for this model")
 # PIRLS: iterations, step halvings, convergence on the largest change of eta
 PIRLS_MAXIT, PIRLS_HALVINGS, PIRLS_TOL = 200, 10, 1e-12
 # a full Newton step (canonical link) this small ends PIRLS at fixed beta (see pirls_one_term)
@@ -653,9 +659,8 @@ class GlmmObjective:
         self.last_failure = ""
         self._last = None            # (x, value, PirlsResult) of the last warm evaluation: x again costs nothing
         if self.nAGQ > 1:
-            if problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] != 1:
-                raise OptionError("nAGQ > 1 needs a single scalar random-effects term such as (1 | g); "
-                                  "use nAGQ = 1 (Laplace) for this model")
+            if problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] > MAX_AGQ_DIM:
+                raise OptionError(AGQ_TERMS_MESSAGE.format(nAGQ=self.nAGQ))
             self.nodes = gauss_hermite(self.nAGQ)
 
     @property
@@ -700,29 +705,56 @@ class GlmmObjective:
             return float(self.problem.minus2loglik_cond(res.mu, res.drsum) + res.ussq + res.ldL2)
         return float(np.sum(self.agq_terms(res)))
 
-    def agq_terms(self, res: PirlsResult) -> np.ndarray:
-        """Per group D_j(u_j) - 2 log(sd_j sum_k w_k exp(...)) (the module's formula), ``(l,)``."""
+    def agq_terms(self, res: PirlsResult, nodes=None) -> np.ndarray:
+        """Per group -2 log L_j on the deviance scale by the tensor-product rule, ``(l,)``.
+
+        With d = p_k coefficients per level, M_j = I + T'A_j T = L_j L_j' the
+        conditional precision of u_j at its mode and z_k, w_k the nAGQ^d
+        points and product weights of the d-dimensional standard normal rule,
+        u = u_j + L_j^{-T} z_k and
+
+            -2 log L_j = D_j(u_j) + log|M_j| - 2 log sum_k w_k exp(-(D_j(u) - D_j(u_j)) / 2 + |z_k|^2 / 2),
+
+        D_j the group's summed deviance residuals plus |u|^2. At d = 1 this is
+        the module's scalar formula (log|M_j| = -2 log sd_j), lme4's for one
+        scalar term; with one node it is the Laplace approximation.
+
+        Parameters
+        ----------
+        res : PirlsResult
+            The modes (one random term).
+        nodes : (ndarray, ndarray), optional
+            A one-dimensional rule (default: this objective's nAGQ-point rule).
+        """
         pr = self.problem
-        codes = pr.codes[0]
-        x = pr.Zx[0][:, 0]
-        lk = pr.tmap.dims[0][1]
-        th = float(res.theta[0])
+        z, w = self.nodes if nodes is None else nodes
+        codes, Zk = pr.codes[0], pr.Zx[0]
+        pk, lk = pr.tmap.dims[0]
+        T = pr.tmap.template(0, res.theta)
         zz = res.factor.struct.cp.zz_diag[0] if res.factor is not None else res.zz
-        sd = 1.0 / np.sqrt(1.0 + th * th * zz[:, 0, 0])
-        u = res.u
-        dr0 = np.bincount(codes, weights=pr.devres(res.mu), minlength=lk) + u * u
+        M = _tat(T, zz)
+        M[:, np.arange(pk), np.arange(pk)] += 1.0
+        L = np.linalg.cholesky(M)
+        LinvT = np.linalg.inv(L).transpose(0, 2, 1)                  # L_j^{-T}, (l, d, d)
+        logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        u = res.u.reshape(lk, pk)
+        dr0 = np.bincount(codes, weights=pr.devres(res.mu), minlength=lk) + (u * u).sum(axis=1)
         mult = np.zeros(lk)
-        z, w = self.nodes
-        shift = x * th
-        for zk, wk in zip(z, w):       # nAGQ passes over the rows, every group at once
-            if zk == 0.0:
+        for idx in itertools.product(range(len(z)), repeat=pk):     # nAGQ^d passes over the rows, all groups at once
+            zk = z[list(idx)]
+            wk = float(np.prod(w[list(idx)]))
+            if not np.any(zk):
                 mult += wk
                 continue
-            du = zk * sd
-            mu_k = pr.family.linkinv(res.eta + shift * du[codes])
-            dk = np.bincount(codes, weights=pr.devres(mu_k), minlength=lk) + (u + du) ** 2
-            mult += wk * np.exp(-0.5 * (dk - dr0) + 0.5 * zk * zk)
-        return dr0 - 2.0 * np.log(sd * mult)
+            delta = LinvT @ zk                                       # (l, d): u - u_j
+            db = delta @ T.T                                         # b - b_j
+            eta_k = res.eta + Zk[:, 0] * db[codes, 0]
+            for a in range(1, pk):
+                eta_k += Zk[:, a] * db[codes, a]
+            dk = np.bincount(codes, weights=pr.devres(pr.family.linkinv(eta_k)), minlength=lk) + \
+                ((u + delta) ** 2).sum(axis=1)
+            mult += wk * np.exp(-0.5 * (dk - dr0) + 0.5 * float(zk @ zk))
+        return dr0 + logdet - 2.0 * np.log(mult)
 
     def __call__(self, x) -> float:
         return self.evaluate(x)[0]
