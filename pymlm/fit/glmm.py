@@ -84,7 +84,7 @@ from .families import GlmFamily, negative_binomial, resolve_family
 from .terms import TermMerge
 
 __all__ = ["GlmmFit", "GlmmObjective", "GlmmProblem", "PirlsResult", "fit_glmm", "fit_glmm_nb", "gauss_hermite",
-           "pirls", "pirls_one_term"]
+           "pirls", "pirls_one_term", "separated_columns"]
 
 MAX_AGQ = 25
 # tensor-product quadrature: random effects of one grouping factor, at most this many per level
@@ -385,12 +385,16 @@ def pirls(problem: GlmmProblem, theta, beta, u0=None, free_beta: bool = False, e
             struct_cache = plan(cp, problem.tmap) if struct_cache is None else _replan(struct_cache, cp)
             try:
                 f = factorize(struct_cache, theta)
-            except np.linalg.LinAlgError:
+            except (ValueError, np.linalg.LinAlgError):
                 message = "the PIRLS system is not positive definite (collinear fixed effects or extreme weights)"
                 break
             ldL2 = f.logdet_L
-            beta_new = f.beta() if free_beta else beta
-            u_new = _flat(f.spherical_u(beta_new), K)
+            try:
+                beta_new = f.beta() if free_beta else beta
+                u_new = _flat(f.spherical_u(beta_new), K)
+            except (ValueError, np.linalg.LinAlgError):      # scipy's solves refuse non-finite factors
+                message = "PIRLS produced non-finite modes"
+                break
             if not (np.all(np.isfinite(u_new)) and np.all(np.isfinite(beta_new))):
                 message = "PIRLS produced non-finite modes"
                 break
@@ -1248,6 +1252,82 @@ def problem_from_design(design, family, merge: TermMerge | None = None, chunk_si
     offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, dtype=float)
     return GlmmProblem(np.ascontiguousarray(X), y, w, trials, offset, tuple(codes), tuple(Zx), tmap, fam,
                        chunk_size), merge
+
+
+def separated_columns(X: np.ndarray, y: np.ndarray, prior_weights: np.ndarray) -> np.ndarray:
+    """Fixed-effect columns involved in complete or quasi-complete separation of a binomial response.
+
+    A direction d of the fixed effects with x_i'd >= 0 wherever y_i = 1,
+    x_i'd <= 0 wherever y_i = 0, x_i'd = 0 wherever 0 < y_i < 1, and x_i'd != 0
+    somewhere lets the likelihood rise forever along beta + t d: the estimates
+    of the columns with d_j != 0 run off to infinity (random effects, being
+    penalized, do not stop them). The linear programme of Konis (2007,
+    R's ``detectseparation``) finds such a d, on the distinct rows of X:
+    maximize sum_i s_i x_i'd (s_i = +1 for y_i = 1, -1 for y_i = 0) subject
+    to those constraints and -1 <= d_j <= 1.
+
+    Parameters
+    ----------
+    X : ndarray (n, p)
+    y : ndarray (n,)
+        Proportions of successes.
+    prior_weights : ndarray (n,)
+        Rows of weight 0 are left out.
+
+    Returns
+    -------
+    ndarray of int
+        The column indices of d's nonzero entries (empty: no separation).
+    """
+    from scipy.optimize import linprog
+
+    keep = prior_weights > 0
+    X, y = np.asarray(X, dtype=float)[keep], np.asarray(y, dtype=float)[keep]
+    s = np.where(y >= 1.0, 1.0, np.where(y <= 0.0, -1.0, 0.0))
+    rows = np.unique(np.column_stack([X, s]), axis=0)               # distinct (x_i, s_i)
+    Xu, su = rows[:, :-1], rows[:, -1]
+    ends, mid = su != 0.0, su == 0.0
+    p = X.shape[1]
+    if p == 0 or not ends.any():
+        return np.zeros(0, dtype=int)
+    signed = Xu[ends] * su[ends, None]
+    scale = 1.0 + float(np.abs(Xu).max())
+
+    def direction(free):
+        res = linprog(-signed.sum(axis=0), A_ub=-signed, b_ub=np.zeros(signed.shape[0]),
+                      A_eq=Xu[mid] if mid.any() else None, b_eq=np.zeros(int(mid.sum())) if mid.any() else None,
+                      bounds=[(-1.0, 1.0) if f else (0.0, 0.0) for f in free], method="highs")
+        if res.status != 0 or -res.fun <= 1e-7 * scale:
+            return None
+        return np.abs(res.x) > 1e-7
+
+    support = direction(np.ones(p, dtype=bool))
+    if support is None:
+        return np.zeros(0, dtype=int)
+    # the smallest set of columns that still separates: leave out each one the others can do without
+    for j in np.flatnonzero(support):           # at most p small programmes on the distinct rows
+        trial = support.copy()
+        trial[j] = False
+        if trial.any() and (smaller := direction(trial)) is not None:
+            support = smaller
+    return np.flatnonzero(support)
+
+
+def separation_suspected(fit_or_problem, mu=None) -> bool:
+    """Whether a binomial fit shows the sign of separation glm reports: fitted probabilities numerically 0 or 1."""
+    fam = fit_or_problem.family if isinstance(fit_or_problem, GlmmProblem) else fit_or_problem.glm_family
+    if fam is None or fam.kind != "binomial":
+        return False
+    mu = fit_or_problem.mu if mu is None else mu
+    return bool(np.any((mu < 1e-8) | (mu > 1.0 - 1e-8)))
+
+
+def separation_message(names) -> str:
+    """The message naming the separated fixed effects."""
+    shown = ", ".join(repr(n) for n in names)
+    return (f"complete or quasi-complete separation: the fixed effect(s) {shown} separate the 0/1 responses, so "
+            "their estimates run off towards +/- infinity (glmer reports huge estimates and standard errors "
+            "there). Drop or merge the separating term or levels, or use a penalized (Bayesian) fit")
 
 
 def singular_warning(fit: GlmmFit):
