@@ -790,8 +790,15 @@ def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=
                      data=None, data_name=None, nb: bool = False):
     """Fit a GLMM to a built :class:`~pymlm.design.Design` and wrap it (see :func:`glmer`);
     ``nb=True``: the negative binomial with its shape estimated (see :func:`glmer_nb`)."""
-    from .fit.glmm import (AGQ_TERMS_MESSAGE, MAX_AGQ_DIM, fit_glmm, fit_glmm_nb, problem_from_design,
-                           separation_suspected, singular_warning)
+    from .fit.glmm import (
+        AGQ_TERMS_MESSAGE,
+        MAX_AGQ_DIM,
+        fit_glmm,
+        fit_glmm_nb,
+        problem_from_design,
+        separation_suspected,
+        singular_warning,
+    )
 
     problem, merge = problem_from_design(design, "poisson" if nb else family)
     if nAGQ > 1 and (problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] > MAX_AGQ_DIM):

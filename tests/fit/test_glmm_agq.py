@@ -34,7 +34,7 @@ def _absolute(problem, k, x):
 def test_one_node_is_laplace(slopes):
     problem, _, x = slopes
     lap = GlmmObjective(problem, nAGQ=1)
-    f1, res = lap.evaluate(x)
+    _f1, res = lap.evaluate(x)
     agq = GlmmObjective(problem, nAGQ=3)
     one = float(np.sum(agq.agq_terms(res, gauss_hermite(1))))
     assert one == pytest.approx(res.drsum + res.ussq + res.ldL2, abs=1e-8)
@@ -61,7 +61,7 @@ def test_reduces_to_scalar_agq_and_lme4(slopes):
 
 
 def test_vector_agq_fit(slopes):
-    problem, merge, x = slopes
+    problem, merge, _x = slopes
     from pymlm.fit.glmm import fit_glmm
 
     lap = fit_glmm(problem, 1, merge=merge, se="RX")

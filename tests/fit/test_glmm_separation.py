@@ -16,8 +16,8 @@ from pymlm.fit.glmm import separated_columns
 def _frame(seed=3, G=30, m=10):
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(G), m)
-    return rng, pd.DataFrame(dict(x=rng.normal(size=G * m), z=rng.normal(size=G * m),
-                                  g=pd.Categorical(g.astype(str))))
+    return rng, pd.DataFrame({"x": rng.normal(size=G * m), "z": rng.normal(size=G * m),
+                                  "g": pd.Categorical(g.astype(str))})
 
 
 def test_complete_separation_names_the_column():
