@@ -22,7 +22,7 @@ Laplace (nAGQ = 1)
     the family's -2 log-likelihood with every constant (R's ``family$aic``,
     e.g. the binomial log-choose terms) and log|L|^2 = log|Lambda'Z'WZ Lambda + I|
     at the modes: the value lme4 reports as -2 logLik, on the absolute scale.
-Adaptive Gauss-Hermite quadrature (nAGQ > 1, one scalar random-effect term)
+Adaptive Gauss-Hermite quadrature (nAGQ > 1, one random term of one grouping factor)
     Groups are independent; per group j with mode u_j and sd_j = M_jj^{-1/2},
     nodes z_k and weights w_k of the standard normal (sum w_k = 1),
 
@@ -32,7 +32,20 @@ Adaptive Gauss-Hermite quadrature (nAGQ > 1, one scalar random-effect term)
     saturated constant, -2 log p(y_j | mu = y_j). lme4 reports the sum
     without the c_j (lme4 issue 161): ``objective_lme4``; ``minus2loglik``
     adds them back, so it is comparable with the Laplace value (at nAGQ = 1
-    the formula is the Laplace one).
+    the formula is the Laplace one). A vector term (d = 2 or 3 coefficients
+    per level, beyond lme4) uses the tensor-product rule, nAGQ^d points per
+    group placed by the Cholesky factor of the conditional precision M_j
+    (:meth:`GlmmObjective.agq_terms`).
+One random term at fixed beta
+    The levels are independent: PIRLS runs on every level at once by
+    per-level bincounts and batched p_k x p_k algebra
+    (:func:`pirls_one_term`), with a Newton stop for canonical links;
+    stage 1 is then a single PIRLS at theta's start (the analytic gradient
+    makes stage 2 quick from there).
+Separation
+    A binomial fit with fitted probabilities numerically 0 or 1, or one that
+    fails, is checked for complete or quasi-complete separation by a linear
+    programme (:func:`separated_columns`), which names the fixed effects.
 
 Optimization (:func:`fit_glmm`) follows lme4: stage 1 over theta with beta
 inside PIRLS (a rough start; nAGQ = 0 is this stage alone, searched to the
