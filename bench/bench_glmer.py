@@ -7,6 +7,12 @@ cbpp      ``cbind(incidence, size - incidence) ~ period + (1 | herd)``, Laplace
 sim_bin   the Bernoulli model ``y ~ x + (1 + x | g)`` with 100,000 rows and
           10,000 groups of ``sim_bin(G = 10000)`` in ``../shared/tools/glmm_sim.R``
           (written by Rscript into a temporary CSV), Laplace
+sim_bin_1m  the same model with 1,000,000 rows and 100,000 groups
+          (``sim_bin(G = 100000)``), pymlm alone (lme4 would take most of an hour)
+
+cbpp is timed by ``timeit`` (best of ``--repeat`` calls of the public
+``pymlm.glmer``, formula and design included, import excluded); the
+simulated cases by one call of ``pymlm.glmer`` each.
 
 Each fitter runs in its own process (pymlm, lme4 through Rscript, and
 mixedlm 1.3.0 when it is installed: ``pip install mixedlm`` for the
@@ -47,7 +53,8 @@ SIM_R = next((p / "shared" / "tools" / "glmm_sim.R" for p in (ROOT.parent, ROOT.
 
 CASES = {
     "cbpp": {"formula": "cbind(incidence, size - incidence) ~ period + (1 | herd)", "family": "binomial"},
-    "sim_bin": {"formula": "y ~ x + (1 + x | g)", "family": "binomial"},
+    "sim_bin": {"formula": "y ~ x + (1 + x | g)", "family": "binomial", "groups": 10_000},
+    "sim_bin_1m": {"formula": "y ~ x + (1 + x | g)", "family": "binomial", "groups": 100_000, "pymlm_only": True},
 }
 
 R_FIT = r"""
@@ -85,17 +92,23 @@ def load(case: str, csv: Path | None):
     return df
 
 
-def fit_pymlm(case: str, df) -> dict:
-    from pymlm.design import build_design
-    from pymlm.fit.glmm import fit_glmm, problem_from_design
+def fit_pymlm(case: str, df, repeat: int = 1) -> dict:
+    import timeit
+
+    import pymlm as ml
 
     spec = CASES[case]
-    t0 = time.perf_counter()
-    design = build_design(spec["formula"], df, check="glmer", require_numeric_response=False)
-    problem, merge = problem_from_design(design, spec["family"])
-    fit = fit_glmm(problem, merge=merge)
-    secs = time.perf_counter() - t0
-    return {"seconds": secs, "minus2loglik": fit.minus2loglik, "fixef": fit.beta.tolist(),
+    box = {}
+
+    def call():
+        box["m"] = ml.glmer(spec["formula"], df, family=spec["family"])
+
+    cpu0 = time.process_time()
+    times = timeit.repeat(call, number=1, repeat=repeat)
+    cpu = (time.process_time() - cpu0) / repeat
+    fit = box["m"].fit
+    return {"seconds": min(times), "seconds_median": float(np.median(times)), "repeat": repeat,
+            "cpu_seconds_mean": cpu, "minus2loglik": fit.minus2loglik, "fixef": fit.beta.tolist(),
             "theta": fit.theta.tolist(), "n_eval": int(fit.opt.nfev),
             "se": np.sqrt(np.diag(fit.vcov)).tolist()}
 
@@ -120,7 +133,7 @@ def fit_mixedlm(case: str, df) -> dict:
             "version": mixedlm.__version__}
 
 
-def worker(side: str, case: str, csv: str) -> None:
+def worker(side: str, case: str, csv: str, repeat: int = 1) -> None:
     """One fit in this process: the data loaded first, then the fit timed; JSON on stdout."""
     import resource
 
@@ -128,16 +141,17 @@ def worker(side: str, case: str, csv: str) -> None:
     fit("cbpp", load("cbpp", None))        # warm-up: lazy imports and first-call costs are not the fit's
     df = load(case, Path(csv) if csv else None)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    out = fit(case, df)
+    out = fit(case, df, repeat) if side == "pymlm" else fit(case, df)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     out["rss_after_load_mb"] = rss0
     print(json.dumps(out))
 
 
-def in_process(side: str, case: str, csv: Path | None) -> dict | None:
+def in_process(side: str, case: str, csv: Path | None, repeat: int = 1) -> dict | None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     try:
-        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", side, case, str(csv or "")],
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", side, case, str(csv or ""),
+                              str(repeat)],
                              check=True, capture_output=True, text=True, env=env)
     except subprocess.CalledProcessError as exc:
         if side == "pymlm":
@@ -164,22 +178,28 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", nargs="*", default=list(CASES))
     ap.add_argument("--repeat", type=int, default=3, help="runs of the small case per fitter (the best is kept)")
-    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--timeit", type=int, default=30, help="pymlm's timeit calls of the small case (the best is kept)")
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(*args.worker)
+        worker(*args.worker[:3], int(args.worker[3]))
         return 0
     results_path = HERE / "results" / "glmer.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
             csv = None
-            if case == "sim_bin":
-                csv = Path(tmp) / "sim_bin.csv"
-                simulate(csv)
+            if case != "cbpp":
+                csv = Path(tmp) / f"{case}.csv"
+                simulate(csv, CASES[case]["groups"])
             reps = args.repeat if case == "cbpp" else 1
             entry = {"loadavg_before": os.getloadavg()[0]}
-            for side in ("pymlm", "lme4", "mixedlm"):
+            sides = ("pymlm",) if CASES[case].get("pymlm_only") else ("pymlm", "lme4", "mixedlm")
+            entry.update({side: None for side in ("lme4", "mixedlm") if side not in sides})
+            for side in sides:
+                if side == "pymlm":
+                    entry[side] = in_process(side, case, csv, args.timeit if case == "cbpp" else 1)
+                    continue
                 runs = [fit_lme4(case, csv) if side == "lme4" else in_process(side, case, csv) for _ in range(reps)]
                 runs = [r for r in runs if r is not None]
                 entry[side] = min(runs, key=lambda r: r["seconds"]) if runs else None

@@ -943,12 +943,19 @@ def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=
                      data=None, data_name=None, nb: bool = False):
     """Fit a GLMM to a built :class:`~pymlm.design.Design` and wrap it (see :func:`glmer`);
     ``nb=True``: the negative binomial with its shape estimated (see :func:`glmer_nb`)."""
-    from .fit.glmm import fit_glmm, fit_glmm_nb, problem_from_design, singular_warning
+    from .fit.glmm import (
+        AGQ_TERMS_MESSAGE,
+        MAX_AGQ_DIM,
+        fit_glmm,
+        fit_glmm_nb,
+        problem_from_design,
+        separation_suspected,
+        singular_warning,
+    )
 
     problem, merge = problem_from_design(design, "poisson" if nb else family)
-    if nAGQ > 1 and (problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] != 1):
-        raise OptionError(f"nAGQ = {nAGQ} (adaptive Gauss-Hermite quadrature) needs a single scalar random-effects "
-                          "term such as (1 | g); use nAGQ = 1 (Laplace) or 0 for this model", design.formula)
+    if nAGQ > 1 and (problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] > MAX_AGQ_DIM):
+        raise OptionError(AGQ_TERMS_MESSAGE.format(nAGQ=nAGQ), design.formula)
     if nAGQ == 0:
         warn("nAGQ = 0 optimizes theta with the fixed effects inside PIRLS (lme4's first stage only): fast, "
              "but biased for small binary clusters; use nAGQ = 1 for the Laplace estimates", PymlmWarning)
@@ -960,8 +967,17 @@ def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=
         else:
             fit = fit_glmm(problem, nAGQ=nAGQ, start=start, optimizer=optimizer, se=se, check_conv=check_conv,
                            maxfev=opts.get("maxfev"), merge=merge)
-    except (np.linalg.LinAlgError, FloatingPointError) as exc:
+    except (np.linalg.LinAlgError, FloatingPointError, DataError) as exc:
+        sep = _separation(problem, design, problem.start_eta())
+        if sep is not None:
+            raise DataError(sep, design.formula) from exc
+        if isinstance(exc, DataError):
+            raise
         raise _numerical_failure(design) from exc
+    if separation_suspected(fit):
+        sep = _separation(problem, design, fit.eta)
+        if sep is not None:
+            warn(sep, ConvergenceWarning)
     for message in fit.opt.messages:
         if message.startswith(("Model failed", "Model is nearly")):
             warn(message, ConvergenceWarning)
@@ -972,6 +988,16 @@ def fit_glmer_design(design: Design, family="binomial", nAGQ: int = 1, *, start=
 
     return GlmerResult(design, fit, data=data, data_name=data_name, options=options,
                        refit_design=fit_glmer_design, refit_formula=glmer_nb if nb else glmer)
+
+
+def _separation(problem, design, eta) -> str | None:
+    """The separation message naming the fixed-effect columns, or None (binomial fits only)."""
+    from .fit.glmm import separated_columns, separation_message
+
+    if problem.family.kind != "binomial":
+        return None
+    cols = separated_columns(problem.X, problem.y, problem.prior_weights)
+    return separation_message([design.X_names[j] for j in cols]) if cols.size else None
 
 
 def glmer(formula: str, data, family="binomial", nAGQ: int = 1, weights=None, offset=None, *, start=None,
@@ -993,7 +1019,10 @@ def glmer(formula: str, data, family="binomial", nAGQ: int = 1, weights=None, of
     nAGQ : int
         1: Laplace (default); 0: lme4's first stage only (fixed effects
         inside PIRLS; fast, biased for small binary clusters); 2..25:
-        adaptive Gauss-Hermite quadrature for a single scalar random-effects term.
+        adaptive Gauss-Hermite quadrature for the random effects of one
+        grouping factor (``(1 | g)`` as lme4; beyond lme4, vector terms such as
+        ``(1 + x | g)`` with up to 3 coefficients by the tensor-product rule,
+        nAGQ^d points per group).
     weights : str or array-like, optional
         Prior weights (binomial: the trials of a proportion response).
     offset : str or array-like, optional

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import pymlm as ml
@@ -29,11 +31,21 @@ def test_bad_options(kw, match):
         ml.glmer(CBPP, ml.datasets.load("cbpp"), **kw)
 
 
-def test_agq_refused_for_vector_terms():
+def test_agq_refused_for_several_grouping_factors():
     df = ml.datasets.load("cbpp")
-    df = df.assign(x=range(len(df)))
-    with pytest.raises(OptionError, match="single scalar random-effects term"):
-        ml.glmer("cbind(incidence, size - incidence) ~ period + (1 + x | herd)", df, nAGQ=5)
+    with pytest.raises(OptionError, match="single grouping factor with at most 3 coefficients"):
+        ml.glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd) + (1 | period)", df, nAGQ=5)
+
+
+def test_agq_refused_for_more_than_three_coefficients():
+    import numpy as np
+    import pandas as pd
+
+    df = pd.read_csv(Path(__file__).parent / "reference" / "glmer_sim_bin.csv")
+    rng = np.random.default_rng(0)
+    df = df.assign(x2=rng.normal(size=len(df)), x3=rng.normal(size=len(df)), g=df["g"].astype(str))
+    with pytest.raises(OptionError, match="nAGQ = 5"):
+        ml.glmer("y ~ x + (1 + x + x2 + x3 | g)", df, nAGQ=5)
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from scipy import special
 
 from ..errors import OptionError
 
-__all__ = ["FAMILY_NAMES", "GlmFamily", "resolve_family"]
+__all__ = ["FAMILY_NAMES", "GAM_FAMILY_NAMES", "GlmFamily", "resolve_family"]
 
 FAMILY_NAMES = ("binomial", "poisson", "Gamma", "inverse.gaussian")
 
@@ -179,8 +179,31 @@ class GlmFamily:
         return np.maximum(y, EPS_MU)
 
 
-def resolve_family(family, link: str | None = None) -> GlmFamily:
-    """A :class:`GlmFamily` from R's name or a statsmodels family instance.
+# the families gam() takes by name (any statsmodels family object is taken too)
+GAM_FAMILY_NAMES = ("gaussian", "binomial", "poisson", "Gamma")
+_ANY_FAMILY_NAMES = {"Gaussian": "gaussian", "Binomial": "binomial", "Poisson": "poisson", "Gamma": "Gamma",
+                     "InverseGaussian": "inverse.gaussian", "Tweedie": "Tweedie"}
+
+
+def _resolve_gam_family(family) -> GlmFamily:
+    if isinstance(family, str):
+        key = {f.lower(): f for f in GAM_FAMILY_NAMES}.get(family.lower())
+        if key is None:
+            raise OptionError(f"family must be one of {', '.join(repr(f) for f in GAM_FAMILY_NAMES)}; got {family!r}")
+        cls = smf.Gaussian if key == "gaussian" else _DEFAULT[key][0]
+        fam = cls()
+    elif isinstance(family, smf.Family):
+        fam = family
+    else:
+        raise OptionError("family must be a name ('gaussian', 'binomial', 'poisson', 'Gamma') or a statsmodels "
+                          f"family such as sm.families.Gamma(sm.families.links.Log()); got {family!r}")
+    if isinstance(fam, smf.NegativeBinomial):
+        return GlmFamily(fam, "negative.binomial", _link_name(fam.link), 1.0 / float(fam.alpha))
+    return GlmFamily(fam, _ANY_FAMILY_NAMES.get(type(fam).__name__, type(fam).__name__.lower()), _link_name(fam.link))
+
+
+def resolve_family(family, link: str | None = None, *, engine: str = "glmer") -> GlmFamily:
+    """A :class:`GlmFamily` from R's name or a statsmodels family instance: the one family resolver.
 
     Parameters
     ----------
@@ -190,12 +213,21 @@ def resolve_family(family, link: str | None = None) -> GlmFamily:
         e.g. ``sm.families.Binomial(link=sm.families.links.Probit())``.
     link : str, optional
         R's link name, with a family given by name.
+    engine : {"glmer", "gam"}
+        ``"gam"``: the names :data:`GAM_FAMILY_NAMES` (``"gaussian"`` included)
+        and any statsmodels family object, as :func:`pymlm.gam` takes them.
 
     Raises
     ------
     OptionError
-        An unknown family or link, or the Gaussian family.
+        An unknown family or link, or (glmer) the Gaussian family.
     """
+    if engine == "gam":
+        if link is not None:
+            raise OptionError("gam() takes the link inside a statsmodels family object; drop the link argument")
+        return _resolve_gam_family(family)
+    if engine != "glmer":
+        raise OptionError(f"engine must be 'glmer' or 'gam'; got {engine!r}")
     if isinstance(family, smf.Family):
         if link is not None:
             raise OptionError("link is given inside a statsmodels family object; drop the link argument")

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..crossprod._gam import CrossStats
 from ..design import GamDesign
-from ..errors import DataError, OptionError, option_error
+from ..errors import DataError
 from ..linalg._threads import blas_threads
 from ._gam_edf import corrected_edf, penalty_derivatives, scale_hessian
 from ._gam_reml import evaluate, fellner_schall, newton, null_dim, reparametrize
@@ -40,31 +40,9 @@ __all__ = ["GamFit", "fit_gam", "resolve_family"]
 SINGLE_THREAD_MAX = 1000
 
 
-def _families():
-    """statsmodels' families module, imported on first use (it takes a second to import)."""
-    from statsmodels.genmod import families
-
-    return families
-
-
-_FAMILIES = {
-    "gaussian": lambda: _families().Gaussian(),
-    "binomial": lambda: _families().Binomial(),
-    "poisson": lambda: _families().Poisson(),
-    "gamma": lambda: _families().Gamma(),
-}
-_LINK_NAMES = {
-    "Identity": "identity", "Logit": "logit", "Log": "log", "InversePower": "inverse",
-    "Probit": "probit", "CLogLog": "cloglog", "Sqrt": "sqrt", "InverseSquared": "1/mu^2",
-    "Cauchy": "cauchit",
-}
-_FAMILY_NAMES = {"Gaussian": "gaussian", "Binomial": "binomial", "Poisson": "poisson", "Gamma": "Gamma",
-                 "InverseGaussian": "inverse.gaussian", "NegativeBinomial": "negative.binomial",
-                 "Tweedie": "Tweedie"}
-
-
 def resolve_family(family):
-    """A statsmodels family from a name or an instance.
+    """A statsmodels family from a name or an instance, by the package's one resolver
+    (:func:`pymlm.fit.families.resolve_family` with ``engine="gam"``).
 
     Parameters
     ----------
@@ -78,21 +56,10 @@ def resolve_family(family):
     name, link : str
         R's names, for the summary.
     """
-    if isinstance(family, str):
-        key = family.lower()
-        if key not in _FAMILIES:
-            raise option_error("family", ["gaussian", "binomial", "poisson", "Gamma"], family)
-        fam = _FAMILIES[key]()
-    elif isinstance(family, _families().Family):
-        fam = family
-    else:
-        raise OptionError(
-            "family must be a name ('gaussian', 'binomial', 'poisson', 'Gamma') or a statsmodels "
-            f"family such as sm.families.Gamma(sm.families.links.Log()); got {family!r}"
-        )
-    name = _FAMILY_NAMES.get(type(fam).__name__, type(fam).__name__.lower())
-    link = _LINK_NAMES.get(type(fam.link).__name__, type(fam.link).__name__.lower())
-    return fam, name, link
+    from .families import resolve_family as resolve
+
+    fam = resolve(family, engine="gam")
+    return fam.family, fam.name, fam.link_name
 
 
 @dataclass(frozen=True, eq=False)

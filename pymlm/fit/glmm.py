@@ -22,7 +22,7 @@ Laplace (nAGQ = 1)
     the family's -2 log-likelihood with every constant (R's ``family$aic``,
     e.g. the binomial log-choose terms) and log|L|^2 = log|Lambda'Z'WZ Lambda + I|
     at the modes: the value lme4 reports as -2 logLik, on the absolute scale.
-Adaptive Gauss-Hermite quadrature (nAGQ > 1, one scalar random-effect term)
+Adaptive Gauss-Hermite quadrature (nAGQ > 1, one random term of one grouping factor)
     Groups are independent; per group j with mode u_j and sd_j = M_jj^{-1/2},
     nodes z_k and weights w_k of the standard normal (sum w_k = 1),
 
@@ -32,7 +32,20 @@ Adaptive Gauss-Hermite quadrature (nAGQ > 1, one scalar random-effect term)
     saturated constant, -2 log p(y_j | mu = y_j). lme4 reports the sum
     without the c_j (lme4 issue 161): ``objective_lme4``; ``minus2loglik``
     adds them back, so it is comparable with the Laplace value (at nAGQ = 1
-    the formula is the Laplace one).
+    the formula is the Laplace one). A vector term (d = 2 or 3 coefficients
+    per level, beyond lme4) uses the tensor-product rule, nAGQ^d points per
+    group placed by the Cholesky factor of the conditional precision M_j
+    (:meth:`GlmmObjective.agq_terms`).
+One random term at fixed beta
+    The levels are independent: PIRLS runs on every level at once by
+    per-level bincounts and batched p_k x p_k algebra
+    (:func:`pirls_one_term`), with a Newton stop for canonical links;
+    stage 1 is then a single PIRLS at theta's start (the analytic gradient
+    makes stage 2 quick from there).
+Separation
+    A binomial fit with fitted probabilities numerically 0 or 1, or one that
+    fails, is checked for complete or quasi-complete separation by a linear
+    programme (:func:`separated_columns`), which names the fixed effects.
 
 Optimization (:func:`fit_glmm`) follows lme4: stage 1 over theta with beta
 inside PIRLS (a rough start; nAGQ = 0 is this stage alone, searched to the
@@ -51,6 +64,7 @@ negative binomial shape is an outer search (:func:`fit_glmm_nb`).
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -83,11 +97,18 @@ from .families import GlmFamily, negative_binomial, resolve_family
 from .terms import TermMerge
 
 __all__ = ["GlmmFit", "GlmmObjective", "GlmmProblem", "PirlsResult", "fit_glmm", "fit_glmm_nb", "gauss_hermite",
-           "pirls"]
+           "pirls", "pirls_one_term", "separated_columns"]
 
 MAX_AGQ = 25
+# tensor-product quadrature: random effects of one grouping factor, at most this many per level
+MAX_AGQ_DIM = 3
+AGQ_TERMS_MESSAGE = ("nAGQ = {nAGQ} (adaptive Gauss-Hermite quadrature) needs the random effects of a single grouping "
+                     "factor with at most 3 coefficients, such as (1 | g) or (1 + x | g); use nAGQ = 1 (Laplace) "
+                     "or 0 for this model")
 # PIRLS: iterations, step halvings, convergence on the largest change of eta
 PIRLS_MAXIT, PIRLS_HALVINGS, PIRLS_TOL = 200, 10, 1e-12
+# a full Newton step (canonical link) this small ends PIRLS at fixed beta (see pirls_one_term)
+NEWTON_TOL = 1e-7
 
 
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,10 +216,30 @@ class GlmmProblem:
     def _binary(self) -> bool:
         return self.family.kind == "binomial" and bool(np.all((self.y == 0.0) | (self.y == 1.0)))
 
+    @cached_property
+    def _devres_parts(self):
+        """Binomial and Poisson deviance residuals as c_i + a_i (k1_i log mu_i + k2_i g(mu_i)): the parts that
+        do not depend on mu, computed once (binomial: k1 = -2y, k2 = -2(1 - y), g = log(1 - mu);
+        Poisson: k1 = -2y, k2 = 2, g = mu)."""
+        y, a = self.y, self.prior_weights
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ylogy = np.where(y > 0, y * np.log(y), 0.0)
+            if self.family.kind == "binomial":
+                c = 2.0 * a * (ylogy + np.where(y < 1, (1.0 - y) * np.log1p(-y), 0.0))
+                return c, -2.0 * a * y, -2.0 * a * (1.0 - y)
+            if self.family.kind == "poisson":
+                return 2.0 * a * (ylogy - y), -2.0 * a * y, 2.0 * a
+        return None
+
     def devres(self, mu) -> np.ndarray:
         """Squared deviance residuals, ``(n,)`` (a 0/1 response: -2 a log of the fitted probability)."""
         if self._binary:
             return -2.0 * self.prior_weights * np.log(np.where(self.y > 0.5, mu, 1.0 - mu))
+        parts = self._devres_parts
+        if parts is not None:
+            c, k1, k2 = parts
+            g = np.log1p(-mu) if self.family.kind == "binomial" else mu
+            return c + k1 * np.log(mu) + k2 * g
         return self.family.dev_resid(self.y, mu, self.prior_weights)
 
     @cached_property
@@ -280,6 +321,11 @@ class PirlsResult:
         objective is then ``inf``.
     iterations : int
     message : str
+    zz, minv : ndarray (l, p_k, p_k) or None
+        One random term at fixed beta (:func:`pirls_one_term`, ``factor`` None):
+        the per-level blocks Z_l'WZ_l and M_l^{-1} of the last factorization.
+    weights : ndarray (n,) or None
+        The working weights of that factorization.
     """
 
     theta: np.ndarray
@@ -294,6 +340,9 @@ class PirlsResult:
     ok: bool
     iterations: int
     message: str = ""
+    zz: np.ndarray | None = None
+    minv: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     @property
     def pdev(self) -> float:
@@ -349,12 +398,16 @@ def pirls(problem: GlmmProblem, theta, beta, u0=None, free_beta: bool = False, e
             struct_cache = plan(cp, problem.tmap) if struct_cache is None else _replan(struct_cache, cp)
             try:
                 f = factorize(struct_cache, theta)
-            except np.linalg.LinAlgError:
+            except (ValueError, np.linalg.LinAlgError):
                 message = "the PIRLS system is not positive definite (collinear fixed effects or extreme weights)"
                 break
             ldL2 = f.logdet_L
-            beta_new = f.beta() if free_beta else beta
-            u_new = _flat(f.spherical_u(beta_new), K)
+            try:
+                beta_new = f.beta() if free_beta else beta
+                u_new = _flat(f.spherical_u(beta_new), K)
+            except (ValueError, np.linalg.LinAlgError):      # scipy's solves refuse non-finite factors
+                message = "PIRLS produced non-finite modes"
+                break
             if not (np.all(np.isfinite(u_new)) and np.all(np.isfinite(beta_new))):
                 message = "PIRLS produced non-finite modes"
                 break
@@ -397,6 +450,203 @@ def pirls(problem: GlmmProblem, theta, beta, u0=None, free_beta: bool = False, e
     return PirlsResult(theta, beta, u, eta, mu, drsum, float(u @ u), float(ldL2), f, ok, it, message)
 
 
+def pirls_one_term(problem: GlmmProblem, theta, beta, u0=None) -> PirlsResult:
+    """PIRLS for the modes of a one-term model at fixed beta, every level at once.
+
+    With one random term and beta fixed the levels are independent: M is
+    block diagonal with blocks M_l = I + T'A_l T (A_l = Z_l'WZ_l, T the
+    term's template), and each iteration solves M_l u_l = T'Z_l'W z_l for
+    all levels by batched p_k x p_k algebra, with z the working response of
+    the random part. The per-level sums are bincounts over the rows; nothing
+    of size (n, p) is formed. Step-halving and convergence are those of
+    :func:`pirls`, whose values this equals to rounding.
+
+    Returns
+    -------
+    PirlsResult
+        ``factor`` is None; ``zz``, ``minv`` and ``weights`` carry the blocks
+        the gradient, the quadrature and the standard errors need.
+    """
+    theta = np.asarray(theta, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    fam = problem.family
+    pk, lk = problem.tmap.dims[0]
+    T = problem.tmap.template(0, theta)
+    codes, Zk = problem.codes[0], problem.Zx[0]
+    eta_f = problem.offset + problem.X @ beta
+    u = np.zeros((lk, pk)) if u0 is None else np.array(u0, dtype=float).reshape(lk, pk)
+    pairs = [(a, b) for a in range(pk) for b in range(a, pk)]
+    ZZ = [Zk[:, a] * Zk[:, b] for a, b in pairs] if pk > 1 else None
+    z0 = Zk[:, 0]
+    ones = bool(np.all(z0 == 1.0)) if pk == 1 else False
+    quadratic = fam.canonical
+    canon = fam.kind if quadratic and fam.kind in ("binomial", "poisson") else ""
+
+    def eta_of(uu):
+        bb = uu @ T.T
+        if pk == 1:
+            return eta_f + (bb[codes, 0] if ones else z0 * bb[codes, 0])
+        out = eta_f + Zk[:, 0] * bb[codes, 0]
+        for a in range(1, pk):          # p_k columns, each a gather
+            out += Zk[:, a] * bb[codes, a]
+        return out
+
+    def pdev_of(mu, uu):
+        return float(problem.devres(mu).sum()) + float((uu * uu).sum())
+
+    def blocks(eta, mu):
+        """Working weights, A_l, M_l^{-1}, the PLS solution and log|M| at (eta, mu); None if M is not PD."""
+        if canon == "binomial":        # dmu/deta = V(mu) for a canonical link: w = a dmu/deta
+            d = mu * (1.0 - mu)
+            w = problem.prior_weights * d
+        elif canon == "poisson":
+            d = mu
+            w = problem.prior_weights * d
+        else:
+            d = fam.mu_eta(eta)
+            w = problem.prior_weights * d * d / fam.variance(mu)
+        wz = w * (eta - eta_f + (problem.y - mu) / d)
+        if pk == 1:
+            A = np.bincount(codes, weights=w if ones else w * z0 * z0, minlength=lk).reshape(lk, 1, 1)
+            c = np.bincount(codes, weights=wz if ones else wz * z0, minlength=lk)
+            M = 1.0 + T[0, 0] * T[0, 0] * A[:, 0, 0]
+            if not (np.all(M > 0.0) and np.all(np.isfinite(M))):
+                return None
+            return w, A, (1.0 / M).reshape(lk, 1, 1), (T[0, 0] * c / M).reshape(lk, 1), float(np.log(M).sum())
+        A = np.empty((lk, pk, pk))
+        for (a, b), zab in zip(pairs, ZZ):
+            A[:, a, b] = A[:, b, a] = np.bincount(codes, weights=w * zab, minlength=lk)
+        c = _level_sums(codes, Zk, wz, lk)
+        M = _tat(T, A)
+        M[:, np.arange(pk), np.arange(pk)] += 1.0
+        inv = _spd_inverse(M)
+        if inv is None:
+            return None
+        Minv, logdet = inv
+        return w, A, Minv, _mv(Minv, c @ T), logdet
+
+    A = Minv = w = None
+    ldL2 = np.nan
+    message = ""
+    ok = False
+    it = 0
+    last_change = np.inf
+    not_pd = "the PIRLS system is not positive definite (extreme weights)"
+    with np.errstate(all="ignore"):
+        eta = eta_of(u)
+        mu = fam.linkinv(eta)
+        pdev = pdev_of(mu, u)
+        for it in range(1, PIRLS_MAXIT + 1):
+            bl = blocks(eta, mu)
+            if bl is None:
+                message = not_pd
+                break
+            w, A, Minv, u_new, ldL2 = bl
+            if not np.all(np.isfinite(u_new)):
+                message = "PIRLS produced non-finite modes"
+                break
+            step_ok = False
+            for h in range(PIRLS_HALVINGS + 1):
+                t = 0.5 ** h
+                ut = u + t * (u_new - u)
+                eta_t = eta_of(ut)
+                mu_t = fam.linkinv(eta_t)
+                pdev_t = pdev_of(mu_t, ut)
+                if np.isfinite(pdev_t) and pdev_t <= pdev + 1e-11 * (1.0 + abs(pdev)):
+                    step_ok = True
+                    break
+            if not step_ok:
+                message = (f"PIRLS step-halvings failed to reduce the penalized deviance ({PIRLS_HALVINGS} halvings) "
+                           "at this theta")
+                break
+            change = float(np.max(np.abs(eta_t - eta))) if problem.n else 0.0
+            u, eta, mu, pdev = ut, eta_t, mu_t, pdev_t
+            scale = 1.0 + float(np.max(np.abs(eta), initial=0.0))
+            # with a canonical link PIRLS is Newton's method: after a full step of size s the
+            # modes are within about s^2 of the optimum, so a full step below sqrt(PIRLS_TOL)
+            # leaves them converged to PIRLS_TOL (the objective, stationary in u, to its square)
+            newton_stop = quadratic and h == 0 and change < NEWTON_TOL * scale
+            if change < PIRLS_TOL * scale or newton_stop or (change < 1e-8 and change >= 0.5 * last_change):
+                ok = True
+                if newton_stop:
+                    # log|M| moves to first order with the modes: take it (and the blocks) at the last ones
+                    bl = blocks(eta, mu)
+                    if bl is None:
+                        ok, message = False, not_pd
+                    else:
+                        w, A, Minv, _, ldL2 = bl
+                break
+            last_change = change
+        else:
+            message = f"PIRLS did not converge in {PIRLS_MAXIT} iterations"
+        drsum = float(np.sum(problem.devres(mu)))
+    uf = u.ravel()
+    return PirlsResult(theta, beta, uf, eta, mu, drsum, float(uf @ uf), float(ldL2), None, ok, it, message,
+                       zz=A, minv=Minv, weights=w)
+
+
+def _one_term_blocks(problem: GlmmProblem, res: PirlsResult):
+    """(A, M^{-1}, Z'WX) per level, ``(l, p_k, p_k)``, ``(l, p_k, p_k)``, ``(l, p_k, p)``, of a one-term fit."""
+    if res.factor is not None:
+        cp = res.factor.struct.cp
+        return cp.zz_diag[0], res.factor.minv_diag_blocks()[0], cp.zxy[0][:, :, :problem.p]
+    codes, Zk, X = problem.codes[0], problem.Zx[0], problem.X
+    pk, lk = problem.tmap.dims[0]
+    w = res.weights
+    ZWX = np.empty((lk, pk, problem.p))
+    for j in range(problem.p):          # p columns, each pk bincounts
+        ZWX[:, :, j] = _level_sums(codes, Zk, w * X[:, j], lk)
+    return res.zz, res.minv, ZWX
+
+
+def _vcov_rx_one_term(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
+    """(R_X'R_X)^{-1} = (X'WX - sum_l G_l'M_l^{-1}G_l)^{-1}, G_l = T'Z_l'WX, from the blocks of a one-term fit."""
+    _, Minv, ZWX = _one_term_blocks(problem, res)
+    T = problem.tmap.template(0, res.theta)
+    G = T.T @ ZWX
+    X = problem.X
+    RtR = (X * res.weights[:, None]).T @ X - np.einsum("lap,lab,lbr->pr", G, Minv, G, optimize=True)
+    return np.linalg.inv(0.5 * (RtR + RtR.T))
+
+
+def _right(A: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """A_l T for a stack ``(l, k, k)``, as one matrix product."""
+    lk, k, _ = A.shape
+    return (A.reshape(lk * k, k) @ T).reshape(lk, k, k)
+
+
+def _tat(T: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """T'A_l T for a stack ``(l, k, k)`` of symmetric A_l, as two matrix products."""
+    return _right(_right(A, T).transpose(0, 2, 1), T)
+
+
+def _mv(M: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """M_l x_l for stacks ``(l, k, k)`` and ``(l, k)``."""
+    return np.einsum("lab,lb->la", M, x)
+
+
+def _spd_inverse(M: np.ndarray):
+    """Inverses and the summed log-determinant of a stack of small SPD matrices ``(l, k, k)``; None if one is not PD.
+
+    k = 2 in closed form (the common (1 + x | g)), else batched LAPACK.
+    """
+    k = M.shape[1]
+    if k == 2:
+        a, b, d = M[:, 0, 0], M[:, 0, 1], M[:, 1, 1]
+        det = a * d - b * b
+        if not (np.all(a > 0.0) and np.all(det > 0.0) and np.all(np.isfinite(det))):
+            return None
+        inv = np.empty_like(M)
+        inv[:, 0, 0], inv[:, 1, 1] = d / det, a / det
+        inv[:, 0, 1] = inv[:, 1, 0] = -b / det
+        return inv, float(np.log(det).sum())
+    try:
+        L = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return None
+    return np.linalg.inv(M), float(2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
+
+
 def _replan(struct, cp):
     """The structure of ``struct`` on new cross-products of the same pattern (weights change per iteration)."""
     return plan(cp, struct.tmap)
@@ -424,10 +674,10 @@ class GlmmObjective:
         self.eta0 = eta0
         self.n_eval = 0
         self.last_failure = ""
+        self._last = None            # (x, value, PirlsResult) of the last warm evaluation: x again costs nothing
         if self.nAGQ > 1:
-            if problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] != 1:
-                raise OptionError("nAGQ > 1 needs a single scalar random-effects term such as (1 | g); "
-                                  "use nAGQ = 1 (Laplace) for this model")
+            if problem.tmap.n_terms != 1 or problem.tmap.dims[0][0] > MAX_AGQ_DIM:
+                raise OptionError(AGQ_TERMS_MESSAGE.format(nAGQ=self.nAGQ))
             self.nodes = gauss_hermite(self.nAGQ)
 
     @property
@@ -450,14 +700,20 @@ class GlmmObjective:
         if self.eta0 is not None and self.stage == 1:
             eta0, self.eta0 = self.eta0, None
         self.n_eval += 1
-        res = pirls(self.problem, theta, beta, self.warm_u if u0 is None else u0, free_beta=self.stage == 1,
-                    eta0=eta0)
+        if u0 is None and beta0 is None and self._last is not None and np.array_equal(self._last[0], x):
+            return self._last[1], self._last[2]
+        u_start = self.warm_u if u0 is None else u0
+        if self.stage == 2 and self.problem.tmap.n_terms == 1:
+            res = pirls_one_term(self.problem, theta, beta, u_start)
+        else:
+            res = pirls(self.problem, theta, beta, u_start, free_beta=self.stage == 1, eta0=eta0)
         if not res.ok:
             self.last_failure = res.message
             return np.inf, res
         value = self.value_of(res)
         if np.isfinite(value) and u0 is None:
             self.warm_u, self.warm_beta = res.u, res.beta
+            self._last = (np.array(x, dtype=float), value, res)
         return value, res
 
     def value_of(self, res: PirlsResult) -> float:
@@ -466,28 +722,56 @@ class GlmmObjective:
             return float(self.problem.minus2loglik_cond(res.mu, res.drsum) + res.ussq + res.ldL2)
         return float(np.sum(self.agq_terms(res)))
 
-    def agq_terms(self, res: PirlsResult) -> np.ndarray:
-        """Per group D_j(u_j) - 2 log(sd_j sum_k w_k exp(...)) (the module's formula), ``(l,)``."""
+    def agq_terms(self, res: PirlsResult, nodes=None) -> np.ndarray:
+        """Per group -2 log L_j on the deviance scale by the tensor-product rule, ``(l,)``.
+
+        With d = p_k coefficients per level, M_j = I + T'A_j T = L_j L_j' the
+        conditional precision of u_j at its mode and z_k, w_k the nAGQ^d
+        points and product weights of the d-dimensional standard normal rule,
+        u = u_j + L_j^{-T} z_k and
+
+            -2 log L_j = D_j(u_j) + log|M_j| - 2 log sum_k w_k exp(-(D_j(u) - D_j(u_j)) / 2 + |z_k|^2 / 2),
+
+        D_j the group's summed deviance residuals plus |u|^2. At d = 1 this is
+        the module's scalar formula (log|M_j| = -2 log sd_j), lme4's for one
+        scalar term; with one node it is the Laplace approximation.
+
+        Parameters
+        ----------
+        res : PirlsResult
+            The modes (one random term).
+        nodes : (ndarray, ndarray), optional
+            A one-dimensional rule (default: this objective's nAGQ-point rule).
+        """
         pr = self.problem
-        codes = pr.codes[0]
-        x = pr.Zx[0][:, 0]
-        lk = pr.tmap.dims[0][1]
-        th = float(res.theta[0])
-        sd = 1.0 / np.sqrt(1.0 + th * th * res.factor.struct.cp.zz_diag[0][:, 0, 0])
-        u = res.u
-        dr0 = np.bincount(codes, weights=pr.devres(res.mu), minlength=lk) + u * u
+        z, w = self.nodes if nodes is None else nodes
+        codes, Zk = pr.codes[0], pr.Zx[0]
+        pk, lk = pr.tmap.dims[0]
+        T = pr.tmap.template(0, res.theta)
+        zz = res.factor.struct.cp.zz_diag[0] if res.factor is not None else res.zz
+        M = _tat(T, zz)
+        M[:, np.arange(pk), np.arange(pk)] += 1.0
+        L = np.linalg.cholesky(M)
+        LinvT = np.linalg.inv(L).transpose(0, 2, 1)                  # L_j^{-T}, (l, d, d)
+        logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        u = res.u.reshape(lk, pk)
+        dr0 = np.bincount(codes, weights=pr.devres(res.mu), minlength=lk) + (u * u).sum(axis=1)
         mult = np.zeros(lk)
-        z, w = self.nodes
-        shift = x * th
-        for zk, wk in zip(z, w):       # nAGQ passes over the rows, every group at once
-            if zk == 0.0:
+        for idx in itertools.product(range(len(z)), repeat=pk):     # nAGQ^d passes over the rows, all groups at once
+            zk = z[list(idx)]
+            wk = float(np.prod(w[list(idx)]))
+            if not np.any(zk):
                 mult += wk
                 continue
-            du = zk * sd
-            mu_k = pr.family.linkinv(res.eta + shift * du[codes])
-            dk = np.bincount(codes, weights=pr.devres(mu_k), minlength=lk) + (u + du) ** 2
-            mult += wk * np.exp(-0.5 * (dk - dr0) + 0.5 * zk * zk)
-        return dr0 - 2.0 * np.log(sd * mult)
+            delta = LinvT @ zk                                       # (l, d): u - u_j
+            db = delta @ T.T                                         # b - b_j
+            eta_k = res.eta + Zk[:, 0] * db[codes, 0]
+            for a in range(1, pk):
+                eta_k += Zk[:, a] * db[codes, a]
+            dk = np.bincount(codes, weights=pr.devres(pr.family.linkinv(eta_k)), minlength=lk) + \
+                ((u + delta) ** 2).sum(axis=1)
+            mult += wk * np.exp(-0.5 * (dk - dr0) + 0.5 * float(zk @ zk))
+        return dr0 + logdet - 2.0 * np.log(mult)
 
     def __call__(self, x) -> float:
         return self.evaluate(x)[0]
@@ -563,11 +847,7 @@ def laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     pk, lk = tm.dims[0]
     theta = res.theta
     T = tm.template(0, theta)
-    f = res.factor
-    cp = f.struct.cp
-    Minv = f.minv_diag_blocks()[0]                                  # (l, p_k, p_k)
-    A = cp.zz_diag[0]                                               # (l, p_k, p_k)
-    ZWX = cp.zxy[0][:, :, :problem.p]                               # (l, p_k, p)
+    A, Minv, ZWX = _one_term_blocks(problem, res)                   # (l, p_k, p_k) twice, (l, p_k, p)
     codes, Zk = problem.codes[0], problem.Zx[0]
     mu = res.mu
     a = problem.prior_weights
@@ -575,16 +855,20 @@ def laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     dV = _variance_derivative(fam, mu)
     r = a * (problem.y - mu)
     S = Zk @ T                                                      # rows of Z Lambda: s_i = T'z_i
-    h = np.einsum("ia,iab,ib->i", S, Minv[codes], S) if pk > 1 else S[:, 0] ** 2 * Minv[codes, 0, 0]
+    h = S[:, 0] ** 2 * Minv[codes, 0, 0]
+    for j in range(pk):                 # h_i = s_i' M_l^{-1} s_i by the p_k^2 entries, each a gather
+        for k in range(pk):
+            if j or k:
+                h += S[:, j] * S[:, k] * Minv[codes, j, k]
     c = h * a * dV * V
     Zr = _level_sums(codes, Zk, r, lk)                               # (l, p_k)
     Zc = _level_sums(codes, Zk, c, lk)
     u = res.u.reshape(lk, pk)
-    v = np.einsum("lab,cb,lc->la", Minv, T, Zc)                      # Minv_l T' Zc_l
+    v = _mv(Minv, Zc @ T)                                           # Minv_l T' Zc_l
     X = problem.X
-    g_beta = -2.0 * (X.T @ r) + X.T @ c - np.einsum("lap,ab,lb->p", ZWX, T, v)
-    ATM = np.einsum("lab,bc,lcd->ad", A, T, Minv)
-    ATv = np.einsum("lab,bc,lc->la", A, T, v)
+    g_beta = -2.0 * (X.T @ r) + X.T @ c - np.einsum("lap,la->p", ZWX, v @ T.T)
+    ATM = np.einsum("lac,lcd->ad", _right(A, T), Minv, optimize=True)
+    ATv = _mv(A, v @ T.T)
     dT = (-2.0 * Zr.T @ u + 2.0 * ATM + Zc.T @ u + Zr.T @ v - ATv.T @ u)
     return np.concatenate([tm.pack([dT]), g_beta])
 
@@ -797,8 +1081,13 @@ def fit_glmm(problem: GlmmProblem, nAGQ: int = 1, *, start=None, optimizer: str 
         # stage 1: theta, with beta inside PIRLS (from the family's mustart)
         s1 = GlmmObjective(problem, nAGQ=1, stage=1, beta0=beta0,
                            eta0=problem.start_eta() if beta0 is None else None)
+        quick = optimizer == "lbfgsb" and nAGQ == 1 and GlmmObjective(problem, nAGQ=1, stage=2).analytic
         if nAGQ == 0:
             opt1 = _optimize(s1, theta0, optimizer, maxfev)
+        elif quick:
+            # the analytic gradient makes stage 2 quick from the start itself: stage 1 is one PIRLS
+            # (beta at theta's start) instead of a search
+            opt1 = OptResult(theta0, np.nan, 0, optimizer, True, "")
         else:
             # a start only: stage 2 escapes spurious boundary stops itself
             opt1 = _optimize(s1, theta0, optimizer, STAGE1_MAXFEV if optimizer == "lbfgsb" else maxfev, tol=STAGE1_TOL,
@@ -858,7 +1147,7 @@ def fit_glmm(problem: GlmmProblem, nAGQ: int = 1, *, start=None, optimizer: str 
     b_terms = problem.b_terms(theta, res.u)
     u_terms = problem.split_u(res.u)
     Ts = tmap.templates(theta)
-    minv = res.factor.minv_diag_blocks() if res.factor is not None else []
+    minv = res.factor.minv_diag_blocks() if res.factor is not None else ([res.minv] if res.minv is not None else [])
     cond = [dispersion * np.einsum("ab,lbc,dc->lad", T, Mi, T) for T, Mi in zip(Ts, minv)]
     u_d = _design_order(merge, u_terms)
     b_d = _design_order(merge, b_terms)
@@ -922,6 +1211,8 @@ def _vcov_rx(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     """lme4's approximation (R_X'R_X)^{-1} from the PIRLS factor at the modes."""
     f = res.factor
     p = problem.p
+    if f is None and res.minv is not None and p > 0:
+        return _vcov_rx_one_term(problem, res)
     if f is None or p == 0:
         return np.zeros((p, p))
     Li = np.linalg.inv(f.L_XX[:p, :p])
@@ -974,6 +1265,82 @@ def problem_from_design(design, family, merge: TermMerge | None = None, chunk_si
     offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, dtype=float)
     return GlmmProblem(np.ascontiguousarray(X), y, w, trials, offset, tuple(codes), tuple(Zx), tmap, fam,
                        chunk_size), merge
+
+
+def separated_columns(X: np.ndarray, y: np.ndarray, prior_weights: np.ndarray) -> np.ndarray:
+    """Fixed-effect columns involved in complete or quasi-complete separation of a binomial response.
+
+    A direction d of the fixed effects with x_i'd >= 0 wherever y_i = 1,
+    x_i'd <= 0 wherever y_i = 0, x_i'd = 0 wherever 0 < y_i < 1, and x_i'd != 0
+    somewhere lets the likelihood rise forever along beta + t d: the estimates
+    of the columns with d_j != 0 run off to infinity (random effects, being
+    penalized, do not stop them). The linear programme of Konis (2007,
+    R's ``detectseparation``) finds such a d, on the distinct rows of X:
+    maximize sum_i s_i x_i'd (s_i = +1 for y_i = 1, -1 for y_i = 0) subject
+    to those constraints and -1 <= d_j <= 1.
+
+    Parameters
+    ----------
+    X : ndarray (n, p)
+    y : ndarray (n,)
+        Proportions of successes.
+    prior_weights : ndarray (n,)
+        Rows of weight 0 are left out.
+
+    Returns
+    -------
+    ndarray of int
+        The column indices of d's nonzero entries (empty: no separation).
+    """
+    from scipy.optimize import linprog
+
+    keep = prior_weights > 0
+    X, y = np.asarray(X, dtype=float)[keep], np.asarray(y, dtype=float)[keep]
+    s = np.where(y >= 1.0, 1.0, np.where(y <= 0.0, -1.0, 0.0))
+    rows = np.unique(np.column_stack([X, s]), axis=0)               # distinct (x_i, s_i)
+    Xu, su = rows[:, :-1], rows[:, -1]
+    ends, mid = su != 0.0, su == 0.0
+    p = X.shape[1]
+    if p == 0 or not ends.any():
+        return np.zeros(0, dtype=int)
+    signed = Xu[ends] * su[ends, None]
+    scale = 1.0 + float(np.abs(Xu).max())
+
+    def direction(free):
+        res = linprog(-signed.sum(axis=0), A_ub=-signed, b_ub=np.zeros(signed.shape[0]),
+                      A_eq=Xu[mid] if mid.any() else None, b_eq=np.zeros(int(mid.sum())) if mid.any() else None,
+                      bounds=[(-1.0, 1.0) if f else (0.0, 0.0) for f in free], method="highs")
+        if res.status != 0 or -res.fun <= 1e-7 * scale:
+            return None
+        return np.abs(res.x) > 1e-7
+
+    support = direction(np.ones(p, dtype=bool))
+    if support is None:
+        return np.zeros(0, dtype=int)
+    # the smallest set of columns that still separates: leave out each one the others can do without
+    for j in np.flatnonzero(support):           # at most p small programmes on the distinct rows
+        trial = support.copy()
+        trial[j] = False
+        if trial.any() and (smaller := direction(trial)) is not None:
+            support = smaller
+    return np.flatnonzero(support)
+
+
+def separation_suspected(fit_or_problem, mu=None) -> bool:
+    """Whether a binomial fit shows the sign of separation glm reports: fitted probabilities numerically 0 or 1."""
+    fam = fit_or_problem.family if isinstance(fit_or_problem, GlmmProblem) else fit_or_problem.glm_family
+    if fam is None or fam.kind != "binomial":
+        return False
+    mu = fit_or_problem.mu if mu is None else mu
+    return bool(np.any((mu < 1e-8) | (mu > 1.0 - 1e-8)))
+
+
+def separation_message(names) -> str:
+    """The message naming the separated fixed effects."""
+    shown = ", ".join(repr(n) for n in names)
+    return (f"complete or quasi-complete separation: the fixed effect(s) {shown} separate the 0/1 responses, so "
+            "their estimates run off towards +/- infinity (glmer reports huge estimates and standard errors "
+            "there). Drop or merge the separating term or levels, or use a penalized (Bayesian) fit")
 
 
 def singular_warning(fit: GlmmFit):

@@ -203,10 +203,12 @@ def test_agq_with_one_node_is_laplace(fits):
     assert o2(x) == pytest.approx(r1.drsum + r1.ussq + r1.ldL2, abs=1e-9)
 
 
-def test_agq_needs_one_scalar_term(fits):
-    _, design, _ = _fit(fits, "sim_bin_slopes")
-    problem, _ = problem_from_design(design, "binomial")
-    with pytest.raises(OptionError, match="single scalar"):
+def test_agq_needs_one_grouping_factor():
+    case = cases()["crossed_binomial"]
+    design = build_design(" ".join(case["formula"].split()), frame(case["data"]), check="glmer",
+                          require_numeric_response=False)
+    problem, _ = problem_from_design(design, case["family"])
+    with pytest.raises(OptionError, match="single grouping factor"):
         GlmmObjective(problem, nAGQ=5)
 
 
