@@ -35,7 +35,7 @@ import scipy.sparse as sp
 
 from ._crossprod import CrossProducts, term_z
 
-__all__ = ["BETA", "SLICES", "MAX_ROWS", "ExactPartial", "batch_scales", "exact_partial", "power_scale"]
+__all__ = ["BETA", "MAX_ROWS", "SLICES", "ExactPartial", "batch_scales", "exact_partial", "power_scale"]
 
 #: Bits per slice and slices per value: 68 bits of fixed point below each column's scale.
 BETA = 17
@@ -158,7 +158,7 @@ class ExactPartial:
     workers: set = field(default_factory=set)
 
     @classmethod
-    def empty(cls, dims, p) -> "ExactPartial":
+    def empty(cls, dims, p) -> ExactPartial:
         S = SLICES
         e = cls(dims, p)
         e.levels = [np.zeros(0, dtype=np.int64) for _ in dims]
@@ -171,7 +171,7 @@ class ExactPartial:
         e.binary = np.ones(p, dtype=bool)
         return e
 
-    def add(self, other: "ExactPartial") -> "ExactPartial":
+    def add(self, other: ExactPartial) -> ExactPartial:
         """The blocks of both row sets (integer sums: exact, order-free)."""
         out = ExactPartial(self.dims, self.p, self.n + other.n)
         for k in range(len(self.dims)):

@@ -176,7 +176,7 @@ class _Levels:
             self.values.append(pd.unique(col.astype(object) if isinstance(col.dtype, pd.CategoricalDtype)
                                          else col))
 
-    def merge(self, other: "_Levels") -> None:
+    def merge(self, other: _Levels) -> None:
         """Add the levels ``other`` saw after those seen here."""
         if other.categories is None:
             self.categories = None
@@ -233,7 +233,7 @@ class _Scan:
         self.sample: list[pd.DataFrame] = []
         self.n_sample = 0
 
-    def empty(self) -> "_Scan":
+    def empty(self) -> _Scan:
         return _Scan(self.parsed, self.columns, self.weights, self.offset, self.group_sets, self.grouping,
                      self.modelled, self.in_factor)
 
@@ -270,7 +270,7 @@ class _Scan:
             self.sample.append(batch.iloc[: SAMPLE_ROWS - self.n_sample])
             self.n_sample += len(self.sample[-1])
 
-    def merge(self, other: "_Scan") -> "_Scan":
+    def merge(self, other: _Scan) -> _Scan:
         """This state followed by ``other`` (the next part's), in place."""
         self.n_input += other.n_input
         self.n_dropped += other.n_dropped

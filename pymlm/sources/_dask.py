@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["cluster_scan", "cluster_cross_products"]
+__all__ = ["cluster_cross_products", "cluster_scan"]
 
 
 def _worker() -> str:
