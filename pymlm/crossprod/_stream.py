@@ -131,8 +131,10 @@ def stream_cross_products(design: StreamDesign, groups, *, progress: bool = True
     terms = design.re_terms
     dims = tuple((sum(terms[k].p for k in g), terms[g[0]].nlevels) for g in groups)
     p = len(design.fixed_spec.names)
-    zz_diag = [np.zeros((lk, pk, pk)) for pk, lk in dims]
-    zxy = [np.zeros((lk, pk, p + 1)) for pk, lk in dims]
+    # stored coefficient-major ((p_k, l_k, .) buffers seen as (l_k, p_k, .)): the per-coefficient
+    # slices [:, a, :] the one-term kernel takes are then contiguous views, not copies of O(levels) arrays
+    zz_diag = [np.moveaxis(np.zeros((pk, pk, lk)), 2, 0) for pk, lk in dims]
+    zxy = [np.moveaxis(np.zeros((pk, lk, p + 1)), 0, 1) for pk, lk in dims]
     off: dict = {}
     inc: dict = {}
     xyxy, ns, logs, sums, sumsqs, grams = [], [], [], [], [], []

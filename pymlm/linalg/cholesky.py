@@ -587,7 +587,9 @@ def factorize(struct: PlsStructure, theta: np.ndarray) -> PlsFactor:
         T = Ts[k]
         M = sandwich(T, cp.zz_diag[k])
         M[:, np.arange(pk), np.arange(pk)] += 1.0
-        R = _apply_t(T, cp.zxy[k].reshape(lk * pk, p1), lk, transpose=True)
+        # T' per level on the (l_k, p_k, p + 1) blocks as they are stored (a reshape of a strided
+        # layout would copy them first)
+        R = np.einsum("ba,lbr->lar", T, cp.zxy[k]).reshape(lk * pk, p1)
         for m in chain[:idx]:
             Lkm = L_off[(k, m)]
             M -= blockdiag_extract(Lkm @ Lkm.T, lk, pk)
