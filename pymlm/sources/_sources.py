@@ -409,8 +409,16 @@ class _CsvSource(Source):
             if rows:
                 yield _batch_frame(pa.Table.from_batches(buffered), {})
         except pa.ArrowInvalid as exc:
-            raise DataError(f"cannot read {str(path)!r} as CSV: {exc}; the column's values must all have "
-                            "one type (numbers or text)") from exc
+            # pyarrow numbers the column among those read ("In CSV column #1: ..."): name it
+            import re
+
+            hit = re.search(r"column #(\d+)", str(exc))
+            k = int(hit.group(1)) if hit else -1
+            read = [c for c in self._schema.names if c in columns]
+            where = f" in column {read[k]!r}" if 0 <= k < len(read) else ""
+            raise DataError(f"cannot read {str(path)!r} as CSV{where}: {exc}; the column's values must all have "
+                            "one type (numbers or text): fix the file, or read it with pandas and give the "
+                            "frame") from exc
 
 
 def as_source(data, name: str | None = None) -> Source:
