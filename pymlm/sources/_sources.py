@@ -13,6 +13,10 @@ source's row order, whatever the batch size. Parquet files are read one row
 group at a time with ``pre_buffer=False`` (the default pre-buffering of
 pyarrow reads most of a file ahead into memory), so the memory a pass needs is
 one batch of the model's columns.
+
+A Dask DataFrame is not read in the client: the passes of a fit run on its
+partitions where the scheduler places them, and only per-partition
+summaries and exact integer cross-products travel (see :mod:`._dask`).
 """
 
 from __future__ import annotations
