@@ -139,8 +139,8 @@ def report(results: dict) -> str:
              "includes reading; peak RSS of that process).")
     lines = [SECTION, "", intro, "",
              ("| N subjects | rows | source | seconds (reading included) | peak RSS (GB) | rows / s | max abs(beta diff) / SE "
-              "| max abs(theta diff) | load average |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+              "| max abs(theta diff) | load average | measured |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(results, key=int):
         r = results[key]
         for mode in ("path", "memory"):
@@ -150,9 +150,10 @@ def report(results: dict) -> str:
             diff = r.get("agreement", {})
             d1 = f"{diff['max_dbeta_in_se']:.1e}" if diff and mode == "path" else ""
             d2 = f"{diff['max_dtheta']:.1e}" if diff and mode == "path" else ""
-            lines.append(f"| {int(key):,} | {x['nobs']:,} | {mode} | {x['seconds']:.1f} | {x['peak_rss_gb']:.2f} | "
+            peak = x.get("fit_peak_rss_gb", x["peak_rss_gb"])  # with --blb, the fit's peak before BLB
+            lines.append(f"| {int(key):,} | {x['nobs']:,} | {mode} | {x['seconds']:.1f} | {peak:.2f} | "
                          f"{x['rows_per_second']:,.0f} | {d1} | {d2} | {x['load1_before']:.1f} -> "
-                         f"{x['load1_after']:.1f} |")
+                         f"{x['load1_after']:.1f} | {r.get('measured_at', '')[:10]} |")
     blb = [(k, results[k]["path"]) for k in sorted(results, key=int) if "blb" in results[k].get("path", {})]
     if blb:
         lines += ["", ("BLB on the streamed fit (`--blb`: b = N^0.6 subjects, s = 10 subsets, r = 200 resamples, "
