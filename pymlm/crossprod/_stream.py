@@ -121,11 +121,20 @@ def stream_cross_products(design: StreamDesign, groups, *, progress: bool = True
     RankDeficiencyWarning
         Fixed-effect columns were dropped.
     """
+    run = getattr(design.source, "cross_products_on_cluster", None)
+    if run is not None:
+        cp, G, colsum, colsumsq, binary, (y_min, y_max), n_rows, workers = run(design, groups)
+        stats = StreamStats(int(n_rows), colsum, colsumsq, binary, y_min, y_max)
+        _check_response(design, n_rows, y_min, y_max)
+        design = replace(design, workers=tuple(sorted(workers)))
+        return _finish(design, cp, stats, G)
     terms = design.re_terms
     dims = tuple((sum(terms[k].p for k in g), terms[g[0]].nlevels) for g in groups)
     p = len(design.fixed_spec.names)
-    zz_diag = [np.zeros((lk, pk, pk)) for pk, lk in dims]
-    zxy = [np.zeros((lk, pk, p + 1)) for pk, lk in dims]
+    # stored coefficient-major ((p_k, l_k, .) buffers seen as (l_k, p_k, .)): the per-coefficient
+    # slices [:, a, :] the one-term kernel takes are then contiguous views, not copies of O(levels) arrays
+    zz_diag = [np.moveaxis(np.zeros((pk, pk, lk)), 2, 0) for pk, lk in dims]
+    zxy = [np.moveaxis(np.zeros((pk, lk, p + 1)), 0, 1) for pk, lk in dims]
     off: dict = {}
     inc: dict = {}
     xyxy, ns, logs, sums, sumsqs, grams = [], [], [], [], [], []
@@ -168,6 +177,21 @@ def stream_cross_products(design: StreamDesign, groups, *, progress: bool = True
         xyxy.append(cp.xyxy)
         ns.append(cp.n)
         logs.append(cp.sum_log_w)
+    _check_response(design, n_rows, y_min, y_max)
+    cp = CrossProducts(dims, p, math.fsum(ns), math.fsum(logs), tuple(zz_diag), off, inc, tuple(zxy),
+                       _exact_sum(xyxy))
+    stats = StreamStats(n_rows, _exact_sum(sums), _exact_sum(sumsqs), binary, y_min, y_max)
+    G = _exact_sum(grams) if grams else cp.xyxy[:p, :p]
+    return _finish(design, cp, stats, G)
+
+
+def _finish(design, cp, stats, G):
+    design, cp, stats = _drop_rank_deficient(design, cp, stats, G)
+    check_scale_of(stats.binary, stats.sd, design.X_names)
+    return design, cp, stats
+
+
+def _check_response(design, n_rows, y_min, y_max):
     if n_rows == 0:
         raise DataError(f"{design.source.name!r} has no complete rows")
     if y_max == y_min:
@@ -177,13 +201,6 @@ def stream_cross_products(design: StreamDesign, groups, *, progress: bool = True
             f"{what} {design.y_name!r} is constant (every value is {y_min:.6g}): a linear mixed model "
             "needs a response that varies, since its residual sd would be 0 and its criterion -inf. "
             "Check the response column.")
-    cp = CrossProducts(dims, p, math.fsum(ns), math.fsum(logs), tuple(zz_diag), off, inc, tuple(zxy),
-                       _exact_sum(xyxy))
-    stats = StreamStats(n_rows, _exact_sum(sums), _exact_sum(sumsqs), binary, y_min, y_max)
-    G = _exact_sum(grams) if grams else cp.xyxy[:p, :p]
-    design, cp, stats = _drop_rank_deficient(design, cp, stats, G)
-    check_scale_of(stats.binary, stats.sd, design.X_names)
-    return design, cp, stats
 
 
 def _drop_rank_deficient(design: StreamDesign, cp: CrossProducts, stats: StreamStats, G: np.ndarray):

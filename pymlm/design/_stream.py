@@ -69,6 +69,8 @@ class StreamDesign(Design):
     read_columns : tuple of str
         The columns read from the source (the formula's, weights and offset).
     weights_column, offset_column : str or None
+    workers : tuple of str
+        For a Dask DataFrame, the addresses of the workers that computed its cross-products.
     """
 
     source: Source | None = None
@@ -77,6 +79,7 @@ class StreamDesign(Design):
     read_columns: tuple = ()
     weights_column: str | None = None
     offset_column: str | None = None
+    workers: tuple = ()
     rows_in_memory: bool = field(default=False, init=False)
 
     @property
@@ -173,6 +176,16 @@ class _Levels:
             self.values.append(pd.unique(col.astype(object) if isinstance(col.dtype, pd.CategoricalDtype)
                                          else col))
 
+    def merge(self, other: _Levels) -> None:
+        """Add the levels ``other`` saw after those seen here."""
+        if other.categories is None:
+            self.categories = None
+        elif self.categories is not None:
+            seen = set(self.categories)
+            self.categories += [c for c in other.categories if c not in seen]
+        self.ordered = self.ordered or other.ordered
+        self.values += other.values
+
     def cast(self, col: pd.Series) -> pd.Series:
         """A column with the union of categories (when the column is categorical everywhere)."""
         if self.categories is None or not isinstance(col.dtype, pd.CategoricalDtype):
@@ -202,6 +215,91 @@ def _complete(batch: pd.DataFrame, columns, w, o) -> np.ndarray:
         if vec is not None:
             missing |= np.isnan(vec)
     return missing
+
+
+
+class _Scan:
+    """What the first pass keeps of the rows it has seen; :meth:`merge` joins the states of
+    consecutive parts (Dask partitions scanned on workers) as if one pass had seen both."""
+
+    def __init__(self, parsed, columns, weights, offset, group_sets, grouping, modelled, in_factor):
+        self.parsed, self.columns, self.weights, self.offset = parsed, columns, weights, offset
+        self.group_sets, self.grouping, self.modelled, self.in_factor = group_sets, grouping, modelled, in_factor
+        self.n_input = self.n_dropped = 0
+        self.na_columns: dict[str, None] = {}
+        self.levels: dict[str, _Levels] = {}
+        self.level_cols: list[str] | None = None
+        self.combos: dict = {fs: [] for fs in group_sets}
+        self.sample: list[pd.DataFrame] = []
+        self.n_sample = 0
+
+    def empty(self) -> _Scan:
+        return _Scan(self.parsed, self.columns, self.weights, self.offset, self.group_sets, self.grouping,
+                     self.modelled, self.in_factor)
+
+    def _start(self, dtypes):
+        columns = self.columns
+        self.level_cols = [c for c in columns if c in self.grouping or
+                           (c in self.modelled and (not _is_number(dtypes[c]) or c in self.in_factor))]
+        self.levels = {c: _Levels() for c in self.level_cols}
+
+    def add(self, batch: pd.DataFrame) -> None:
+        columns, weights, offset = self.columns, self.weights, self.offset
+        if self.level_cols is None:
+            self._start(dict(batch.dtypes))
+        _check_columns(self.parsed, batch[columns])
+        w, o = _weights_offset(batch, weights, offset)
+        missing = _complete(batch, columns, w, o)
+        self.n_input += len(batch)
+        k = int(missing.sum())
+        if k:
+            self.n_dropped += k
+            self.na_columns.update((c, None) for c in columns if batch[c].isna().any())
+            if w is not None and np.isnan(w).any():
+                self.na_columns[weights] = None
+            if o is not None and np.isnan(o).any():
+                self.na_columns[offset] = None
+            batch = batch[~missing]
+        if not len(batch):
+            return
+        for c in self.level_cols:
+            self.levels[c].add(batch[c], keep_values=c in self.modelled)
+        for fs in self.group_sets:
+            self.combos[fs].append(batch[list(fs)].drop_duplicates())
+        if self.n_sample < SAMPLE_ROWS:
+            self.sample.append(batch.iloc[: SAMPLE_ROWS - self.n_sample])
+            self.n_sample += len(self.sample[-1])
+
+    def merge(self, other: _Scan) -> _Scan:
+        """This state followed by ``other`` (the next part's), in place."""
+        self.n_input += other.n_input
+        self.n_dropped += other.n_dropped
+        self.na_columns.update(other.na_columns)
+        if other.level_cols is not None:
+            if self.level_cols is None:
+                self.level_cols, self.levels = other.level_cols, {c: _Levels() for c in other.level_cols}
+            for c in self.level_cols:
+                self.levels[c].merge(other.levels[c])
+        for fs in self.group_sets:
+            self.combos[fs] += other.combos[fs]
+        for frame in other.sample:
+            if self.n_sample >= SAMPLE_ROWS:
+                break
+            self.sample.append(frame.iloc[: SAMPLE_ROWS - self.n_sample])
+            self.n_sample += len(self.sample[-1])
+        return self
+
+
+def scan_part(scan: _Scan, frame: pd.DataFrame, columns, batch_size: int) -> _Scan:
+    """The first-pass state of one part (a Dask partition), from an empty ``scan``."""
+    state = scan.empty()
+    frame = frame[list(columns)]
+    for s in range(0, len(frame), max(int(batch_size), 1)):
+        state.add(frame.iloc[s:s + batch_size].reset_index(drop=True))
+    # one frame of distinct combinations per part: what travels back is O(groups of the part)
+    state.combos = {fs: [pd.concat(v, ignore_index=True).drop_duplicates(ignore_index=True)] if v else []
+                    for fs, v in state.combos.items()}
+    return state
 
 
 def scan_design(formula, source: Source, weights=None, offset=None, *, check: str = "lmer",
@@ -260,42 +358,16 @@ def scan_design(formula, source: Source, weights=None, offset=None, *, check: st
     modelled |= {n.value for bar in parsed.bars if bar.lhs is not None for n in names_in(bar.lhs)}
     in_factor = _factor_call_columns(parsed)
 
-    n_input = n_dropped = 0
-    na_columns: dict[str, None] = {}
-    levels: dict[str, _Levels] = {}
-    level_cols: list[str] | None = None
-    dtypes: dict = {}
-    combos: dict = {fs: [] for fs in group_sets}
-    sample: list[pd.DataFrame] = []
-    n_sample = 0
-    for batch in source.batches(read, batch_size, progress=progress, desc="levels"):
-        if level_cols is None:
-            dtypes = dict(batch.dtypes)
-            level_cols = [c for c in columns if c in grouping or
-                          (c in modelled and (not _is_number(dtypes[c]) or c in in_factor))]
-            levels = {c: _Levels() for c in level_cols}
-        _check_columns(parsed, batch[columns])
-        w, o = _weights_offset(batch, weights, offset)
-        missing = _complete(batch, columns, w, o)
-        n_input += len(batch)
-        k = int(missing.sum())
-        if k:
-            n_dropped += k
-            na_columns.update((c, None) for c in columns if batch[c].isna().any())
-            if w is not None and np.isnan(w).any():
-                na_columns[weights] = None
-            if o is not None and np.isnan(o).any():
-                na_columns[offset] = None
-            batch = batch[~missing]
-        if not len(batch):
-            continue
-        for c in level_cols:
-            levels[c].add(batch[c], keep_values=c in modelled)
-        for fs in group_sets:
-            combos[fs].append(batch[list(fs)].drop_duplicates())
-        if n_sample < SAMPLE_ROWS:
-            sample.append(batch.iloc[: SAMPLE_ROWS - n_sample])
-            n_sample += len(sample[-1])
+    scan = _Scan(parsed, columns, weights, offset, group_sets, grouping, modelled, in_factor)
+    run = getattr(source, "scan_on_cluster", None)
+    if run is not None:
+        # a Dask DataFrame: each partition is scanned on a worker, the states merged in order
+        scan = run(scan, read, batch_size)
+    else:
+        for batch in source.batches(read, batch_size, progress=progress, desc="levels"):
+            scan.add(batch)
+    n_input, n_dropped, na_columns = scan.n_input, scan.n_dropped, scan.na_columns
+    levels, level_cols, combos, sample = scan.levels, scan.level_cols or [], scan.combos, scan.sample
     if n_input == 0:
         raise DataError(f"{source.name!r} has no rows")
     if n_dropped == n_input:

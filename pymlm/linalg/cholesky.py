@@ -60,6 +60,10 @@ BIG_DENSE = 400
 GRAM_CACHE_LIMIT = 40_000_000
 
 
+
+# Levels per block of the per-level solves of the first term (bounded temporaries).
+LEVEL_BLOCK = 1 << 17
+
 def blockdiag_csr(B: np.ndarray) -> sp.csr_matrix:
     """A stack of blocks ``(l, p, p)`` as a block-diagonal CSR matrix ``(l p, l p)``."""
     l, p, _ = B.shape
@@ -587,14 +591,24 @@ def factorize(struct: PlsStructure, theta: np.ndarray) -> PlsFactor:
         T = Ts[k]
         M = sandwich(T, cp.zz_diag[k])
         M[:, np.arange(pk), np.arange(pk)] += 1.0
-        R = _apply_t(T, cp.zxy[k].reshape(lk * pk, p1), lk, transpose=True)
         for m in chain[:idx]:
             Lkm = L_off[(k, m)]
             M -= blockdiag_extract(Lkm @ Lkm.T, lk, pk)
-            R = R - Lkm @ Q[m]
         Lk = chol_lower(M)
         L_diag[k] = Lk
-        Q[k] = solve_lower(Lk, R.reshape(lk, pk, p1)).reshape(pk * lk, p1)
+        if idx == 0:
+            # Q_k = L_k^{-1} T' Z_k'[X y] by blocks of levels: the temporaries stay O(block), not
+            # several copies of the O(levels x p) blocks
+            Qk = np.empty((lk, pk, p1))
+            for s in range(0, lk, LEVEL_BLOCK):
+                e = s + LEVEL_BLOCK
+                Qk[s:e] = solve_lower(Lk[s:e], np.einsum("ba,lbr->lar", T, cp.zxy[k][s:e]))
+            Q[k] = Qk.reshape(pk * lk, p1)
+        else:
+            R = np.einsum("ba,lbr->lar", T, cp.zxy[k]).reshape(lk * pk, p1)
+            for m in chain[:idx]:
+                R = R - L_off[(k, m)] @ Q[m]
+            Q[k] = solve_lower(Lk, R.reshape(lk, pk, p1)).reshape(pk * lk, p1)
         later = chain[idx + 1:]
         if not later and not tail:
             continue

@@ -34,6 +34,8 @@ __all__ = ["SingleTerm"]
 
 # Gram products with at least this many (levels x columns) use all BLAS threads.
 BIG_GEMM = 2_000_000
+# Levels per block of the products whose temporaries would otherwise be O(levels x p).
+LEVEL_BLOCK = 1 << 17
 
 
 def _chol(M, pk):
@@ -127,8 +129,11 @@ class SingleTerm:
                     w = W[b][d]
                     if w is None:
                         continue
-                    G = self.Zxy[b].T @ (self.Zxy[d] * w[:, None])
-                    out += G if b == d else G + G.T
+                    # by blocks of levels: the scaled copy stays O(LEVEL_BLOCK), not O(levels)
+                    for s in range(0, lk, LEVEL_BLOCK):
+                        e = s + LEVEL_BLOCK
+                        G = self.Zxy[b][s:e].T @ (self.Zxy[d][s:e] * w[s:e, None])
+                        out += G if b == d else G + G.T
         return out
 
     def __call__(self, T: np.ndarray, grad: bool = False, rx: bool = True):
@@ -183,12 +188,17 @@ class SingleTerm:
             Sinv = Lx_inv.T @ Lx_inv
             ATE = _mm(AT, E, pk, lk)
             G = [[(1.0 if a == c else 0.0) - _z(ATE[a][c], lk) for c in range(pk)] for a in range(pk)]
-            with blas_threads(None if lk * p >= BIG_GEMM else 1):
-                H = [self.Zx[c] @ Sinv for c in range(pk)]
             h = [[None] * pk for _ in range(pk)]
             for c in range(pk):
                 for d in range(c, pk):
-                    h[c][d] = h[d][c] = np.einsum("ij,ij->i", H[c], self.Zx[d])
+                    h[c][d] = h[d][c] = np.empty(lk)
+            for s in range(0, lk, LEVEL_BLOCK):  # h_cd = z_c S^-1 z_d' by blocks of levels
+                e = s + LEVEL_BLOCK
+                with blas_threads(None if lk * p >= BIG_GEMM else 1):
+                    H = [self.Zx[c][s:e] @ Sinv for c in range(pk)]
+                for c in range(pk):
+                    for d in range(c, pk):
+                        h[c][d][s:e] = np.einsum("ij,ij->i", H[c], self.Zx[d][s:e])
             g_rx = np.empty((pk, pk))
             for a in range(pk):
                 for b in range(pk):

@@ -392,6 +392,12 @@ class LmerResult(MixedResult):
 
         if not self.rows_in_memory and isinstance(method, str) and method.lower() == "blb" and self.tmap.n_terms == 1:
             return self._streamed_blb(level=level, seed=seed, n_jobs=n_jobs, progress=progress, **options)
+        if (not self.rows_in_memory and isinstance(method, str) and method.lower() == "split"
+                and options.get("mode", "independent") == "independent"):
+            from ..inference._stream_split import streamed_split_interval
+
+            return streamed_split_interval(self.problem, self.design, level=level, seed=seed, n_jobs=n_jobs,
+                                           progress=progress, **options)
         if isinstance(method, str) and method.lower() in ("boot", "split"):
             self._need_rows(f"confint(method={method!r})")
         return confint(self.problem, method=method, level=level, seed=seed, n_jobs=n_jobs,

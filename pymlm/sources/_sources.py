@@ -13,6 +13,10 @@ source's row order, whatever the batch size. Parquet files are read one row
 group at a time with ``pre_buffer=False`` (the default pre-buffering of
 pyarrow reads most of a file ahead into memory), so the memory a pass needs is
 one batch of the model's columns.
+
+A Dask DataFrame is not read in the client: the passes of a fit run on its
+partitions where the scheduler places them, and only per-partition
+summaries and exact integer cross-products travel (see :mod:`._dask`).
 """
 
 from __future__ import annotations
@@ -245,6 +249,18 @@ class _DaskSource(Source):
         super().__init__(name, [str(c) for c in frame.columns], True, list(range(frame.npartitions)))
         self._frame = frame
 
+    def scan_on_cluster(self, scan, columns, batch_size):
+        """The first pass, each partition scanned where the scheduler runs it (see :mod:`._dask`)."""
+        from ._dask import cluster_scan
+
+        return cluster_scan(self._frame, scan, columns, batch_size)
+
+    def cross_products_on_cluster(self, design, groups):
+        """Exact cross-products computed partition by partition on the workers (see :mod:`._dask`)."""
+        from ._dask import cluster_cross_products
+
+        return cluster_cross_products(self._frame, design, groups)
+
     def part_batches(self, i, columns, batch_size):
         part = self._frame.partitions[i][columns].compute()
         for s in range(0, max(len(part), 1), batch_size):
@@ -397,8 +413,16 @@ class _CsvSource(Source):
             if rows:
                 yield _batch_frame(pa.Table.from_batches(buffered), {})
         except pa.ArrowInvalid as exc:
-            raise DataError(f"cannot read {str(path)!r} as CSV: {exc}; the column's values must all have "
-                            "one type (numbers or text)") from exc
+            # pyarrow numbers the column among those read ("In CSV column #1: ..."): name it
+            import re
+
+            hit = re.search(r"column #(\d+)", str(exc))
+            k = int(hit.group(1)) if hit else -1
+            read = [c for c in self._schema.names if c in columns]
+            where = f" in column {read[k]!r}" if 0 <= k < len(read) else ""
+            raise DataError(f"cannot read {str(path)!r} as CSV{where}: {exc}; the column's values must all have "
+                            "one type (numbers or text): fix the file, or read it with pandas and give the "
+                            "frame") from exc
 
 
 def as_source(data, name: str | None = None) -> Source:

@@ -119,6 +119,17 @@ def test_mismatched_types_across_files_name_both(tmp_path):
     assert x.dtype == np.float64 and x.tolist() == [1.0, 2.0, 1.5, 2.5]
 
 
+def test_a_csv_column_changing_type_names_file_and_column(tmp_path):
+    df = pd.DataFrame({"id": np.repeat(np.arange(300), 10), "x": np.linspace(0, 1, 3000), "y": np.ones(3000)})
+    df = df.astype({"x": object})
+    df.loc[2900, "x"] = "abc"
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    src = as_source(tmp_path / "bad.csv")
+    src._block = 1 << 12  # the first block infers x as numbers, a later one holds text
+    with pytest.raises(DataError, match=r"cannot read '.*bad\.csv' as CSV in column 'x': .*invalid value 'abc'"):
+        list(src.batches(["id", "x", "y"], 100))
+
+
 def test_not_a_source():
     with pytest.raises(DataError, match="data must be a pandas DataFrame.*got int"):
         as_source(3)

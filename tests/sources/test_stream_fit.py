@@ -119,7 +119,7 @@ def test_what_needs_no_rows_works(parts):
 
 @pytest.mark.parametrize("call", [lambda m: m.fitted, lambda m: m.residuals(), lambda m: m.predict(),
                                   lambda m: m.simulate(), lambda m: m.refit(np.zeros(m.nobs)),
-                                  lambda m: m.confint("boot"), lambda m: m.confint("split")])
+                                  lambda m: m.confint("boot"), lambda m: m.confint("split", mode="dependent")])
 def test_what_needs_rows_says_how_to_get_them(parts, call):
     folder, _ = parts
     ms = ml.lmer(FORMULA, folder, progress=False)
