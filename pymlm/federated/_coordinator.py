@@ -117,6 +117,28 @@ class Coordinator:
             "the fit stopped (use on_failure='bypass' to go on without it)"
         )
 
+    def _gather(self, names, kind, make_call) -> dict:
+        """Every site's answer (None for a bypassed site). Sites sharing a transport that sends
+        requests together (``site.transport.batch()``, as :class:`~pymlm.federated.flower.FlowerSite`)
+        are asked at once, one message each; a site whose answer failed is then asked again
+        under the failure policy."""
+        transports = {id(getattr(self._sites[s], "transport", None)) for s in names}
+        first = getattr(self._sites[names[0]], "transport", None)
+        pending = {}
+        if first is not None and len(transports) == 1 and hasattr(first, "batch"):
+            with first.batch():
+                pending = {s: make_call(s)() for s in names}
+        out = {}
+        for s in names:
+            if s in pending:
+                try:
+                    out[s] = pending[s].result()
+                    continue
+                except SiteUnavailable:
+                    pass
+            out[s] = self._ask(s, kind, make_call(s))
+        return out
+
     def _sum_round(self, kind: str, request, request_bytes: int = 16):
         """One round: every participant answers ``request(site, participants, round, attempt)``; the
         masked answers are summed along the schedule. A site that fails is bypassed and the round
@@ -129,24 +151,20 @@ class Coordinator:
                 raise FederationError(
                     f"{len(names)} site(s) left; secure summation needs at least 2"
                 )
-            answers, failed = {}, None
             group = tuple(sorted(names))
             for s in names:
                 self._record_request(round_id, kind, s, request_bytes)
-                out = self._ask(
-                    s,
-                    kind,
-                    lambda s=s, group=group, attempt=attempt: request(
-                        self._sites[s], group, round_id, attempt
-                    ),
-                )
-                if out is None:
-                    failed = s
-                    break
-                answers[s] = out
-            if failed is None:
+            answers = self._gather(
+                names,
+                kind,
+                lambda s, group=group, attempt=attempt: lambda: request(
+                    self._sites[s], group, round_id, attempt
+                ),
+            )
+            failed = [s for s in names if answers[s] is None]
+            if not failed:
                 break
-            self.dropped.append(failed)
+            self.dropped.extend(failed)
             attempt += 1
         extra = (
             {s: a[:-1] for s, a in answers.items()}
@@ -167,15 +185,18 @@ class Coordinator:
         round_id = self._next_round()
         salt = os.urandom(16)
         descriptions = {}
-        for s in self.participants:
+        names = self.participants
+        for s in names:
             self._record_request(round_id, "describe", s)
-            d = self._ask(
-                s,
-                "describe",
-                lambda s=s: self._sites[s].describe(
-                    self.formula, salt, self.min_groups, self.min_rows
-                ),
-            )
+        got = self._gather(
+            names,
+            "describe",
+            lambda s: lambda: self._sites[s].describe(
+                self.formula, salt, self.min_groups, self.min_rows
+            ),
+        )
+        for s in names:
+            d = got[s]
             if d is None:
                 self.dropped.append(s)
                 continue

@@ -142,10 +142,23 @@ class FixedPoint:
 class SiteKeys:
     """A site's X25519 key pair and the pairwise mask generator (module header)."""
 
-    def __init__(self):
-        self._private = X25519PrivateKey.generate()
+    def __init__(self, private: bytes | None = None):
+        self._private = (
+            X25519PrivateKey.generate()
+            if private is None
+            else X25519PrivateKey.from_private_bytes(private)
+        )
         self.public = self._private.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @property
+    def private_bytes(self) -> bytes:
+        """The raw private key (kept by a site that restarts between messages, never sent)."""
+        return self._private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
         )
 
     def seeds(self, name: str, public_keys: dict, session: bytes) -> dict:
