@@ -271,8 +271,7 @@ class Coordinator:
         """Round 2: the agreed design; the sums of n and sum log w; the theta layout."""
 
         def request(site, participants, round_id, attempt):
-            layout, counts, payload = site.setup(self.agreement, participants, round_id, attempt)
-            return layout, counts, payload
+            return site.setup(self.agreement, participants, round_id, attempt)
 
         total, extra = self._sum_round("setup", request)
         layouts = {s: e[0] for s, e in extra.items()}

@@ -156,11 +156,11 @@ class FlowerTransport:
 
     def _flush(self, queue):
         messages = [self._message(node, method, args) for node, method, args, _ in queue]
-        replies = {}
+        replies = {}  # one request per site in a batch: answers are matched by their node
         for r in self.grid.send_and_receive(messages, timeout=self.timeout):
-            replies[r.metadata.reply_to_message_id] = r
-        for m, (node, method, _, pending) in zip(messages, queue):
-            r = replies.get(m.metadata.message_id)
+            replies[int(r.metadata.src_node_id)] = r
+        for node, method, _, pending in queue:
+            r = replies.get(int(node))
             pending.done = True
             if r is None or r.has_error():
                 why = "no answer" if r is None else r.error.reason
@@ -173,6 +173,7 @@ class FlowerTransport:
                 pending.value = loads(rec["value"])
 
     def ask(self, node, method, args):
+        """Send one request (or queue it inside :meth:`batch`, returning its pending answer)."""
         pending = _Pending()
         item = (node, method, tuple(args), pending)
         if self._queue is not None:
