@@ -26,7 +26,15 @@ from ..crossprod import CrossProducts
 from ..fit.deviance import Evaluator, SitePieces
 from ..linalg import ThetaMap
 from ._sites import Agreement, SiteUnavailable, piece_count
-from ._sums import TOPOLOGIES, FederationError, FixedPoint, Message, aggregate
+from ._sums import (
+    TOPOLOGIES,
+    FederationError,
+    FixedPoint,
+    Message,
+    aggregate,
+    dropped_masks,
+    shamir_combine,
+)
 
 __all__ = ["Coordinator", "SiteSumEvaluator"]
 
@@ -59,6 +67,7 @@ class Coordinator:
         max_rounds: int = 200,
         on_failure: str = "bypass",
         retries: int = 2,
+        threshold: int | None = None,
     ):
         if topology not in TOPOLOGIES:
             raise FederationError(f"topology must be 'ring', 'tree' or 'star'; got {topology!r}")
@@ -78,6 +87,8 @@ class Coordinator:
             int(max_rounds),
         )
         self.on_failure, self.retries = on_failure, int(retries)
+        self.threshold = threshold
+        self.recovered: list[str] = []
         self.round = 0
         self.transcript: list = []
         self.dropped: list[str] = []
@@ -110,7 +121,7 @@ class Coordinator:
                 return call()
             except SiteUnavailable:
                 continue
-        if self.on_failure == "bypass":
+        if self.on_failure in ("bypass", "recover"):
             return None
         raise FederationError(
             f"site {name!r} did not answer the {kind} request after {tries} tries; "
@@ -165,6 +176,8 @@ class Coordinator:
             if not failed:
                 break
             self.dropped.extend(failed)
+            if self.on_failure == "recover" and self.secure and kind != "setup":
+                return self._recover(answers, names, failed, round_id, attempt, kind)
             attempt += 1
         extra = (
             {s: a[:-1] for s, a in answers.items()}
@@ -173,6 +186,73 @@ class Coordinator:
         )
         payloads = {s: (a[-1] if extra is not None else a) for s, a in answers.items()}
         total = aggregate(payloads, names, self.topology, self.codec, self._record, round_id, kind)
+        return self.codec.decode(total), extra
+
+    # ---------------------------------------------------------------- recovery (Bonawitz et al.)
+    def share_keys(self):
+        """The key-sharing round (``on_failure="recover"``): every site splits its private key into
+        Shamir shares, sealed for each other site; the coordinator relays the sealed shares."""
+        round_id = self._next_round()
+        names = self.participants
+        n = len(names)
+        t = self.threshold or max(1, (n - 1) // 2 + 1)
+        if not 1 <= t <= n - 1:
+            raise FederationError(
+                f"threshold={t} shares cannot be held by the {n - 1} other sites; choose 1..{n - 1}"
+            )
+        self.threshold = t
+        sealed = {}
+        for s in names:
+            self._record_request(round_id, "share-keys", s)
+            sealed[s] = self._sites[s].key_shares(t)
+            for h, b in sealed[s].items():
+                self._record(Message(round_id, "share-keys", s, h, len(b)))
+        for h in names:
+            self._sites[h].hold_shares({s: sealed[s][h] for s in names if s != h})
+
+    def _recover(self, answers, names, failed, round_id, attempt, kind):
+        """The survivors' exact sum of a round some sites dropped out of, from their masked answers
+        and ``threshold`` shares of each dropped site's key."""
+        survivors = [s for s in names if s not in failed]
+        if len(survivors) < self.threshold:
+            raise FederationError(
+                f"{len(survivors)} site(s) survived, fewer than the threshold {self.threshold} "
+                "needed to recover the dropped sites' masks"
+            )
+        extra = (
+            {s: answers[s][:-1] for s in survivors}
+            if isinstance(answers[survivors[0]], tuple)
+            else None
+        )
+        payloads = {s: (answers[s][-1] if extra is not None else answers[s]) for s in survivors}
+        total = aggregate(
+            payloads, survivors, self.topology, self.codec, self._record, round_id, kind
+        )
+        M = self.codec.modulus
+        for d in failed:
+            shares = {}
+            for s in survivors[: self.threshold]:
+                self._record_request(round_id, "reveal-share", s)
+                x, y = self._sites[s].reveal_share(d)
+                self._record(Message(round_id, "reveal-share", s, "coordinator", 74))
+                shares[x] = y
+            key = shamir_combine(shares)
+            total = (
+                total
+                - dropped_masks(
+                    key,
+                    d,
+                    self.agreement.public_keys,
+                    self.session,
+                    survivors,
+                    round_id,
+                    attempt,
+                    len(total),
+                    self.codec,
+                )
+            ) % M
+            del key
+        self.recovered.extend(failed)
         return self.codec.decode(total), extra
 
     def _record_request(self, round_id, kind, site, nbytes=16):

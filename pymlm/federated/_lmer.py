@@ -24,7 +24,7 @@ class SiteBypassedWarning(PymlmWarning):
     """A site stopped answering and the fit went on without it (the estimand changed)."""
 
 
-FAILURE_POLICIES = ("bypass", "retry")
+FAILURE_POLICIES = ("bypass", "retry", "recover")
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +139,7 @@ def lmer(
     check_conv: bool = True,
     codec: FixedPoint | None = None,
     one_round: bool = False,
+    threshold: int | None = None,
 ) -> FederatedFit:
     """Fit a linear mixed model to data held at several sites, exactly, from sums only.
 
@@ -165,11 +166,15 @@ def lmer(
         How the sums travel (results are bitwise identical for every choice).
     start : array-like, optional
         Starting theta; default lme4's (1 on diagonals, 0 off them).
-    on_failure : {"bypass", "retry"}
+    on_failure : {"bypass", "retry", "recover"}
         A site that stops answering is dropped and the fit restarted from the
         current theta on the survivors (``estimand_changed`` is then True), or
         asked again ``retries`` times before the fit stops with
-        :class:`FederationError`.
+        :class:`FederationError`. ``"recover"`` (secure sums only): the sites
+        hold Shamir shares of each other's keys (Bonawitz et al. 2017), so the
+        round a site drops out of is completed from the survivors' masked
+        answers without asking them again; the fit then goes on without it,
+        as with ``"bypass"``.
     min_groups, min_rows : int
         A site with fewer groups of some grouping factor, or fewer rows, does not
         take part (it refuses in the first round).
@@ -183,6 +188,9 @@ def lmer(
         lme4's convergence checks (n_theta + 1 further rounds).
     codec : FixedPoint, optional
         The fixed-point format (default 192 bits, 96 fractional).
+    threshold : int, optional
+        ``on_failure="recover"``: how many of the other n - 1 sites must
+        survive to rebuild a dropped site's key (default: a majority of them).
     one_round : bool
         Each site sends its whole cross-products once, per-group blocks
         included (as pda's DLMM): three rounds in all, but the coordinator
@@ -215,7 +223,9 @@ def lmer(
     if topology not in TOPOLOGIES:
         raise OptionError(f"topology must be 'ring', 'tree' or 'star'; got {topology!r}")
     if on_failure not in FAILURE_POLICIES:
-        raise OptionError(f"on_failure must be 'bypass' or 'retry'; got {on_failure!r}")
+        raise OptionError(
+            f"on_failure must be 'bypass', 'retry' or 'recover'; got {on_failure!r}"
+        )
     secure = check_bool("secure", secure)
     one_round = check_bool("one_round", one_round)
     sites = _check_sites(sites)
@@ -234,9 +244,14 @@ def lmer(
         max_rounds=max_rounds,
         on_failure=on_failure,
         retries=retries,
+        threshold=threshold,
     )
     co.describe()
     co.setup()
+    if on_failure == "recover":
+        if not secure:
+            raise OptionError("on_failure='recover' recovers masks; it needs secure=True")
+        co.share_keys()
     if co.n <= co.p:
         raise FederationError(
             f"{int(co.n)} observations for {co.p} fixed effects: too few to fit the model"

@@ -40,7 +40,16 @@ from ..formula import parse_formula
 from ..formula._ast import names_in
 from ..linalg._threads import blas_threads
 from ._estimators import SITE_SUMS
-from ._sums import FederationError, FixedPoint, SiteKeys, label_hashes, masked
+from ._sums import (
+    FederationError,
+    FixedPoint,
+    SiteKeys,
+    label_hashes,
+    masked,
+    open_share,
+    seal_share,
+    shamir_split,
+)
 
 __all__ = [
     "Agreement",
@@ -294,6 +303,33 @@ class LocalSite:
         if not a.secure:
             return enc
         return masked(self.name, enc, self._seeds, participants, round_id, attempt, a.codec)
+
+    # ---------------------------------------------------------------- mask recovery
+    def key_shares(self, threshold: int) -> dict:
+        """Shamir shares of this site's private key, one per other site, each sealed with the
+        pairwise seed (the coordinator relays them unread)."""
+        if self._seeds is None:
+            raise FederationError(
+                f"site {self.name!r} was not set up; the coordinator sends setup first"
+            )
+        holders = sorted(self._seeds)
+        shares = shamir_split(self._keys.private_bytes, len(holders), threshold)
+        return {
+            h: seal_share(self._seeds[h], self.name, h, sh) for h, sh in zip(holders, shares)
+        }
+
+    def hold_shares(self, sealed: dict) -> None:
+        """Keep the other sites' sealed shares (opened only when one of them drops out)."""
+        self._held = dict(sealed)
+
+    def reveal_share(self, dropped: str):
+        """This site's share of the key of ``dropped``, a site that stopped answering."""
+        held = getattr(self, "_held", {})
+        if dropped == self.name or dropped not in held:
+            raise FederationError(
+                f"site {self.name!r} holds no share of the key of {dropped!r}"
+            )
+        return open_share(self._seeds[dropped], dropped, self.name, held[dropped])
 
     def cross_products(self):
         """The site's whole cross-products (the explicit one-round mode only)."""

@@ -311,6 +311,8 @@ def shamir_combine(shares, length: int = 32) -> bytes:
                 num = num * (-xj) % SHARE_PRIME
                 den = den * (xi - xj) % SHARE_PRIME
         total = (total + yi * num * pow(den, -1, SHARE_PRIME)) % SHARE_PRIME
+    if total >> (8 * length):
+        raise FederationError("the shares do not determine a key: fewer than the threshold?")
     return total.to_bytes(length, "big")
 
 

