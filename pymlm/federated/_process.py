@@ -110,6 +110,9 @@ class ProcessSite:
     def sums(self, *args, **kwargs):
         return self._call("sums", *args, **kwargs)
 
+    def shrink(self, *args):
+        return self._call("shrink", *args)
+
     def key_shares(self, *args):
         return self._call("key_shares", *args)
 

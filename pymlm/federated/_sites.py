@@ -39,7 +39,7 @@ from ..fit.terms import TermMerge, design_crossprod
 from ..formula import parse_formula
 from ..formula._ast import names_in
 from ..linalg._threads import blas_threads
-from ._estimators import SITE_SUMS
+from ._estimators import SITE_SUMS, shrinkage_estimates
 from ._sums import (
     FederationError,
     FixedPoint,
@@ -140,6 +140,7 @@ class LocalSite:
         self._evaluator = None
         self._agreement = None
         self._seeds = None
+        self.shrinkage = None
 
     def add_rows(self, rows) -> None:
         """Append rows (of existing or new groups) to the site's data: a recursive update. Only this
@@ -303,6 +304,14 @@ class LocalSite:
         if not a.secure:
             return enc
         return masked(self.name, enc, self._seeds, participants, round_id, attempt, a.codec)
+
+    def shrink(self, fixef, tau, sigma2) -> None:
+        """Keep the two-step fit's empirical Bayes coefficients of this site's groups
+        (:attr:`shrinkage`); nothing is sent back."""
+        with blas_threads(1):
+            self.shrinkage = shrinkage_estimates(
+                self, np.asarray(fixef, float), np.asarray(tau, float), float(sigma2)
+            )
 
     # ---------------------------------------------------------------- mask recovery
     def key_shares(self, threshold: int) -> dict:
