@@ -140,6 +140,7 @@ def lmer(
     codec: FixedPoint | None = None,
     one_round: bool = False,
     threshold: int | None = None,
+    round_log=None,
 ) -> FederatedFit:
     """Fit a linear mixed model to data held at several sites, exactly, from sums only.
 
@@ -191,6 +192,11 @@ def lmer(
     threshold : int, optional
         ``on_failure="recover"``: how many of the other n - 1 sites must
         survive to rebuild a dropped site's key (default: a majority of them).
+    round_log : str or pathlib.Path, optional
+        A file where the coordinator logs each evaluation round's decoded sum.
+        If it holds the log of an interrupted fit of the same model and
+        sites, those rounds are replayed without asking the sites: the fit
+        resumes and gives the uninterrupted fit's bits.
     one_round : bool
         Each site sends its whole cross-products once, per-group blocks
         included (as pda's DLMM): three rounds in all, but the coordinator
@@ -248,6 +254,8 @@ def lmer(
     )
     co.describe()
     co.setup()
+    if round_log is not None:
+        co.open_log(round_log)
     if on_failure == "recover":
         if not secure:
             raise OptionError("on_failure='recover' recovers masks; it needs secure=True")
