@@ -68,6 +68,7 @@ class Coordinator:
         on_failure: str = "bypass",
         retries: int = 2,
         threshold: int | None = None,
+        zero_columns=(),
     ):
         if topology not in TOPOLOGIES:
             raise FederationError(f"topology must be 'ring', 'tree' or 'star'; got {topology!r}")
@@ -88,6 +89,7 @@ class Coordinator:
         )
         self.on_failure, self.retries = on_failure, int(retries)
         self.threshold = threshold
+        self.zero_columns = tuple(zero_columns)
         self.recovered: list[str] = []
         self.round = 0
         self.transcript: list = []
@@ -272,7 +274,7 @@ class Coordinator:
             names,
             "describe",
             lambda s: lambda: self._sites[s].describe(
-                self.formula, salt, self.min_groups, self.min_rows
+                self.formula, salt, self.min_groups, self.min_rows, self.zero_columns
             ),
         )
         for s in names:
@@ -327,6 +329,7 @@ class Coordinator:
             self.session,
             self.codec,
             self.secure,
+            self.zero_columns,
         )
         self.group_counts = dict(zip([t[1] for t in first.terms], nl.tolist()))
         return descriptions

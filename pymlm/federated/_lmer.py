@@ -141,6 +141,7 @@ def lmer(
     one_round: bool = False,
     threshold: int | None = None,
     round_log=None,
+    structural_zeros=(),
 ) -> FederatedFit:
     """Fit a linear mixed model to data held at several sites, exactly, from sums only.
 
@@ -192,6 +193,11 @@ def lmer(
     threshold : int, optional
         ``on_failure="recover"``: how many of the other n - 1 sites must
         survive to rebuild a dropped site's key (default: a majority of them).
+    structural_zeros : sequence of str, optional
+        Numeric columns some sites do not have (different level-1 or
+        level-2 variable sets): a site lacking one enters it as 0, the
+        paper's expanded matrices, so the fit equals the pooled fit of the
+        zero-filled data. A site lacking any other column is refused.
     round_log : str or pathlib.Path, optional
         A file where the coordinator logs each evaluation round's decoded sum.
         If it holds the log of an interrupted fit of the same model and
@@ -251,6 +257,7 @@ def lmer(
         on_failure=on_failure,
         retries=retries,
         threshold=threshold,
+        zero_columns=tuple(structural_zeros),
     )
     co.describe()
     co.setup()
