@@ -12,7 +12,10 @@ gradient comes in the same round). A round that loses a site is restarted on
 the survivors (``on_failure="bypass"``: the site is dropped for the rest of the
 fit, and the estimand changes: the fit is of the remaining sites' groups) or
 the site is asked again up to ``retries`` times (``"retry"``: answers are pure
-functions of the request, so repeating is safe), then the fit stops.
+functions of the request, so repeating is safe), then the fit stops; or
+(``"recover"``) the round is completed from the survivors' masked answers
+once ``threshold`` of them reveal their shares of the dropped site's key
+(:mod:`pymlm.federated._sums`), and the fit goes on without it.
 """
 
 from __future__ import annotations
