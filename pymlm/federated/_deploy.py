@@ -115,7 +115,7 @@ def run_flower(site_files: dict, formula: str, *, reml: bool = True, secure: boo
         )
         deadline = t0 + timeout
         while True:  # the Control API takes a moment to listen
-            r = subprocess.run([_tool("flwr"), "run", str(app), "loopback", "--run-config", run_config],
+            r = subprocess.run([_tool("flwr"), "run", str(app), "loopback", "--run-config", run_config], check=False,
                                env=env, capture_output=True, text=True, cwd=base)
             if r.returncode == 0 or time.monotonic() > deadline or procs[0][0].poll() is not None:
                 break

@@ -22,7 +22,7 @@ import numpy as np
 from ._sites import Agreement, SiteDescription
 from ._sums import FederationError, FixedPoint
 
-__all__ = ["dumps", "loads", "METHODS"]
+__all__ = ["METHODS", "dumps", "loads"]
 
 #: the request types a site answers
 METHODS = ("describe", "setup", "pieces", "sums")

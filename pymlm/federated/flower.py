@@ -45,9 +45,9 @@ from ._wire import METHODS, dumps, loads
 __all__ = ["FlowerSite", "FlowerTransport", "clientapp", "serverapp", "write_app"]
 
 try:  # the optional extra pymlm[federated]
-    from flwr.app import ConfigRecord, Context, Message, RecordDict
+    from flwr.app import ConfigRecord, Message, RecordDict
     from flwr.clientapp import ClientApp
-    from flwr.serverapp import Grid, ServerApp
+    from flwr.serverapp import ServerApp
 except ImportError:  # pragma: no cover - without flwr only the in-process and process runners exist
     ClientApp = ServerApp = None
 

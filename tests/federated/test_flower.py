@@ -6,10 +6,7 @@ from _fed_data import sleepstudy_sites
 
 import pymlm as ml
 import pymlm.federated as fed
-
-pytest.importorskip("flwr")
-
-from pymlm.federated._deploy import run_flower  # noqa: E402
+from pymlm.federated._deploy import run_flower
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 

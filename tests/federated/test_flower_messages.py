@@ -6,17 +6,13 @@ import json
 import numpy as np
 import pytest
 from _fed_data import sleepstudy_sites
+from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
 
 import pymlm as ml
 import pymlm.federated as fed
-
-flwr = pytest.importorskip("flwr")
-
-from flwr.app import ConfigRecord, Context, Message, RecordDict  # noqa: E402
-from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
-
-from pymlm.federated import flower  # noqa: E402
-from pymlm.federated._wire import dumps, loads  # noqa: E402
+from pymlm.federated import flower
+from pymlm.federated._wire import dumps, loads
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 

@@ -49,7 +49,7 @@ def test_shamir_threshold():
 
 
 def test_the_survivors_sum_is_exact_and_the_dropped_value_never_reaches_the_coordinator():
-    df, parts, sites = _four(at=1)
+    _, parts, sites = _four(at=1)
     co = Coordinator(sites, SLEEP, True, on_failure="recover")
     co.describe()
     co.setup()

@@ -1,6 +1,5 @@
 """A fit interrupted after k rounds resumes from the coordinator's round log, bitwise."""
 
-import numpy as np
 import pytest
 from _fed_data import sleepstudy_sites
 
