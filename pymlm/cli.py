@@ -85,8 +85,20 @@ def main(argv=None) -> int:
                      help="lmer: add confidence intervals (wald, profile, boot, blb, split)")
     fit.add_argument("--design", action="store_true", help="print the parsed design instead of fitting")
     sub.add_parser("datasets", help="list the bundled datasets")
+    federated = sub.add_parser("federated", help="fits across sites that cannot share rows")
+    fed_sub = federated.add_subparsers(dest="federated_command", required=True)
+    demo = fed_sub.add_parser("demo", help="split sleepstudy over sites, fit federated and pooled, compare")
+    demo.add_argument("--sites", type=int, default=4, help="number of sites (2..6; default 4)")
+    demo.add_argument("--transport", choices=["auto", "flower", "processes"], default="auto",
+                      help="a Flower SuperLink and SuperNodes on 127.0.0.1 (auto: when flwr is installed) "
+                           "or one process per site")
     args = parser.parse_args(argv)
     try:
+        if args.command == "federated":
+            from .federated._demo import demo as run_demo
+
+            run_demo(args.sites, args.transport)
+            return 0
         if args.command == "datasets":
             for name in datasets.names():
                 print(name)

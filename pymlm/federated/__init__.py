@@ -9,6 +9,15 @@ coordinator reads nothing but the sum. See :mod:`pymlm.federated._sums` for
 the encoding and the masks, :mod:`pymlm.federated._coordinator` for the
 rounds.
 
+Sites can be in this process (:class:`LocalSite`), in child processes
+(:class:`ProcessSite`) or Flower SuperNodes (:mod:`pymlm.federated.flower`:
+a ClientApp per site reading its own file, a ServerApp running the same
+coordinator). A site that drops out is bypassed, retried, or its masks are
+recovered from Shamir shares of its key (``on_failure="recover"``); sites
+with different variable sets take part through structural zeros
+(``structural_zeros=``); an interrupted fit resumes from the coordinator's
+round log (``round_log=``).
+
 Examples
 --------
 >>> import pymlm as ml

@@ -12,7 +12,10 @@ gradient comes in the same round). A round that loses a site is restarted on
 the survivors (``on_failure="bypass"``: the site is dropped for the rest of the
 fit, and the estimand changes: the fit is of the remaining sites' groups) or
 the site is asked again up to ``retries`` times (``"retry"``: answers are pure
-functions of the request, so repeating is safe), then the fit stops.
+functions of the request, so repeating is safe), then the fit stops; or
+(``"recover"``) the round is completed from the survivors' masked answers
+once ``threshold`` of them reveal their shares of the dropped site's key
+(:mod:`pymlm.federated._sums`), and the fit goes on without it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ from ..crossprod import CrossProducts
 from ..fit.deviance import Evaluator, SitePieces
 from ..linalg import ThetaMap
 from ._sites import Agreement, SiteUnavailable, piece_count
-from ._sums import TOPOLOGIES, FederationError, FixedPoint, Message, aggregate
+from ._sums import (
+    TOPOLOGIES,
+    FederationError,
+    FixedPoint,
+    Message,
+    aggregate,
+    dropped_masks,
+    shamir_combine,
+)
 
 __all__ = ["Coordinator", "SiteSumEvaluator"]
 
@@ -59,6 +70,8 @@ class Coordinator:
         max_rounds: int = 200,
         on_failure: str = "bypass",
         retries: int = 2,
+        threshold: int | None = None,
+        zero_columns=(),
     ):
         if topology not in TOPOLOGIES:
             raise FederationError(f"topology must be 'ring', 'tree' or 'star'; got {topology!r}")
@@ -78,6 +91,9 @@ class Coordinator:
             int(max_rounds),
         )
         self.on_failure, self.retries = on_failure, int(retries)
+        self.threshold = threshold
+        self.zero_columns = tuple(zero_columns)
+        self.recovered: list[str] = []
         self.round = 0
         self.transcript: list = []
         self.dropped: list[str] = []
@@ -110,12 +126,34 @@ class Coordinator:
                 return call()
             except SiteUnavailable:
                 continue
-        if self.on_failure == "bypass":
+        if self.on_failure in ("bypass", "recover"):
             return None
         raise FederationError(
             f"site {name!r} did not answer the {kind} request after {tries} tries; "
             "the fit stopped (use on_failure='bypass' to go on without it)"
         )
+
+    def _gather(self, names, kind, make_call) -> dict:
+        """Every site's answer (None for a bypassed site). Sites sharing a transport that sends
+        requests together (``site.transport.batch()``, as :class:`~pymlm.federated.flower.FlowerSite`)
+        are asked at once, one message each; a site whose answer failed is then asked again
+        under the failure policy."""
+        transports = {id(getattr(self._sites[s], "transport", None)) for s in names}
+        first = getattr(self._sites[names[0]], "transport", None)
+        pending = {}
+        if first is not None and len(transports) == 1 and hasattr(first, "batch"):
+            with first.batch():
+                pending = {s: make_call(s)() for s in names}
+        out = {}
+        for s in names:
+            if s in pending:
+                try:
+                    out[s] = pending[s].result()
+                    continue
+                except SiteUnavailable:
+                    pass
+            out[s] = self._ask(s, kind, make_call(s))
+        return out
 
     def _sum_round(self, kind: str, request, request_bytes: int = 16):
         """One round: every participant answers ``request(site, participants, round, attempt)``; the
@@ -129,24 +167,22 @@ class Coordinator:
                 raise FederationError(
                     f"{len(names)} site(s) left; secure summation needs at least 2"
                 )
-            answers, failed = {}, None
             group = tuple(sorted(names))
             for s in names:
                 self._record_request(round_id, kind, s, request_bytes)
-                out = self._ask(
-                    s,
-                    kind,
-                    lambda s=s, group=group, attempt=attempt: request(
-                        self._sites[s], group, round_id, attempt
-                    ),
-                )
-                if out is None:
-                    failed = s
-                    break
-                answers[s] = out
-            if failed is None:
+            answers = self._gather(
+                names,
+                kind,
+                lambda s, group=group, attempt=attempt: lambda: request(
+                    self._sites[s], group, round_id, attempt
+                ),
+            )
+            failed = [s for s in names if answers[s] is None]
+            if not failed:
                 break
-            self.dropped.append(failed)
+            self.dropped.extend(failed)
+            if self.on_failure == "recover" and self.secure and kind != "setup":
+                return self._recover(answers, names, failed, round_id, attempt, kind)
             attempt += 1
         extra = (
             {s: a[:-1] for s, a in answers.items()}
@@ -155,6 +191,73 @@ class Coordinator:
         )
         payloads = {s: (a[-1] if extra is not None else a) for s, a in answers.items()}
         total = aggregate(payloads, names, self.topology, self.codec, self._record, round_id, kind)
+        return self.codec.decode(total), extra
+
+    # ---------------------------------------------------------------- recovery (Bonawitz et al.)
+    def share_keys(self):
+        """The key-sharing round (``on_failure="recover"``): every site splits its private key into
+        Shamir shares, sealed for each other site; the coordinator relays the sealed shares."""
+        round_id = self._next_round()
+        names = self.participants
+        n = len(names)
+        t = self.threshold or max(1, (n - 1) // 2 + 1)
+        if not 1 <= t <= n - 1:
+            raise FederationError(
+                f"threshold={t} shares cannot be held by the {n - 1} other sites; choose 1..{n - 1}"
+            )
+        self.threshold = t
+        sealed = {}
+        for s in names:
+            self._record_request(round_id, "share-keys", s)
+            sealed[s] = self._sites[s].key_shares(t)
+            for h, b in sealed[s].items():
+                self._record(Message(round_id, "share-keys", s, h, len(b)))
+        for h in names:
+            self._sites[h].hold_shares({s: sealed[s][h] for s in names if s != h})
+
+    def _recover(self, answers, names, failed, round_id, attempt, kind):
+        """The survivors' exact sum of a round some sites dropped out of, from their masked answers
+        and ``threshold`` shares of each dropped site's key."""
+        survivors = [s for s in names if s not in failed]
+        if len(survivors) < self.threshold:
+            raise FederationError(
+                f"{len(survivors)} site(s) survived, fewer than the threshold {self.threshold} "
+                "needed to recover the dropped sites' masks"
+            )
+        extra = (
+            {s: answers[s][:-1] for s in survivors}
+            if isinstance(answers[survivors[0]], tuple)
+            else None
+        )
+        payloads = {s: (answers[s][-1] if extra is not None else answers[s]) for s in survivors}
+        total = aggregate(
+            payloads, survivors, self.topology, self.codec, self._record, round_id, kind
+        )
+        M = self.codec.modulus
+        for d in failed:
+            shares = {}
+            for s in survivors[: self.threshold]:
+                self._record_request(round_id, "reveal-share", s)
+                x, y = self._sites[s].reveal_share(d)
+                self._record(Message(round_id, "reveal-share", s, "coordinator", 74))
+                shares[x] = y
+            key = shamir_combine(shares)
+            total = (
+                total
+                - dropped_masks(
+                    key,
+                    d,
+                    self.agreement.public_keys,
+                    self.session,
+                    survivors,
+                    round_id,
+                    attempt,
+                    len(total),
+                    self.codec,
+                )
+            ) % M
+            del key
+        self.recovered.extend(failed)
         return self.codec.decode(total), extra
 
     def _record_request(self, round_id, kind, site, nbytes=16):
@@ -167,15 +270,18 @@ class Coordinator:
         round_id = self._next_round()
         salt = os.urandom(16)
         descriptions = {}
-        for s in self.participants:
+        names = self.participants
+        for s in names:
             self._record_request(round_id, "describe", s)
-            d = self._ask(
-                s,
-                "describe",
-                lambda s=s: self._sites[s].describe(
-                    self.formula, salt, self.min_groups, self.min_rows
-                ),
-            )
+        got = self._gather(
+            names,
+            "describe",
+            lambda s: lambda: self._sites[s].describe(
+                self.formula, salt, self.min_groups, self.min_rows, self.zero_columns
+            ),
+        )
+        for s in names:
+            d = got[s]
             if d is None:
                 self.dropped.append(s)
                 continue
@@ -226,6 +332,7 @@ class Coordinator:
             self.session,
             self.codec,
             self.secure,
+            self.zero_columns,
         )
         self.group_counts = dict(zip([t[1] for t in first.terms], nl.tolist()))
         return descriptions
@@ -250,8 +357,7 @@ class Coordinator:
         """Round 2: the agreed design; the sums of n and sum log w; the theta layout."""
 
         def request(site, participants, round_id, attempt):
-            layout, counts, payload = site.setup(self.agreement, participants, round_id, attempt)
-            return layout, counts, payload
+            return site.setup(self.agreement, participants, round_id, attempt)
 
         total, extra = self._sum_round("setup", request)
         layouts = {s: e[0] for s, e in extra.items()}
@@ -299,13 +405,16 @@ class Coordinator:
             return self._cache[2]
         before = list(self.dropped)
         self.last_theta = theta.copy()
-        total, _ = self._sum_round(
-            "pieces",
-            lambda site, parts, r, a: site.pieces(theta, grad, parts, r, a),
-            17 + 8 * theta.size,
-        )
-        if self.dropped != before:
-            raise SitesChanged(self.dropped[len(before) :])
+        total = self._replayed(theta, grad)
+        if total is None:
+            total, _ = self._sum_round(
+                "pieces",
+                lambda site, parts, r, a: site.pieces(theta, grad, parts, r, a),
+                17 + 8 * theta.size,
+            )
+            if self.dropped != before:
+                raise SitesChanged(self.dropped[len(before) :])
+            self._log_round(theta, grad, total)
         p1, nt = self.p + 1, self.tmap.n_theta
         t = p1 * (p1 + 1) // 2
         r, c = np.tril_indices(p1)
@@ -323,6 +432,69 @@ class Coordinator:
         out = SitePieces(float(total[0]), D, self.n, self.sum_log_w, d_ldL2, dD)
         self._cache = (theta.copy(), grad, out)
         return out
+
+    # ---------------------------------------------------------------- the round log
+    def open_log(self, path) -> None:
+        """Log every evaluation round's decoded sum to ``path`` (JSON lines; the coordinator's own
+        results, no site's value); a log already there from an interrupted fit of the same model
+        and sites is replayed first, in order, as long as each logged theta is the one asked for:
+        the fit resumes where it stopped and gives the uninterrupted fit's bits."""
+        import json
+        import pathlib
+
+        self._log_path = pathlib.Path(path)
+        header = {"formula": self.formula, "reml": self.reml, "sites": sorted(self.participants),
+                  "n": float(self.n).hex(), "p": self.p}
+        self._replay = []
+        if self._log_path.exists() and self._log_path.stat().st_size:
+            lines = self._log_path.read_text().splitlines()
+            if json.loads(lines[0]) != header:
+                raise FederationError(
+                    f"the round log {str(path)!r} is of another model or set of sites; "
+                    "give a new path to start afresh"
+                )
+            for line in lines[1:]:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    break  # a line cut short by the interruption
+                self._replay.append(
+                    (
+                        np.array([float.fromhex(v) for v in e["theta"]]),
+                        bool(e["grad"]),
+                        np.array([float.fromhex(v) for v in e["total"]]),
+                    )
+                )
+            self._log_path.write_text(
+                "\n".join([lines[0]] + lines[1 : 1 + len(self._replay)]) + "\n"
+            )
+        else:
+            self._log_path.write_text(json.dumps(header) + "\n")
+        self.replayed = 0
+
+    def _replayed(self, theta, grad):
+        queue = getattr(self, "_replay", None)
+        if not queue:
+            return None
+        t, g, total = queue[0]
+        if g != grad or t.tobytes() != theta.tobytes():
+            self._replay = []  # the fit took another path: ask the sites from here on
+            return None
+        queue.pop(0)
+        self._next_round()
+        self.replayed += 1
+        return total
+
+    def _log_round(self, theta, grad, total):
+        path = getattr(self, "_log_path", None)
+        if path is None:
+            return
+        import json
+
+        entry = {"theta": [float(v).hex() for v in theta], "grad": bool(grad),
+                 "total": [float(v).hex() for v in total]}
+        with path.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
 
     @property
     def rounds(self) -> int:

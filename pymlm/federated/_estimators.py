@@ -144,6 +144,19 @@ def two_step_sums(site, params):
     )
 
 
+def shrinkage_estimates(site, fixef, tau, sigma2) -> pd.DataFrame:
+    """The site's empirical Bayes per-group coefficients (the two-step fit's last message, which
+    stays at the site): b*_j = beta + tau (tau + sigma^2 A_j^{-1})^{-1} (b_j - beta)."""
+    design = site._design
+    A, _, Zy = _blocks(site._cp)
+    t = design.re_terms[0]
+    Ainv = np.linalg.inv(A)
+    b = np.einsum("jab,jb->ja", Ainv, Zy)
+    shrink = np.einsum("ab,jbc->jac", tau, np.linalg.inv(tau + sigma2 * Ainv))
+    est = fixef + np.einsum("jab,jb->ja", shrink, b - fixef)
+    return pd.DataFrame(est, index=pd.Index(list(t.levels), name=t.group), columns=list(t.cnms))
+
+
 SITE_SUMS = {"totals": totals_sums, "em": em_sums, "fisher": fisher_sums, "two-step": two_step_sums}
 
 
@@ -280,6 +293,10 @@ class TwoStepFit:
     sigma2 : float
         The pooled within-group residual variance.
     weighted : bool
+
+    Each site then holds its groups' empirical Bayes coefficients
+    (``site.shrinkage``: beta + tau (tau + sigma^2 A_j^{-1})^{-1} (b_j - beta), tau
+    made positive semi-definite); the coordinator never sees them.
     ngroups : int
     rounds : int
     bytes_per_site : dict
@@ -325,8 +342,15 @@ def two_step_fit(co, weighted: bool) -> TwoStepFit:
         fixef = np.linalg.solve(SW, SWb)
         se = np.sqrt(np.diag(np.linalg.inv(SW)))
     else:
+        vals, vecs = np.linalg.eigh(0.5 * (tau + tau.T))
+        tau_psd = (vecs * np.maximum(vals, 0.0)) @ vecs.T
         fixef = bbar
         se = np.sqrt(np.diag(Sb) / J)
+    # the shrinkage estimates go back to the sites (each keeps its own groups'); nothing returns
+    rid = co._next_round()
+    for name in co.participants:
+        co._record_request(rid, "shrinkage", name, 16 + 8 * (pk + pk * pk + 1))
+        co._sites[name].shrink(fixef, tau_psd, float(sigma2))
     names = list(cnms)
     return TwoStepFit(
         pd.Series(fixef, index=names),

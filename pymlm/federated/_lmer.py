@@ -24,7 +24,7 @@ class SiteBypassedWarning(PymlmWarning):
     """A site stopped answering and the fit went on without it (the estimand changed)."""
 
 
-FAILURE_POLICIES = ("bypass", "retry")
+FAILURE_POLICIES = ("bypass", "retry", "recover")
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +139,9 @@ def lmer(
     check_conv: bool = True,
     codec: FixedPoint | None = None,
     one_round: bool = False,
+    threshold: int | None = None,
+    round_log=None,
+    structural_zeros=(),
 ) -> FederatedFit:
     """Fit a linear mixed model to data held at several sites, exactly, from sums only.
 
@@ -165,11 +168,15 @@ def lmer(
         How the sums travel (results are bitwise identical for every choice).
     start : array-like, optional
         Starting theta; default lme4's (1 on diagonals, 0 off them).
-    on_failure : {"bypass", "retry"}
+    on_failure : {"bypass", "retry", "recover"}
         A site that stops answering is dropped and the fit restarted from the
         current theta on the survivors (``estimand_changed`` is then True), or
         asked again ``retries`` times before the fit stops with
-        :class:`FederationError`.
+        :class:`FederationError`. ``"recover"`` (secure sums only): the sites
+        hold Shamir shares of each other's keys (Bonawitz et al. 2017), so the
+        round a site drops out of is completed from the survivors' masked
+        answers without asking them again; the fit then goes on without it,
+        as with ``"bypass"``.
     min_groups, min_rows : int
         A site with fewer groups of some grouping factor, or fewer rows, does not
         take part (it refuses in the first round).
@@ -183,6 +190,19 @@ def lmer(
         lme4's convergence checks (n_theta + 1 further rounds).
     codec : FixedPoint, optional
         The fixed-point format (default 192 bits, 96 fractional).
+    threshold : int, optional
+        ``on_failure="recover"``: how many of the other n - 1 sites must
+        survive to rebuild a dropped site's key (default: a majority of them).
+    structural_zeros : sequence of str, optional
+        Numeric columns some sites do not have (different level-1 or
+        level-2 variable sets): a site lacking one enters it as 0, the
+        paper's expanded matrices, so the fit equals the pooled fit of the
+        zero-filled data. A site lacking any other column is refused.
+    round_log : str or pathlib.Path, optional
+        A file where the coordinator logs each evaluation round's decoded sum.
+        If it holds the log of an interrupted fit of the same model and
+        sites, those rounds are replayed without asking the sites: the fit
+        resumes and gives the uninterrupted fit's bits.
     one_round : bool
         Each site sends its whole cross-products once, per-group blocks
         included (as pda's DLMM): three rounds in all, but the coordinator
@@ -215,7 +235,9 @@ def lmer(
     if topology not in TOPOLOGIES:
         raise OptionError(f"topology must be 'ring', 'tree' or 'star'; got {topology!r}")
     if on_failure not in FAILURE_POLICIES:
-        raise OptionError(f"on_failure must be 'bypass' or 'retry'; got {on_failure!r}")
+        raise OptionError(
+            f"on_failure must be 'bypass', 'retry' or 'recover'; got {on_failure!r}"
+        )
     secure = check_bool("secure", secure)
     one_round = check_bool("one_round", one_round)
     sites = _check_sites(sites)
@@ -234,9 +256,17 @@ def lmer(
         max_rounds=max_rounds,
         on_failure=on_failure,
         retries=retries,
+        threshold=threshold,
+        zero_columns=tuple(structural_zeros),
     )
     co.describe()
     co.setup()
+    if round_log is not None:
+        co.open_log(round_log)
+    if on_failure == "recover":
+        if not secure:
+            raise OptionError("on_failure='recover' recovers masks; it needs secure=True")
+        co.share_keys()
     if co.n <= co.p:
         raise FederationError(
             f"{int(co.n)} observations for {co.p} fixed effects: too few to fit the model"

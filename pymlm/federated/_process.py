@@ -110,6 +110,18 @@ class ProcessSite:
     def sums(self, *args, **kwargs):
         return self._call("sums", *args, **kwargs)
 
+    def shrink(self, *args):
+        return self._call("shrink", *args)
+
+    def key_shares(self, *args):
+        return self._call("key_shares", *args)
+
+    def hold_shares(self, *args):
+        return self._call("hold_shares", *args)
+
+    def reveal_share(self, *args):
+        return self._call("reveal_share", *args)
+
     def cross_products(self):
         return self._call("cross_products")
 

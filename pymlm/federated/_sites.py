@@ -39,8 +39,17 @@ from ..fit.terms import TermMerge, design_crossprod
 from ..formula import parse_formula
 from ..formula._ast import names_in
 from ..linalg._threads import blas_threads
-from ._estimators import SITE_SUMS
-from ._sums import FederationError, FixedPoint, SiteKeys, label_hashes, masked
+from ._estimators import SITE_SUMS, shrinkage_estimates
+from ._sums import (
+    FederationError,
+    FixedPoint,
+    SiteKeys,
+    label_hashes,
+    masked,
+    open_share,
+    seal_share,
+    shamir_split,
+)
 
 __all__ = [
     "Agreement",
@@ -80,6 +89,7 @@ class Agreement:
     session: bytes
     codec: FixedPoint
     secure: bool
+    zero_columns: tuple = ()  # columns a site may lack: structural zeros
 
 
 def piece_count(p: int, n_theta: int, grad: bool) -> int:
@@ -131,6 +141,7 @@ class LocalSite:
         self._evaluator = None
         self._agreement = None
         self._seeds = None
+        self.shrinkage = None
 
     def add_rows(self, rows) -> None:
         """Append rows (of existing or new groups) to the site's data: a recursive update. Only this
@@ -143,14 +154,25 @@ class LocalSite:
         return f"LocalSite(name={self.name!r})"
 
     # ---------------------------------------------------------------- round 1
-    def _build(self, formula: str):
+    def _with_zeros(self, zero_columns) -> object:
+        """The site's data with the agreed structural-zero columns it lacks filled with 0
+        (the paper's expanded matrices: a variable the site does not measure enters as 0)."""
+        if not zero_columns:
+            return self._data
+        frame = pd.DataFrame(self._data)
+        missing = [c for c in zero_columns if c not in frame.columns]
+        if not missing:
+            return frame
+        return frame.assign(**{c: 0.0 for c in missing})
+
+    def _build(self, formula: str, zero_columns=()):
         """The site's complete rows, its random-effects design, its fixed-effect factors' levels
         and the spec of its fixed part (built on a template, see :func:`_fixed_spec`)."""
         try:
             parsed = parse_formula(formula)
             if parsed.offsets:
                 raise FederationError("offset() terms are not supported in federated fits yet")
-            frame = model_frame(parsed, self._data)
+            frame = model_frame(parsed, self._with_zeros(zero_columns))
             for b in parsed.bars:
                 if (
                     frame.n
@@ -178,10 +200,11 @@ class LocalSite:
             raise type(exc)(f"site {self.name!r}: {exc}") from exc
 
     def describe(
-        self, formula: str, salt: bytes, min_groups: int, min_rows: int
+        self, formula: str, salt: bytes, min_groups: int, min_rows: int, zero_columns=()
     ) -> SiteDescription:
-        """The site's structure (see the module header); refuses below the disclosure limits."""
-        parsed, frame, design, levels = self._build(formula)
+        """The site's structure (see the module header); refuses below the disclosure limits.
+        Numeric columns in ``zero_columns`` that the site lacks are structural zeros."""
+        parsed, frame, design, levels = self._build(formula, zero_columns)
         if design.n < min_rows:
             raise FederationError(
                 f"site {self.name!r} has fewer than min_rows={min_rows} complete rows; "
@@ -214,7 +237,7 @@ class LocalSite:
     # ---------------------------------------------------------------- round 2
     def setup(self, agreement: Agreement, participants, round_id: int, attempt: int = 0):
         """Build the agreed design; answer the theta layout and the masked [n, sum log w]."""
-        parsed, frame, design, _ = self._build(agreement.formula)
+        parsed, frame, design, _ = self._build(agreement.formula, agreement.zero_columns)
         spec = _fixed_spec(parsed, frame.data, agreement.factor_levels)
         X = rebuild_model_matrix(spec, frame.data, f"the fixed effects at site {self.name!r}")
         X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=float)
@@ -294,6 +317,41 @@ class LocalSite:
         if not a.secure:
             return enc
         return masked(self.name, enc, self._seeds, participants, round_id, attempt, a.codec)
+
+    def shrink(self, fixef, tau, sigma2) -> None:
+        """Keep the two-step fit's empirical Bayes coefficients of this site's groups
+        (:attr:`shrinkage`); nothing is sent back."""
+        with blas_threads(1):
+            self.shrinkage = shrinkage_estimates(
+                self, np.asarray(fixef, float), np.asarray(tau, float), float(sigma2)
+            )
+
+    # ---------------------------------------------------------------- mask recovery
+    def key_shares(self, threshold: int) -> dict:
+        """Shamir shares of this site's private key, one per other site, each sealed with the
+        pairwise seed (the coordinator relays them unread)."""
+        if self._seeds is None:
+            raise FederationError(
+                f"site {self.name!r} was not set up; the coordinator sends setup first"
+            )
+        holders = sorted(self._seeds)
+        shares = shamir_split(self._keys.private_bytes, len(holders), threshold)
+        return {
+            h: seal_share(self._seeds[h], self.name, h, sh) for h, sh in zip(holders, shares)
+        }
+
+    def hold_shares(self, sealed: dict) -> None:
+        """Keep the other sites' sealed shares (opened only when one of them drops out)."""
+        self._held = dict(sealed)
+
+    def reveal_share(self, dropped: str):
+        """This site's share of the key of ``dropped``, a site that stopped answering."""
+        held = getattr(self, "_held", {})
+        if dropped == self.name or dropped not in held:
+            raise FederationError(
+                f"site {self.name!r} holds no share of the key of {dropped!r}"
+            )
+        return open_share(self._seeds[dropped], dropped, self.name, held[dropped])
 
     def cross_products(self):
         """The site's whole cross-products (the explicit one-round mode only)."""

@@ -38,8 +38,20 @@ round r, attempt a, the same stream of k-bit integers m_st from ChaCha20
 learns the sum and nothing else. Partial sums of a ring or tree are sums of
 masked vectors, uniform as well. A round that loses a site is restarted on the
 survivors with a fresh attempt number (new masks), so no two masked vectors of
-one site ever share a mask; recovering a dropped site's masks from secret
-shares (Bonawitz et al. 2017) is not implemented.
+one site ever share a mask.
+
+Recovering a dropped site's masks (Bonawitz et al. 2017; ``on_failure="recover"``):
+after setup every site splits its X25519 private key into Shamir shares
+over GF(2^521 - 1) (:func:`shamir_split`, any ``threshold`` of the n - 1
+other sites recover it), each share encrypted for its holder with their
+pairwise seed and relayed by the coordinator. When a site drops after the
+others masked their vectors, ``threshold`` survivors send their shares of
+its key; the coordinator rebuilds the key, regenerates the masks the
+survivors shared with the dropped site (:func:`dropped_masks`) and removes
+them: the survivors' sum, exact, with no round restarted. The coordinator
+never received the dropped site's masked vector, so the key shows it no
+value of that site; a survivor refuses to reveal shares of a site that is
+still taking part.
 """
 
 from __future__ import annotations
@@ -142,10 +154,23 @@ class FixedPoint:
 class SiteKeys:
     """A site's X25519 key pair and the pairwise mask generator (module header)."""
 
-    def __init__(self):
-        self._private = X25519PrivateKey.generate()
+    def __init__(self, private: bytes | None = None):
+        self._private = (
+            X25519PrivateKey.generate()
+            if private is None
+            else X25519PrivateKey.from_private_bytes(private)
+        )
         self.public = self._private.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @property
+    def private_bytes(self) -> bytes:
+        """The raw private key (kept by a site that restarts between messages, never sent)."""
+        return self._private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
         )
 
     def seeds(self, name: str, public_keys: dict, session: bytes) -> dict:
@@ -247,3 +272,91 @@ def label_hashes(salt: bytes, group: str, labels) -> list[bytes]:
     """Salted SHA-256 digests (16 bytes) of a grouping factor's level labels."""
     g = group.encode() + b"\x00"
     return [hashlib.sha256(salt + g + str(v).encode()).digest()[:16] for v in labels]
+
+
+# ---------------------------------------------------------------- recovering a dropped site's masks
+#: the prime field of the secret shares: 2^521 - 1 (a Mersenne prime above every 32-byte key)
+SHARE_PRIME = (1 << 521) - 1
+_SHARE_BYTES = 66
+
+
+def shamir_split(secret: bytes, n: int, threshold: int) -> list[tuple[int, int]]:
+    """Shamir's (threshold, n) sharing of ``secret`` over GF(2^521 - 1): shares (x, f(x)), x = 1..n,
+    of a random polynomial f of degree threshold - 1 with f(0) = the secret. Any ``threshold``
+    shares give the secret back; fewer reveal nothing about it."""
+    if not 1 <= threshold <= n:
+        raise FederationError(f"the share threshold must be between 1 and {n}; got {threshold}")
+    import secrets
+
+    coeffs = [int.from_bytes(secret, "big")] + [
+        secrets.randbelow(SHARE_PRIME) for _ in range(threshold - 1)
+    ]
+    out = []
+    for x in range(1, n + 1):
+        y = 0
+        for c in reversed(coeffs):
+            y = (y * x + c) % SHARE_PRIME
+        out.append((x, y))
+    return out
+
+
+def shamir_combine(shares, length: int = 32) -> bytes:
+    """The secret from ``threshold`` or more shares (Lagrange interpolation at 0)."""
+    shares = list(dict(shares).items())
+    total = 0
+    for i, (xi, yi) in enumerate(shares):
+        num = den = 1
+        for j, (xj, _) in enumerate(shares):
+            if i != j:
+                num = num * (-xj) % SHARE_PRIME
+                den = den * (xi - xj) % SHARE_PRIME
+        total = (total + yi * num * pow(den, -1, SHARE_PRIME)) % SHARE_PRIME
+    if total >> (8 * length):
+        raise FederationError("the shares do not determine a key: fewer than the threshold?")
+    return total.to_bytes(length, "big")
+
+
+def _share_pad(seed: bytes, sender: str, holder: str) -> bytes:
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=b"pymlm-share\x00" + sender.encode() + b"\x00" + holder.encode(),
+    ).derive(seed)
+    enc = Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
+    return enc.update(bytes(8 + _SHARE_BYTES))
+
+
+def seal_share(seed: bytes, sender: str, holder: str, share: tuple[int, int]) -> bytes:
+    """A share of ``sender``'s key for ``holder``, encrypted with their pairwise seed (the
+    coordinator relays it and cannot read it)."""
+    plain = share[0].to_bytes(8, "big") + share[1].to_bytes(_SHARE_BYTES, "big")
+    return bytes(a ^ b for a, b in zip(plain, _share_pad(seed, sender, holder)))
+
+
+def open_share(seed: bytes, sender: str, holder: str, sealed: bytes) -> tuple[int, int]:
+    plain = bytes(a ^ b for a, b in zip(sealed, _share_pad(seed, sender, holder)))
+    return int.from_bytes(plain[:8], "big"), int.from_bytes(plain[8:], "big")
+
+
+def dropped_masks(
+    private: bytes,
+    dropped: str,
+    public_keys: dict,
+    session: bytes,
+    survivors,
+    round_id: int,
+    attempt: int,
+    m: int,
+    codec: FixedPoint,
+) -> np.ndarray:
+    """What the survivors' masks with ``dropped`` add to their sum (mod 2^k), from the dropped
+    site's reconstructed private key: subtracting it leaves the survivors' exact sum."""
+    keys = SiteKeys(private)
+    seeds = keys.seeds(dropped, {s: public_keys[s] for s in survivors}, session)
+    M = codec.modulus
+    out = np.zeros(m, dtype=object)
+    for s in survivors:
+        mask = np.array(_stream(seeds[s], round_id, attempt, m, codec), dtype=object)
+        out = (out + mask) % M if s < dropped else (out - mask) % M
+    return out

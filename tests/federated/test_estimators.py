@@ -74,7 +74,24 @@ def test_two_step_estimators(weighted):
         W = np.linalg.inv(tau_psd + sigma2 * ainv)
         expect = np.linalg.solve(W.sum(0), np.einsum("jab,jb->a", W, b))
         assert np.allclose(t.fixef.to_numpy(), expect, rtol=1e-10)
-    assert t.rounds == (4 if weighted else 3)
+    assert t.rounds == (5 if weighted else 4)  # describe, setup, sums (twice if weighted), shrinkage
+    # the empirical Bayes coefficients each site got back, against the pooled per-group OLS
+    vals, vecs = np.linalg.eigh(tau)
+    T = (vecs * np.maximum(vals, 0)) @ vecs.T
+    beta = t.fixef.to_numpy()
+    labels = [str(k) for k, _ in df.groupby("Subject", observed=True)]
+    expect = {
+        lab: beta + T @ np.linalg.solve(T + sigma2 * ainv[j], b[j] - beta)
+        for j, lab in enumerate(labels)
+    }
+    held = pd.concat([s.shrinkage for s in sites])
+    assert sorted(map(str, held.index)) == sorted(labels)
+    for lab, row in held.iterrows():
+        assert np.allclose(row.to_numpy(), expect[str(lab)], rtol=1e-10)
+    # shrunk towards beta: never farther from it than the group's own OLS line
+    for j, lab in enumerate(labels):
+        assert np.linalg.norm(expect[lab] - beta) <= np.linalg.norm(b[j] - beta) + 1e-9
+    assert not any(m.sender != "coordinator" and m.kind == "shrinkage" for m in t.transcript)
 
 
 def test_two_step_needs_the_term_columns_as_fixed_effects():

@@ -123,3 +123,14 @@ def test_process_sites_give_the_in_process_bits(process_sites):
     g = fed.lmer(SLEEP, local)
     assert f.theta.tobytes() == g.theta.tobytes()
     assert f.fixef.to_numpy().tobytes() == g.fixef.to_numpy().tobytes()
+
+
+def test_a_killed_site_process_under_mask_recovery(process_sites):
+    _, local, sites = process_sites
+    with pytest.warns(fed.SiteBypassedWarning, match=r"site\(s\) 'B' stopped answering"):
+        f = fed.lmer(SLEEP, sites, on_failure="recover", threshold=1)
+    assert sites[1].process.exitcode == -signal.SIGKILL
+    assert f.sites_used == ["A", "C"] and f.estimand_changed
+    assert any(m.kind == "reveal-share" for m in f.transcript)
+    m = ml.lmer(SLEEP, pd.concat([local[0]._data, local[2]._data]))
+    assert np.max(np.abs(f.fixef - m.fixef) / m.fixef_se) < 1e-6
