@@ -13,9 +13,26 @@ estimates in that order, and the operations the resampling methods share:
   (lme4's stage 2 alone: the estimates are a far better start than stage 1);
 - :meth:`GlmmInference.cluster_rows`: the rows of a set of clusters (levels
   of the single grouping factor) with local level codes, the piece on which
-  a bag of little bootstraps or a split sample fits. A cluster drawn c times
-  enters with its prior weights multiplied by c (frequency weights), so a
-  resample costs a pass over the subset's rows, never over all N clusters.
+  a bag of little bootstraps fits; :meth:`GlmmInference.rows_of`, the piece
+  of a split sample.
+
+Cluster multiplicities
+----------------------
+A resample of clusters holds cluster i c_i times. In the cluster bootstrap
+its c_i copies are independent clusters, each with its own random effect
+(Field & Welsh 2007), not one cluster with c_i times the rows: multiplying
+the rows' prior weights by c_i would also multiply Z_i'W Z_i inside the
+cluster's log-determinant and shrink its random effect, a different model.
+With one grouping factor the Laplace objective is a sum over clusters,
+
+    -2 log L ~ sum_i [ d_i(u_i) + |u_i|^2 + log|T'Z_i'W_i Z_i T + I| ] + const,
+
+d_i the cluster's summed deviance residuals at its modes u_i, which PIRLS
+finds cluster by cluster (copies share their modes). The resample's
+objective is therefore the count-weighted sum of the per-cluster terms of
+one PIRLS pass over the b distinct clusters' rows
+(:class:`ClusterWeightedObjective`; for nAGQ > 1 the per-group quadrature
+terms), so a resample costs O(b) clusters, never O(N).
 """
 
 from __future__ import annotations
@@ -30,7 +47,7 @@ from ..fit._optimize import escape_bound, lift_start, minimize_theta
 from ..fit.glmm import GlmmObjective, GlmmProblem
 from ..linalg._threads import blas_threads
 
-__all__ = ["GlmmInference", "draw_response"]
+__all__ = ["ClusterWeightedObjective", "GlmmInference", "draw_response"]
 
 REFIT_TOL = 1e-11
 
@@ -63,6 +80,58 @@ def draw_response(family: str, mu: np.ndarray, w: np.ndarray, dispersion: float,
     if family == "inverse.gaussian":
         return rng.wald(mu, np.broadcast_to(w / dispersion, mu.shape))
     raise OptionError(f"simulating does not know the family {family!r}")
+
+
+class ClusterWeightedObjective:
+    """sum_i c_i D_i(theta, beta): the objective of c_i independent copies of cluster i.
+
+    ``D_i`` is cluster i's term of the Laplace (or AGQ) objective at the
+    conditional modes (module notes), the parameter-free constants left out.
+    Evaluations run PIRLS through the wrapped :class:`GlmmObjective` (warm
+    started); the gradient is left to the optimizer driver's differences.
+
+    Parameters
+    ----------
+    obj : GlmmObjective
+        Over (theta, beta) of a problem with one random term.
+    counts : ndarray (l,)
+        Multiplicity of each level (cluster) of that term.
+    """
+
+    def __init__(self, obj: GlmmObjective, counts):
+        self.obj = obj
+        self.counts = np.asarray(counts, dtype=float)
+        pr = obj.problem
+        if pr.tmap.n_terms != 1:
+            raise OptionError("cluster multiplicities need every random term on one grouping factor")
+        self.n_eval = 0
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.obj.lower
+
+    def cluster_terms(self, res) -> np.ndarray:
+        """D_i per cluster, ``(l,)``."""
+        pr = self.obj.problem
+        if self.obj.nAGQ > 1:
+            return self.obj.agq_terms(res)
+        pk, lk = pr.tmap.dims[0]
+        dev = np.bincount(pr.codes[0], weights=pr.devres(res.mu), minlength=lk)
+        uu = np.sum(res.u.reshape(lk, pk) ** 2, axis=1)
+        T = pr.tmap.templates(res.theta)[0]
+        M = np.einsum("ba,lbc,cd->lad", T, res.factor.struct.cp.zz_diag[0], T) + np.eye(pk)
+        sign, ld = np.linalg.slogdet(M)
+        return dev + uu + np.where(sign > 0, ld, np.inf)
+
+    def evaluate(self, x):
+        self.n_eval += 1
+        f, res = self.obj.evaluate(x)
+        if not np.isfinite(f):
+            return np.inf, res
+        return float(self.counts @ self.cluster_terms(res)), res
+
+    def __call__(self, x) -> float:
+        return self.evaluate(x)[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,10 +226,17 @@ class GlmmInference:
         return res.u
 
     def objective(self, problem: GlmmProblem | None = None, u0=None) -> GlmmObjective:
-        """The stage-2 objective over (theta, beta), warm-started at the fit's modes."""
+        """The stage-2 objective over (theta, beta), warm-started at ``u0`` (default: the fit's
+        modes for the fit's own rows, zero for other rows)."""
         pr = self.problem if problem is None else problem
-        u = self.u_hat if u0 is None else u0
-        return GlmmObjective(pr, nAGQ=self.nAGQ, stage=2, beta0=self.fit.beta, u0=u)
+        if u0 is None:
+            u0 = self.u_hat if pr is self.problem or pr.q == self.problem.q else np.zeros(pr.q)
+        return GlmmObjective(pr, nAGQ=self.nAGQ, stage=2, beta0=self.fit.beta, u0=u0)
+
+    def u_of(self, clusters) -> np.ndarray:
+        """The fit's modes of the given clusters of the single grouping factor, in that order."""
+        pk, lk = self.tmap.dims[0]
+        return self.u_hat.reshape(lk, pk)[np.asarray(clusters, dtype=np.int64)].ravel()
 
     # ------------------------------------------------------------ resampling
     def simulate(self, rng: np.random.Generator) -> np.ndarray:
@@ -172,8 +248,12 @@ class GlmmInference:
         return draw_response(f.family_name, mu[:, None], pr.prior_weights[:, None], f.dispersion, f.nb_theta,
                              rng)[:, 0]
 
-    def refit(self, problem: GlmmProblem, x0=None, u0=None):
+    def refit(self, problem: GlmmProblem, x0=None, u0=None, counts=None):
         """Minimize the objective of ``problem`` over (theta, beta) from x0 (default: the estimates).
+
+        ``counts`` (one per level of the single grouping factor): the
+        objective of that many independent copies of each cluster
+        (:class:`ClusterWeightedObjective`).
 
         Returns
         -------
@@ -183,6 +263,8 @@ class GlmmInference:
             The optimizer's verdict and a successful PIRLS at the optimum.
         """
         obj = self.objective(problem, u0)
+        if counts is not None:
+            obj = ClusterWeightedObjective(obj, counts)
         start = self.x_hat if x0 is None else np.asarray(x0, dtype=float)
         nt = self.n_sig
         start = np.concatenate([lift_start(start[:nt], problem.tmap.lower), start[nt:]])
@@ -192,9 +274,9 @@ class GlmmInference:
             _, res = obj.evaluate(opt.x)
         return np.asarray(opt.x, dtype=float), res, bool(opt.success and res.ok)
 
-    def refit_estimates(self, problem: GlmmProblem, x0=None, u0=None):
-        """:meth:`refit`, reported in :attr:`param_names` order, with its convergence flag."""
-        x, res, ok = self.refit(problem, x0, u0)
+    def refit_estimates(self, problem: GlmmProblem, x0=None, u0=None, counts=None):
+        """:meth:`refit`, reported in :attr:`param_names` order, with x, the PIRLS record and the flag."""
+        x, res, ok = self.refit(problem, x0, u0, counts)
         nt = self.n_sig
         return self.estimates_at(x[:nt], x[nt:], self.sigma_of(problem, res)), x, res, ok
 
@@ -248,10 +330,3 @@ class GlmmInference:
         return replace(pr, X=pr.X[rows], y=pr.y[rows], prior_weights=pr.prior_weights[rows],
                        trials=None if pr.trials is None else pr.trials[rows], offset=pr.offset[rows],
                        codes=tuple(codes), Zx=tuple(z[rows] for z in pr.Zx), tmap=pr.tmap.with_levels(tuple(dims)))
-
-    @staticmethod
-    def weighted(sub: GlmmProblem, local: np.ndarray, counts) -> GlmmProblem:
-        """``sub`` with each cluster's prior weights multiplied by its (multinomial) count."""
-        c = np.asarray(counts, dtype=float)[local]
-        return replace(sub, prior_weights=sub.prior_weights * c,
-                       trials=None if sub.trials is None else sub.trials * c)

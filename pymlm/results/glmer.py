@@ -411,7 +411,9 @@ class GlmerResult(MixedResult):
             Rows to return (lme4's ``parm``): parameter names (``.sig01``...,
             fixed effects), ``"theta_"`` (the random-effect parameters) or
             ``"beta_"`` (the fixed effects); default all. A profile is
-            computed for these rows only.
+            computed for these rows only. A method name here (``"profile"``)
+            is taken as ``method``, so that ``m.confint("profile")`` reads
+            as :meth:`LmerResult.confint <pymlm.results.lmer.LmerResult.confint>`.
         level : float
             Confidence level in (0, 1).
         method : {"Wald", "profile", "boot", "blb", "split"}
@@ -457,10 +459,13 @@ class GlmerResult(MixedResult):
         >>> m.confint().round(2).loc["period2"].tolist()
         [-1.57, -0.42]
         """
-        from ..inference import confint
+        from ..inference import METHODS, confint
         from ..inference.profile import select_params
 
         pr = self.problem
+        if isinstance(parm, str) and parm.lower() in METHODS and parm not in pr.param_names:
+            # m.confint("profile"), as LmerResult.confint takes the method first
+            parm, method = None, parm
         rows = None if parm is None else select_params(pr, parm, "parm")
         if isinstance(method, str) and method.lower() == "profile" and rows is not None:
             options.setdefault("which", [pr.param_names[i] for i in rows])
