@@ -92,3 +92,14 @@ def test_split_independent_is_a_t_interval(sim):
     np.testing.assert_array_equal(ci.to_numpy(), again.to_numpy())
     with pytest.raises(OptionError, match="mode='independent'"):
         sim.confint("split", mode="dependent")
+
+
+def test_multiplicity_gradient_matches_differences(sim):
+    # y ~ x + (1 | g) on 200 groups: the count-weighted closed-form gradient against central differences
+    g = sim.problem
+    counts = np.random.default_rng(2).multinomial(200, np.full(200, 1 / 200)).astype(float)
+    w = ClusterWeightedObjective(g.objective(), counts)
+    x = g.x_hat + 0.03
+    _, grad = w.value_and_grad(x)
+    fd = np.array([(w(x + 1e-5 * e) - w(x - 1e-5 * e)) / 2e-5 for e in np.eye(x.size)])
+    np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-4)
