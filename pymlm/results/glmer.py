@@ -457,7 +457,7 @@ class GlmerResult(MixedResult):
         >>> import pymlm as ml
         >>> m = ml.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", ml.datasets.load("cbpp"))
         >>> m.confint().round(2).loc["period2"].tolist()
-        [-1.57, -0.42]
+        [-1.59, -0.39]
         """
         from ..inference import METHODS, confint
         from ..inference.profile import select_params
