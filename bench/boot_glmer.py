@@ -123,12 +123,13 @@ SECTION = "## GLMM parametric bootstrap at scale"
 def readme_section(out: dict) -> str:
     p = out["pymlm"]
     lines = [SECTION, "",
-             f"`python bench/boot_glmer.py` ({out['rows']:,} rows, {out['groups']:,} groups, `{out['model']}`, "
+             f"`python bench/boot_glmer.py --nsim {p['nsim']} --jobs {p['n_jobs']}"
+             f"{'' if out.get('lme4') else ' --lme4-reps 0'}` ({out['rows']:,} rows, {out['groups']:,} groups, `{out['model']}`, "
              f"Bernoulli; load average {out['load_average_start']:.1f} at the start and "
              f"{out['load_average_end']:.1f} at the end: the machine was shared).", "",
              "| | fit (s) | bootstrap (s) | replicates | s per replicate | 200 replicates (min) |",
              "|---|---|---|---|---|---|",
-             f"| pymlm ({p['n_jobs']} processes) | {p['fit_seconds']:.1f} | {p['boot_seconds']:.1f} | {p['nsim']} | "
+             f"| pymlm ({p['n_jobs']} process{'es' if p['n_jobs'] > 1 else ''}) | {p['fit_seconds']:.1f} | {p['boot_seconds']:.1f} | {p['nsim']} | "
              f"{p['seconds_per_replicate']:.2f} | {p['seconds_per_replicate'] * 200 / 60:.1f} |"]
     r = out.get("lme4")
     if r:
