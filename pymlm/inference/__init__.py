@@ -1,7 +1,7 @@
 """Confidence intervals and tests for fitted mixed models.
 
-Every method takes an :class:`LmmProblem` (the fit-level view of a model) and
-returns a DataFrame indexed by lme4's parameter names (``.sig01``...,
+Every method takes an :class:`LmmProblem` or a :class:`GlmmInference` (the
+fit-level view of a linear or generalized linear mixed model) and returns a DataFrame indexed by lme4's parameter names (``.sig01``...,
 ``.sigma``, the fixed effects) with the two interval columns named from the
 level (``"2.5 %"``, ``"97.5 %"``). Its ``attrs`` keep what the interval rests
 on: ``method``, ``level``, ``settings``, ``seed``, ``seconds`` and, for
@@ -18,9 +18,10 @@ import pandas as pd
 
 from .._validation import check_bool, check_level, check_n_jobs, check_seed
 from ..errors import option_error
+from ._glmm import GlmmInference
 from ._problem import LmmProblem
 
-__all__ = ["LmmProblem", "confint", "METHODS", "interval_columns", "interval_frame"]
+__all__ = ["GlmmInference", "LmmProblem", "confint", "METHODS", "interval_columns", "interval_frame"]
 
 # method -> module implementing ``interval(problem, level, seed, n_jobs, progress, **options)``
 METHODS = {

@@ -75,6 +75,21 @@ class LmmProblem:
         return self.fit.theta.size
 
     @property
+    def n_var(self) -> int:
+        """Variance parameters: the sds and correlations, and sigma."""
+        return self.n_sig + 1
+
+    @property
+    def fixef_hat(self) -> np.ndarray:
+        return np.asarray(self.fit.beta, dtype=float)
+
+    def fixef_vcov(self) -> np.ndarray:
+        """Covariance of the fixed-effect estimates, sigma^2 (R_X'R_X)^{-1}."""
+        return self.fit.vcov_beta()
+
+    is_glmm = False
+
+    @property
     def lower(self) -> np.ndarray:
         """Lower bounds of theta."""
         return self.tmap.lower

@@ -1,4 +1,4 @@
-"""Bag of little bootstraps (BLB) for linear mixed models with independent clusters.
+"""Bag of little bootstraps (BLB) for mixed models with independent clusters.
 
 The cluster bootstrap of a model with N independent clusters refits the
 model to resamples of N clusters drawn with replacement. The bag of little
@@ -16,6 +16,12 @@ the criterion is the cluster-resample evaluator
 :func:`~pymlm.fit._optimize.minimize_from`.
 The percentile quantiles of each subset's r resamples are averaged over the
 s subsets.
+
+A GLMM has no cross-products for a count to weight: its subset keeps the
+rows of its b clusters, and a resample's objective is the count-weighted sum
+of the clusters' terms of the Laplace (or AGQ) objective, the objective of
+c_i independent copies of cluster i (:mod:`pymlm.inference._glmm`), so a
+refit costs a PIRLS pass over the subset's rows, O(b) clusters, never O(N).
 
 Centering
 ---------
@@ -232,6 +238,28 @@ def _one_subset(payload, rng, j):
     return est0, out
 
 
+def _one_subset_glmm(payload, rng, j):
+    """A GLMM's subset j: its b clusters' rows, the fit with every cluster counted N/b times, then r
+    resamples of multinomial counts, warm-started at the subset's fit."""
+    glmm, subs, subsets, n_clusters, n_boots = payload
+    sub, local = subs[j]
+    b = subsets[j].size
+    n_par = len(glmm.param_names)
+    with blas_threads(1):
+        u0 = glmm.u_of(subsets[j])
+        est0, x0, res0, _ = glmm.refit_estimates(sub, u0=u0, counts=np.full(b, n_clusters / b))
+        out = np.full((n_boots, n_par), np.nan)
+        counts = _counts(rng, n_clusters, b, n_boots)
+        for k in range(n_boots):
+            try:
+                est, _, _, ok = glmm.refit_estimates(sub, x0=x0, u0=res0.u, counts=counts[k])
+            except (np.linalg.LinAlgError, FloatingPointError):
+                continue          # recorded as a missing replicate
+            if ok:
+                out[k] = est
+    return est0, out
+
+
 # ---------------------------------------------------------------- interval
 def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress: bool = True,
              n_subsets: int = 10, n_boots: int = 200, subset_exponent: float | None = None,
@@ -311,11 +339,18 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
     sub_ss, boot_ss = seed_children(seed, 2)
     subsets = np.stack([_subset_clusters(ss, N, b) for ss in sub_ss.spawn(n_subsets)])
     # the blocks of the clusters some subset uses, computed once
-    union, inverse = np.unique(subsets, return_inverse=True)
-    local = inverse.reshape(subsets.shape)
-    blocks = cluster_blocks(problem, union)
-    payload = (slim_problem(problem), blocks, local, N, n_boots)
-    results = run_replicates(_one_subset, payload, n_subsets, seed=boot_ss, n_jobs=n_jobs, progress=progress,
+    if problem.is_glmm:
+        # a GLMM has no cluster cross-products: each subset keeps the rows of its b clusters
+        problem.u_hat
+        payload = (problem, [problem.cluster_rows(idx) for idx in subsets], subsets, N, n_boots)
+        worker = _one_subset_glmm
+    else:
+        union, inverse = np.unique(subsets, return_inverse=True)
+        local = inverse.reshape(subsets.shape)
+        blocks = cluster_blocks(problem, union)
+        payload = (slim_problem(problem), blocks, local, N, n_boots)
+        worker = _one_subset
+    results = run_replicates(worker, payload, n_subsets, seed=boot_ss, n_jobs=n_jobs, progress=progress,
                              desc="BLB subsets", batch=1)
     est0 = np.stack([r[0] for r in results])                     # (s, P)
     reps = np.stack([r[1] for r in results])                     # (s, r, P)
@@ -361,7 +396,8 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
 def sd_cor_kinds(problem) -> np.ndarray:
     """Per parameter: 0 a standard deviation (or sigma), 1 a correlation, 2 a fixed effect."""
     kinds = np.where(problem.tmap.is_diag, 0, 1)
-    return np.concatenate([kinds, [0], np.full(len(problem.fixef_names), 2)])
+    n_sigma = problem.n_var - problem.n_sig
+    return np.concatenate([kinds, np.zeros(n_sigma, int), np.full(len(problem.fixef_names), 2)])
 
 
 def _clip_to_range(problem, x: np.ndarray) -> np.ndarray:

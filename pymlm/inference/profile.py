@@ -80,7 +80,7 @@ from ..errors import (
     SingularFitWarning,
 )
 from ..errors import warn as warn_user
-from ..fit._optimize import minimize_box, refit
+from ..fit._optimize import lift_start, minimize_box, refit
 from ..fit.deviance import LOG_2PI, evaluator_for, single_threaded
 from ..linalg import ThetaMap
 from ._parallel import run_replicates
@@ -291,7 +291,8 @@ class LmmProfile:
                 _warn_short(tr, name, ends, bounds, level)
             est = self.estimates[name]
             # on the boundary as lme4's isSingular sees it: an sd below 1e-4 sigma, |cor| = 1
-            tol = 1e-4 * self.estimates[".sigma"] if self.lower[name] == 0 else 1e-6
+            sigma = float(self.estimates[".sigma"]) if ".sigma" in self.estimates.index else 1.0
+            tol = 1e-4 * sigma if self.lower[name] == 0 else 1e-6
             low, high = est - self.lower[name] <= tol, self.upper[name] - est <= tol
             if warn and name != ".sigma" and ((low and np.isnan(a)) or (high and np.isnan(b))):
                 bound = self.lower[name] if low else self.upper[name]
@@ -394,6 +395,171 @@ class _Setup:
     maxpts: int
     maxmult: float
     devtol: float
+
+    @property
+    def nvp(self) -> int:
+        """Variance parameters (sds, correlations, sigma): the first entries of ``opt``."""
+        return self.n_sig + 1
+
+    def zeta_var(self, w, value, start):
+        return _zeta_var(self, w, value, start)
+
+    def zeta_fixed(self, j, value, start):
+        return _zeta_fixed(self, j, value, start)
+
+    def start_var(self, w):
+        return np.delete(self.opt[:self.nvp], w)
+
+    def start_fixed(self):
+        return self.theta_hat
+
+
+@dataclass(frozen=True, eq=False)
+class _GlmmSetup:
+    """A GLMM's profile: the Laplace / AGQ objective over (sds and correlations, beta).
+
+    lme4's ``profile.merMod`` for a glmer fit: a random-effect parameter is
+    fixed on the sd / correlation scale (theta = vech(diag(sd) chol(R)) per
+    term, no sigma) and the objective minimized over the other variance
+    parameters and every fixed effect; a fixed effect beta_j is fixed and the
+    objective minimized over theta and the other fixed effects. Each inner
+    search is L-BFGS-B with the objective's gradient in (theta, beta) (the
+    analytic Laplace gradient where the family has it) chained through
+    d theta / d sdcor, and PIRLS warm-started at the previous point's modes.
+    """
+
+    glmm: object             # GlmmInference
+    obj: object              # GlmmObjective over (theta, beta), warm-started
+    tmap: ThetaMap
+    opt: np.ndarray          # sdcor, beta at the optimum
+    theta_hat: np.ndarray
+    stderr: np.ndarray
+    base: float
+    lower: np.ndarray
+    upper: np.ndarray
+    scale: np.ndarray        # typical size of every parameter, for the optimizer
+    n_sig: int
+    p: int
+    cutoff: float
+    delta: float
+    maxpts: int
+    maxmult: float
+    devtol: float
+
+    @property
+    def nvp(self) -> int:
+        return self.n_sig
+
+    def start_var(self, w):
+        return np.delete(self.opt, w)
+
+    def start_fixed(self):
+        return np.concatenate([self.theta_hat, self.opt[self.n_sig:]])
+
+    def _value_grad(self, theta, beta, J=None):
+        f, g = self.obj.value_and_grad(np.concatenate([theta, beta]))
+        if not np.isfinite(f) or g is None:
+            return np.inf, None
+        if J is not None:
+            g = np.concatenate([g[:self.n_sig] @ J[:, :-1], g[self.n_sig:]])
+        return float(f), g
+
+    def zeta_var(self, w, value, start):
+        nt = self.n_sig
+        free = np.flatnonzero(np.arange(self.opt.size) != w)
+        sc = self.scale[free]
+        full = self.opt.copy()
+        full[w] = value
+        lo, hi = self.lower[free] / sc, self.upper[free] / sc
+
+        def fg(x):
+            s = full.copy()
+            s[free] = x * sc
+            theta, J = self.tmap.theta_from_sdcor(s[:nt], 1.0, jacobian=True)
+            f, g = self._value_grad(theta, s[nt:], J)
+            if g is None:
+                return 1e300, np.zeros_like(x)
+            return f, g[free] * sc
+
+        x0 = np.asarray(start, dtype=float).copy()
+        # an sd at 0 is a stationary point of the even objective: start it off the bound
+        sd_free = (free < nt) & self.tmap.is_diag[np.minimum(free, max(nt - 1, 0))]
+        x0 = np.where(sd_free & (x0 < 0.05), 0.05, x0)
+        x0 = np.clip(x0 / sc, lo, hi)
+        row = np.full(1 + self.opt.size, np.nan)
+        x = minimize_box(fg, x0, lo, hi, ftol=1e-13, gtol=1e-8, maxiter=1000) if free.size else x0
+        s = full.copy()
+        s[free] = x * sc
+        val = self.obj(np.concatenate([self.tmap.theta_from_sdcor(s[:nt], 1.0), s[nt:]]))
+        if not np.isfinite(val):
+            return row, start, None
+        row[1:] = s
+        return row, s[free], val - self.base
+
+    def zeta_fixed(self, j, value, start):
+        nt = self.n_sig
+        keep = np.flatnonzero(np.arange(self.p) != j)
+        k = nt + keep.size
+        sc = np.concatenate([np.ones(nt), self.stderr[keep]])
+        lo = np.concatenate([self.tmap.lower, np.full(keep.size, -np.inf)]) / sc
+        hi = np.full(k, np.inf)
+
+        def split(x):
+            y = x * sc
+            return y[:nt], np.insert(y[nt:], j, value)
+
+        def fg(x):
+            theta, beta = split(x)
+            f, g = self._value_grad(theta, beta)
+            if g is None:
+                return 1e300, np.zeros_like(x)
+            return f, np.concatenate([g[:nt], g[nt:][keep]]) * sc
+
+        st = np.asarray(start, dtype=float)
+        x0 = np.concatenate([lift_start(st[:nt], self.tmap.lower), np.delete(st[nt:], j)]) / sc
+        row = np.full(1 + self.opt.size, np.nan)
+        x = minimize_box(fg, x0, lo, hi, ftol=1e-13, gtol=1e-8, maxiter=1000)
+        theta, beta = split(x)
+        val = self.obj(np.concatenate([theta, beta]))
+        if not np.isfinite(val):
+            return row, start, None
+        row[1:1 + nt] = self.tmap.sdcor(theta, 1.0, undefined=0.0)
+        row[1 + nt:] = beta
+        return row, np.concatenate([theta, beta]), val - self.base
+
+
+def _glmm_setup(glmm, opts) -> _GlmmSetup:
+    if glmm.has_sigma:
+        raise OptionError(f"the profile of a {glmm.problem.family.name} GLMM (a family with a dispersion) is not "
+                          "available; use method='Wald' or 'boot'")
+    tmap = glmm.tmap
+    obj = glmm.objective()
+    x_hat = glmm.x_hat
+    nt = tmap.n_theta
+    base = float(obj(x_hat))
+    # a search from the estimates that finds a lower objective: start there (the fit had stopped short)
+    x2, _, _ = glmm.refit(glmm.problem, x_hat)
+    f2 = float(obj(x2))
+    if f2 < base:
+        x_hat, base = x2, f2
+        obj(x_hat)
+    theta = x_hat[:nt]
+    sdcor = tmap.sdcor(theta, 1.0, undefined=0.0)
+    sdcor[tmap.is_diag & (sdcor < 1e-6)] = 0.0
+    at_one = ~tmap.is_diag & (np.abs(np.abs(sdcor) - 1.0) < 1e-10)
+    sdcor[at_one] = np.sign(sdcor[at_one])
+    beta = x_hat[nt:]
+    p = beta.size
+    opt = np.concatenate([sdcor, beta])
+    stderr = np.sqrt(np.diag(glmm.fixef_vcov())) if p else np.zeros(0)
+    lower = np.concatenate([np.where(tmap.is_diag, 0.0, -1.0), np.full(p, -np.inf)])
+    upper = np.concatenate([np.where(tmap.is_diag, np.inf, 1.0), np.full(p, np.inf)])
+    scale = np.concatenate([np.where(tmap.is_diag, np.maximum(np.abs(sdcor), 1e-2), 1.0),
+                            np.where(stderr > 0, stderr, 1.0)])
+    cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - opts["alphamax"], opt.size)))
+    delta = opts["delta"] if opts["delta"] is not None else cutoff * opts["delta_cutoff"]
+    return _GlmmSetup(glmm, obj, tmap, opt, np.asarray(theta, dtype=float), stderr, base, lower, upper, scale,
+                      nt, p, cutoff, float(delta), int(opts["maxpts"]), float(opts["maxmult"]), 1e-6)
 
 
 def _varpar_deviance(setup: _Setup, s: np.ndarray, grad: bool):
@@ -510,7 +676,7 @@ def _nextpar(prev, last, col, delta, lowcut, upcut, maxmult, msgs, name, minstep
 
 def _profile_one(setup: _Setup, rng, w: int):
     """The trace of parameter w (index into the parameter vector) and its messages."""
-    nvp = setup.n_sig + 1
+    nvp = setup.nvp
     col = 1 + w
     opt_row = np.concatenate([[0.0], setup.opt])
     msgs: list[str] = []
@@ -518,17 +684,17 @@ def _profile_one(setup: _Setup, rng, w: int):
     lowcut, upcut = setup.lower[w], setup.upper[w]
     if w < nvp:
         def zeta_fn(value, start):
-            row, state, dd = _zeta_var(setup, w, value, start)
+            row, state, dd = setup.zeta_var(w, value, start)
             return _finish(row, state, dd, value, pw, setup, msgs, w)
-        start0 = np.delete(setup.opt[:nvp], w)
+        start0 = setup.start_var(w)
         shift = 0.001 if pw == 0 else pw * 1.01
     else:
         j = w - nvp
 
         def zeta_fn(value, start):
-            row, state, dd = _zeta_fixed(setup, j, value, start)
+            row, state, dd = setup.zeta_fixed(j, value, start)
             return _finish(row, state, dd, value, pw, setup, msgs, w)
-        start0 = setup.theta_hat
+        start0 = setup.start_fixed()
         shift = pw + setup.delta * setup.stderr[j]
     # an estimate on a bound (an sd at 0, a correlation at -1 or 1) is profiled
     # inwards only, from a first step of 0.001 (lme4's step for an sd at 0); a
@@ -568,8 +734,19 @@ def _finish(row, state, dd, value, pw, setup, msgs, w):
 
 
 def _which(problem, which) -> list[int]:
+    return select_params(problem, which, "which")
+
+
+def select_params(problem, which, option: str = "which") -> list[int]:
+    """Positions in ``problem.param_names`` of None (all), ``"theta_"``, ``"beta_"`` or a list of names.
+
+    Raises
+    ------
+    OptionError
+        An empty list or a name the model does not have.
+    """
     names = problem.param_names
-    nvp = problem.n_sig + 1
+    nvp = problem.n_var
     if which is None:
         return list(range(len(names)))
     if isinstance(which, str):
@@ -581,12 +758,12 @@ def _which(problem, which) -> list[int]:
     try:
         which = list(which)
     except TypeError:
-        raise OptionError(f"which must be None, 'theta_', 'beta_' or a list of parameter names; got {which!r}")
+        raise OptionError(f"{option} must be None, 'theta_', 'beta_' or a list of parameter names; got {which!r}")
     bad = [w for w in which if w not in names]
     if not which:
-        raise OptionError(f"which is empty; name at least one of the parameters {names}")
+        raise OptionError(f"{option} is empty; name at least one of the parameters {names}")
     if bad:
-        raise OptionError(f"which names parameters the model does not have: {bad}; its parameters are {names}")
+        raise OptionError(f"{option} names parameters the model does not have: {bad}; its parameters are {names}")
     return sorted(names.index(w) for w in which)
 
 
@@ -696,13 +873,13 @@ def profile(problem, n_jobs: int = 1, progress: bool = False, _kind: str = "auto
     opts = _check_options(options)
     # a summary and confint of one fit share the profile: it is kept in the problem's
     # memo (per fit and options), and every caller gets its own copy
-    key = ("profile", id(problem.fit), id(problem.cp), tuple(sorted((k, repr(v)) for k, v in opts.items())), _kind)
+    key = ("profile", id(problem.fit), id(getattr(problem, "cp", problem.fit)), tuple(sorted((k, repr(v)) for k, v in opts.items())), _kind)
     if key in problem.memo:
         return copy.deepcopy(problem.memo[key])
     t0 = time.perf_counter()
     chosen = _which(problem, opts["which"])
     with single_threaded():
-        setup = _setup(problem, opts, _kind)
+        setup = _glmm_setup(problem, opts) if problem.is_glmm else _setup(problem, opts, _kind)
     results = run_replicates(_run_chosen, (setup, chosen), len(chosen), seed=0, n_jobs=n_jobs,
                              progress=progress, desc="profile")
     names = problem.param_names
@@ -748,15 +925,15 @@ def zeta(problem, name: str, values, **options) -> np.ndarray:
         raise OptionError(f"name must be one of the parameters {names}; got {name!r}")
     opts = _check_options(options)
     with single_threaded():
-        setup = _setup(problem, opts)
+        setup = _glmm_setup(problem, opts) if problem.is_glmm else _setup(problem, opts)
         w = names.index(name)
-        nvp = setup.n_sig + 1
+        nvp = setup.nvp
         out = []
         for v in np.atleast_1d(np.asarray(values, dtype=float)):
             if w < nvp:
-                _, _, dd = _zeta_var(setup, w, float(v), np.delete(setup.opt[:nvp], w))
+                _, _, dd = setup.zeta_var(w, float(v), setup.start_var(w))
             else:
-                _, _, dd = _zeta_fixed(setup, w - nvp, float(v), setup.theta_hat)
+                _, _, dd = setup.zeta_fixed(w - nvp, float(v), setup.start_fixed())
             out.append(np.nan if dd is None else np.sign(v - setup.opt[w]) * np.sqrt(max(dd, 0.0)))
     return np.asarray(out)
 

@@ -95,6 +95,13 @@ form from per-group cross-products (Notes of :func:`group_scores`);
 nu = N - 1. ML scores serve for the REML fits: the REML correction is of
 lower order.
 
+GLMMs
+-----
+A GLMM's subsets (``mode="independent"``, ``variance="spread"`` only) are
+fitted by the Laplace / AGQ objective from the full fit's estimates; psi
+holds the random-effect covariances (no sigma^2 unless the family has a
+dispersion) and beta, and the t interval is the same.
+
 ``variance="sandwich"`` with the other modes
 --------------------------------------------
 The same group-level sandwich applies to any subsamples of one grouping
@@ -124,6 +131,8 @@ variance components. Biometrics Bulletin 2, 110-114.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -149,9 +158,15 @@ CHUNK = 100_000
 
 
 # ---------------------------------------------------------------- parameters
+def _n_sigma(problem) -> int:
+    """1 when the model has a residual scale among its parameters (an LMM; a GLMM with a dispersion)."""
+    return problem.n_var - problem.n_sig
+
+
 def natural_parameters(problem, theta, sigma, beta) -> np.ndarray:
-    """psi: the free elements of each term's Sigma_k (theta's order), sigma^2, beta."""
-    return np.concatenate([problem.tmap.covariances(theta, sigma), [sigma ** 2], np.asarray(beta, dtype=float)])
+    """psi: the free elements of each term's Sigma_k (theta's order), sigma^2 (where the model has it), beta."""
+    s2 = [sigma ** 2] if _n_sigma(problem) else []
+    return np.concatenate([problem.tmap.covariances(theta, sigma), s2, np.asarray(beta, dtype=float)])
 
 
 def _var_index(problem):
@@ -166,8 +181,9 @@ def _var_index(problem):
 def reported(problem, psi: np.ndarray) -> np.ndarray:
     """lme4's parameters (sds, correlations, sigma, beta) from psi."""
     nv = problem.tmap.n_theta
+    ns = _n_sigma(problem)
     out = problem.tmap.sdcor_from_covariances(psi[:nv])
-    return np.concatenate([out, [np.sqrt(max(psi[nv], 0.0))], psi[nv + 1:]])
+    return np.concatenate([out, [np.sqrt(max(psi[nv], 0.0))] if ns else [], psi[nv + ns:]])
 
 
 def _intervals(problem, psi: np.ndarray, parts, level: float):
@@ -208,7 +224,7 @@ def _intervals(problem, psi: np.ndarray, parts, level: float):
             r = np.clip(rho, -1 + 1e-12, 1 - 1e-12)
             z, se_z = np.arctanh(r), se / (1.0 - r * r)
             lower[k], upper[k] = np.tanh(z - q * se_z), np.tanh(z + q * se_z)
-        elif k <= nv:       # a variance (random effect or residual): square roots of its interval
+        elif k < nv + _n_sigma(problem):   # a variance (random effect or residual): roots of its interval
             lower[k] = np.sqrt(max(psi[k] - q * se, 0.0))
             upper[k] = np.sqrt(max(psi[k] + q * se, 0.0))
         else:
@@ -311,6 +327,13 @@ def _drop_empty_levels(cp: CrossProducts) -> CrossProducts:
     keep = np.abs(zz).reshape(zz.shape[0], -1).sum(axis=1) > 0
     return CrossProducts(((cp.dims[0][0], int(keep.sum())),), cp.p, cp.n, cp.sum_log_w, (zz[keep],), {}, {},
                          (cp.zxy[0][keep],), cp.xyxy)
+
+
+def _fit_one_glmm(payload, rng, m):
+    glmm, pieces = payload
+    x, res, _ = glmm.refit(pieces[m])
+    nt = glmm.n_sig
+    return x[:nt], glmm.sigma_of(pieces[m], res), x[nt:]
 
 
 def _fit_one(payload, rng, m):
@@ -597,8 +620,11 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
     if variance == "spread" and mode == "overlapping":
         raise OptionError("variance='spread' does not apply to mode='overlapping': the pairs share rows, so "
                           "their spread is not that of independent estimates; use variance='sandwich'")
+    if problem.is_glmm and (mode != "independent" or variance != "spread"):
+        raise OptionError(f"split-sample intervals of a GLMM use mode='independent' with variance='spread' "
+                          f"(a random partition of the groups); got mode={mode!r}, variance={variance!r}")
     rng = np.random.default_rng(seed_children(seed, 1)[0])
-    n_rows = problem.y.shape[0]
+    n_rows = problem.problem.n if problem.is_glmm else problem.y.shape[0]
 
     if mode == "independent":
         if variance == "sandwich" and not problem.single_factor:
@@ -640,11 +666,17 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
             labels = [f"{k + 1}+{l + 1}" for k, l in pairs]
 
     compact = mode == "independent"
-    cps = [_cp_rows(problem, rows, compact=compact) for rows in pieces]
-    if not compact:
-        cps = [_drop_empty_levels(cp) for cp in cps]
-    fits = run_replicates(_fit_one, (slim_problem(problem), cps), len(cps), seed=None, n_jobs=n_jobs,
-                          progress=progress, desc="split fits", batch=1)
+    if problem.is_glmm:
+        subs = [problem.rows_of(rows) for rows in pieces]
+        cps = [_PieceSize(float(pr.n), pr.tmap.dims) for pr in subs]
+        fits = run_replicates(_fit_one_glmm, (problem, subs), len(subs), seed=None, n_jobs=n_jobs,
+                              progress=progress, desc="split fits", batch=1)
+    else:
+        cps = [_cp_rows(problem, rows, compact=compact) for rows in pieces]
+        if not compact:
+            cps = [_drop_empty_levels(cp) for cp in cps]
+        fits = run_replicates(_fit_one, (slim_problem(problem), cps), len(cps), seed=None, n_jobs=n_jobs,
+                              progress=progress, desc="split fits", batch=1)
     psis = np.stack([natural_parameters(problem, *f) for f in fits])
     n_sub = len(cps)
     if variance == "sandwich":
@@ -690,4 +722,12 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
 def _psi_names(problem) -> list[str]:
     sig = problem.param_names[:problem.n_sig]
     names = [f"var({s})" if i == j else f"cov({s})" for s, (i, j, _, _) in zip(sig, _var_index(problem))]
-    return names + ["sigma^2"] + list(problem.fixef_names)
+    return names + ["sigma^2"] * _n_sigma(problem) + list(problem.fixef_names)
+
+
+@dataclass(frozen=True)
+class _PieceSize:
+    """The size of a GLMM's subsample, as the replicate table reports it (rows, levels per factor)."""
+
+    n: float
+    dims: tuple

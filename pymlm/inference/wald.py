@@ -15,7 +15,11 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
 
     Parameters
     ----------
-    problem : LmmProblem
+    problem : LmmProblem or GlmmInference
+        For an LMM the standard errors come from sigma^2 (R_X'R_X)^{-1};
+        for a GLMM from the fit's covariance of beta (by default twice the
+        inverse Hessian of the Laplace / AGQ deviance in (theta, beta), its
+        beta block; lme4 uses the R_X approximation, ``se="RX"``).
     level : float
 
     Returns
@@ -26,12 +30,12 @@ def interval(problem, level: float = 0.95, seed=None, n_jobs: int = 1, progress:
         raise OptionError(f"the Wald method takes no options; got {sorted(options)}")
     from . import interval_frame
 
-    f = problem.fit
-    se = np.sqrt(np.diag(f.vcov_beta()))
+    beta = problem.fixef_hat
+    se = np.sqrt(np.diag(problem.fixef_vcov()))
     z = stats.norm.ppf(0.5 + level / 2.0)
-    n_var = problem.n_sig + 1
-    lower = np.concatenate([np.full(n_var, np.nan), f.beta - z * se])
-    upper = np.concatenate([np.full(n_var, np.nan), f.beta + z * se])
+    n_var = problem.n_var
+    lower = np.concatenate([np.full(n_var, np.nan), beta - z * se])
+    upper = np.concatenate([np.full(n_var, np.nan), beta + z * se])
     out = interval_frame(problem, lower, upper, level)
     out.attrs["settings"] = {}
     return out

@@ -341,7 +341,9 @@ class GlmerResult(MixedResult):
         eta = add_random_draws(np.repeat(base[:, None], nsim, axis=1), d.re_terms,
                                term_templates(self.tmap, self.fit.theta, d.re_terms), self.sigma, rng)
         mu = self.family.link.inverse(eta)
-        Y = _draw(self.family_name, mu, self._prior_weights[:, None], self.fit.dispersion, self.nb_theta, rng)
+        from ..inference._glmm import draw_response
+
+        Y = draw_response(self.family_name, mu, self._prior_weights[:, None], self.fit.dispersion, self.nb_theta, rng)
         return pd.DataFrame(Y, columns=[f"sim_{i + 1}" for i in range(nsim)])
 
     # -------------------------------------------------------------- refits
@@ -387,6 +389,109 @@ class GlmerResult(MixedResult):
         opts.update(kwargs)
         return glmer(new_formula, data, data_name=self.data_name, **opts)
 
+    # ------------------------------------------------------------ inference
+    @cached_property
+    def problem(self):
+        """The fit-level view of this model used by the interval methods
+        (:class:`pymlm.inference.GlmmInference`)."""
+        from ..fit.glmm import problem_from_design
+        from ..inference import GlmmInference
+
+        fam = self.fit.glm_family if self.fit.glm_family is not None else self.family
+        rows, _ = problem_from_design(self.design, fam)
+        return GlmmInference(rows, self.fit, list(self.design.X_names))
+
+    def confint(self, parm=None, level: float = 0.95, method: str = "Wald", seed=None, n_jobs: int = 1,
+                progress: bool = True, **options) -> pd.DataFrame:
+        """Confidence intervals, as lme4's ``confint`` of a ``glmer`` fit.
+
+        Parameters
+        ----------
+        parm : None, str or list of str
+            Rows to return (lme4's ``parm``): parameter names (``.sig01``...,
+            fixed effects), ``"theta_"`` (the random-effect parameters) or
+            ``"beta_"`` (the fixed effects); default all. A profile is
+            computed for these rows only. A method name here (``"profile"``)
+            is taken as ``method``, so that ``m.confint("profile")`` reads
+            as :meth:`LmerResult.confint <pymlm.results.lmer.LmerResult.confint>`.
+        level : float
+            Confidence level in (0, 1).
+        method : {"Wald", "profile", "boot", "blb", "split"}
+            Case-insensitive. ``"Wald"`` (the default here: it costs
+            nothing): beta -/+ z se from the fit's covariance (the exact
+            Hessian of the objective unless the fit used ``se="RX"``), NaN
+            for the variance parameters as lme4. ``"profile"``: the signed
+            root deviance of the Laplace / AGQ objective, each parameter
+            fixed on a grid and the others re-optimized, inverted by a spline
+            (lme4's ``profile.merMod``). ``"boot"``: parametric bootstrap,
+            refits warm-started at the estimates and conditional modes
+            (``nsim``, default 500; ``type``). ``"blb"``: bag of little
+            bootstraps over the clusters of the single grouping factor
+            (``n_subsets``, ``n_boots``, ``subset_exponent``...).
+            ``"split"``: split-sample estimates over a random partition of
+            the groups (``n_splits``; ``mode="independent"`` only).
+        seed : int, optional
+            Seed of the resampling methods; results do not depend on ``n_jobs``.
+        n_jobs : int
+            Worker processes of the resampling methods and of the profile.
+        progress : bool
+            A progress bar on long runs.
+        **options
+            Options of the method.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by lme4's names (``.sig01``..., ``.sigma`` for a family
+            with a dispersion, the fixed effects); columns such as ``"2.5 %"``,
+            ``"97.5 %"``. ``attrs`` hold the method, settings, seed, seconds
+            and, for resampling methods, the replicate table.
+
+        Raises
+        ------
+        OptionError
+            Unknown method, option or parameter name; a bad level.
+
+        Examples
+        --------
+        >>> import pymlm as ml
+        >>> m = ml.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", ml.datasets.load("cbpp"))
+        >>> m.confint().round(2).loc["period2"].tolist()
+        [-1.59, -0.39]
+        """
+        from ..inference import METHODS, confint
+        from ..inference.profile import select_params
+
+        pr = self.problem
+        if isinstance(parm, str) and parm.lower() in METHODS and parm not in pr.param_names:
+            # m.confint("profile"), as LmerResult.confint takes the method first
+            parm, method = None, parm
+        rows = None if parm is None else select_params(pr, parm, "parm")
+        if isinstance(method, str) and method.lower() == "profile" and rows is not None:
+            options.setdefault("which", [pr.param_names[i] for i in rows])
+        out = confint(pr, method=method, level=level, seed=seed, n_jobs=n_jobs, progress=progress, **options)
+        if rows is not None:
+            attrs = dict(out.attrs)
+            out = out.iloc[rows]
+            out.attrs.update(attrs)
+        return out
+
+    def profile(self, n_jobs: int = 1, progress: bool = False, **options):
+        """The likelihood profile of each parameter (lme4's ``profile()`` of a glmer fit).
+
+        Options as :func:`pymlm.inference.profile.profile` (``which``,
+        ``alphamax``, ``maxpts``, ``delta``...). The profile is of the fit's
+        objective (Laplace, or AGQ with the fit's nAGQ).
+
+        Returns
+        -------
+        pymlm.inference.profile.LmmProfile
+            ``traces`` per parameter; ``.confint(level)`` the intervals.
+        """
+        from ..inference.profile import profile
+
+        return profile(self.problem, n_jobs=n_jobs, progress=progress, **options)
+
     # -------------------------------------------------------------- status
     @property
     def is_singular(self) -> bool:
@@ -428,26 +533,6 @@ class GlmerResult(MixedResult):
     def __repr__(self) -> str:
         return (f"<GlmerResult {self.family_name}({self.link_name}) nAGQ={self.nAGQ}: {self.formula!r}, "
                 f"n={self.nobs}, logLik {self.loglik:.4f}>")
-
-
-def _draw(family: str, mu: np.ndarray, w: np.ndarray, dispersion: float, nb_theta, rng) -> np.ndarray:
-    """Responses from the family at means ``mu`` (n, nsim) with prior weights ``w`` (n, 1)."""
-    if family == "binomial":
-        trials = np.rint(w).astype(np.int64)
-        if np.any(np.abs(w - trials) > 1e-8) or np.any(trials < 1):
-            raise OptionError("simulate() of a binomial model needs whole numbers of trials as prior weights")
-        return rng.binomial(np.broadcast_to(trials, mu.shape), mu) / trials
-    if family == "poisson":
-        return rng.poisson(mu).astype(float)
-    if family.startswith("Negative Binomial"):
-        k = float(nb_theta)
-        return rng.negative_binomial(k, k / (k + mu)).astype(float)
-    if family == "Gamma":
-        shape = w / dispersion
-        return rng.gamma(np.broadcast_to(shape, mu.shape), mu / shape)
-    if family == "inverse.gaussian":
-        return rng.wald(mu, np.broadcast_to(w / dispersion, mu.shape))
-    raise OptionError(f"simulate() does not know the family {family!r}")
 
 
 @dataclass
