@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..fit._optimize import escape_bound, lift_start, minimize_theta
-from ..fit.glmm import GlmmObjective, GlmmProblem
+from ..fit.glmm import GlmmObjective, GlmmProblem, _one_term_blocks
 from ..linalg._threads import blas_threads
 
 __all__ = ["ClusterWeightedObjective", "GlmmInference", "draw_response"]
@@ -119,7 +119,8 @@ class ClusterWeightedObjective:
         dev = np.bincount(pr.codes[0], weights=pr.devres(res.mu), minlength=lk)
         uu = np.sum(res.u.reshape(lk, pk) ** 2, axis=1)
         T = pr.tmap.templates(res.theta)[0]
-        M = np.einsum("ba,lbc,cd->lad", T, res.factor.struct.cp.zz_diag[0], T) + np.eye(pk)
+        A = _one_term_blocks(pr, res)[0]
+        M = np.einsum("ba,lbc,cd->lad", T, A, T) + np.eye(pk)
         sign, ld = np.linalg.slogdet(M)
         return dev + uu + np.where(sign > 0, ld, np.inf)
 
@@ -145,11 +146,7 @@ class ClusterWeightedObjective:
         pk, lk = tm.dims[0]
         wl = self.counts
         T = tm.template(0, res.theta)
-        f = res.factor
-        cp = f.struct.cp
-        Minv = f.minv_diag_blocks()[0]
-        A = cp.zz_diag[0]
-        ZWX = cp.zxy[0][:, :, :pr.p]
+        A, Minv, ZWX = _one_term_blocks(pr, res)
         codes, Zk = pr.codes[0], pr.Zx[0]
         mu, a = res.mu, pr.prior_weights
         V = fam.variance(mu)
