@@ -15,6 +15,24 @@ settings.load_profile("pymlm")
 # ---------------------------------------------------------------- reference fits, once per session
 import pytest
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    """The loopback Flower federation runs last and is started at collection, in the background."""
+    flower = [it for it in items if it.nodeid.endswith(
+        "test_flower.py::test_flower_loopback_federation_equals_the_pooled_fit")]
+    if flower:
+        for it in flower:
+            items.remove(it)
+            items.append(it)
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).parent / "federated"))
+        import _flower_run
+
+        _flower_run.start()
+
 #: the lme4 teaching fits many test modules share: name -> (formula, bundled data set)
 REFERENCE_MODELS = {
     "sleepstudy": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),

@@ -1,24 +1,21 @@
 """A real Flower federation on 127.0.0.1: a SuperLink, three SuperNodes with their own Parquet files."""
 
+import _flower_run
 import numpy as np
 import pytest
 from _fed_data import sleepstudy_sites
 
 import pymlm as ml
 import pymlm.federated as fed
-from pymlm.federated._deploy import run_flower
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 
 
 @pytest.mark.slow
-def test_flower_loopback_federation_equals_the_pooled_fit(tmp_path):
-    df, sites = sleepstudy_sites()
-    files = {}
-    for s in sites:
-        files[s.name] = tmp_path / f"{s.name}.parquet"
-        s._data.to_parquet(files[s.name])
-    got = run_flower(files, SLEEP, workdir=tmp_path / "flower", timeout=1500)
+def test_flower_loopback_federation_equals_the_pooled_fit():
+    # started in the background when the session was collected (tests/conftest.py)
+    got = _flower_run.result()
+    df = sleepstudy_sites()[0]
     pooled = ml.lmer(SLEEP, df)
     beta = np.array([got["fixef"][k] for k in pooled.fixef.index])
     assert np.max(np.abs(beta - pooled.fixef.to_numpy()) / pooled.fixef_se.to_numpy()) <= 1e-8
