@@ -22,6 +22,7 @@ from ..design import StreamDesign, batch_arrays
 from ..design._design import check_scale_of
 from ..design._fixed import gram_has_full_rank, rank_keep, warn_dropped
 from ..errors import DataError
+from ..sources._dask import dask_frame
 from ._crossprod import CrossProducts, _add_sparse, _compact, cross_products
 
 __all__ = ["StreamStats", "stream_cross_products"]
@@ -121,9 +122,12 @@ def stream_cross_products(design: StreamDesign, groups, *, progress: bool = True
     RankDeficiencyWarning
         Fixed-effect columns were dropped.
     """
-    run = getattr(design.source, "cross_products_on_cluster", None)
-    if run is not None:
-        cp, G, colsum, colsumsq, binary, (y_min, y_max), n_rows, workers = run(design, groups)
+    frame = dask_frame(design.source)
+    if frame is not None:
+        from ._dask import cluster_cross_products
+
+        cp, G, colsum, colsumsq, binary, (y_min, y_max), n_rows, workers = cluster_cross_products(
+            frame, design, groups)
         stats = StreamStats(int(n_rows), colsum, colsumsq, binary, y_min, y_max)
         _check_response(design, n_rows, y_min, y_max)
         design = replace(design, workers=tuple(sorted(workers)))

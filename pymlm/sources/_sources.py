@@ -249,17 +249,10 @@ class _DaskSource(Source):
         super().__init__(name, [str(c) for c in frame.columns], True, list(range(frame.npartitions)))
         self._frame = frame
 
-    def scan_on_cluster(self, scan, columns, batch_size):
-        """The first pass, each partition scanned where the scheduler runs it (see :mod:`._dask`)."""
-        from ._dask import cluster_scan
-
-        return cluster_scan(self._frame, scan, columns, batch_size)
-
-    def cross_products_on_cluster(self, design, groups):
-        """Exact cross-products computed partition by partition on the workers (see :mod:`._dask`)."""
-        from ._dask import cluster_cross_products
-
-        return cluster_cross_products(self._frame, design, groups)
+    @property
+    def dask_frame(self):
+        """The Dask DataFrame: the streamed passes run it on its own cluster (:mod:`._dask`)."""
+        return self._frame
 
     def part_batches(self, i, columns, batch_size):
         part = self._frame.partitions[i][columns].compute()
