@@ -133,8 +133,8 @@ def readme_section(res: dict) -> str:
     o = res["settings"]
     lines = [SECTION, "",
              f"`python bench/coverage_glmer.py --reps {o['reps']} --jobs {o['jobs']}` "
-             f"({res['seconds'] / 60:.1f} min wall, load average {res['load_average_start']:.1f} at the start: "
-             "the machine was shared). The truth: "
+             f"({res['seconds'] / 60:.1f} min wall on 2 cores; 1-minute load average {res['load_average_start']:.1f} "
+             f"at the start, {res['load_average_end']:.1f} at the end). The truth: "
              f"`{FORMULA}` with {G} groups of {M} rows of {TRIALS} trials, beta = (-0.5, 0.5), sd = 0.7; "
              f"{o['reps']} data sets, 95% intervals; boot {o['nsim']} replicates, BLB {o['blb_subsets']} subsets x "
              f"{o['blb_boots']} resamples of b = G^0.7 groups, split {o['splits']} subsets of groups.", "",
@@ -167,9 +167,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=20261203)
-    ap.add_argument("--nsim", type=int, default=40)
-    ap.add_argument("--blb-subsets", type=int, default=2)
-    ap.add_argument("--blb-boots", type=int, default=20)
+    ap.add_argument("--nsim", type=int, default=200)
+    ap.add_argument("--blb-subsets", type=int, default=5)
+    ap.add_argument("--blb-boots", type=int, default=100)
     ap.add_argument("--splits", type=int, default=4)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "coverage_glmer.json")
     ap.add_argument("--no-readme", action="store_true")
