@@ -917,9 +917,21 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     if discrete_m is not None:
         discrete_m = check_positive_int("discrete_m", discrete_m, 2)
     progress = check_bool("progress", progress)
+    select = check_bool("select", select)
+    if is_streamed(data):
+        source = as_source(data)
+        if source.streamed:
+            return _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, sp, optimizer,
+                               discrete_m, progress, select, _check_knots(knots))
+        from .design import used_columns
+        from .formula import parse_formula
+
+        cols = used_columns(parse_formula(formula), source.columns)
+        cols += [c for c in (weights, offset) if isinstance(c, str) and c in source.columns]
+        data = source.read(cols)
     with progress_bar(None, "bam: model matrix", enabled=progress) as bar:
         design = build_gam_design(formula, data, weights, offset, discrete=bool(discrete), discrete_m=discrete_m,
-                                  select=check_bool("select", select), knots=_check_knots(knots))
+                                  select=select, knots=_check_knots(knots))
         sp = _check_sp(sp, design)
         if not design.terms:
             # nothing to discretize: a parametric model
@@ -932,6 +944,62 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="fREML",
                       on_step=lambda: bar.update(1))
     return _gam_result(design, fit, engine="bam", discrete=bool(discrete and design.terms))
+
+
+def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, sp, optimizer, discrete_m,
+                progress, select, knots) -> GamResult:
+    """``bam(discrete = TRUE)`` on a streamed source: a first pass for the design, a pass of maxima,
+    a pass of exact cross-tabulations (on the workers for a Dask DataFrame), then the fit from them."""
+    from .crossprod._gam_stream import cross_stats, space_counts, stream_gam_tables
+    from .design._gam_stream import finish_gam_design, scan_gam_design
+    from .fit.gam import fit_gam_stats
+    from .linalg._threads import blas_threads
+    from .results.gam import StreamedGamResult
+
+    _, fam_name, link_name = resolve_family(family)
+    if (fam_name, link_name) != ("gaussian", "identity"):
+        raise OptionError(
+            f"bam on a streamed source ({source.name!r}) fits Gaussian identity models; got family "
+            f"{fam_name}({link_name}), whose performance iteration would need a pass over the source per "
+            "iteration. Read the data into a pandas DataFrame, or fit family='gaussian'")
+    if not discrete:
+        raise OptionError(
+            f"bam on a streamed source ({source.name!r}) needs discrete=True (the cross-tabulations of "
+            "discretized covariates are accumulated batch by batch); got discrete=False. Pass "
+            "discrete=True, or read the data into a pandas DataFrame")
+    for what, value in (("weights", weights), ("offset", offset)):
+        if value is not None and not isinstance(value, str):
+            raise DataError(f"{what} must be a column name when the data are streamed from {source.name!r}: "
+                            "values given one per row cannot be matched to the rows of a stream; add them "
+                            "as a column")
+    batch_size = max(int(chunk_size), 1)
+    plan = scan_gam_design(formula, source, weights, offset, discrete_m=discrete_m, select=select, knots=knots,
+                           batch_size=batch_size, progress=progress)
+    with blas_threads(1):
+        tables, scales = stream_gam_tables(plan, source, batch_size, progress=progress)
+    if tables.n == 0:
+        raise DataError(f"{source.name!r} has no complete rows")
+    if tables.y_max == tables.y_min:
+        raise DataError(f"the response {plan.design.y_name!r} is constant (every value is {tables.y_min:.6g}); "
+                        "a GAM needs a response that varies. Check the response column.")
+    design, mats = finish_gam_design(plan, space_counts(plan, tables, scales), source.name, formula)
+    stats, summary = cross_stats(plan, design, mats, tables, scales)
+    from .design._fixed import gram_has_full_rank
+
+    pp = plan.pp
+    if pp and not gram_has_full_rank(stats.XtWX[:pp, :pp]):
+        raise DataError(
+            f"the parametric columns ({', '.join(design.p_names)}) are linearly dependent over the rows of "
+            f"{source.name!r}; drop the redundant terms from the formula (a streamed bam does not drop them)")
+    from dataclasses import replace
+
+    design = replace(design, summary=summary, workers=tuple(sorted(tables.workers)))
+    sp = _check_sp(sp, design)
+    with progress_bar(None, "bam: fREML iterations", enabled=progress) as bar:
+        fit = fit_gam_stats(design, stats, summary, sp=sp, optimizer=optimizer, on_step=lambda: bar.update(1))
+    for message in fit.warnings:
+        warn(message, ConvergenceWarning)
+    return StreamedGamResult(design, fit, engine="bam", discrete=True)
 
 
 # ---------------------------------------------------------------- glmer

@@ -1,0 +1,600 @@
+"""The design of ``bam(discrete = TRUE)`` on a streamed source: a first pass, then indices per batch.
+
+A source read in batches (a Parquet folder, a CSV file, a Dask DataFrame...)
+never holds all rows at once, so the compressed model matrix of
+:mod:`pymlm.design._discrete` (distinct values plus an n-row index) is
+replaced by what the cross products need from each batch:
+
+1. The first pass (:func:`scan_gam_design`, through
+   :func:`~pymlm.design.scan_design`) counts the rows dropped for missing
+   values, collects the levels of factors and grouping factors in R's order
+   and, for every numeric covariate of a smooth, its minimum, maximum and
+   distinct values while there are at most ``m`` of them (mgcv's rule keeps
+   the distinct values of a covariate with at most ``m``; otherwise it rounds
+   to the nearest of ``m`` evenly spaced points between the minimum and the
+   maximum). That is all the discretization needs, so each covariate gets an
+   *index space*: its distinct values, or the ``m``-point grid.
+2. Each batch of the accumulation pass is turned into indices into those
+   spaces, row multipliers (``by`` variables, random slopes) and the
+   parametric columns (:func:`gam_batch`); :mod:`pymlm.crossprod._gam_stream`
+   cross-tabulates them.
+3. After that pass the occupied cells of every grid are known (mgcv keeps
+   only the grid points some row rounds to), and the smooths are constructed
+   on the distinct discretized values, as the in-memory discrete design
+   constructs them (:func:`finish_gam_design`): same knots, same constraints,
+   same penalties. A term's rows on its index space are its model matrix on
+   the occupied values, zero on the empty cells.
+
+The terms streamed are parametric terms, one-covariate smooths of any basis
+(with numeric or factor ``by`` variables), ``s(g, bs = "re")`` on factors and
+lme4 random-effect terms. Tensor products, multi-covariate smooths and
+factor smooths need the occupied combinations of several covariates before
+their basis can be built; they are refused with a message.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import DataError, FormulaError
+from ..formula import ParsedFormula, deparse, names_in, parse_formula
+from ..smooth import Factor, construct_smooth, parse_smooth
+from ..smooth._basis import r_seq
+from ._discrete import default_levels
+from ._fixed import rebuild_model_matrix
+from ._frame import ModelFrame, evaluate
+from ._gam import GamDesign, GamTerm, _penalty_for, _response, _smooth_sort_key, covariate
+from ._gam_penalty import CorrelatedPenalty, LinearPenalty
+from ._stream import _complete, _weights_offset, scan_design
+
+__all__ = ["GamBatch", "GamStreamPlan", "StreamGamDesign", "finish_gam_design", "gam_batch", "scan_gam_design"]
+
+
+# ----------------------------------------------------------------------------- first pass
+
+
+class _CovariateStats:
+    """Range and distinct values (while at most ``m``) of the numeric covariates of smooths,
+    and the range of numeric ``by`` variables, over the complete rows: the first pass's
+    extra collector (:class:`pymlm.design._stream._Scan`)."""
+
+    def __init__(self, covariates: dict, bys: dict, m: dict):
+        self.covariates, self.bys, self.m = covariates, bys, m
+        self.lo: dict = {}
+        self.hi: dict = {}
+        self.values: dict = {}
+        self.factor: set = set()
+
+    def empty(self) -> _CovariateStats:
+        return _CovariateStats(self.covariates, self.bys, self.m)
+
+    def _update(self, key, x: np.ndarray, keep_values: bool):
+        if not x.size:
+            return
+        lo, hi = float(np.min(x)), float(np.max(x))
+        self.lo[key] = min(self.lo.get(key, lo), lo)
+        self.hi[key] = max(self.hi.get(key, hi), hi)
+        if keep_values:
+            old = self.values.get(key, np.zeros(0))
+            if old is not None:
+                new = np.union1d(old, x)
+                self.values[key] = new if new.size <= self.m[key] else None
+
+    def add(self, batch: pd.DataFrame) -> None:
+        for key, (node, where) in self.covariates.items():
+            x = covariate(node, batch, where)
+            if isinstance(x, Factor):
+                self.factor.add(key)
+                continue
+            self._update(key, np.asarray(x, dtype=float), True)
+        for key, (node, where) in self.bys.items():
+            x = covariate(node, batch, where)
+            if isinstance(x, Factor):
+                self.factor.add(key)
+                continue
+            self._update(key, np.asarray(x, dtype=float), False)
+
+    def merge(self, other: _CovariateStats) -> _CovariateStats:
+        self.factor |= other.factor
+        for key in other.lo:
+            if key not in self.lo:
+                self.lo[key], self.hi[key] = other.lo[key], other.hi[key]
+                if key in other.values:
+                    self.values[key] = other.values[key]
+                continue
+            self.lo[key] = min(self.lo[key], other.lo[key])
+            self.hi[key] = max(self.hi[key], other.hi[key])
+            if key in self.values:
+                a, b = self.values[key], other.values.get(key)
+                if a is None or b is None:
+                    self.values[key] = None
+                else:
+                    new = np.union1d(a, b)
+                    self.values[key] = new if new.size <= self.m[key] else None
+        return self
+
+
+# ----------------------------------------------------------------------------- index spaces
+
+
+@dataclass(frozen=True, eq=False)
+class IndexSpace:
+    """Where the rows of one or more blocks point: a covariate's distinct values or grid,
+    the levels of a random effect, or those of a grouping factor.
+
+    Attributes
+    ----------
+    name : str
+    kind : {"values", "grid", "re", "bar"}
+    size : int
+        Number of cells.
+    values : ndarray (size,) or None
+        The distinct values (``"values"``) or the grid points (``"grid"``).
+    node : Node or None
+        The covariate (``"values"``, ``"grid"``).
+    lo, dx : float
+        The grid's start and step.
+    smooth : SmoothTerm or None
+        The constructed ``s(..., bs = "re")`` term (``"re"``).
+    nodes : tuple of Node
+        Its covariates (``"re"``).
+    term : int
+        The random-effect term (``"bar"``).
+    """
+
+    name: str
+    kind: str
+    size: int
+    values: np.ndarray | None = None
+    node: object = None
+    lo: float = 0.0
+    dx: float = 0.0
+    smooth: object = None
+    nodes: tuple = ()
+    term: int = -1
+
+
+@dataclass(frozen=True, eq=False)
+class BlockSpec:
+    """Columns of the model matrix whose row ``i`` is ``by[i] * Xu[k[i]]``, ``k`` into ``space``.
+
+    Attributes
+    ----------
+    space : str
+    by : tuple or None
+        ``("numeric", node)``, ``("factor", node, levels, level)``, ``("bar", term, column)``
+        or ``("re", )`` (the random effect's own multiplier); None: no multiplier.
+    item : int
+        Position of its term among the formula's smooths and bars.
+    """
+
+    space: str
+    by: tuple | None
+    item: int
+
+
+@dataclass(frozen=True, eq=False)
+class GamStreamPlan:
+    """What the accumulation pass needs to turn a batch into indices and multipliers (no rows).
+
+    Attributes
+    ----------
+    design : StreamDesign
+        The first pass's design (parametric spec, random-effect terms, counts),
+        without its source.
+    spaces : dict of str -> IndexSpace
+    blocks : list of BlockSpec
+    items : list of tuple
+        The formula's smooths and bars in formula order: ``("s", spec, space)``,
+        ``("re", spec, smooth terms)`` or ``("bar", bar, term index)``.
+    """
+
+    design: object
+    spaces: dict
+    blocks: list
+    items: list
+    select: bool = False
+    knots: dict | None = None
+
+    @property
+    def pp(self) -> int:
+        return len(self.design.fixed_spec.names)
+
+
+@dataclass(frozen=True, eq=False)
+class GamBatch:
+    """One batch of complete rows as the accumulation needs it.
+
+    Attributes
+    ----------
+    P : ndarray (m, pp)
+        Parametric columns.
+    y : ndarray (m,)
+        Response.
+    z : ndarray (m,)
+        Response minus offset.
+    w : ndarray (m,) or None
+        Prior weights.
+    codes : dict of str -> ndarray of int64 (m,)
+        Cell per row in each index space (-1: none).
+    by : list of ndarray (m,) or None
+        Row multiplier per block.
+    """
+
+    P: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    w: np.ndarray | None
+    codes: dict
+    by: list
+
+
+def _refuse_term(parsed: ParsedFormula, spec, why: str):
+    raise FormulaError(
+        f"{spec.label} cannot be fitted on a streamed source yet: {why}. Fit it in memory (pass a "
+        "pandas DataFrame), or use one-covariate smooths, s(g, bs = \"re\") and (1 | g) terms",
+        parsed.formula, spec.node.span)
+
+
+def _smooth_columns(parsed: ParsedFormula) -> set[str]:
+    out: set[str] = set()
+    for sc in parsed.smooths:
+        out |= {n.value for n in names_in(sc.node)}
+    return out
+
+
+def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: int | None = None,
+                    select: bool = False, knots: dict | None = None, batch_size: int = 500_000,
+                    progress: bool = True) -> GamStreamPlan:
+    """First pass of ``bam(discrete = TRUE)`` over a streamed source.
+
+    Parameters
+    ----------
+    formula : str
+    source : pymlm.sources.Source
+    weights, offset : str or None
+        Column names.
+    discrete_m : int, optional
+        Largest number of distinct values per covariate (default mgcv's 1000).
+    select : bool
+    knots : dict, optional
+    batch_size : int
+    progress : bool
+
+    Returns
+    -------
+    GamStreamPlan
+
+    Raises
+    ------
+    FormulaError
+        A term that is not streamed yet (tensor products, multi-covariate and
+        factor smooths, ``s(x, g, bs = "re")`` with a numeric ``x``).
+    DataError
+        As :func:`~pymlm.design.scan_design`.
+    """
+    parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    m1 = default_levels(1, discrete_m)
+    covariates, bys, ms = {}, {}, {}
+    specs = []
+    for sc in parsed.smooths:
+        spec = parse_smooth(sc.node)
+        specs.append(spec)
+        where = f"the term {spec.label}"
+        if spec.function != "s":
+            _refuse_term(parsed, spec, "a tensor product needs the occupied combinations of its covariates")
+        if spec.bs[0] == "fs":
+            _refuse_term(parsed, spec, "a factor smooth needs the occupied combinations of its covariates")
+        if spec.bs[0] != "re":
+            if len(spec.terms) != 1:
+                _refuse_term(parsed, spec, "a smooth of several covariates is discretized jointly")
+            covariates[(spec.terms[0], m1)] = (spec.term_nodes[0], where)
+            ms[(spec.terms[0], m1)] = m1
+        if spec.by_node is not None:
+            bys[("by", spec.by)] = (spec.by_node, where)
+            ms[("by", spec.by)] = m1
+    stats = _CovariateStats(covariates, bys, ms)
+    design = scan_design(parsed, source, weights, offset, check="none", batch_size=batch_size,
+                         progress=progress, modelled=_smooth_columns(parsed), extra=stats)
+    stats = design.extra
+    proto = design.prototype
+    for (name, _), (node, where) in covariates.items():
+        if (name, m1) in stats.factor:
+            spec = next(s for s in specs if s.terms[0] == name)
+            _refuse_term(parsed, spec, f"its covariate {name} is a factor")
+
+    # smooths and bars in formula order, as build_gam_design orders them
+    order = [(sc.node.span[0], "s", spec) for sc, spec in zip(parsed.smooths, specs)]
+    seen: dict[int, int] = {}
+    for k, bar in enumerate(parsed.bars):
+        key = bar.node.span[0]
+        seen[key] = seen.get(key, 0) + 1
+        order.append((key + seen[key] * 1e-6, "b", (k, bar)))
+    order.sort(key=_smooth_sort_key)
+
+    spaces: dict = {}
+    blocks: list = []
+    items: list = []
+    for item, (_, kind, obj) in enumerate(order):
+        if kind == "b":
+            k, bar = obj
+            t = design.re_terms[k]
+            name = f"bar:{k}"
+            spaces[name] = IndexSpace(name, "bar", t.nlevels, term=k)
+            blocks += [BlockSpec(name, ("bar", k, r), item) for r in range(t.p)]
+            items.append(("bar", bar, k))
+            continue
+        spec = obj
+        where = f"the term {spec.label}"
+        by_stand_in, by_specs = _by_stand_in(spec, proto, stats, where)
+        if spec.bs[0] == "re":
+            cov = [covariate(node, proto, where) for node in spec.term_nodes]
+            if not all(isinstance(c, Factor) for c in cov):
+                _refuse_term(parsed, spec, "a random slope's penalty is scaled by its largest value over all rows")
+            sms = construct_smooth(spec, cov, by_stand_in, knots)
+            name = f"re:{spec.label}"
+            spaces[name] = IndexSpace(name, "re", sms[0].basis.ncol, smooth=sms[0], nodes=tuple(spec.term_nodes))
+            blocks += [BlockSpec(name, b, item) for b in by_specs]
+            items.append(("re", spec, sms, cov, by_stand_in))
+            continue
+        key = (spec.terms[0], m1)
+        name = f"x:{spec.terms[0]}"
+        if name not in spaces:
+            lo, hi = stats.lo[key], stats.hi[key]
+            values = stats.values.get(key)
+            if values is not None:
+                spaces[name] = IndexSpace(name, "values", values.size, values=values, node=spec.term_nodes[0])
+            else:
+                grid = r_seq(lo, hi, m1)
+                dx = float(grid[1] - grid[0])
+                spaces[name] = IndexSpace(name, "grid", grid.size, values=grid, node=spec.term_nodes[0], lo=lo,
+                                          dx=dx)
+        blocks += [BlockSpec(name, b, item) for b in by_specs]
+        items.append(("s", spec, name, by_stand_in))
+    return GamStreamPlan(_without_source(design), spaces, blocks, items, bool(select), knots)
+
+
+def _without_source(design):
+    from dataclasses import replace
+
+    return replace(design, source=None, extra=None)
+
+
+def _by_stand_in(spec, proto, stats, where):
+    """The ``by`` variable as the smooth constructor sees it, without the rows (a factor's levels; a
+    numeric variable's range), and the multiplier of each block the term makes."""
+    if spec.by_node is None:
+        return None, [None if spec.bs[0] != "re" else ("re",)]
+    key = ("by", spec.by)
+    re = spec.bs[0] == "re"
+    if key in stats.factor:
+        f = covariate(spec.by_node, proto, where)
+        if not isinstance(f, Factor):
+            raise DataError(f"{where}: the by variable {spec.by} is a factor in some rows and numeric in others")
+        stand_in = Factor(np.zeros(0, dtype=np.int64), tuple(f.levels))
+        return stand_in, [("factor", spec.by_node, tuple(f.levels), j, re) for j in range(len(f.levels))]
+    # a constant numeric by keeps the sum-to-zero constraint (construct_smooth's test on the rows)
+    stand_in = np.array([stats.lo[key], stats.hi[key]])
+    return stand_in, [("numeric", spec.by_node, re)]
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def _space_codes(space: IndexSpace, plan: GamStreamPlan, batch: pd.DataFrame, cache: dict) -> np.ndarray:
+    where = f"the term using {space.name.split(':', 1)[1]}"
+    if space.kind in ("values", "grid"):
+        x = np.asarray(covariate(space.node, batch, where), dtype=float)
+        if space.kind == "values":
+            k = np.searchsorted(space.values, x)
+            k = np.minimum(k, space.size - 1)
+            if not np.array_equal(space.values[k], x):
+                raise DataError(f"{where}: values not seen by the first pass; the source changed between passes")
+            return k.astype(np.int64)
+        if space.dx <= 0:
+            return np.zeros(x.shape[0], dtype=np.int64)
+        # mgcv's rounding to the nearest grid point (design._discrete._grid_index)
+        k = np.rint((x - space.lo) / space.dx).astype(np.int64)
+        return np.clip(k, 0, space.size - 1)
+    if space.kind == "re":
+        cols = [covariate(node, batch, where) for node in space.nodes]
+        codes, mult = space.smooth.basis.structure(cols)
+        cache[space.name] = mult
+        return codes.astype(np.int64)
+    t = plan.design.re_terms[space.term]
+    cache[space.name] = t.model_matrix(batch)
+    return np.asarray(t.codes_for(batch), dtype=np.int64)
+
+
+def _multiplier(block: BlockSpec, batch: pd.DataFrame, cache: dict):
+    by = block.by
+    if by is None:
+        return None
+    if by[0] == "bar":
+        return np.asarray(cache[block.space][:, by[2]], dtype=float)
+    base = cache.get(block.space) if block.space.startswith("re:") else None
+    if by[0] == "re":
+        return base
+    where = "a by variable"
+    v = covariate(by[1], batch, where)
+    if by[0] == "numeric":
+        if isinstance(v, Factor):
+            raise DataError(f"the by variable {deparse(by[1])} is a factor in some rows and numeric in others")
+        mult = np.asarray(v, dtype=float)
+    else:
+        if not isinstance(v, Factor):
+            raise DataError(f"the by variable {deparse(by[1])} is numeric in some rows and a factor in others")
+        mult = (v.recode(by[2]).codes == by[3]).astype(float)
+    return mult if base is None else base * mult
+
+
+def gam_batch(plan: GamStreamPlan, batch: pd.DataFrame) -> GamBatch | None:
+    """The indices, multipliers and parametric columns of one batch's complete rows (None: none).
+
+    Raises
+    ------
+    DataError
+        A response that is not a single numeric column; values outside what the first pass saw.
+    """
+    design = plan.design
+    parsed = design.parsed
+    used = {n.value for n in names_in(parsed.root)}
+    columns = [c for c in design.read_columns if c in used]
+    w, o = _weights_offset(batch, design.weights_column, design.offset_column)
+    missing = _complete(batch, columns, w, o)
+    if missing.any():
+        keep = ~missing
+        batch = batch[keep].reset_index(drop=True)
+        w = None if w is None else w[keep]
+        o = None if o is None else o[keep]
+    if len(batch) == 0:
+        return None
+    node = parsed.response
+    if node is not None and node.kind == "name" and node.value in batch.columns:
+        col = batch[node.value]
+        if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype.kind in "OSU":
+            raise DataError(f"the response {node.value!r} is not numeric; a streamed bam fits a numeric "
+                            "response (Gaussian): convert the column to numbers")
+    y, y_name = _response(parsed, batch)
+    if y.ndim != 1:
+        raise DataError(f"the response {y_name!r} has {y.shape[1]} columns; a streamed bam fits one numeric "
+                        "response (Gaussian)")
+    off = None if o is None else np.asarray(o, dtype=float)
+    for onode in parsed.offsets:
+        val = np.broadcast_to(np.asarray(evaluate(onode, batch), dtype=float), y.shape)
+        off = val if off is None else off + val
+    z = y if off is None else y - off
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P = rebuild_model_matrix(design.fixed_spec, batch, "the parametric terms")
+    P = P.toarray() if sp.issparse(P) else np.asarray(P, dtype=float)
+    cache: dict = {}
+    codes = {name: _space_codes(s, plan, batch, cache) for name, s in plan.spaces.items()}
+    by = [_multiplier(b, batch, cache) for b in plan.blocks]
+    return GamBatch(P, y, z, w, codes, by)
+
+
+# ----------------------------------------------------------------------------- the design after the pass
+
+
+@dataclass(frozen=True, eq=False)
+class StreamGamDesign(GamDesign):
+    """A :class:`GamDesign` whose rows were streamed: terms, names and penalties, no rows.
+
+    ``y``, ``Xp`` and the weights have no rows; ``blocks`` holds, per block of
+    the plan, ``(space, Xu on the space's cells or None for the identity,
+    start, ncol)``.
+
+    Attributes
+    ----------
+    source_name : str
+    nobs_total : int
+    summary : dict
+        Row sums for the fit's summaries (see :mod:`pymlm.crossprod._gam_stream`).
+    workers : tuple of str
+        For a Dask DataFrame, the workers that computed the cross-tabulations.
+    """
+
+    source_name: str = ""
+    nobs_total: int = 0
+    summary: dict = field(default_factory=dict)
+    workers: tuple = ()
+
+    @property
+    def n(self) -> int:
+        return int(self.nobs_total)
+
+    def parametric_rows(self, start: int, stop: int):
+        raise DataError(f"the rows of this model were streamed from {self.source_name!r} and are not in "
+                        "memory; predict(newdata) evaluates the model on rows you give")
+
+
+def _expand_rows(Xu, occupied: np.ndarray, size: int):
+    """Rows of ``Xu`` (one per occupied cell) placed at the occupied cells of ``size``, zero elsewhere."""
+    rows = np.flatnonzero(occupied)
+    if sp.issparse(Xu):
+        coo = Xu.tocoo()
+        return sp.csr_matrix((coo.data, (rows[coo.row], coo.col)), shape=(size, Xu.shape[1]))
+    out = np.zeros((size, Xu.shape[1]))
+    out[rows] = Xu
+    return out
+
+
+def finish_gam_design(plan: GamStreamPlan, counts: dict, source_name: str, formula: str):
+    """The terms of the streamed design, constructed after the accumulation pass.
+
+    Parameters
+    ----------
+    plan : GamStreamPlan
+    counts : dict of str -> ndarray (size,)
+        Rows per cell of each index space.
+    source_name, formula : str
+
+    Returns
+    -------
+    design : StreamGamDesign
+    block_matrices : list of (Xu or None, start, ncol)
+        Per block of the plan, its rows on its space's cells.
+    """
+    design = plan.design
+    pp = plan.pp
+    start = pp
+    terms: list[GamTerm] = []
+    mats: list = [None] * len(plan.blocks)
+    by_item: dict[int, list[int]] = {}
+    for j, b in enumerate(plan.blocks):
+        by_item.setdefault(b.item, []).append(j)
+    labels: set[str] = set()
+    for item, entry in enumerate(plan.items):
+        idx = by_item.get(item, [])
+        if entry[0] == "bar":
+            _, bar, k = entry
+            re = design.re_terms[k]
+            pk, lk = re.p, re.nlevels
+            pen = LinearPenalty(start, [np.eye(lk)], 0) if pk == 1 else CorrelatedPenalty(start, pk, lk)
+            new = [GamTerm(f"({bar.lhs_text} | {bar.group_name})", start, pk * lk, re=re, penalty=pen)]
+            for r, j in enumerate(idx):
+                mats[j] = (None, start + r * lk, lk)
+        elif entry[0] == "re":
+            _, spec, sms, cov, by_stand_in = entry
+            new, at = [], start
+            for st, j in zip(sms, idx):
+                new.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, plan.select),
+                                   cov=cov, by=by_stand_in))
+                mats[j] = (None, at, st.ncol)
+                at += st.ncol
+        else:
+            _, spec, space_name, by_stand_in = entry
+            space = plan.spaces[space_name]
+            occupied = np.asarray(counts[space_name]) > 0
+            ucol = space.values[occupied]
+            sms = construct_smooth(spec, [ucol], by_stand_in, plan.knots)
+            if len(sms) != len(idx):
+                raise DataError(f"{spec.label}: {len(sms)} terms but {len(idx)} blocks; the by variable's levels "
+                                "changed between passes")
+            new, at = [], start
+            for st, j in zip(sms, idx):
+                Xu = st.matrix([ucol])
+                new.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, plan.select),
+                                   cov=[ucol], by=by_stand_in))
+                mats[j] = (_expand_rows(Xu, occupied, space.size), at, st.ncol)
+                at += st.ncol
+        for t in new:
+            if t.label in labels:
+                raise FormulaError(f"the term {t.label} appears twice in the formula; keep one", formula)
+            labels.add(t.label)
+            start += t.ncol
+        terms.extend(new)
+    frame = ModelFrame(design.prototype.iloc[:0], np.zeros(0, dtype=np.int64), design.frame.n_dropped,
+                       design.frame.n_input, None, None, None)
+    names = list(design.X_names)
+    out = StreamGamDesign(formula=design.formula, parsed=design.parsed, y=np.zeros(0), y_name=design.y_name,
+                          weights=None, offset=None, frame=frame, Xp=np.zeros((0, pp)), p_names=names,
+                          fixed_spec=design.fixed_spec, terms=terms, blocks=None, binomial_totals=False,
+                          source_name=source_name, nobs_total=design.n)
+    return out, mats
