@@ -48,7 +48,7 @@ from ..smooth._basis import r_seq
 from ._discrete import default_levels
 from ._fixed import rebuild_model_matrix
 from ._frame import ModelFrame, evaluate
-from ._gam import GamDesign, GamTerm, _penalty_for, _response, _smooth_sort_key, covariate
+from ._gam import GamDesign, GamTerm, _penalty_for, _response, _smooth_sort_key, covariate, distinct_rows
 from ._gam_penalty import CorrelatedPenalty, LinearPenalty
 from ._stream import _complete, _weights_offset, scan_design
 
@@ -579,7 +579,7 @@ def finish_gam_design(plan: GamStreamPlan, counts: dict, source_name: str, formu
                                 "changed between passes")
             new, at = [], start
             for st, j in zip(sms, idx):
-                Xu = st.matrix([ucol])
+                Xu = distinct_rows(st, [ucol])
                 new.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, plan.select),
                                    cov=[ucol], by=by_stand_in))
                 mats[j] = (_expand_rows(Xu, occupied, space.size), at, st.ncol)

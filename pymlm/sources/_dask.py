@@ -11,6 +11,11 @@ the result is bitwise the same for any partitioning, any order in which the
 partitions finish, any shape of the tree and any task the scheduler runs
 again after losing a worker.
 
+``bam(discrete = TRUE)`` runs the same way (:func:`cluster_gam_tables`): the
+first pass on the workers, then each partition's maxima, then its exact
+integer cross-tabulations (:mod:`pymlm.crossprod._gam_stream`), added in a
+tree of tasks.
+
 Tasks go to the Dask scheduler in use: the cluster of an active
 ``distributed.Client``, else Dask's local scheduler.
 """
@@ -21,7 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["cluster_cross_products", "cluster_scan"]
+__all__ = ["cluster_cross_products", "cluster_gam_tables", "cluster_scan"]
 
 
 def _worker() -> str:
@@ -155,3 +160,74 @@ def cluster_cross_products(frame, design, groups):
     weighted = design.weights_column is not None
     cp, G, colsum, colsumsq = total.cross_products(scales, weighted)
     return cp, G, colsum, colsumsq, total.binary, (total.y_min, total.y_max), total.n, total.workers
+
+
+def _gam_partition_batches(plan, frame):
+    from ..design._gam_stream import gam_batch
+
+    frame = frame[list(plan.design.read_columns)]
+    step = max(int(plan.design.batch_size), 1)
+    for s in range(0, len(frame), step):
+        gb = gam_batch(plan, frame.iloc[s:s + step].reset_index(drop=True))
+        if gb is not None:
+            yield gb
+
+
+def _gam_partition_maxima(plan, frame):
+    from ..crossprod._gam_stream import batch_maxima, max_maxima
+
+    out = None
+    for gb in _gam_partition_batches(plan, frame):
+        out = max_maxima(out, batch_maxima(plan, gb))
+    return out
+
+
+def _gam_max(a, b):
+    from ..crossprod._gam_stream import max_maxima
+
+    return max_maxima(a, b)
+
+
+def _gam_partition_tables(plan, scales, frame):
+    from ..crossprod._gam_stream import GamTables, batch_tables
+
+    out = GamTables()
+    for gb in _gam_partition_batches(plan, frame):
+        batch_tables(plan, gb, scales, out)
+    out.workers = {_worker()}
+    return out.compact()
+
+
+def _gam_add(a, b):
+    return a.add(b).compact()
+
+
+def cluster_gam_tables(frame, plan):
+    """Exact cross-tabulations of a streamed ``bam`` over a Dask DataFrame, computed on the workers.
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+    plan : GamStreamPlan
+
+    Returns
+    -------
+    tables : GamTables
+        With ``workers``, the workers that computed a partition.
+    scales : dict
+    """
+    import dask
+
+    from ..crossprod._gam_stream import scales_of
+
+    parts = frame[list(plan.design.read_columns)].to_delayed()
+    maxima = dask.compute(_tree([dask.delayed(_gam_partition_maxima, pure=True)(plan, part) for part in parts],
+                                _gam_max, "pymlm-gam-scales"))[0]
+    if maxima is None:
+        from ..errors import DataError
+
+        raise DataError("the Dask DataFrame has no complete rows")
+    scales = scales_of(plan, maxima)
+    partials = [dask.delayed(_gam_partition_tables, pure=True)(plan, scales, part) for part in parts]
+    tables = dask.compute(_tree(partials, _gam_add, "pymlm-gam-tables"))[0]
+    return tables, scales

@@ -261,6 +261,12 @@ class _DaskSource(Source):
 
         return cluster_cross_products(self._frame, design, groups)
 
+    def gam_tables_on_cluster(self, plan):
+        """The exact cross-tabulations of a streamed ``bam``, partition by partition on the workers."""
+        from ._dask import cluster_gam_tables
+
+        return cluster_gam_tables(self._frame, plan)
+
     def part_batches(self, i, columns, batch_size):
         part = self._frame.partitions[i][columns].compute()
         for s in range(0, max(len(part), 1), batch_size):
