@@ -851,7 +851,26 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     ----------
     formula : str
         As for :func:`gam`.
-    data : pandas.DataFrame, pyarrow.Table or dict of columns
+    data : pandas.DataFrame, pyarrow.Table, dict of columns, path or stream
+        Rows with a missing value in a used column are dropped and counted.
+        A path to a CSV file, a Parquet file or a folder of Parquet files
+        (hive partitions included), a ``pyarrow.dataset.Dataset``, a polars
+        LazyFrame or a Dask DataFrame is streamed in bounded memory (see
+        :mod:`pymlm.sources`): a first pass collects the levels of factors,
+        the rows dropped and, per smooth covariate, its range and distinct
+        values (what mgcv's discretization needs); a pass of column maxima
+        and a pass of cross-tabulations of the discretized covariates follow,
+        summed in exact integer arithmetic, so that the fit equals the
+        in-memory ``bam(discrete=True)`` of the same rows and does not depend
+        on the batch size or, for a Dask DataFrame (computed on its cluster,
+        ``result.workers`` names the workers), on the partitioning. Streamed
+        fits take Gaussian identity models with ``discrete=True``,
+        parametric terms, one-covariate smooths (any basis, numeric or
+        factor ``by``), ``s(g, bs = "re")`` on factors and lme4 bars;
+        weights and offset must be column names. Their result
+        (:class:`~pymlm.results.gam.StreamedGamResult`) refuses what needs
+        the rows (``fitted``, ``residuals``, ``predict()`` without
+        ``newdata``).
     family : str or statsmodels family
     method : {"fREML", "REML"}
         Fast REML (the same criterion as REML, computed from ``X'WX``).
@@ -863,7 +882,8 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         forming the n-row model matrix. ``False``: ``X'WX`` is accumulated
         over chunks of ``chunk_size`` rows (exact covariates, bounded memory).
     chunk_size : int
-        Rows per chunk for ``discrete=False``.
+        Rows per chunk for ``discrete=False``; rows per batch read from a
+        streamed source (and per batch within a Dask partition).
     weights, offset : str, array-like or None
     sp : array-like, optional
         Fixed smoothing parameters.
@@ -884,12 +904,20 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     Raises
     ------
     FormulaError, DataError, OptionError
-        As :func:`gam`.
+        As :func:`gam`. On a streamed source also: a term that is not streamed
+        (tensor products, smooths of several covariates, factor smooths,
+        ``s(x, g, bs = "re")`` with a numeric ``x``: FormulaError); a family
+        other than Gaussian identity or ``discrete=False`` (OptionError);
+        linearly dependent parametric columns, weights or an offset given as
+        values, a column missing from some file (DataError, naming the file
+        and the column).
 
     Warns
     -----
     ConvergenceWarning, RankDeficiencyWarning
         As :func:`gam`.
+    MissingDataWarning
+        Rows dropped for missing values (streamed sources).
 
     Notes
     -----

@@ -48,7 +48,15 @@ from ..smooth._basis import r_seq
 from ._discrete import default_levels
 from ._fixed import rebuild_model_matrix
 from ._frame import ModelFrame, evaluate
-from ._gam import GamDesign, GamTerm, _penalty_for, _response, _smooth_sort_key, covariate, distinct_rows
+from ._gam import (
+    GamDesign,
+    GamTerm,
+    _penalty_for,
+    _response,
+    _smooth_sort_key,
+    covariate,
+    distinct_rows,
+)
 from ._gam_penalty import CorrelatedPenalty, LinearPenalty
 from ._stream import _complete, _weights_offset, scan_design
 

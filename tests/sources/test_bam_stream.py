@@ -82,6 +82,23 @@ def test_a_parquet_folder_equals_the_in_memory_fit(data, kw):
     pd.testing.assert_frame_equal(s.s_table, m.s_table, rtol=1e-6)
 
 
+def test_a_streamed_fit_is_mgcvs_bam_discrete(tmp_path):
+    import json
+    from pathlib import Path
+
+    sim = ml.datasets.load("gamsim_re")
+    folder = _write(tmp_path / "gamsim", sim, parts=4, row_group_size=2500)
+    ref = json.loads((Path(__file__).parents[1] / "reference" / "gam_gamsim_re.json").read_text())
+    r = ref["fits"]["bam_discrete"]  # mgcv 1.8-41 (tests/reference/gam_reference.R)
+    s = ml.bam(ref["formula"].replace("  ", " "), str(folder), progress=False)
+    assert list(s.edf.index) == list(r["edf"])
+    np.testing.assert_allclose(s.edf, list(r["edf"].values()), atol=2e-4)
+    assert abs(s.reml_score - r["score"]) < 1e-3
+    np.testing.assert_allclose(s.scale, r["scale"], rtol=1e-6)
+    np.testing.assert_allclose([s.r_sq, s.dev_expl], [r["r_sq"], r["dev_expl"]], rtol=1e-5)
+    np.testing.assert_allclose(s.coef.to_numpy(), list(r["coefficients_all"].values()), atol=2e-3)
+
+
 def test_missing_rows_are_counted_and_reported(data):
     _, folder, _ = data
     with pytest.warns(MissingDataWarning, match="25 of 3000 rows dropped"):
