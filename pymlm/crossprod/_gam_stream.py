@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..design._gam_stream import GamStreamPlan, gam_batch
+from ..sources._dask import tree_reduce, worker_address
 from ._exact import MAX_ROWS, _combine, _combine1, _slices, _sym, _to_int, power_scale
 from ._gam import CrossStats
 from .discrete import _left, _right
@@ -308,16 +309,17 @@ def _add_piece(plan, gb, scales, out: GamTables) -> None:
 
 
 def stream_gam_tables(plan: GamStreamPlan, source, batch_size: int, progress: bool = True):
-    """The two passes over a local stream: maxima, then the exact cell sums.
+    """The two passes over a stream: maxima, then the exact cell sums (on the workers for a Dask
+    DataFrame, :func:`dask_gam_tables`).
 
     Returns
     -------
     tables : GamTables
     scales : dict
     """
-    run = getattr(source, "gam_tables_on_cluster", None)
-    if run is not None:
-        return run(plan)
+    frame = getattr(source, "dask_frame", None)
+    if frame is not None:
+        return dask_gam_tables(frame, plan)
     columns = list(plan.design.read_columns)
     maxima = None
     for batch in source.batches(columns, batch_size, progress=progress, desc="scales"):
@@ -429,3 +431,66 @@ def cross_stats(plan: GamStreamPlan, design, mats: list, tables: GamTables, scal
                "y_min": tables.y_min, "y_max": tables.y_max}
     return CrossStats(XtWX, XtWz, zWz, int(tables.n), design.blockdiag), summary
 
+
+# ----------------------------------------------------------------------------- a Dask DataFrame
+
+
+def _gam_partition_batches(plan, frame):
+    frame = frame[list(plan.design.read_columns)]
+    step = max(int(plan.design.batch_size), 1)
+    for s in range(0, len(frame), step):
+        gb = gam_batch(plan, frame.iloc[s:s + step].reset_index(drop=True))
+        if gb is not None:
+            yield gb
+
+
+def _gam_partition_maxima(plan, frame):
+    out = None
+    for gb in _gam_partition_batches(plan, frame):
+        out = max_maxima(out, batch_maxima(plan, gb))
+    return out
+
+
+def _gam_max(a, b):
+    return max_maxima(a, b)
+
+
+def _gam_partition_tables(plan, scales, frame):
+    out = GamTables()
+    for gb in _gam_partition_batches(plan, frame):
+        batch_tables(plan, gb, scales, out)
+    out.workers = {worker_address()}
+    return out.compact()
+
+
+def _gam_add(a, b):
+    return a.add(b).compact()
+
+
+def dask_gam_tables(frame, plan):
+    """Exact cross-tabulations of a streamed ``bam`` over a Dask DataFrame, computed on the workers.
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+    plan : GamStreamPlan
+
+    Returns
+    -------
+    tables : GamTables
+        With ``workers``, the workers that computed a partition.
+    scales : dict
+    """
+    import dask
+
+    parts = frame[list(plan.design.read_columns)].to_delayed()
+    maxima = dask.compute(tree_reduce([dask.delayed(_gam_partition_maxima, pure=True)(plan, part) for part in parts],
+                                _gam_max, "pymlm-gam-scales"))[0]
+    if maxima is None:
+        from ..errors import DataError
+
+        raise DataError("the Dask DataFrame has no complete rows")
+    scales = scales_of(plan, maxima)
+    partials = [dask.delayed(_gam_partition_tables, pure=True)(plan, scales, part) for part in parts]
+    tables = dask.compute(tree_reduce(partials, _gam_add, "pymlm-gam-tables"))[0]
+    return tables, scales

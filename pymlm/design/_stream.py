@@ -341,6 +341,24 @@ def scan_part(scan: _Scan, frame: pd.DataFrame, columns, batch_size: int) -> _Sc
     return state
 
 
+def dask_scan(frame, scan, columns, batch_size: int):
+    """The first pass over a Dask DataFrame, partition by partition on the workers.
+
+    Returns
+    -------
+    the merged scan state (see :class:`pymlm.design._stream._Scan`)
+    """
+    import dask
+
+    parts = frame[list(columns)].to_delayed()
+    states = dask.compute(*[dask.delayed(scan_part, pure=True)(scan, part, list(columns), batch_size)
+                            for part in parts])
+    out = scan.empty()
+    for s in states:
+        out.merge(s)
+    return out
+
+
 def scan_design(formula, source: Source, weights=None, offset=None, *, check: str = "lmer",
                 batch_size: int = 500_000, progress: bool = True, modelled=(), extra=None) -> StreamDesign:
     """First pass over a streamed source: the design without its rows.
@@ -407,10 +425,10 @@ def scan_design(formula, source: Source, weights=None, offset=None, *, check: st
     in_factor = _factor_call_columns(parsed)
 
     scan = _Scan(parsed, columns, weights, offset, group_sets, grouping, modelled, in_factor, extra)
-    run = getattr(source, "scan_on_cluster", None)
-    if run is not None:
+    dask_frame = getattr(source, "dask_frame", None)
+    if dask_frame is not None:
         # a Dask DataFrame: each partition is scanned on a worker, the states merged in order
-        scan = run(scan, read, batch_size)
+        scan = dask_scan(dask_frame, scan, read, batch_size)
     else:
         for batch in source.batches(read, batch_size, progress=progress, desc="levels"):
             scan.add(batch)

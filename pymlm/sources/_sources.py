@@ -162,6 +162,9 @@ class Source:
     streamed: bool
     _parts: list = field(default_factory=list, repr=False)
 
+    #: A Dask DataFrame whose partitions the stages compute on its cluster (None: read batches here).
+    dask_frame = None
+
     @property
     def n_parts(self) -> int:
         """Units of the progress bar: row groups of Parquet files, partitions of a Dask frame..."""
@@ -249,23 +252,11 @@ class _DaskSource(Source):
         super().__init__(name, [str(c) for c in frame.columns], True, list(range(frame.npartitions)))
         self._frame = frame
 
-    def scan_on_cluster(self, scan, columns, batch_size):
-        """The first pass, each partition scanned where the scheduler runs it (see :mod:`._dask`)."""
-        from ._dask import cluster_scan
-
-        return cluster_scan(self._frame, scan, columns, batch_size)
-
-    def cross_products_on_cluster(self, design, groups):
-        """Exact cross-products computed partition by partition on the workers (see :mod:`._dask`)."""
-        from ._dask import cluster_cross_products
-
-        return cluster_cross_products(self._frame, design, groups)
-
-    def gam_tables_on_cluster(self, plan):
-        """The exact cross-tabulations of a streamed ``bam``, partition by partition on the workers."""
-        from ._dask import cluster_gam_tables
-
-        return cluster_gam_tables(self._frame, plan)
+    @property
+    def dask_frame(self):
+        """The Dask DataFrame: the passes of a fit run on its partitions, where the scheduler places
+        them (see :mod:`._dask`)."""
+        return self._frame
 
     def part_batches(self, i, columns, batch_size):
         part = self._frame.partitions[i][columns].compute()
