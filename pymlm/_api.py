@@ -863,11 +863,13 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         summed in exact integer arithmetic, so that the fit equals the
         in-memory ``bam(discrete=True)`` of the same rows and does not depend
         on the batch size or, for a Dask DataFrame (computed on its cluster,
-        ``result.workers`` names the workers), on the partitioning. Streamed
-        fits take Gaussian identity models with ``discrete=True``,
-        parametric terms, one-covariate smooths (any basis, numeric or
-        factor ``by``), ``s(g, bs = "re")`` on factors and lme4 bars;
-        weights and offset must be column names. Their result
+        ``result.workers`` names the workers), on the partitioning. Other
+        families than the Gaussian are fitted by performance iteration as
+        in memory, with two passes per iteration (maxima, then the exact sums
+        of the deviance and of the next working model). Streamed fits take
+        ``discrete=True``, parametric terms, one-covariate smooths (any
+        basis, numeric or factor ``by``), ``s(g, bs = "re")`` on factors and
+        lme4 bars; weights and offset must be column names. Their result
         (:class:`~pymlm.results.gam.StreamedGamResult`) refuses what needs
         the rows (``fitted``, ``residuals``, ``predict()`` without
         ``newdata``).
@@ -906,8 +908,8 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     FormulaError, DataError, OptionError
         As :func:`gam`. On a streamed source also: a term that is not streamed
         (tensor products, smooths of several covariates, factor smooths,
-        ``s(x, g, bs = "re")`` with a numeric ``x``: FormulaError); a family
-        other than Gaussian identity or ``discrete=False`` (OptionError);
+        ``s(x, g, bs = "re")`` with a numeric ``x``: FormulaError);
+        ``discrete=False`` (OptionError);
         linearly dependent parametric columns, weights or an offset given as
         values, a column missing from some file (DataError, naming the file
         and the column).
@@ -985,11 +987,6 @@ def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, 
     from .results.gam import StreamedGamResult
 
     _, fam_name, link_name = resolve_family(family)
-    if (fam_name, link_name) != ("gaussian", "identity"):
-        raise OptionError(
-            f"bam on a streamed source ({source.name!r}) fits Gaussian identity models; got family "
-            f"{fam_name}({link_name}), whose performance iteration would need a pass over the source per "
-            "iteration. Read the data into a pandas DataFrame, or fit family='gaussian'")
     if not discrete:
         raise OptionError(
             f"bam on a streamed source ({source.name!r}) needs discrete=True (the cross-tabulations of "
@@ -1003,6 +1000,15 @@ def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, 
     batch_size = max(int(chunk_size), 1)
     plan = scan_gam_design(formula, source, weights, offset, discrete_m=discrete_m, select=select, knots=knots,
                            batch_size=batch_size, progress=progress)
+    if (fam_name, link_name) != ("gaussian", "identity"):
+        from .fit._gam_stream import fit_gam_stream_pirls
+
+        with progress_bar(None, "bam: performance iterations", enabled=progress) as bar:
+            design, fit = fit_gam_stream_pirls(plan, source, family, batch_size=batch_size, sp=sp,
+                                               optimizer=optimizer, on_step=lambda: bar.update(1))
+        for message in fit.warnings:
+            warn(message, ConvergenceWarning)
+        return StreamedGamResult(design, fit, engine="bam", discrete=True)
     with blas_threads(1):
         tables, scales = stream_gam_tables(plan, source, batch_size, progress=progress)
     if tables.n == 0:

@@ -37,8 +37,8 @@ from ._exact import MAX_ROWS, _combine, _combine1, _slices, _sym, _to_int, power
 from ._gam import CrossStats
 from .discrete import _left, _right
 
-__all__ = ["GamTables", "batch_maxima", "batch_tables", "cross_stats", "max_maxima", "scales_of", "space_counts",
-           "stream_gam_tables"]
+__all__ = ["GamTables", "MaximaStep", "TablesStep", "add_row_sums", "batch_maxima", "batch_tables", "cross_stats",
+           "max_maxima", "row_sums", "run_pass", "scales_of", "space_counts", "stream_gam_tables"]
 
 #: The columns of the ``sums`` statistic after the parametric ones.
 SUM_NAMES = ("w", "sw", "wy", "wyy", "swy", "swz", "logw")
@@ -308,33 +308,114 @@ def _add_piece(plan, gb, scales, out: GamTables) -> None:
     out.xyxy = prod if out.xyxy is None else out.xyxy + prod
 
 
+def add_row_sums(tables: GamTables, name: str, values: np.ndarray, scale: np.ndarray) -> GamTables:
+    """Add the exact column sums of ``values`` (m, c) into the statistic ``name`` of ``tables``."""
+    T = _slices(values, scale)
+    cells = tables.cells.get(name)
+    if cells is None:
+        cells = tables.cells[name] = _Cells(1, T.shape[1])
+    if T.shape[0]:
+        cells.add_rows(np.zeros(T.shape[0], dtype=np.int64), T)
+    return tables
+
+
+def row_sums(tables: GamTables, name: str, scale: np.ndarray) -> np.ndarray:
+    """The float column sums of the statistic ``name`` (see :func:`add_row_sums`)."""
+    cells = tables.cells.get(name)
+    if cells is None:
+        return np.zeros(scale.size)
+    keys, vals = cells.items()
+    return _combine1(vals, scale)[0] if keys.size else np.zeros(scale.size)
+
+
+class MaximaStep:
+    """A pass's step: the maxima of a batch's statistics (for the scales), added into ``acc``."""
+
+    def __call__(self, plan, gb, acc):
+        return max_maxima(acc, batch_maxima(plan, gb))
+
+
+class TablesStep:
+    """A pass's step: a batch's exact cell sums with the global ``scales``, added into ``acc``."""
+
+    def __init__(self, scales: dict):
+        self.scales = scales
+
+    def __call__(self, plan, gb, acc):
+        return batch_tables(plan, gb, self.scales, acc)
+
+
+def _combine_any(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if isinstance(a, dict):
+        return max_maxima(a, b)
+    return a.add(b).compact()
+
+
+def run_pass(plan: GamStreamPlan, source, batch_size: int, step, *, progress: bool = False,
+             desc: str = "reading"):
+    """One pass over a stream: ``acc = step(plan, batch, acc)`` for every batch of complete rows
+    (:func:`pymlm.design._gam_stream.gam_batch`), from ``acc = None``.
+
+    On a Dask DataFrame each partition runs the steps on a worker and the partitions' results are
+    combined pairwise in a tree of tasks: maxima by their maxima, :class:`GamTables` by ``add``
+    (exact integers: the result does not depend on the partitioning). ``step`` must pickle.
+
+    Returns
+    -------
+    the accumulated result, or None when no batch had a complete row
+    """
+    frame = getattr(source, "dask_frame", None)
+    if frame is not None:
+        import dask
+
+        parts = frame[list(plan.design.read_columns)].to_delayed()
+        name = type(step).__name__.lower()
+        # one key for the plan and one for the step: each worker receives them once
+        plan_key, step_key = dask.delayed(plan, pure=True), dask.delayed(step, pure=True)
+        results = [dask.delayed(_partition_pass, pure=True)(plan_key, step_key, part) for part in parts]
+        return dask.compute(tree_reduce(results, _combine_any, f"pymlm-gam-{name}"))[0]
+    acc = None
+    for batch in source.batches(list(plan.design.read_columns), batch_size, progress=progress, desc=desc):
+        gb = gam_batch(plan, batch)
+        if gb is not None:
+            acc = step(plan, gb, acc)
+    return acc.compact() if isinstance(acc, GamTables) else acc
+
+
+def _partition_pass(plan, step, frame):
+    """The steps of one Dask partition, in batches of the design's batch size, on its worker."""
+    frame = frame[list(plan.design.read_columns)]
+    size = max(int(plan.design.batch_size), 1)
+    acc = None
+    for s in range(0, len(frame), size):
+        gb = gam_batch(plan, frame.iloc[s:s + size].reset_index(drop=True))
+        if gb is not None:
+            acc = step(plan, gb, acc)
+    if isinstance(acc, GamTables):
+        acc.workers = {worker_address()}
+        acc.compact()
+    return acc
+
+
 def stream_gam_tables(plan: GamStreamPlan, source, batch_size: int, progress: bool = True):
-    """The two passes over a stream: maxima, then the exact cell sums (on the workers for a Dask
-    DataFrame, :func:`dask_gam_tables`).
+    """The two passes of a Gaussian fit: maxima, then the exact cell sums (on the workers for a Dask
+    DataFrame).
 
     Returns
     -------
     tables : GamTables
     scales : dict
     """
-    frame = getattr(source, "dask_frame", None)
-    if frame is not None:
-        return dask_gam_tables(frame, plan)
-    columns = list(plan.design.read_columns)
-    maxima = None
-    for batch in source.batches(columns, batch_size, progress=progress, desc="scales"):
-        gb = gam_batch(plan, batch)
-        if gb is not None:
-            maxima = max_maxima(maxima, batch_maxima(plan, gb))
+    maxima = run_pass(plan, source, batch_size, MaximaStep(), progress=progress, desc="scales")
     if maxima is None:
         raise _no_rows(source)
     scales = scales_of(plan, maxima)
-    tables = GamTables()
-    for batch in source.batches(columns, batch_size, progress=progress, desc="cross-tabulations"):
-        gb = gam_batch(plan, batch)
-        if gb is not None:
-            batch_tables(plan, gb, scales, tables)
-    return tables.compact(), scales
+    tables = run_pass(plan, source, batch_size, TablesStep(scales), progress=progress, desc="cross-tabulations")
+    return tables, scales
 
 
 def _no_rows(source):
@@ -430,67 +511,3 @@ def cross_stats(plan: GamStreamPlan, design, mats: list, tables: GamTables, scal
     summary = {"n": int(tables.n), "sx": sx, **dict(zip(SUM_NAMES, sums[pp:].tolist())),
                "y_min": tables.y_min, "y_max": tables.y_max}
     return CrossStats(XtWX, XtWz, zWz, int(tables.n), design.blockdiag), summary
-
-
-# ----------------------------------------------------------------------------- a Dask DataFrame
-
-
-def _gam_partition_batches(plan, frame):
-    frame = frame[list(plan.design.read_columns)]
-    step = max(int(plan.design.batch_size), 1)
-    for s in range(0, len(frame), step):
-        gb = gam_batch(plan, frame.iloc[s:s + step].reset_index(drop=True))
-        if gb is not None:
-            yield gb
-
-
-def _gam_partition_maxima(plan, frame):
-    out = None
-    for gb in _gam_partition_batches(plan, frame):
-        out = max_maxima(out, batch_maxima(plan, gb))
-    return out
-
-
-def _gam_max(a, b):
-    return max_maxima(a, b)
-
-
-def _gam_partition_tables(plan, scales, frame):
-    out = GamTables()
-    for gb in _gam_partition_batches(plan, frame):
-        batch_tables(plan, gb, scales, out)
-    out.workers = {worker_address()}
-    return out.compact()
-
-
-def _gam_add(a, b):
-    return a.add(b).compact()
-
-
-def dask_gam_tables(frame, plan):
-    """Exact cross-tabulations of a streamed ``bam`` over a Dask DataFrame, computed on the workers.
-
-    Parameters
-    ----------
-    frame : dask.dataframe.DataFrame
-    plan : GamStreamPlan
-
-    Returns
-    -------
-    tables : GamTables
-        With ``workers``, the workers that computed a partition.
-    scales : dict
-    """
-    import dask
-
-    parts = frame[list(plan.design.read_columns)].to_delayed()
-    maxima = dask.compute(tree_reduce([dask.delayed(_gam_partition_maxima, pure=True)(plan, part) for part in parts],
-                                _gam_max, "pymlm-gam-scales"))[0]
-    if maxima is None:
-        from ..errors import DataError
-
-        raise DataError("the Dask DataFrame has no complete rows")
-    scales = scales_of(plan, maxima)
-    partials = [dask.delayed(_gam_partition_tables, pure=True)(plan, scales, part) for part in parts]
-    tables = dask.compute(tree_reduce(partials, _gam_add, "pymlm-gam-tables"))[0]
-    return tables, scales

@@ -370,7 +370,8 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
 def _without_source(design):
     from dataclasses import replace
 
-    return replace(design, source=None, extra=None)
+    # what travels to the workers: no source, no first-pass state, the prototype frame's columns only
+    return replace(design, source=None, extra=None, prototype=design.prototype.iloc[:0])
 
 
 def _by_stand_in(spec, proto, stats, where):
@@ -466,12 +467,18 @@ def gam_batch(plan: GamStreamPlan, batch: pd.DataFrame) -> GamBatch | None:
     if node is not None and node.kind == "name" and node.value in batch.columns:
         col = batch[node.value]
         if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype.kind in "OSU":
-            raise DataError(f"the response {node.value!r} is not numeric; a streamed bam fits a numeric "
-                            "response (Gaussian): convert the column to numbers")
+            raise DataError(f"the response {node.value!r} is not numeric; a streamed bam needs numbers "
+                            "(0/1 for a binomial response): convert the column")
     y, y_name = _response(parsed, batch)
-    if y.ndim != 1:
-        raise DataError(f"the response {y_name!r} has {y.shape[1]} columns; a streamed bam fits one numeric "
-                        "response (Gaussian)")
+    if y.ndim == 2:
+        # cbind(successes, failures): proportions with the totals as weights, as build_gam_design
+        if np.any(y < 0):
+            raise DataError(f"the response {y_name!r} has negative counts; cbind() needs successes and "
+                            "failures >= 0")
+        tot = y[:, 0] + y[:, 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.where(tot > 0, y[:, 0] / np.where(tot > 0, tot, 1.0), 0.0)
+        w = tot if w is None else np.asarray(w, dtype=float) * tot
     off = None if o is None else np.asarray(o, dtype=float)
     for onode in parsed.offsets:
         val = np.broadcast_to(np.asarray(evaluate(onode, batch), dtype=float), y.shape)

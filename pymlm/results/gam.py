@@ -849,8 +849,14 @@ class StreamedGamResult(GamResult):
 
     @cached_property
     def loglik(self) -> float:
-        """The Gaussian log-likelihood at the estimates, ``-n/2 (log(2 pi D / n) + 1) + sum(log w) / 2``."""
+        """The log-likelihood at the estimates, as :attr:`GamResult.loglik`, from row sums: Gaussian
+        ``-n/2 (log(2 pi D / n) + 1) + sum(log w) / 2``; other families summed with the fit."""
         s = self.design.summary
+        if "loglik" in s:  # computed with the fit (non-Gaussian families)
+            if not np.isfinite(s["loglik"]):
+                raise OptionError(f"loglik is available for gaussian, binomial, poisson and Gamma fits; this "
+                                  f"fit's family is {self.family!r}")
+            return float(s["loglik"])
         n = self.nobs
         dev = self.deviance
         with np.errstate(divide="ignore"):
@@ -861,6 +867,8 @@ class StreamedGamResult(GamResult):
         """mgcv's adjusted R-squared from the row sums: with ``a_i = sqrt(w_i) (y_i - mu_i)`` and
         ``b_i = sqrt(w_i) (y_i - ybar)``, ``1 - (n - 1) var(a) / (residual_df var(b))``."""
         s = self.design.summary
+        if "r_sq" in s:  # computed with the fit (non-Gaussian families)
+            return float(s["r_sq"])
         n = self.nobs
         beta = self.fit_.beta
         mean_y = s["wy"] / s["w"]

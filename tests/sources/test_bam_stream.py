@@ -163,6 +163,29 @@ def test_independent_of_the_batch_size(data):
     assert a.reml_score == b.reml_score and a.scale == b.scale and a.r_sq == b.r_sq
 
 
+def _counts(df, seed=3):
+    rng = np.random.default_rng(seed)
+    out = df.copy()
+    eta = np.sin(2 * np.pi * out["x0"]) * 0.8 + (out["x2"] - 0.5)
+    out["yp"] = rng.poisson(np.exp(eta)).astype(float)
+    out["tot"] = rng.integers(1, 6, len(out)).astype(float)
+    out["succ"] = rng.binomial(out["tot"].astype(int), 1 / (1 + np.exp(-eta))).astype(float)
+    out["fail"] = out["tot"] - out["succ"]
+    return out
+
+
+@pytest.mark.parametrize(("response", "family"), [("yp", "poisson"), ("cbind(succ, fail)", "binomial")])
+def test_other_families_by_performance_iteration(tmp_path, data, response, family):
+    df = _counts(data[0])
+    folder = _write(tmp_path / "counts", df)
+    f = f'{response} ~ arm + s(x0, bs = "cr") + s(x2) + s(g, bs = "re")'
+    m = _fit(f, df, family=family)
+    s = _fit(f, str(folder), family=family, chunk_size=800)
+    assert s.fit_.iterations == m.fit_.iterations and s.converged
+    _agree(m, s)
+    assert s.scale == m.scale == 1.0
+
+
 def test_what_needs_the_rows_is_refused_and_predict_takes_new_rows(data):
     df, folder, _ = data
     m, s = _fit(FORMULA, df), _fit(FORMULA, str(folder))
@@ -186,8 +209,6 @@ def test_a_column_missing_from_one_file_names_the_file_and_column(tmp_path, data
 
 def test_options_and_terms_not_streamed_get_clear_errors(data):
     _, folder, _ = data
-    with pytest.raises(OptionError, match="fits Gaussian identity models; got family poisson"):
-        ml.bam('y ~ s(x0)', str(folder), family="poisson", progress=False)
     with pytest.raises(OptionError, match="needs discrete=True"):
         ml.bam('y ~ s(x0)', str(folder), discrete=False, progress=False)
     with pytest.raises(FormulaError, match=r"te\(x0,x2\) cannot be fitted on a streamed source"):
@@ -229,4 +250,16 @@ def test_dask_equals_in_memory_bitwise_for_any_partitioning_and_runs_on_the_work
     for task in ts.data:
         name = task["key"][0] if isinstance(task["key"], tuple) else task["key"]
         ran.setdefault(str(name).split("-")[0], set()).add(task["worker"])
-    assert ran["scan_part"] == workers and ran["_gam_partition_tables"] == workers
+    assert ran["scan_part"] == workers and ran["_partition_pass"] == workers
+
+
+def test_dask_poisson_equals_in_memory_and_is_bitwise_equal_across_partitionings(client, data):
+    df = _counts(data[0]).iloc[:1500]
+    f = 'yp ~ s(x0, bs = "cr") + s(g, bs = "re")'
+    m = _fit(f, df, family="poisson")
+    a = _fit(f, dd.from_pandas(df, npartitions=3), family="poisson")
+    b = _fit(f, dd.from_pandas(df.iloc[::-1], npartitions=5), family="poisson")
+    _agree(m, a)
+    assert a.coef.to_numpy().tobytes() == b.coef.to_numpy().tobytes()
+    assert a.deviance == b.deviance and a.reml_score == b.reml_score and a.r_sq == b.r_sq
+    assert len(a.workers) == 2
