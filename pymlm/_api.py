@@ -738,6 +738,9 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         and lme4 random-effect terms ``(1 | g)``, ``(x || g)``,
         ``(1 + x | g)`` (correlated random slopes, which mgcv cannot fit).
     data : pandas.DataFrame, pyarrow.Table or dict of columns
+        In memory: a streamed source (a path, a pyarrow Dataset, a polars
+        LazyFrame, a Dask DataFrame) is refused with a pointer to
+        :func:`bam`, which streams it.
     family : str or statsmodels family
         ``"gaussian"`` (default), ``"binomial"``, ``"poisson"``, ``"Gamma"``
         or a statsmodels family object.
@@ -784,7 +787,8 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         A missing column (including a ``by`` variable), ``k`` larger than the
         number of distinct values of a covariate, an unusable response.
     OptionError
-        A bad ``family``, ``method``, ``optimizer``, ``sp``, ``progress`` or ``select``.
+        A bad ``family``, ``method``, ``optimizer``, ``sp``, ``progress`` or ``select``;
+        a streamed source.
 
     Warns
     -----
@@ -830,6 +834,14 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     _check_gam_optimizer(optimizer)
     family = resolve_family(family)[0]
     progress = check_bool("progress", progress)
+    if is_streamed(data):
+        source = as_source(data)
+        if source.streamed:
+            raise OptionError(
+                f"gam() keeps every row's model matrix (its exact REML and, for binomial and Poisson models, "
+                f"the Laplace step use them), so it does not stream {source.name!r}; fit "
+                "bam(formula, data, discrete=True), which streams the source in bounded memory, or read the "
+                "data into a pandas DataFrame")
     with progress_bar(None, "gam: model matrix", enabled=progress) as bar:
         design = build_gam_design(formula, data, weights, offset, discrete=False, select=select,
                                   knots=_check_knots(knots))

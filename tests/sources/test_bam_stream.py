@@ -198,6 +198,17 @@ def test_what_needs_the_rows_is_refused_and_predict_takes_new_rows(data):
     np.testing.assert_allclose(s.predict(new), m.predict(new), rtol=1e-9)
 
 
+def test_the_command_line_streams_a_folder_for_bam(data, capsys):
+    from pymlm.cli import main
+
+    df, folder, _ = data
+    f = 'y ~ s(x0, bs = "cr") + s(x2)'
+    assert main(["fit", f, "--data", str(folder), "--engine", "bam"]) == 0
+    out = capsys.readouterr().out
+    m = _fit(f, df)
+    assert "s(x0)" in out and f"n = {m.nobs}" in out and f"{m.scale:.5g}" in out
+
+
 def test_a_column_missing_from_one_file_names_the_file_and_column(tmp_path, data):
     df = data[0]
     folder = _write(tmp_path / "bad", df, parts=2)
@@ -213,6 +224,8 @@ def test_options_and_terms_not_streamed_get_clear_errors(data):
         ml.bam('y ~ s(x0)', str(folder), discrete=False, progress=False)
     with pytest.raises(FormulaError, match=r"te\(x0,x2\) cannot be fitted on a streamed source"):
         ml.bam('y ~ te(x0, x2)', str(folder), progress=False)
+    with pytest.raises(OptionError, match=r"gam\(\) keeps every row.*fit bam\(formula, data, discrete=True\)"):
+        ml.gam('y ~ s(x0)', str(folder), progress=False)
     with pytest.raises(DataError, match="weights must be a column name"):
         ml.bam('y ~ s(x0)', str(folder), weights=np.ones(3), progress=False)
 
