@@ -992,7 +992,7 @@ def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, 
                 progress, select, knots) -> GamResult:
     """``bam(discrete = TRUE)`` on a streamed source: a first pass for the design, a pass of maxima,
     a pass of exact cross-tabulations (on the workers for a Dask DataFrame), then the fit from them."""
-    from .crossprod._gam_stream import cross_stats, space_counts, stream_gam_tables
+    from .crossprod._gam_stream import cross_stats, occupied_cells, stream_gam_tables
     from .design._gam_stream import finish_gam_design, scan_gam_design
     from .fit.gam import fit_gam_stats
     from .linalg._threads import blas_threads
@@ -1028,7 +1028,7 @@ def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, 
     if tables.y_max == tables.y_min:
         raise DataError(f"the response {plan.design.y_name!r} is constant (every value is {tables.y_min:.6g}); "
                         "a GAM needs a response that varies. Check the response column.")
-    design, mats = finish_gam_design(plan, space_counts(plan, tables, scales), source.name, formula)
+    design, mats = finish_gam_design(plan, occupied_cells(plan, tables), source.name, formula)
     stats, summary = cross_stats(plan, design, mats, tables, scales)
     from .design._fixed import gram_has_full_rank
 

@@ -38,7 +38,7 @@ from ._gam import CrossStats
 from .discrete import _left, _right
 
 __all__ = ["GamTables", "MaximaStep", "TablesStep", "add_row_sums", "batch_maxima", "batch_tables", "cross_stats",
-           "max_maxima", "row_sums", "run_pass", "scales_of", "space_counts", "stream_gam_tables"]
+           "max_maxima", "row_sums", "run_pass", "occupied_cells", "scales_of", "stream_gam_tables"]
 
 #: The columns of the ``sums`` statistic after the parametric ones.
 SUM_NAMES = ("w", "sw", "wy", "wyy", "swy", "swz", "logw")
@@ -432,25 +432,27 @@ def _floats(tables: GamTables, scales: dict) -> dict:
     return out
 
 
-def space_counts(plan: GamStreamPlan, tables: GamTables, scales: dict) -> dict:
-    """Rows per cell of every index space (float counts, exact integers)."""
+def occupied_cells(plan: GamStreamPlan, tables: GamTables) -> dict:
+    """The occupied cells (sorted keys) of every index space: those some row fell in."""
     out = {}
-    for name, space in plan.spaces.items():
-        v = np.zeros(space.size)
+    for name in plan.spaces:
         got = tables.cells.get(f"n|{name}")
-        if got is not None:
-            keys, vals = got.items()
-            v[keys] = _combine1(vals, scales[f"n|{name}"])[:, 0]
-        out[name] = v
+        out[name] = got.items()[0] if got is not None else np.zeros(0, dtype=np.int64)
     return out
 
 
-def _dense(floats: dict, name: str, size: int, c: int) -> np.ndarray:
-    out = np.zeros((size, c))
+def _positions(keys: np.ndarray, cells) -> np.ndarray:
+    """Rows of the occupied ``cells`` (None: every cell) for cell keys that are occupied."""
+    return keys if cells is None else np.searchsorted(cells, keys)
+
+
+def _rows_of(floats: dict, name: str, cells, size: int, c: int) -> np.ndarray:
+    """A statistic's sums on the occupied cells (all ``size`` cells when ``cells`` is None), (rows, c)."""
+    out = np.zeros((size if cells is None else cells.size, c))
     got = floats.get(name)
     if got is not None:
         keys, vals = got
-        out[keys] = vals
+        out[_positions(keys, cells)] = vals
     return out
 
 
@@ -461,8 +463,8 @@ def cross_stats(plan: GamStreamPlan, design, mats: list, tables: GamTables, scal
     ----------
     plan : GamStreamPlan
     design : StreamGamDesign
-    mats : list of (Xu or None, start, ncol)
-        Per block, its rows on its space's cells (:func:`pymlm.design._gam_stream.finish_gam_design`).
+    mats : list of (Xu or None, start, ncol, cells or None)
+        Per block, its rows on its space's occupied cells (:func:`pymlm.design._gam_stream.finish_gam_design`).
     tables : GamTables
     scales : dict
 
@@ -481,29 +483,32 @@ def cross_stats(plan: GamStreamPlan, design, mats: list, tables: GamTables, scal
     XtWX[:pp, :pp] = AW[:pp, :pp]
     XtWz[:pp] = AW[:pp, pp]
     zWz = float(AW[pp, pp])
-    sums = _dense(floats, "sums", 1, pp + len(SUM_NAMES))[0]
+    sums = _rows_of(floats, "sums", None, 1, pp + len(SUM_NAMES))[0]
     sx[:pp] = sums[:pp]
     for j, b in enumerate(plan.blocks):
-        Xu, start, ncol = mats[j]
+        Xu, start, ncol, cells = mats[j]
         cols = slice(start, start + ncol)
         size = plan.spaces[b.space].size
         if pp:
-            G = _left(Xu, _dense(floats, f"G|{j}", size, pp))
+            G = _left(Xu, _rows_of(floats, f"G|{j}", cells, size, pp))
             XtWX[cols, :pp] = G
             XtWX[:pp, cols] = G.T
-        bz = _dense(floats, f"bz|{j}", size, 2)
+        bz = _rows_of(floats, f"bz|{j}", cells, size, 2)
         XtWz[cols] = _left(Xu, bz[:, :1])[:, 0]
         sx[cols] = _left(Xu, bz[:, 1:2])[:, 0]
     for i, j in _pairs(plan):
         a, b = plan.blocks[i], plan.blocks[j]
-        Xa, sa, na = mats[i]
-        Xb, sb, nb = mats[j]
+        Xa, sa, na, ca = mats[i]
+        Xb, sb, nb, cb = mats[j]
         ua, ub = plan.spaces[a.space].size, plan.spaces[b.space].size
+        ra = ua if ca is None else ca.size
+        rb = ub if cb is None else cb.size
         keys, vals = floats.get(f"C|{i}|{j}", (np.zeros(0, dtype=np.int64), np.zeros((0, 1))))
         if a.space == b.space:
-            C = sp.csr_matrix((vals[:, 0], (keys, keys)), shape=(ua, ua))
+            pos = _positions(keys, ca)
+            C = sp.csr_matrix((vals[:, 0], (pos, pos)), shape=(ra, ra))
         else:
-            C = sp.csr_matrix((vals[:, 0], (keys // ub, keys % ub)), shape=(ua, ub))
+            C = sp.csr_matrix((vals[:, 0], (_positions(keys // ub, ca), _positions(keys % ub, cb))), shape=(ra, rb))
         B = _right(_left(Xa, C), Xb)
         XtWX[sa:sa + na, sb:sb + nb] += B
         if i != j:

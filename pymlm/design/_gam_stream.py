@@ -138,7 +138,7 @@ class IndexSpace:
     Attributes
     ----------
     name : str
-    kind : {"values", "grid", "re", "bar"}
+    kind : {"values", "grid", "factor", "product", "re", "bar"}
     size : int
         Number of cells.
     values : ndarray (size,) or None
@@ -153,6 +153,10 @@ class IndexSpace:
         Its covariates (``"re"``).
     term : int
         The random-effect term (``"bar"``).
+    levels : tuple of str
+        A factor covariate's levels (``"factor"``).
+    parts, sizes : tuple
+        The margins' spaces and sizes (``"product"``: cell ``sum_j k_j prod_{i > j} size_i``).
     """
 
     name: str
@@ -165,6 +169,15 @@ class IndexSpace:
     smooth: object = None
     nodes: tuple = ()
     term: int = -1
+    levels: tuple = ()
+    parts: tuple = ()
+    sizes: tuple = ()
+
+    @property
+    def mapped(self) -> bool:
+        """Whether a term's rows are stored on the occupied cells only (covariate values and their
+        combinations); levels of factors and grouping factors are all occupied."""
+        return self.kind in ("values", "grid", "product", "factor")
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,15 +307,14 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
         spec = parse_smooth(sc.node)
         specs.append(spec)
         where = f"the term {spec.label}"
-        if spec.function != "s":
-            _refuse_term(parsed, spec, "a tensor product needs the occupied combinations of its covariates")
-        if spec.bs[0] == "fs":
-            _refuse_term(parsed, spec, "a factor smooth needs the occupied combinations of its covariates")
-        if spec.bs[0] != "re":
-            if len(spec.terms) != 1:
-                _refuse_term(parsed, spec, "a smooth of several covariates is discretized jointly")
-            covariates[(spec.terms[0], m1)] = (spec.term_nodes[0], where)
-            ms[(spec.terms[0], m1)] = m1
+        if spec.function == "s" and spec.bs[0] not in ("re", "fs") and len(spec.terms) != 1:
+            _refuse_term(parsed, spec, "a smooth of several covariates is discretized jointly (mgcv keeps "
+                         "their distinct combinations)")
+        if spec.function != "s" or spec.bs[0] != "re":
+            # one-covariate smooths, tensor margins and a factor smooth's covariates: each its own index
+            for term, node in zip(spec.terms, spec.term_nodes):
+                covariates[(term, m1)] = (node, where)
+                ms[(term, m1)] = m1
         if spec.by_node is not None:
             bys[("by", spec.by)] = (spec.by_node, where)
             ms[("by", spec.by)] = m1
@@ -311,10 +323,16 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
                          progress=progress, modelled=_smooth_columns(parsed), extra=stats)
     stats = design.extra
     proto = design.prototype
-    for (name, _), (node, where) in covariates.items():
-        if (name, m1) in stats.factor:
-            spec = next(s for s in specs if s.terms[0] == name)
-            _refuse_term(parsed, spec, f"its covariate {name} is a factor")
+    for spec in specs:
+        if spec.function == "s" and spec.bs[0] == "fs":
+            n_factor = sum((t, m1) in stats.factor for t in spec.terms)
+            if n_factor != 1:
+                raise DataError(f"{spec.label}: an 'fs' term needs exactly one factor among its covariates "
+                                f"({', '.join(spec.terms)}); convert the grouping column to a categorical")
+        elif spec.function != "s" or spec.bs[0] != "re":
+            for t in spec.terms:
+                if (t, m1) in stats.factor:
+                    _refuse_term(parsed, spec, f"its covariate {t} is a factor")
 
     # smooths and bars in formula order, as build_gam_design orders them
     order = [(sc.node.span[0], "s", spec) for sc, spec in zip(parsed.smooths, specs)]
@@ -350,21 +368,41 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
             blocks += [BlockSpec(name, b, item) for b in by_specs]
             items.append(("re", spec, sms, cov, by_stand_in))
             continue
-        key = (spec.terms[0], m1)
-        name = f"x:{spec.terms[0]}"
-        if name not in spaces:
-            lo, hi = stats.lo[key], stats.hi[key]
-            values = stats.values.get(key)
-            if values is not None:
-                spaces[name] = IndexSpace(name, "values", values.size, values=values, node=spec.term_nodes[0])
-            else:
-                grid = r_seq(lo, hi, m1)
-                dx = float(grid[1] - grid[0])
-                spaces[name] = IndexSpace(name, "grid", grid.size, values=grid, node=spec.term_nodes[0], lo=lo,
-                                          dx=dx)
+        margins = [_margin_space(spaces, t, node, m1, stats, proto, where)
+                   for t, node in zip(spec.terms, spec.term_nodes)]
+        if len(margins) == 1:
+            name = margins[0]
+        else:
+            # a tensor product or a factor smooth: the combinations of its margins' cells
+            name = f"prod:{','.join(margins)}"
+            sizes = tuple(spaces[mg].size for mg in margins)
+            spaces[name] = IndexSpace(name, "product", int(np.prod(sizes, dtype=np.int64)), parts=tuple(margins),
+                                      sizes=sizes)
         blocks += [BlockSpec(name, b, item) for b in by_specs]
         items.append(("s", spec, name, by_stand_in))
     return GamStreamPlan(_without_source(design), spaces, blocks, items, bool(select), knots)
+
+
+def _margin_space(spaces: dict, term: str, node, m1: int, stats, proto, where: str) -> str:
+    """The index space of one covariate of a smooth (created once, shared by the terms using it)."""
+    key = (term, m1)
+    if key in stats.factor:
+        name = f"f:{term}"
+        if name not in spaces:
+            f = covariate(node, proto, where)
+            spaces[name] = IndexSpace(name, "factor", len(f.levels), node=node, levels=tuple(f.levels))
+        return name
+    name = f"x:{term}"
+    if name not in spaces:
+        lo, hi = stats.lo[key], stats.hi[key]
+        values = stats.values.get(key)
+        if values is not None:
+            spaces[name] = IndexSpace(name, "values", values.size, values=values, node=node)
+        else:
+            grid = r_seq(lo, hi, m1)
+            spaces[name] = IndexSpace(name, "grid", grid.size, values=grid, node=node, lo=lo,
+                                      dx=float(grid[1] - grid[0]))
+    return name
 
 
 def _without_source(design):
@@ -410,6 +448,19 @@ def _space_codes(space: IndexSpace, plan: GamStreamPlan, batch: pd.DataFrame, ca
         # mgcv's rounding to the nearest grid point (design._discrete._grid_index)
         k = np.rint((x - space.lo) / space.dx).astype(np.int64)
         return np.clip(k, 0, space.size - 1)
+    if space.kind == "factor":
+        f = covariate(space.node, batch, where)
+        if not isinstance(f, Factor):
+            raise DataError(f"{where}: {space.name[2:]} is a factor in some rows and numeric in others")
+        return f.recode(space.levels).codes.astype(np.int64)
+    if space.kind == "product":
+        key = np.zeros(len(batch), dtype=np.int64)
+        bad = np.zeros(len(batch), dtype=bool)
+        for part, size in zip(space.parts, space.sizes):
+            k = cache[("codes", part)]
+            bad |= k < 0
+            key = key * size + np.maximum(k, 0)
+        return np.where(bad, -1, key)
     if space.kind == "re":
         cols = [covariate(node, batch, where) for node in space.nodes]
         codes, mult = space.smooth.basis.structure(cols)
@@ -489,7 +540,10 @@ def gam_batch(plan: GamStreamPlan, batch: pd.DataFrame) -> GamBatch | None:
         P = rebuild_model_matrix(design.fixed_spec, batch, "the parametric terms")
     P = P.toarray() if sp.issparse(P) else np.asarray(P, dtype=float)
     cache: dict = {}
-    codes = {name: _space_codes(s, plan, batch, cache) for name, s in plan.spaces.items()}
+    codes = {}
+    for name, space in sorted(plan.spaces.items(), key=lambda kv: kv[1].kind == "product"):
+        codes[name] = cache[("codes", name)] = _space_codes(space, plan, batch, cache)
+    codes = {name: codes[name] for name in plan.spaces}
     by = [_multiplier(b, batch, cache) for b in plan.blocks]
     return GamBatch(P, y, z, w, codes, by)
 
@@ -529,32 +583,42 @@ class StreamGamDesign(GamDesign):
                         "memory; predict(newdata) evaluates the model on rows you give")
 
 
-def _expand_rows(Xu, occupied: np.ndarray, size: int):
-    """Rows of ``Xu`` (one per occupied cell) placed at the occupied cells of ``size``, zero elsewhere."""
-    rows = np.flatnonzero(occupied)
-    if sp.issparse(Xu):
-        coo = Xu.tocoo()
-        return sp.csr_matrix((coo.data, (rows[coo.row], coo.col)), shape=(size, Xu.shape[1]))
-    out = np.zeros((size, Xu.shape[1]))
-    out[rows] = Xu
+def _cell_columns(plan: GamStreamPlan, space_name: str, cells: np.ndarray) -> list:
+    """A smooth's covariates on the occupied cells of its space: the (rounded) values of a covariate,
+    or, for a product, each margin's values (a Factor for a factor margin) at the occupied combinations."""
+    space = plan.spaces[space_name]
+    if space.kind != "product":
+        return [space.values[cells]]
+    out = []
+    rem = np.asarray(cells, dtype=np.int64)
+    codes = []
+    for size in reversed(space.sizes):
+        codes.append(rem % size)
+        rem = rem // size
+    for part, k in zip(space.parts, reversed(codes)):
+        margin = plan.spaces[part]
+        out.append(Factor(k.astype(np.int64), tuple(margin.levels)) if margin.kind == "factor"
+                   else margin.values[k])
     return out
 
 
-def finish_gam_design(plan: GamStreamPlan, counts: dict, source_name: str, formula: str):
+def finish_gam_design(plan: GamStreamPlan, occupied: dict, source_name: str, formula: str):
     """The terms of the streamed design, constructed after the accumulation pass.
 
     Parameters
     ----------
     plan : GamStreamPlan
-    counts : dict of str -> ndarray (size,)
-        Rows per cell of each index space.
+    occupied : dict of str -> ndarray of int64
+        The occupied cells (sorted) of each index space: the grid points some row rounds to, the
+        combinations of a product's margins some row has.
     source_name, formula : str
 
     Returns
     -------
     design : StreamGamDesign
-    block_matrices : list of (Xu or None, start, ncol)
-        Per block of the plan, its rows on its space's cells.
+    block_matrices : list of (Xu or None, start, ncol, cells or None)
+        Per block of the plan, its rows on the occupied ``cells`` of its space (``Xu`` None: the
+        identity on all the space's cells, the levels of a random effect).
     """
     design = plan.design
     pp = plan.pp
@@ -574,30 +638,31 @@ def finish_gam_design(plan: GamStreamPlan, counts: dict, source_name: str, formu
             pen = LinearPenalty(start, [np.eye(lk)], 0) if pk == 1 else CorrelatedPenalty(start, pk, lk)
             new = [GamTerm(f"({bar.lhs_text} | {bar.group_name})", start, pk * lk, re=re, penalty=pen)]
             for r, j in enumerate(idx):
-                mats[j] = (None, start + r * lk, lk)
+                mats[j] = (None, start + r * lk, lk, None)
         elif entry[0] == "re":
             _, spec, sms, cov, by_stand_in = entry
             new, at = [], start
             for st, j in zip(sms, idx):
                 new.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, plan.select),
                                    cov=cov, by=by_stand_in))
-                mats[j] = (None, at, st.ncol)
+                mats[j] = (None, at, st.ncol, None)
                 at += st.ncol
         else:
             _, spec, space_name, by_stand_in = entry
-            space = plan.spaces[space_name]
-            occupied = np.asarray(counts[space_name]) > 0
-            ucol = space.values[occupied]
-            sms = construct_smooth(spec, [ucol], by_stand_in, plan.knots)
+            cells = np.asarray(occupied[space_name], dtype=np.int64)
+            ucols = _cell_columns(plan, space_name, cells)
+            sms = construct_smooth(spec, ucols, by_stand_in, plan.knots)
             if len(sms) != len(idx):
                 raise DataError(f"{spec.label}: {len(sms)} terms but {len(idx)} blocks; the by variable's levels "
                                 "changed between passes")
             new, at = [], start
             for st, j in zip(sms, idx):
-                Xu = distinct_rows(st, [ucol])
+                Xu = distinct_rows(st, ucols)
+                if sp.issparse(Xu):
+                    Xu = Xu.tocsr()
                 new.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, plan.select),
-                                   cov=[ucol], by=by_stand_in))
-                mats[j] = (_expand_rows(Xu, occupied, space.size), at, st.ncol)
+                                   cov=ucols, by=by_stand_in))
+                mats[j] = (Xu, at, st.ncol, cells)
                 at += st.ncol
         for t in new:
             if t.label in labels:

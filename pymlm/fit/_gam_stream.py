@@ -39,7 +39,7 @@ from ..crossprod._gam_stream import (
     row_sums,
     run_pass,
     scales_of,
-    space_counts,
+    occupied_cells,
 )
 from ..design._gam_stream import finish_gam_design
 from ..errors import DataError, OptionError
@@ -69,11 +69,12 @@ class _Working:
         pp = plan.pp
         eta = gb.P @ self.beta[:pp] + (gb.y - gb.z)
         for j, b in enumerate(plan.blocks):
-            Xu, start, ncol = self.mats[j]
+            Xu, start, ncol, cells = self.mats[j]
             coef = self.beta[start:start + ncol]
             cell = coef if Xu is None else np.asarray(Xu @ coef).ravel()
             k = gb.codes[b.space]
-            part = np.where(k >= 0, cell[np.maximum(k, 0)], 0.0)
+            pos = np.maximum(k, 0) if cells is None else np.searchsorted(cells, np.maximum(k, 0))
+            part = np.where(k >= 0, cell[np.minimum(pos, cell.size - 1)], 0.0)
             if gb.by[j] is not None:
                 part = part * gb.by[j]
             eta = eta + part
@@ -203,7 +204,7 @@ def fit_gam_stream_pirls(plan, source, family, *, batch_size: int, sp=None, opti
     scales = _scales(plan, mx)
     tables = run_pass(plan, source, batch_size, _WorkTables(work, scales), progress=progress, desc="iteration 1")
     sums = dict(zip(ROW_NAMES, row_sums(tables, "rows", scales["rows"])))
-    design, mats = finish_gam_design(plan, space_counts(plan, tables, scales), source.name, plan.design.formula)
+    design, mats = finish_gam_design(plan, occupied_cells(plan, tables), source.name, plan.design.formula)
     if sp is not None:
         n_par = sum(b.n_par for b in design.penalties)
         sp = np.atleast_1d(np.asarray(sp, dtype=float))
