@@ -37,8 +37,21 @@ from ._exact import MAX_ROWS, _combine, _combine1, _slices, _sym, _to_int, power
 from ._gam import CrossStats
 from .discrete import _left, _right
 
-__all__ = ["GamTables", "MaximaStep", "TablesStep", "add_row_sums", "batch_maxima", "batch_tables", "cross_stats",
-           "max_maxima", "row_sums", "run_pass", "occupied_cells", "scales_of", "stream_gam_tables"]
+__all__ = [
+    "GamTables",
+    "MaximaStep",
+    "TablesStep",
+    "add_row_sums",
+    "batch_maxima",
+    "batch_tables",
+    "cross_stats",
+    "max_maxima",
+    "occupied_cells",
+    "row_sums",
+    "run_pass",
+    "scales_of",
+    "stream_gam_tables",
+]
 
 #: The columns of the ``sums`` statistic after the parametric ones.
 SUM_NAMES = ("w", "sw", "wy", "wyy", "swy", "swz", "logw")

@@ -36,10 +36,10 @@ from ..crossprod._gam_stream import (
     batch_tables,
     cross_stats,
     max_maxima,
+    occupied_cells,
     row_sums,
     run_pass,
     scales_of,
-    occupied_cells,
 )
 from ..design._gam_stream import finish_gam_design
 from ..errors import DataError, OptionError
