@@ -879,9 +879,9 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         families than the Gaussian are fitted by performance iteration as
         in memory, with two passes per iteration (maxima, then the exact sums
         of the deviance and of the next working model). Streamed fits take
-        ``discrete=True``, parametric terms, one-covariate smooths (any
-        basis, numeric or factor ``by``), ``s(g, bs = "re")`` on factors and
-        lme4 bars; weights and offset must be column names. Their result
+        ``discrete=True`` and every term of :func:`gam` but a numeric random
+        slope ``s(x, g, bs = "re")`` (write it ``(0 + x | g)``); weights and
+        offset must be column names. Their result
         (:class:`~pymlm.results.gam.StreamedGamResult`) refuses what needs
         the rows (``fitted``, ``residuals``, ``predict()`` without
         ``newdata``).
@@ -919,8 +919,7 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     ------
     FormulaError, DataError, OptionError
         As :func:`gam`. On a streamed source also: a term that is not streamed
-        (tensor products, smooths of several covariates, factor smooths,
-        ``s(x, g, bs = "re")`` with a numeric ``x``: FormulaError);
+        (``s(x, g, bs = "re")`` with a numeric ``x``: FormulaError);
         ``discrete=False`` (OptionError);
         linearly dependent parametric columns, weights or an offset given as
         values, a column missing from some file (DataError, naming the file

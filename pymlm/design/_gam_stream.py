@@ -12,24 +12,30 @@ replaced by what the cross products need from each batch:
    distinct values while there are at most ``m`` of them (mgcv's rule keeps
    the distinct values of a covariate with at most ``m``; otherwise it rounds
    to the nearest of ``m`` evenly spaced points between the minimum and the
-   maximum). That is all the discretization needs, so each covariate gets an
-   *index space*: its distinct values, or the ``m``-point grid.
+   maximum). A smooth of several covariates is discretized jointly: its
+   distinct rows while there are at most ``md^d`` of them (``md`` 100 for two
+   covariates, 25 for more), else each covariate on its own ``md``-point grid;
+   the pass keeps its distinct rows up to that cap. That is all the
+   discretization needs, so each covariate (or joint smooth) gets an *index
+   space*: its distinct values or rows, or a grid. A tensor product or a
+   factor smooth points into the product of its margins' spaces.
 2. Each batch of the accumulation pass is turned into indices into those
    spaces, row multipliers (``by`` variables, random slopes) and the
    parametric columns (:func:`gam_batch`); :mod:`pymlm.crossprod._gam_stream`
-   cross-tabulates them.
-3. After that pass the occupied cells of every grid are known (mgcv keeps
-   only the grid points some row rounds to), and the smooths are constructed
-   on the distinct discretized values, as the in-memory discrete design
-   constructs them (:func:`finish_gam_design`): same knots, same constraints,
-   same penalties. A term's rows on its index space are its model matrix on
-   the occupied values, zero on the empty cells.
+   cross-tabulates them, keeping the occupied cells only.
+3. After that pass the occupied cells of every space are known (mgcv keeps
+   only the grid points some row rounds to, and the combinations of the
+   margins some row has), and the smooths are constructed on the distinct
+   discretized values, as the in-memory discrete design constructs them
+   (:func:`finish_gam_design`): same knots, same constraints, same
+   penalties. A term's rows are its model matrix on the occupied cells.
 
-The terms streamed are parametric terms, one-covariate smooths of any basis
-(with numeric or factor ``by`` variables), ``s(g, bs = "re")`` on factors and
-lme4 random-effect terms. Tensor products, multi-covariate smooths and
-factor smooths need the occupied combinations of several covariates before
-their basis can be built; they are refused with a message.
+The terms streamed are parametric terms, smooths of any basis and any number
+of covariates (with numeric or factor ``by`` variables), tensor products
+``te()`` and ``ti()``, factor smooths ``s(x, f, bs = "fs")``,
+``s(g, bs = "re")`` on factors and lme4 random-effect terms. A random slope
+``s(x, g, bs = "re")`` with a numeric ``x`` is refused with a message: its
+penalty is scaled by the largest value of ``x`` over all rows.
 """
 
 from __future__ import annotations
@@ -71,15 +77,24 @@ class _CovariateStats:
     and the range of numeric ``by`` variables, over the complete rows: the first pass's
     extra collector (:class:`pymlm.design._stream._Scan`)."""
 
-    def __init__(self, covariates: dict, bys: dict, m: dict):
+    def __init__(self, covariates: dict, bys: dict, m: dict, joints: dict | None = None):
         self.covariates, self.bys, self.m = covariates, bys, m
+        self.joints = joints or {}
         self.lo: dict = {}
         self.hi: dict = {}
         self.values: dict = {}
+        self.rows: dict = {}  # distinct rows of a multi-covariate smooth, while at most its cap
         self.factor: set = set()
 
     def empty(self) -> _CovariateStats:
-        return _CovariateStats(self.covariates, self.bys, self.m)
+        return _CovariateStats(self.covariates, self.bys, self.m, self.joints)
+
+    def _union_rows(self, key, new):
+        old = self.rows.get(key, np.zeros((0, new.shape[1])))
+        if old is None:
+            return
+        both = np.unique(np.vstack([old, new]), axis=0)
+        self.rows[key] = both if both.shape[0] <= self.joints[key][1] else None
 
     def _update(self, key, x: np.ndarray, keep_values: bool):
         if not x.size:
@@ -106,8 +121,20 @@ class _CovariateStats:
                 self.factor.add(key)
                 continue
             self._update(key, np.asarray(x, dtype=float), False)
+        for key, (nodes, _) in self.joints.items():
+            if self.rows.get(key, 0) is None:
+                continue
+            cols = [covariate(node, batch, "a smooth of several covariates") for node in nodes]
+            if any(isinstance(c, Factor) for c in cols):
+                continue
+            self._union_rows(key, np.unique(np.column_stack([np.asarray(c, dtype=float) for c in cols]), axis=0))
 
     def merge(self, other: _CovariateStats) -> _CovariateStats:
+        for key, rows in other.rows.items():
+            if rows is None:
+                self.rows[key] = None
+            else:
+                self._union_rows(key, rows)
         self.factor |= other.factor
         for key in other.lo:
             if key not in self.lo:
@@ -138,11 +165,12 @@ class IndexSpace:
     Attributes
     ----------
     name : str
-    kind : {"values", "grid", "factor", "product", "re", "bar"}
+    kind : {"values", "grid", "rows", "factor", "product", "re", "bar"}
     size : int
         Number of cells.
-    values : ndarray (size,) or None
-        The distinct values (``"values"``) or the grid points (``"grid"``).
+    values : ndarray (size,), (size, d) or None
+        The distinct values (``"values"``), the grid points (``"grid"``) or the distinct rows,
+        sorted (``"rows"``, a smooth of ``d`` covariates).
     node : Node or None
         The covariate (``"values"``, ``"grid"``).
     lo, dx : float
@@ -177,7 +205,7 @@ class IndexSpace:
     def mapped(self) -> bool:
         """Whether a term's rows are stored on the occupied cells only (covariate values and their
         combinations); levels of factors and grouping factors are all occupied."""
-        return self.kind in ("values", "grid", "product", "factor")
+        return self.kind in ("values", "grid", "rows", "product", "factor")
 
 
 @dataclass(frozen=True, eq=False)
@@ -255,10 +283,9 @@ class GamBatch:
     by: list
 
 
-def _refuse_term(parsed: ParsedFormula, spec, why: str):
+def _refuse_term(parsed: ParsedFormula, spec, why: str, hint: str = ""):
     raise FormulaError(
-        f"{spec.label} cannot be fitted on a streamed source yet: {why}. Fit it in memory (pass a "
-        "pandas DataFrame), or use one-covariate smooths, s(g, bs = \"re\") and (1 | g) terms",
+        f"{spec.label} cannot be fitted on a streamed source yet: {why}. {hint or 'Fit it in memory (pass a pandas DataFrame)'}",
         parsed.formula, spec.node.span)
 
 
@@ -294,22 +321,22 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
     Raises
     ------
     FormulaError
-        A term that is not streamed yet (tensor products, multi-covariate and
-        factor smooths, ``s(x, g, bs = "re")`` with a numeric ``x``).
+        A term that is not streamed yet (``s(x, g, bs = "re")`` with a numeric ``x``).
     DataError
         As :func:`~pymlm.design.scan_design`.
     """
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
     m1 = default_levels(1, discrete_m)
-    covariates, bys, ms = {}, {}, {}
+    covariates, bys, ms, joints = {}, {}, {}, {}
     specs = []
     for sc in parsed.smooths:
         spec = parse_smooth(sc.node)
         specs.append(spec)
         where = f"the term {spec.label}"
         if spec.function == "s" and spec.bs[0] not in ("re", "fs") and len(spec.terms) != 1:
-            _refuse_term(parsed, spec, "a smooth of several covariates is discretized jointly (mgcv keeps "
-                         "their distinct combinations)")
+            # mgcv's joint rule: the distinct rows while at most md^d, else a grid of md points each
+            d = len(spec.terms)
+            joints[tuple(spec.terms)] = (tuple(spec.term_nodes), default_levels(d, discrete_m) ** d)
         if spec.function != "s" or spec.bs[0] != "re":
             # one-covariate smooths, tensor margins and a factor smooth's covariates: each its own index
             for term, node in zip(spec.terms, spec.term_nodes):
@@ -318,7 +345,7 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
         if spec.by_node is not None:
             bys[("by", spec.by)] = (spec.by_node, where)
             ms[("by", spec.by)] = m1
-    stats = _CovariateStats(covariates, bys, ms)
+    stats = _CovariateStats(covariates, bys, ms, joints)
     design = scan_design(parsed, source, weights, offset, check="none", batch_size=batch_size,
                          progress=progress, modelled=_smooth_columns(parsed), extra=stats)
     stats = design.extra
@@ -331,6 +358,8 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
                                 f"({', '.join(spec.terms)}); convert the grouping column to a categorical")
         elif spec.function != "s" or spec.bs[0] != "re":
             for t in spec.terms:
+                if (t, m1) in stats.factor and spec.function in ("te", "ti"):
+                    raise DataError(f"{spec.label}: te() margins must be numeric; {t} is a factor")
                 if (t, m1) in stats.factor:
                     _refuse_term(parsed, spec, f"its covariate {t} is a factor")
 
@@ -361,15 +390,29 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
         if spec.bs[0] == "re":
             cov = [covariate(node, proto, where) for node in spec.term_nodes]
             if not all(isinstance(c, Factor) for c in cov):
-                _refuse_term(parsed, spec, "a random slope's penalty is scaled by its largest value over all rows")
+                _refuse_term(parsed, spec, "a random slope's penalty is scaled by its largest value over all rows",
+                             "Write it as the lme4 term (0 + x | g), or fit in memory (pass a pandas DataFrame)")
             sms = construct_smooth(spec, cov, by_stand_in, knots)
             name = f"re:{spec.label}"
             spaces[name] = IndexSpace(name, "re", sms[0].basis.ncol, smooth=sms[0], nodes=tuple(spec.term_nodes))
             blocks += [BlockSpec(name, b, item) for b in by_specs]
             items.append(("re", spec, sms, cov, by_stand_in))
             continue
-        margins = [_margin_space(spaces, t, node, m1, stats, proto, where)
-                   for t, node in zip(spec.terms, spec.term_nodes)]
+        joint = tuple(spec.terms) in joints and spec.bs[0] not in ("re", "fs") and spec.function == "s"
+        rows = stats.rows.get(tuple(spec.terms)) if joint else None
+        if joint and rows is not None:
+            name = f"rows:{','.join(spec.terms)}"
+            spaces[name] = IndexSpace(name, "rows", rows.shape[0], values=rows, nodes=tuple(spec.term_nodes))
+            blocks += [BlockSpec(name, b, item) for b in by_specs]
+            items.append(("s", spec, name, by_stand_in))
+            continue
+        if joint:
+            md = default_levels(len(spec.terms), discrete_m)
+            margins = [_margin_space(spaces, t, node, m1, stats, proto, where, grid_m=md)
+                       for t, node in zip(spec.terms, spec.term_nodes)]
+        else:
+            margins = [_margin_space(spaces, t, node, m1, stats, proto, where)
+                       for t, node in zip(spec.terms, spec.term_nodes)]
         if len(margins) == 1:
             name = margins[0]
         else:
@@ -383,9 +426,17 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
     return GamStreamPlan(_without_source(design), spaces, blocks, items, bool(select), knots)
 
 
-def _margin_space(spaces: dict, term: str, node, m1: int, stats, proto, where: str) -> str:
-    """The index space of one covariate of a smooth (created once, shared by the terms using it)."""
+def _margin_space(spaces: dict, term: str, node, m1: int, stats, proto, where: str, grid_m: int | None = None) -> str:
+    """The index space of one covariate of a smooth (created once, shared by the terms using it);
+    ``grid_m``: always the grid of that many points (a jointly discretized smooth's margins)."""
     key = (term, m1)
+    if grid_m is not None:
+        name = f"g{grid_m}:{term}"
+        if name not in spaces:
+            grid = r_seq(stats.lo[key], stats.hi[key], grid_m)
+            spaces[name] = IndexSpace(name, "grid", grid.size, values=grid, node=node, lo=stats.lo[key],
+                                      dx=float(grid[1] - grid[0]))
+        return name
     if key in stats.factor:
         name = f"f:{term}"
         if name not in spaces:
@@ -453,6 +504,18 @@ def _space_codes(space: IndexSpace, plan: GamStreamPlan, batch: pd.DataFrame, ca
         if not isinstance(f, Factor):
             raise DataError(f"{where}: {space.name[2:]} is a factor in some rows and numeric in others")
         return f.recode(space.levels).codes.astype(np.int64)
+    if space.kind == "rows":
+        X = np.column_stack([np.asarray(covariate(n, batch, where), dtype=float) for n in space.nodes])
+        key = np.zeros(X.shape[0], dtype=np.int64)
+        row_key = np.zeros(space.size, dtype=np.int64)
+        for j in range(X.shape[1]):
+            col = np.unique(space.values[:, j])
+            key = key * col.size + np.minimum(np.searchsorted(col, X[:, j]), col.size - 1)
+            row_key = row_key * col.size + np.searchsorted(col, space.values[:, j])
+        k = np.minimum(np.searchsorted(row_key, key), space.size - 1)
+        if not np.array_equal(space.values[k], X):
+            raise DataError(f"{where}: values not seen by the first pass; the source changed between passes")
+        return k.astype(np.int64)
     if space.kind == "product":
         key = np.zeros(len(batch), dtype=np.int64)
         bad = np.zeros(len(batch), dtype=bool)
@@ -587,6 +650,8 @@ def _cell_columns(plan: GamStreamPlan, space_name: str, cells: np.ndarray) -> li
     """A smooth's covariates on the occupied cells of its space: the (rounded) values of a covariate,
     or, for a product, each margin's values (a Factor for a factor margin) at the occupied combinations."""
     space = plan.spaces[space_name]
+    if space.kind == "rows":
+        return [space.values[cells, j] for j in range(space.values.shape[1])]
     if space.kind != "product":
         return [space.values[cells]]
     out = []

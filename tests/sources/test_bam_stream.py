@@ -138,6 +138,31 @@ def test_correlated_random_slopes(data):
     assert _rel(m.coef, s.coef) < 1e-5
 
 
+@pytest.mark.parametrize("formula", [
+    'y ~ te(x0, x2) + s(xr)',
+    'y ~ s(x0) + s(x2) + ti(x0, x2, k = 4)',
+    'y ~ te(x0, xr, x2, k = 3, by = fac) + fac',
+    'y ~ s(x0, arm, bs = "fs", k = 5) + s(x2)',
+    'y ~ s(x0, x2, k = 15) + s(x1)',
+    'y ~ s(x0, xr, x2, k = 20) + arm',
+])
+def test_tensor_products_factor_smooths_and_smooths_of_several_covariates(data, formula):
+    # the occupied combinations of the margins' cells (te, ti, fs) and the distinct rows of a
+    # smooth of several covariates are found in the passes, as in memory
+    df, folder, _ = data
+    _agree(_fit(formula, df), _fit(formula, str(folder), chunk_size=900))
+
+
+def test_a_joint_smooth_beyond_its_distinct_rows_rounds_to_the_grid(tmp_path):
+    sim = ml.datasets.load("gamsim_re")
+    folder = _write(tmp_path / "gamsim", sim, parts=2, row_group_size=5000)
+    f = 'y ~ s(x0, x2) + s(x1)'
+    m, s = _fit(f, sim), _fit(f, str(folder))
+    _agree(m, s)
+    # 20,000 distinct rows > 100^2: each covariate on its 100-point grid, the occupied pairs kept
+    assert 100 < s.design.terms[0].cov[0].size < 100 ** 2
+
+
 def test_the_discretization_and_knots_are_those_of_all_rows(data):
     df, folder, _ = data
     m = _fit(FORMULA, df)
@@ -222,8 +247,8 @@ def test_options_and_terms_not_streamed_get_clear_errors(data):
     _, folder, _ = data
     with pytest.raises(OptionError, match="needs discrete=True"):
         ml.bam('y ~ s(x0)', str(folder), discrete=False, progress=False)
-    with pytest.raises(FormulaError, match=r"te\(x0,x2\) cannot be fitted on a streamed source"):
-        ml.bam('y ~ te(x0, x2)', str(folder), progress=False)
+    with pytest.raises(FormulaError, match=r"s\(x0,g\) cannot be fitted on a streamed source yet: a random slope"):
+        ml.bam('y ~ s(x0, g, bs = "re")', str(folder), progress=False)
     with pytest.raises(OptionError, match=r"gam\(\) keeps every row.*fit bam\(formula, data, discrete=True\)"):
         ml.gam('y ~ s(x0)', str(folder), progress=False)
     with pytest.raises(DataError, match="weights must be a column name"):
