@@ -987,12 +987,32 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     return _gam_result(design, fit, engine="bam", discrete=bool(discrete and design.terms))
 
 
+def _stream_rank_keep(plan, source, batch_size, tables, scales):
+    """The parametric columns to keep when they are linearly dependent over the streamed rows (None:
+    all), chosen as for a frame in memory (:func:`~pymlm.design.drop_rank_deficient`, from the R
+    factor of one more pass); the dropped ones are warned about."""
+    from .crossprod._gam_stream import RFactorStep, parametric_gram, run_pass
+    from .design._fixed import gram_has_full_rank, rank_keep
+
+    pp = plan.pp
+    if not pp or gram_has_full_rank(parametric_gram(tables, scales, pp)):
+        return None
+    R = run_pass(plan, source, batch_size, RFactorStep(), desc="rank")
+    keep = rank_keep(R, R.T @ R)
+    names = plan.design.X_names
+    dropped = [names[i] for i in range(pp) if i not in set(keep.tolist())]
+    from .errors import RankDeficiencyWarning
+
+    warn(f"the parametric model matrix is rank deficient; dropping {', '.join(dropped)}", RankDeficiencyWarning)
+    return keep
+
+
 def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, sp, optimizer, discrete_m,
                 progress, select, knots) -> GamResult:
     """``bam(discrete = TRUE)`` on a streamed source: a first pass for the design, a pass of maxima,
     a pass of exact cross-tabulations (on the workers for a Dask DataFrame), then the fit from them."""
     from .crossprod._gam_stream import cross_stats, occupied_cells, stream_gam_tables
-    from .design._gam_stream import finish_gam_design, scan_gam_design
+    from .design._gam_stream import finish_gam_design, scan_gam_design, with_parametric_columns
     from .fit.gam import fit_gam_stats
     from .linalg._threads import blas_threads
     from .results.gam import StreamedGamResult
@@ -1015,13 +1035,19 @@ def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, 
         from .fit._gam_stream import fit_gam_stream_pirls
 
         with progress_bar(None, "bam: performance iterations", enabled=progress) as bar:
-            design, fit = fit_gam_stream_pirls(plan, source, family, batch_size=batch_size, sp=sp,
-                                               optimizer=optimizer, on_step=lambda: bar.update(1))
+            design, fit = fit_gam_stream_pirls(
+                plan, source, family, batch_size=batch_size, sp=sp, optimizer=optimizer,
+                on_step=lambda: bar.update(1),
+                check_rank=lambda pl, tb, sc: _stream_rank_keep(pl, source, batch_size, tb, sc))
         for message in fit.warnings:
             warn(message, ConvergenceWarning)
         return StreamedGamResult(design, fit, engine="bam", discrete=True)
     with blas_threads(1):
         tables, scales = stream_gam_tables(plan, source, batch_size, progress=progress)
+        keep = _stream_rank_keep(plan, source, batch_size, tables, scales)
+        if keep is not None:
+            plan = with_parametric_columns(plan, keep)
+            tables, scales = stream_gam_tables(plan, source, batch_size, progress=progress)
     if tables.n == 0:
         raise DataError(f"{source.name!r} has no complete rows")
     if tables.y_max == tables.y_min:
@@ -1029,13 +1055,6 @@ def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, 
                         "a GAM needs a response that varies. Check the response column.")
     design, mats = finish_gam_design(plan, occupied_cells(plan, tables), source.name, formula)
     stats, summary = cross_stats(plan, design, mats, tables, scales)
-    from .design._fixed import gram_has_full_rank
-
-    pp = plan.pp
-    if pp and not gram_has_full_rank(stats.XtWX[:pp, :pp]):
-        raise DataError(
-            f"the parametric columns ({', '.join(design.p_names)}) are linearly dependent over the rows of "
-            f"{source.name!r}; drop the redundant terms from the formula (a streamed bam does not drop them)")
     from dataclasses import replace
 
     design = replace(design, summary=summary, workers=tuple(sorted(tables.workers)))

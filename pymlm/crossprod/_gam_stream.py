@@ -40,6 +40,7 @@ from .discrete import _left, _right
 __all__ = [
     "GamTables",
     "MaximaStep",
+    "RFactorStep",
     "TablesStep",
     "add_row_sums",
     "batch_maxima",
@@ -47,6 +48,7 @@ __all__ = [
     "cross_stats",
     "max_maxima",
     "occupied_cells",
+    "parametric_gram",
     "row_sums",
     "run_pass",
     "scales_of",
@@ -358,6 +360,24 @@ class TablesStep:
         return batch_tables(plan, gb, self.scales, acc)
 
 
+class RFactorStep:
+    """A pass's step: the R factor of a QR of the parametric columns, updated with a batch."""
+
+    def __call__(self, plan, gb, acc):
+        return _stack_r(acc, gb.P)
+
+
+def _stack_r(a, b):
+    if a is None:
+        return np.linalg.qr(b, mode="r")
+    return np.linalg.qr(np.vstack([a, b]), mode="r")
+
+
+def parametric_gram(tables: GamTables, scales: dict, pp: int) -> np.ndarray:
+    """``P'WP`` (pp, pp) from the tables."""
+    return _sym(_combine(tables.xyxy, scales["wxy"], scales["xy"]))[:pp, :pp]
+
+
 def _combine_any(a, b):
     if a is None:
         return b
@@ -365,6 +385,8 @@ def _combine_any(a, b):
         return a
     if isinstance(a, dict):
         return max_maxima(a, b)
+    if isinstance(a, np.ndarray):
+        return _stack_r(a, b)
     return a.add(b).compact()
 
 

@@ -66,7 +66,8 @@ from ._gam import (
 from ._gam_penalty import CorrelatedPenalty, LinearPenalty
 from ._stream import _complete, _weights_offset, scan_design
 
-__all__ = ["GamBatch", "GamStreamPlan", "StreamGamDesign", "finish_gam_design", "gam_batch", "scan_gam_design"]
+__all__ = ["GamBatch", "GamStreamPlan", "StreamGamDesign", "finish_gam_design", "gam_batch", "scan_gam_design",
+           "with_parametric_columns"]
 
 
 # ----------------------------------------------------------------------------- first pass
@@ -252,7 +253,7 @@ class GamStreamPlan:
 
     @property
     def pp(self) -> int:
-        return len(self.design.fixed_spec.names)
+        return len(self.design.X_names)
 
 
 @dataclass(frozen=True, eq=False)
@@ -424,6 +425,15 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
         blocks += [BlockSpec(name, b, item) for b in by_specs]
         items.append(("s", spec, name, by_stand_in))
     return GamStreamPlan(_without_source(design), spaces, blocks, items, bool(select), knots)
+
+
+def with_parametric_columns(plan: GamStreamPlan, keep) -> GamStreamPlan:
+    """The plan with only the parametric columns ``keep`` (linearly dependent ones dropped)."""
+    from dataclasses import replace
+
+    spec = plan.design.fixed_spec.with_keep(np.asarray(keep))
+    design = replace(plan.design, fixed_spec=spec, X=np.zeros((0, len(keep))), X_names=list(spec.kept_names))
+    return replace(plan, design=design)
 
 
 def _margin_space(spaces: dict, term: str, node, m1: int, stats, proto, where: str, grid_m: int | None = None) -> str:

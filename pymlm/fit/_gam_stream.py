@@ -41,7 +41,7 @@ from ..crossprod._gam_stream import (
     run_pass,
     scales_of,
 )
-from ..design._gam_stream import finish_gam_design
+from ..design._gam_stream import finish_gam_design, with_parametric_columns
 from ..errors import DataError, OptionError
 from ..linalg._threads import blas_threads
 from ._gam_reml import null_dim
@@ -171,7 +171,8 @@ def _scales(plan, mx):
 
 
 def fit_gam_stream_pirls(plan, source, family, *, batch_size: int, sp=None, optimizer: str = "newton",
-                         max_iter: int = 200, epsilon: float = 1e-7, progress: bool = False, on_step=None):
+                         max_iter: int = 200, epsilon: float = 1e-7, progress: bool = False, on_step=None,
+                         check_rank=None):
     """Fit a non-Gaussian ``bam(discrete = TRUE)`` on a streamed source by performance iteration.
 
     Parameters
@@ -187,6 +188,9 @@ def fit_gam_stream_pirls(plan, source, family, *, batch_size: int, sp=None, opti
         As :func:`pymlm.fit.gam.fit_gam`.
     progress : bool
     on_step : callable, optional
+    check_rank : callable, optional
+        ``check_rank(plan, tables, scales)``: the parametric columns to keep when they are
+        linearly dependent (None: all), from the first iteration's tables.
 
     Returns
     -------
@@ -203,6 +207,13 @@ def fit_gam_stream_pirls(plan, source, family, *, batch_size: int, sp=None, opti
     mx = _maxima(plan, source, batch_size, work, progress)
     scales = _scales(plan, mx)
     tables = run_pass(plan, source, batch_size, _WorkTables(work, scales), progress=progress, desc="iteration 1")
+    keep = None if check_rank is None else check_rank(plan, tables, scales)
+    if keep is not None:
+        plan = with_parametric_columns(plan, keep)
+        mx = _maxima(plan, source, batch_size, work, progress)
+        scales = _scales(plan, mx)
+        tables = run_pass(plan, source, batch_size, _WorkTables(work, scales), progress=progress,
+                          desc="iteration 1")
     sums = dict(zip(ROW_NAMES, row_sums(tables, "rows", scales["rows"])))
     design, mats = finish_gam_design(plan, occupied_cells(plan, tables), source.name, plan.design.formula)
     if sp is not None:
@@ -225,15 +236,6 @@ def fit_gam_stream_pirls(plan, source, family, *, batch_size: int, sp=None, opti
     final = None
     for it in range(1, max_iter + 1):
         stats, _ = cross_stats(plan, design, mats, tables, scales)
-        if it == 1:
-            pp = plan.pp
-            from ..design._fixed import gram_has_full_rank
-
-            if pp and not gram_has_full_rank(stats.XtWX[:pp, :pp]):
-                raise DataError(
-                    f"the parametric columns ({', '.join(design.p_names)}) are linearly dependent over the rows "
-                    f"of {source.name!r}; drop the redundant terms from the formula (a streamed bam does not "
-                    "drop them)")
         with blas_threads(1 if design.p <= SINGLE_THREAD_MAX else None):
             best, nit, conv, msg = _optimize(stats, penalties, rho, 1.0 if scale_known else None, sp, optimizer,
                                              on_step, False)

@@ -163,6 +163,22 @@ def test_a_joint_smooth_beyond_its_distinct_rows_rounds_to_the_grid(tmp_path):
     assert 100 < s.design.terms[0].cov[0].size < 100 ** 2
 
 
+@pytest.mark.parametrize("family", ["gaussian", "poisson"])
+def test_linearly_dependent_parametric_columns_are_dropped_as_in_memory(tmp_path, data, family):
+    df = _counts(data[0])
+    df["x4"] = 2 * df["x2"] - 1.0
+    folder = _write(tmp_path / "dependent", df)
+    f = f'{"y" if family == "gaussian" else "yp"} ~ x2 + x4 + arm + s(x0)'
+    from pymlm.errors import RankDeficiencyWarning
+
+    with pytest.warns(RankDeficiencyWarning, match="dropping x4"):
+        m = _fit(f, df, family=family)
+    with pytest.warns(RankDeficiencyWarning, match="dropping x4"):
+        s = _fit(f, str(folder), family=family)
+    assert "x4" not in s.coef.index
+    _agree(m, s)
+
+
 def test_the_discretization_and_knots_are_those_of_all_rows(data):
     df, folder, _ = data
     m = _fit(FORMULA, df)
