@@ -854,7 +854,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
 
 
 def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: bool = True,
-        chunk_size: int = 10_000, weights=None, offset=None, sp=None, optimizer: str = "newton",
+        chunk_size: int | None = None, weights=None, offset=None, sp=None, optimizer: str = "newton",
         discrete_m: int | None = None, progress: bool = True, select: bool = False,
         knots=None) -> GamResult:
     """Fit a GAMM to big data, as mgcv's ``bam``.
@@ -895,9 +895,10 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         ``X'WX`` is formed from cross-tabulated index pairs without ever
         forming the n-row model matrix. ``False``: ``X'WX`` is accumulated
         over chunks of ``chunk_size`` rows (exact covariates, bounded memory).
-    chunk_size : int
-        Rows per chunk for ``discrete=False``; rows per batch read from a
-        streamed source (and per batch within a Dask partition).
+    chunk_size : int, optional
+        Rows per chunk for ``discrete=False`` (default 10,000); rows per batch
+        read from a streamed source and within a Dask partition (default
+        500,000).
     weights, offset : str, array-like or None
     sp : array-like, optional
         Fixed smoothing parameters.
@@ -954,7 +955,8 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     family = resolve_family(family)[0]
     if not isinstance(discrete, (bool, np.bool_)):
         raise OptionError(f"discrete must be True or False; got {discrete!r}")
-    chunk_size = check_positive_int("chunk_size", chunk_size)
+    streamed_default = chunk_size is None
+    chunk_size = 10_000 if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     if discrete_m is not None:
         discrete_m = check_positive_int("discrete_m", discrete_m, 2)
     progress = check_bool("progress", progress)
@@ -962,7 +964,8 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     if is_streamed(data):
         source = as_source(data)
         if source.streamed:
-            return _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, sp, optimizer,
+            return _bam_stream(formula, source, family, discrete, 500_000 if streamed_default else chunk_size,
+                               weights, offset, sp, optimizer,
                                discrete_m, progress, select, _check_knots(knots))
         from .design import used_columns
         from .formula import parse_formula

@@ -65,32 +65,38 @@ def _pairs(plan: GamStreamPlan):
 
 
 def _statistics(plan: GamStreamPlan, gb):
-    """(name, key (m,), values (m, c)) of one batch; rows outside a space (code -1) left out."""
+    """(name, key (m,), what, values) of one batch: ``values()`` gives the (m, c) values, ``what`` names
+    them (statistics with the same ``what`` have the same values: their slices are computed once).
+    Rows outside a space (code -1) are left out by the caller."""
     m = gb.z.shape[0]
     w = np.ones(m) if gb.w is None else np.asarray(gb.w, dtype=float)
     sw = np.sqrt(w)
     out = []
     for name, codes in gb.codes.items():
-        out.append((f"n|{name}", codes, np.ones((m, 1))))
+        out.append((f"n|{name}", codes, ("one",), lambda: np.ones((m, 1))))
     by = [np.ones(m) if b is None else b for b in gb.by]
+    tag = [None if b is None else j for j, b in enumerate(gb.by)]
     spaces = plan.spaces
     for i, j in _pairs(plan):
         a, b = plan.blocks[i], plan.blocks[j]
         ka, kb = gb.codes[a.space], gb.codes[b.space]
         key = ka if a.space == b.space else ka * spaces[b.space].size + kb
         key = np.where((ka < 0) | (kb < 0), -1, key)
-        out.append((f"C|{i}|{j}", key, (w * by[i] * by[j])[:, None]))
+        what = ("wbb",) + tuple(sorted((tag[i], tag[j]), key=lambda t: -1 if t is None else t))
+        out.append((f"C|{i}|{j}", key, what, lambda i=i, j=j: (w * by[i] * by[j])[:, None]))
     pp = gb.P.shape[1]
     for j, b in enumerate(plan.blocks):
         k = gb.codes[b.space]
-        wb = w * by[j]
         if pp:
-            out.append((f"G|{j}", k, wb[:, None] * gb.P))
-        out.append((f"bz|{j}", k, np.column_stack([wb * gb.z, sw * by[j]])))
-    with np.errstate(divide="ignore"):
-        logw = np.where(w > 0, np.log(np.where(w > 0, w, 1.0)), 0.0)
-    sums = np.column_stack([sw[:, None] * gb.P, w, sw, w * gb.y, w * gb.y * gb.y, sw * gb.y, sw * gb.z, logw])
-    out.append(("sums", np.zeros(m, dtype=np.int64), sums))
+            out.append((f"G|{j}", k, ("wbP", tag[j]), lambda j=j: (w * by[j])[:, None] * gb.P))
+        out.append((f"bz|{j}", k, ("bz", tag[j]), lambda j=j: np.column_stack([w * by[j] * gb.z, sw * by[j]])))
+
+    def sums():
+        with np.errstate(divide="ignore"):
+            logw = np.where(w > 0, np.log(np.where(w > 0, w, 1.0)), 0.0)
+        return np.column_stack([sw[:, None] * gb.P, w, sw, w * gb.y, w * gb.y * gb.y, sw * gb.y, sw * gb.z, logw])
+
+    out.append(("sums", np.zeros(m, dtype=np.int64), ("sums",), sums))
     return out
 
 
@@ -164,9 +170,9 @@ def scales_of(plan: GamStreamPlan, maxima: dict) -> dict:
 
 
 #: Statistics with at most this many integer entries (cells x slices x columns) are summed densely.
-DENSE_ENTRIES = 1 << 20
+DENSE_ENTRIES = 1 << 22
 #: Unreduced sparse entries kept before they are sorted and summed.
-BUFFER_ENTRIES = 1 << 21
+BUFFER_ENTRIES = 1 << 20
 
 
 def _reduce(keys: np.ndarray, vals: np.ndarray):
@@ -192,14 +198,30 @@ class _Cells:
         self.buffer: list = []
         self.buffered = 0
 
-    def add_rows(self, key: np.ndarray, T: np.ndarray) -> None:
-        """Add rows of integer-valued slices ``T`` (m, width) into the cells ``key`` (m,)."""
+    def add_rows(self, key: np.ndarray, T: np.ndarray, constant: np.ndarray | None = None) -> None:
+        """Add rows of integer-valued slices ``T`` (m, width) into the cells ``key`` (m,);
+        ``constant[c]``: column ``c`` of ``T`` is the same in every row."""
         if self.dense is not None:
-            # integers below 2^BETA, at most MAX_ROWS of them per cell: the float sums are exact
+            counts = None
             for c in range(self.width):
-                self.dense[:, c] += _to_int(np.bincount(key, weights=T[:, c], minlength=self.size))
+                col = T[:, c]
+                if constant is not None and constant[c]:
+                    lo = col[0] if col.size else 0.0
+                    # a slice equal in every row (unit weights, the intercept): its count times it
+                    if lo == 0:
+                        continue
+                    if counts is None:
+                        counts = np.bincount(key, minlength=self.size)
+                    self.dense[:, c] += counts * np.int64(lo)
+                else:
+                    # integers below 2^BETA, at most MAX_ROWS of them per cell: the float sums are exact
+                    self.dense[:, c] += _to_int(np.bincount(key, weights=col, minlength=self.size))
             return
-        self._push(key.astype(np.int64), _to_int(T))
+        # reduced batch by batch: what is buffered grows with the occupied cells, not the rows
+        cells, inv = np.unique(key, return_inverse=True)
+        sums = np.column_stack([np.bincount(inv.ravel(), weights=T[:, c], minlength=cells.size)
+                                for c in range(self.width)])
+        self._push(cells.astype(np.int64), _to_int(sums))
 
     def _push(self, keys, vals) -> None:
         self.buffer.append((keys, vals))
@@ -306,16 +328,25 @@ def _add_piece(plan, gb, scales, out: GamTables) -> None:
     out.n += m
     if m:
         out.y_min, out.y_max = min(out.y_min, float(gb.z.min())), max(out.y_max, float(gb.z.max()))
-    for name, key, values in _statistics(plan, gb):
+    current, T_all, constant = None, None, None
+    # statistics with the same values one after the other: their slices are computed once
+    stats = sorted(_statistics(plan, gb), key=lambda st: repr((st[2], scales[st[0]].tobytes())))
+    for name, key, what, values in stats:
+        scale = scales[name]
+        tag = (what, scale.tobytes())
+        if tag != current:
+            current, T_all = tag, None
+            T_all = _slices(values(), scale)
+            constant = np.all(T_all == T_all[:1], axis=0) if T_all.shape[0] else None
+        T = T_all
         ok = key >= 0
         if not ok.all():
-            key, values = key[ok], values[ok]
-        T = _slices(values, scales[name])
+            key, T = key[ok], T[ok]
         cells = out.cells.get(name)
         if cells is None:
             cells = out.cells[name] = _Cells(_stat_size(plan, name), T.shape[1])
         if key.size:
-            cells.add_rows(key, T)
+            cells.add_rows(key, T, constant)
     A, WA = _gram_columns(gb)
     T = _slices(A, scales["xy"])
     WT = T if gb.w is None else _slices(WA, scales["wxy"])

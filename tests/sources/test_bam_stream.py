@@ -153,6 +153,14 @@ def test_tensor_products_factor_smooths_and_smooths_of_several_covariates(data, 
     _agree(_fit(formula, df), _fit(formula, str(folder), chunk_size=900))
 
 
+@pytest.mark.parametrize("kw", [{"select": True}, {"knots": {"x2": [0.0, 1.0]}}, {"discrete_m": 50},
+                                {"sp": [1.0, 2.0, 3.0]}])
+def test_options_of_the_smooths_apply_to_streams(data, kw):
+    df, folder, _ = data
+    f = 'y ~ s(x0, bs = "cr") + s(x2, bs = "cc") + s(xr)'
+    _agree(_fit(f, df, **kw), _fit(f, str(folder), **kw))
+
+
 def test_a_joint_smooth_beyond_its_distinct_rows_rounds_to_the_grid(tmp_path):
     sim = ml.datasets.load("gamsim_re")
     folder = _write(tmp_path / "gamsim", sim, parts=2, row_group_size=5000)
