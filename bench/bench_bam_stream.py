@@ -11,7 +11,10 @@ child:
 - ``path``: ``pymlm.bam(formula, folder)``: the first pass (ranges, distinct
   values, levels), a pass of maxima and a pass of exact cross-tabulations;
 - ``memory``: ``pandas.read_parquet(folder)`` then ``pymlm.bam`` on the frame
-  (skipped with ``--no-memory``).
+  (skipped with ``--no-memory``);
+- ``dask`` (with ``--dask``): ``pymlm.bam(formula, dask.dataframe.read_parquet(folder))``
+  on a two-worker local cluster; its coefficients are compared bit for bit
+  with the ``path`` fit's (the same exact integer sums).
 
 Recorded per fit: wall seconds (reading included), peak RSS, the edf, the
 smoothing parameters, the fREML score; for a pair, the largest relative
@@ -50,14 +53,24 @@ import pandas as pd
 import pymlm as ml
 mode, folder, formula, out = sys.argv[1:5]
 t0 = time.perf_counter()
+extra = {}
 if mode == "path":
     b = ml.bam(formula, folder, progress=False)
+elif mode == "dask":
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+    cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                           silence_logs=40)
+    client = Client(cluster)
+    t0 = time.perf_counter()  # the cluster's start is not the fit's
+    b = ml.bam(formula, dd.read_parquet(folder), progress=False)
+    extra = {"workers": list(b.workers)}
 else:
     b = ml.bam(formula, pd.read_parquet(folder), progress=False)
 seconds = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 json.dump({"seconds": seconds, "peak_rss_gb": rss, "nobs": b.nobs, "coef": b.coef.tolist(),
-           "edf": b.edf.to_dict(), "sp": b.sp.to_dict(), "reml_score": b.reml_score, "scale": b.scale},
+           "edf": b.edf.to_dict(), "sp": b.sp.to_dict(), "reml_score": b.reml_score, "scale": b.scale, **extra},
           open(out, "w"))
 """
 
@@ -98,6 +111,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--data", type=Path, required=True, help="folder for the Parquet files (reused)")
     ap.add_argument("--no-memory", action="store_true", help="skip the in-memory fit")
+    ap.add_argument("--dask", action="store_true",
+                    help="also fit a Dask DataFrame of the folder on a 2-worker local cluster (peak RSS: the "
+                         "client process only)")
     args = ap.parse_args(argv)
     write_data(args.data, args.rows)
     record = {"rows": args.rows, "formula": FORMULA, "cpus": os.cpu_count(),
@@ -109,7 +125,10 @@ def main(argv=None) -> int:
         record["memory"] = run("memory", args.data)
         a, b = np.array(record["memory"]["coef"]), np.array(record["path"]["coef"])
         record["max_rel_coef_diff"] = float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
-    for mode in ("path", "memory"):
+    if args.dask:
+        record["dask"] = run("dask", args.data)
+        record["dask_equals_path_bitwise"] = record["dask"]["coef"] == record["path"]["coef"]
+    for mode in ("path", "memory", "dask"):
         if mode in record:
             record[mode].pop("coef")
     runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
