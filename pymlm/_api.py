@@ -921,7 +921,9 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     FormulaError, DataError, OptionError
         As :func:`gam`. On a streamed source also: a term that is not streamed
         (``s(x, g, bs = "re")`` with a numeric ``x``: FormulaError);
-        ``discrete=False`` (OptionError);
+        ``discrete=False``, whose knots are quantiles of all distinct
+        covariate values, more than a stream holds in bounded memory
+        (OptionError);
         linearly dependent parametric columns, weights or an offset given as
         values, a column missing from some file (DataError, naming the file
         and the column).
@@ -1023,9 +1025,10 @@ def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, 
     _, fam_name, link_name = resolve_family(family)
     if not discrete:
         raise OptionError(
-            f"bam on a streamed source ({source.name!r}) needs discrete=True (the cross-tabulations of "
-            "discretized covariates are accumulated batch by batch); got discrete=False. Pass "
-            "discrete=True, or read the data into a pandas DataFrame")
+            f"bam on a streamed source ({source.name!r}) needs discrete=True; got discrete=False, whose "
+            "smooths place their knots at quantiles of all the distinct covariate values, which a stream "
+            "cannot hold in bounded memory (discrete=True needs only each covariate's range and up to 1000 "
+            "distinct values). Pass discrete=True, or read the data into a pandas DataFrame")
     for what, value in (("weights", weights), ("offset", offset)):
         if value is not None and not isinstance(value, str):
             raise DataError(f"{what} must be a column name when the data are streamed from {source.name!r}: "

@@ -269,7 +269,8 @@ def test_a_column_missing_from_one_file_names_the_file_and_column(tmp_path, data
 
 def test_options_and_terms_not_streamed_get_clear_errors(data):
     _, folder, _ = data
-    with pytest.raises(OptionError, match="needs discrete=True"):
+    with pytest.raises(OptionError, match="needs discrete=True; got discrete=False, whose smooths place their "
+                                          "knots at quantiles"):
         ml.bam('y ~ s(x0)', str(folder), discrete=False, progress=False)
     with pytest.raises(FormulaError, match=r"s\(x0,g\) cannot be fitted on a streamed source yet: a random slope"):
         ml.bam('y ~ s(x0, g, bs = "re")', str(folder), progress=False)
