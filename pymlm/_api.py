@@ -879,9 +879,8 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         families than the Gaussian are fitted by performance iteration as
         in memory, with two passes per iteration (maxima, then the exact sums
         of the deviance and of the next working model). Streamed fits take
-        ``discrete=True`` and every term of :func:`gam` but a numeric random
-        slope ``s(x, g, bs = "re")`` (write it ``(0 + x | g)``); weights and
-        offset must be column names. Their result
+        ``discrete=True`` and every term of :func:`gam`; weights and offset
+        must be column names. Their result
         (:class:`~pymlm.results.gam.StreamedGamResult`) refuses what needs
         the rows (``fitted``, ``residuals``, ``predict()`` without
         ``newdata``).
@@ -919,9 +918,7 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     Raises
     ------
     FormulaError, DataError, OptionError
-        As :func:`gam`. On a streamed source also: a term that is not streamed
-        (``s(x, g, bs = "re")`` with a numeric ``x``: FormulaError);
-        ``discrete=False``, whose knots are quantiles of all distinct
+        As :func:`gam`. On a streamed source also: ``discrete=False``, whose knots are quantiles of all distinct
         covariate values, more than a stream holds in bounded memory
         (OptionError);
         linearly dependent parametric columns, weights or an offset given as

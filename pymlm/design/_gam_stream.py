@@ -33,9 +33,9 @@ replaced by what the cross products need from each batch:
 The terms streamed are parametric terms, smooths of any basis and any number
 of covariates (with numeric or factor ``by`` variables), tensor products
 ``te()`` and ``ti()``, factor smooths ``s(x, f, bs = "fs")``,
-``s(g, bs = "re")`` on factors and lme4 random-effect terms. A random slope
-``s(x, g, bs = "re")`` with a numeric ``x`` is refused with a message: its
-penalty is scaled by the largest value of ``x`` over all rows.
+``s(g, bs = "re")`` and random slopes ``s(x, g, bs = "re")`` (whose penalty
+is scaled by the largest magnitude of ``x``, from the first pass) and lme4
+random-effect terms.
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
     Raises
     ------
     FormulaError
-        A term that is not streamed yet (``s(x, g, bs = "re")`` with a numeric ``x``).
+        A smooth whose covariate is a factor where numbers are needed.
     DataError
         As :func:`~pymlm.design.scan_design`.
     """
@@ -338,11 +338,11 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
             # mgcv's joint rule: the distinct rows while at most md^d, else a grid of md points each
             d = len(spec.terms)
             joints[tuple(spec.terms)] = (tuple(spec.term_nodes), default_levels(d, discrete_m) ** d)
-        if spec.function != "s" or spec.bs[0] != "re":
-            # one-covariate smooths, tensor margins and a factor smooth's covariates: each its own index
-            for term, node in zip(spec.terms, spec.term_nodes):
-                covariates[(term, m1)] = (node, where)
-                ms[(term, m1)] = m1
+        # one-covariate smooths, tensor margins, a factor smooth's or a random effect's covariates:
+        # each its own index (a random slope's range scales its penalty)
+        for term, node in zip(spec.terms, spec.term_nodes):
+            covariates[(term, m1)] = (node, where)
+            ms[(term, m1)] = m1
         if spec.by_node is not None:
             bys[("by", spec.by)] = (spec.by_node, where)
             ms[("by", spec.by)] = m1
@@ -389,10 +389,18 @@ def scan_gam_design(formula, source, weights=None, offset=None, *, discrete_m: i
         where = f"the term {spec.label}"
         by_stand_in, by_specs = _by_stand_in(spec, proto, stats, where)
         if spec.bs[0] == "re":
-            cov = [covariate(node, proto, where) for node in spec.term_nodes]
-            if not all(isinstance(c, Factor) for c in cov):
-                _refuse_term(parsed, spec, "a random slope's penalty is scaled by its largest value over all rows",
-                             "Write it as the lme4 term (0 + x | g), or fit in memory (pass a pandas DataFrame)")
+            # one row standing for all: every factor's levels, and a numeric covariate (a random
+            # slope) at its largest magnitude, which is what scales the penalty (construct_smooth)
+            cov = []
+            for term, node in zip(spec.terms, spec.term_nodes):
+                if (term, m1) in stats.factor:
+                    f = covariate(node, proto, where)
+                    cov.append(Factor(np.zeros(1, dtype=np.int64), tuple(f.levels)))
+                else:
+                    cov.append(np.array([max(abs(stats.lo[(term, m1)]), abs(stats.hi[(term, m1)]))]))
+            if not any(isinstance(c, Factor) for c in cov):
+                raise DataError(f"{spec.label}: a random effect needs a factor among its covariates; convert "
+                                "the grouping column to a categorical")
             sms = construct_smooth(spec, cov, by_stand_in, knots)
             name = f"re:{spec.label}"
             spaces[name] = IndexSpace(name, "re", sms[0].basis.ncol, smooth=sms[0], nodes=tuple(spec.term_nodes))

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pymlm as ml
-from pymlm.errors import DataError, FormulaError, MissingDataWarning, OptionError
+from pymlm.errors import DataError, MissingDataWarning, OptionError
 
 FORMULA = 'y ~ arm + fac + s(x0, bs = "cr") + s(x1, by = fac) + s(xr, k = 8) + s(g, bs = "re")'
 
@@ -145,8 +145,9 @@ def test_correlated_random_slopes(data):
     'y ~ s(x0, arm, bs = "fs", k = 5) + s(x2)',
     'y ~ s(x0, x2, k = 15) + s(x1)',
     'y ~ s(x0, xr, x2, k = 20) + arm',
+    'y ~ s(x0) + s(x2, g, bs = "re") + s(g, arm, bs = "re")',
 ])
-def test_tensor_products_factor_smooths_and_smooths_of_several_covariates(data, formula):
+def test_tensor_products_factor_smooths_several_covariates_and_random_slopes(data, formula):
     # the occupied combinations of the margins' cells (te, ti, fs) and the distinct rows of a
     # smooth of several covariates are found in the passes, as in memory
     df, folder, _ = data
@@ -272,8 +273,8 @@ def test_options_and_terms_not_streamed_get_clear_errors(data):
     with pytest.raises(OptionError, match="needs discrete=True; got discrete=False, whose smooths place their "
                                           "knots at quantiles"):
         ml.bam('y ~ s(x0)', str(folder), discrete=False, progress=False)
-    with pytest.raises(FormulaError, match=r"s\(x0,g\) cannot be fitted on a streamed source yet: a random slope"):
-        ml.bam('y ~ s(x0, g, bs = "re")', str(folder), progress=False)
+    with pytest.raises(DataError, match=r"te\(x0,arm\): te\(\) margins must be numeric; arm is a factor"):
+        ml.bam('y ~ te(x0, arm)', str(folder), progress=False)
     with pytest.raises(OptionError, match=r"gam\(\) keeps every row.*fit bam\(formula, data, discrete=True\)"):
         ml.gam('y ~ s(x0)', str(folder), progress=False)
     with pytest.raises(DataError, match="weights must be a column name"):
