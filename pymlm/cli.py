@@ -95,9 +95,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "federated":
+            from ._api import lmer
             from .federated._demo import demo as run_demo
 
-            run_demo(args.sites, args.transport)
+            run_demo(lmer, args.sites, args.transport)
             return 0
         if args.command == "datasets":
             for name in datasets.names():

@@ -302,6 +302,10 @@ class ClusterCrossProducts:
                              (zz,), {}, {}, (zxy,), xyxy)
 
 
+#: Per-row outer products held at once by :func:`cluster_cross_products` (4M doubles: 32 MB).
+OUTER_PRODUCT_CELLS = 4_000_000
+
+
 def cluster_cross_products(codes, Xk, nlevels, X, y, weights=None, chunk_size: int = 200_000):
     """Per-cluster cross-products for one grouping factor (see :class:`ClusterCrossProducts`).
 
@@ -327,6 +331,9 @@ def cluster_cross_products(codes, Xk, nlevels, X, y, weights=None, chunk_size: i
     pos = w > 0
     cnt = np.bincount(codes[pos], minlength=nlevels).astype(float)
     slw = np.bincount(codes[pos], weights=np.log(w[pos]), minlength=nlevels) if weights is not None else np.zeros(nlevels)
+    # each row's outer products are formed before the sum over its cluster: bound them to about
+    # OUTER_PRODUCT_CELLS doubles per chunk, whatever the number of columns
+    chunk_size = max(1, min(int(chunk_size), OUTER_PRODUCT_CELLS // (p + 1) ** 2))
     for s in range(0, n, chunk_size):
         e = min(n, s + chunk_size)
         c = codes[s:e]

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..design._gam_stream import GamStreamPlan, gam_batch
-from ..sources._dask import tree_reduce, worker_address
+from ..sources._dask import dask_frame, tree_reduce, worker_address
 from ._exact import MAX_ROWS, _combine, _combine1, _slices, _sym, _to_int, power_scale
 from ._gam import CrossStats
 from .discrete import _left, _right
@@ -434,7 +434,7 @@ def run_pass(plan: GamStreamPlan, source, batch_size: int, step, *, progress: bo
     -------
     the accumulated result, or None when no batch had a complete row
     """
-    frame = getattr(source, "dask_frame", None)
+    frame = dask_frame(source)
     if frame is not None:
         import dask
 

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from ..errors import DataError, FormulaError, MissingDataWarning, warn
 from ..formula import ParsedFormula, names_in, parse_formula
 from ..sources import Source
+from ..sources._dask import dask_frame
 from ._design import Design, _offset, _refuse_smooths, _response
 from ._fixed import build_model_matrix, rebuild_model_matrix
 from ._frame import (
@@ -341,24 +342,6 @@ def scan_part(scan: _Scan, frame: pd.DataFrame, columns, batch_size: int) -> _Sc
     return state
 
 
-def dask_scan(frame, scan, columns, batch_size: int):
-    """The first pass over a Dask DataFrame, partition by partition on the workers.
-
-    Returns
-    -------
-    the merged scan state (see :class:`pymlm.design._stream._Scan`)
-    """
-    import dask
-
-    parts = frame[list(columns)].to_delayed()
-    states = dask.compute(*[dask.delayed(scan_part, pure=True)(scan, part, list(columns), batch_size)
-                            for part in parts])
-    out = scan.empty()
-    for s in states:
-        out.merge(s)
-    return out
-
-
 def scan_design(formula, source: Source, weights=None, offset=None, *, check: str = "lmer",
                 batch_size: int = 500_000, progress: bool = True, modelled=(), extra=None) -> StreamDesign:
     """First pass over a streamed source: the design without its rows.
@@ -425,10 +408,10 @@ def scan_design(formula, source: Source, weights=None, offset=None, *, check: st
     in_factor = _factor_call_columns(parsed)
 
     scan = _Scan(parsed, columns, weights, offset, group_sets, grouping, modelled, in_factor, extra)
-    dask_frame = getattr(source, "dask_frame", None)
-    if dask_frame is not None:
+    frame = dask_frame(source)
+    if frame is not None:
         # a Dask DataFrame: each partition is scanned on a worker, the states merged in order
-        scan = dask_scan(dask_frame, scan, read, batch_size)
+        scan = cluster_scan(frame, scan, read, batch_size)
     else:
         for batch in source.batches(read, batch_size, progress=progress, desc="levels"):
             scan.add(batch)
@@ -531,3 +514,21 @@ def batch_arrays(design: StreamDesign, batch: pd.DataFrame) -> BatchArrays | Non
 
 def _formula_columns(design: StreamDesign) -> set[str]:
     return {n.value for n in names_in(design.parsed.root)}
+
+
+def cluster_scan(frame, scan, columns, batch_size: int):
+    """The first pass over a Dask DataFrame, partition by partition on the workers.
+
+    Returns
+    -------
+    the merged scan state (see :class:`pymlm.design._stream._Scan`)
+    """
+    import dask
+
+    parts = frame[list(columns)].to_delayed()
+    states = dask.compute(*[dask.delayed(scan_part, pure=True)(scan, part, list(columns), batch_size)
+                            for part in parts])
+    out = scan.empty()
+    for s in states:
+        out.merge(s)
+    return out

@@ -40,11 +40,13 @@ def _flower_available() -> bool:
     return True
 
 
-def demo(n_sites: int = 4, transport: str = "auto", print_=print) -> dict:
+def demo(pooled_lmer, n_sites: int = 4, transport: str = "auto", print_=print) -> dict:
     """Split sleepstudy's subjects over ``n_sites`` Parquet files, fit the federation (Flower
     SuperLink and SuperNodes on 127.0.0.1, or one process per site), fit the pooled data, and
-    print their agreement, the rounds and the bytes each site sent."""
-    from .. import lmer as pooled_lmer
+    print their agreement, the rounds and the bytes each site sent.
+
+    ``pooled_lmer`` is :func:`pymlm.lmer` (passed in by the CLI, which sits above this package).
+    """
     from ._lmer import lmer
     from ._process import ProcessSite
     from ._sites import piece_count

@@ -593,9 +593,12 @@ def _one_term_blocks(problem: GlmmProblem, res: PirlsResult):
     codes, Zk, X = problem.codes[0], problem.Zx[0], problem.X
     pk, lk = problem.tmap.dims[0]
     w = res.weights
-    ZWX = np.empty((lk, pk, problem.p))
-    for j in range(problem.p):          # p columns, each pk bincounts
-        ZWX[:, :, j] = _level_sums(codes, Zk, w * X[:, j], lk)
+    p = problem.p
+    WX = w[:, None] * X
+    cells = (codes[:, None] * p + np.arange(p)).ravel()             # (level, column) of each entry
+    ZWX = np.empty((lk, pk, p))
+    for a in range(pk):                 # one bincount per random-effect column
+        ZWX[:, a, :] = np.bincount(cells, weights=(Zk[:, a, None] * WX).ravel(), minlength=lk * p).reshape(lk, p)
     return res.zz, res.minv, ZWX
 
 
@@ -605,7 +608,9 @@ def _vcov_rx_one_term(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     T = problem.tmap.template(0, res.theta)
     G = T.T @ ZWX
     X = problem.X
-    RtR = (X * res.weights[:, None]).T @ X - np.einsum("lap,lab,lbr->pr", G, Minv, G, optimize=True)
+    lk, pk = Minv.shape[0], Minv.shape[1]
+    GMG = G.reshape(lk * pk, -1).T @ (Minv @ G).reshape(lk * pk, -1)   # sum_l G_l' Minv_l G_l
+    RtR = (X * res.weights[:, None]).T @ X - GMG
     return np.linalg.inv(0.5 * (RtR + RtR.T))
 
 
@@ -867,7 +872,8 @@ def laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarray:
     v = _mv(Minv, Zc @ T)                                           # Minv_l T' Zc_l
     X = problem.X
     g_beta = -2.0 * (X.T @ r) + X.T @ c - np.einsum("lap,la->p", ZWX, v @ T.T)
-    ATM = np.einsum("lac,lcd->ad", _right(A, T), Minv, optimize=True)
+    R = _right(A, T)                                                # (l, p_k, p_k)
+    ATM = R.transpose(1, 0, 2).reshape(pk, lk * pk) @ Minv.reshape(lk * pk, pk)   # sum_l R_l Minv_l
     ATv = _mv(A, v @ T.T)
     dT = (-2.0 * Zr.T @ u + 2.0 * ATM + Zc.T @ u + Zr.T @ v - ATv.T @ u)
     return np.concatenate([tm.pack([dT]), g_beta])
@@ -919,6 +925,8 @@ def _dense_laplace_gradient(problem: GlmmProblem, res: PirlsResult) -> np.ndarra
 
 def _level_sums(codes, Zk, x, lk) -> np.ndarray:
     """Per level sum over its rows of z_i x_i, ``(l_k, p_k)``."""
+    if Zk.shape[1] == 1:
+        return np.bincount(codes, weights=Zk[:, 0] * x, minlength=lk)[:, None]
     return np.stack([np.bincount(codes, weights=Zk[:, j] * x, minlength=lk) for j in range(Zk.shape[1])], axis=1)
 
 

@@ -404,19 +404,21 @@ class LmerResult(MixedResult):
                        progress=progress, **options)
 
     def _streamed_blb(self, seed=None, progress: bool = True, **options) -> pd.DataFrame:
-        """BLB of a streamed fit: one more pass keeps the rows of the clusters its subsets draw.
+        """BLB of a streamed fit: one more pass accumulates the blocks of the clusters its subsets draw.
 
         The subsets depend only on the seed and the number of clusters, so they
         are drawn first (the same draws as :func:`pymlm.inference.blb.interval`
-        makes), the rows of their s b clusters are read from the source, and the
-        interval is computed on them as for a fit in memory: the same subsets,
-        the same blocks, the same interval.
+        makes); the per-cluster cross-products of their s b clusters are summed
+        batch by batch as the source is read (no row is kept), and the interval
+        is computed from them as for a fit in memory: the same subsets, the same
+        blocks to rounding, the same interval.
         """
         import inspect
 
         import scipy.sparse as sp
 
         from .._validation import check_bool, check_positive_int, seed_sequence
+        from ..crossprod import ClusterCrossProducts, cluster_cross_products
         from ..design import batch_arrays
         from ..inference import blb as _blb
         from ..inference import confint
@@ -428,28 +430,40 @@ class LmerResult(MixedResult):
         N = int(self.tmap.dims[0][1])
         b = _blb.subset_size_for(N, options.get("subset_exponent"), options.get("subset_size"))
         subsets, _ = _blb.draws(root, N, n_subsets, 2, b)
-        wanted = np.zeros(N, dtype=bool)
-        wanted[np.unique(subsets)] = True
+        union = np.unique(subsets)
+        pos = np.full(N, -1, dtype=np.int64)
+        pos[union] = np.arange(union.size)
         d = self.design
         members = list(range(len(d.re_terms)))
-        parts: dict[str, list] = {"codes": [], "Z": [], "X": [], "y": [], "w": []}
+        p = len(self.problem.fixef_names)
+        p_re = sum(d.re_terms[k].p for k in members)
+        # the subsets' clusters' blocks, accumulated batch by batch: no row is kept
+        zz, zxy = np.zeros((union.size, p_re, p_re)), np.zeros((union.size, p_re, p + 1))
+        xyxy, n, slw = np.zeros((union.size, p + 1, p + 1)), np.zeros(union.size), np.zeros(union.size)
+        weighted = False
         for batch in d.batches(progress=progress, desc="BLB clusters"):
             arrays = batch_arrays(d, batch)
             if arrays is None:
                 continue
-            keep = wanted[arrays.codes[0]]
+            local = pos[arrays.codes[0]]
+            keep = local >= 0
             if not keep.any():
                 continue
-            parts["codes"].append(arrays.codes[0][keep])
-            parts["Z"].append(np.hstack([arrays.Xs[k][keep] for k in members]))
-            parts["X"].append(arrays.X[keep])
-            parts["y"].append(arrays.y[keep])
-            if arrays.weights is not None:
-                parts["w"].append(arrays.weights[keep])
-        X = sp.vstack(parts["X"], format="csc") if sp.issparse(parts["X"][0]) else np.vstack(parts["X"])
-        problem = replace(self.problem, codes=[np.concatenate(parts["codes"])], Xs=[np.vstack(parts["Z"])],
-                          X=X, y=np.concatenate(parts["y"]),
-                          weights=np.concatenate(parts["w"]) if parts["w"] else None, memo={})
+            present, codes = np.unique(local[keep], return_inverse=True)
+            X = arrays.X[keep]
+            w = None if arrays.weights is None else arrays.weights[keep]
+            weighted |= w is not None
+            cb = cluster_cross_products(codes, np.hstack([arrays.Xs[k][keep] for k in members]), present.size,
+                                        X.toarray() if sp.issparse(X) else X, arrays.y[keep], w)
+            zz[present] += cb.zz
+            zxy[present] += cb.zxy
+            xyxy[present] += cb.xyxy
+            n[present] += cb.n
+            slw[present] += cb.sum_log_w
+        blocks = ClusterCrossProducts(zz, zxy, xyxy, n, slw)
+        problem = replace(self.problem, codes=[np.zeros(0, dtype=np.int64)], Xs=[np.zeros((0, p_re))],
+                          X=np.zeros((0, p)), y=np.zeros(0), weights=np.zeros(0) if weighted else None,
+                          memo={"cluster_blocks": (union, blocks)})
         # an int or SeedSequence gives the same root again (and is shown as given); None or a
         # Generator only once
         again = check_seed(seed)

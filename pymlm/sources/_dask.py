@@ -1,17 +1,12 @@
-"""A Dask DataFrame computed on its own cluster: the passes of a streamed fit run on the workers.
+"""Dask helpers shared by the passes that run a Dask DataFrame on its own cluster.
 
-The stages that stream call these helpers with the Dask DataFrame a source
-holds (:attr:`pymlm.sources.Source.dask_frame`): the first pass scans each
-partition where it lives (levels, rows dropped for missing values, a sample;
-:func:`pymlm.design._stream.dask_scan`) and the states come back to be merged
-in partition order. Then each partition's column maxima (order-free) and its
-cross-products with the global level codes of the first pass, in exact
-integer arithmetic (:mod:`pymlm.crossprod._exact`), are added pairwise in a
-tree of tasks on the workers (:func:`pymlm.crossprod._stream.dask_cross_products`;
-``bam(discrete = TRUE)``: :func:`pymlm.crossprod._gam_stream.dask_gam_tables`).
-Integer sums are associative, so the result is bitwise the same for any
-partitioning, any order in which the partitions finish, any shape of the
-tree and any task the scheduler runs again after losing a worker.
+A Dask DataFrame is computed on its own cluster: the first pass scans each
+partition where it lives (:mod:`pymlm.design._dask`), the cross-products are
+computed partition by partition in exact integer arithmetic and added in a
+tree of tasks on the workers (:mod:`pymlm.crossprod._dask`). Integer sums are
+associative, so the result is bitwise the same for any partitioning, any
+order in which the partitions finish, any shape of the tree and any task the
+scheduler runs again after losing a worker.
 
 Tasks go to the Dask scheduler in use: the cluster of an active
 ``distributed.Client``, else Dask's local scheduler.
@@ -19,11 +14,16 @@ Tasks go to the Dask scheduler in use: the cluster of an active
 
 from __future__ import annotations
 
-__all__ = ["tree_reduce", "worker_address"]
+__all__ = ["dask_frame", "tree_reduce", "worker_address"]
+
+
+def dask_frame(source):
+    """The Dask DataFrame behind ``source``, or None for every other source."""
+    return getattr(source, "dask_frame", None)
 
 
 def worker_address() -> str:
-    """The address of the Dask worker running the calling task (``"local"`` outside a worker)."""
+    """The address of the Dask worker running the calling task ("local" outside a cluster)."""
     try:
         from distributed import get_worker
 
@@ -33,7 +33,7 @@ def worker_address() -> str:
 
 
 def tree_reduce(items: list, combine, name: str):
-    """Delayed pairwise reduction of ``items`` (a balanced binary tree of tasks named ``name``)."""
+    """Delayed pairwise reduction of ``items`` (a balanced binary tree of tasks)."""
     import dask
 
     level = 0

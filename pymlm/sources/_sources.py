@@ -162,9 +162,6 @@ class Source:
     streamed: bool
     _parts: list = field(default_factory=list, repr=False)
 
-    #: A Dask DataFrame whose partitions the stages compute on its cluster (None: read batches here).
-    dask_frame = None
-
     @property
     def n_parts(self) -> int:
         """Units of the progress bar: row groups of Parquet files, partitions of a Dask frame..."""
@@ -254,8 +251,7 @@ class _DaskSource(Source):
 
     @property
     def dask_frame(self):
-        """The Dask DataFrame: the passes of a fit run on its partitions, where the scheduler places
-        them (see :mod:`._dask`)."""
+        """The Dask DataFrame: the streamed passes run it on its own cluster (:mod:`._dask`)."""
         return self._frame
 
     def part_batches(self, i, columns, batch_size):
