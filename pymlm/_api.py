@@ -738,6 +738,9 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         and lme4 random-effect terms ``(1 | g)``, ``(x || g)``,
         ``(1 + x | g)`` (correlated random slopes, which mgcv cannot fit).
     data : pandas.DataFrame, pyarrow.Table or dict of columns
+        In memory: a streamed source (a path, a pyarrow Dataset, a polars
+        LazyFrame, a Dask DataFrame) is refused with a pointer to
+        :func:`bam`, which streams it.
     family : str or statsmodels family
         ``"gaussian"`` (default), ``"binomial"``, ``"poisson"``, ``"Gamma"``
         or a statsmodels family object.
@@ -784,7 +787,8 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
         A missing column (including a ``by`` variable), ``k`` larger than the
         number of distinct values of a covariate, an unusable response.
     OptionError
-        A bad ``family``, ``method``, ``optimizer``, ``sp``, ``progress`` or ``select``.
+        A bad ``family``, ``method``, ``optimizer``, ``sp``, ``progress`` or ``select``;
+        a streamed source.
 
     Warns
     -----
@@ -830,6 +834,14 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
     _check_gam_optimizer(optimizer)
     family = resolve_family(family)[0]
     progress = check_bool("progress", progress)
+    if is_streamed(data):
+        source = as_source(data)
+        if source.streamed:
+            raise OptionError(
+                f"gam() keeps every row's model matrix (its exact REML and, for binomial and Poisson models, "
+                f"the Laplace step use them), so it does not stream {source.name!r}; fit "
+                "bam(formula, data, discrete=True), which streams the source in bounded memory, or read the "
+                "data into a pandas DataFrame")
     with progress_bar(None, "gam: model matrix", enabled=progress) as bar:
         design = build_gam_design(formula, data, weights, offset, discrete=False, select=select,
                                   knots=_check_knots(knots))
@@ -842,7 +854,7 @@ def gam(formula: str, data, family="gaussian", method: str = "REML", weights=Non
 
 
 def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: bool = True,
-        chunk_size: int = 10_000, weights=None, offset=None, sp=None, optimizer: str = "newton",
+        chunk_size: int | None = None, weights=None, offset=None, sp=None, optimizer: str = "newton",
         discrete_m: int | None = None, progress: bool = True, select: bool = False,
         knots=None) -> GamResult:
     """Fit a GAMM to big data, as mgcv's ``bam``.
@@ -851,7 +863,27 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     ----------
     formula : str
         As for :func:`gam`.
-    data : pandas.DataFrame, pyarrow.Table or dict of columns
+    data : pandas.DataFrame, pyarrow.Table, dict of columns, path or stream
+        Rows with a missing value in a used column are dropped and counted.
+        A path to a CSV file, a Parquet file or a folder of Parquet files
+        (hive partitions included), a ``pyarrow.dataset.Dataset``, a polars
+        LazyFrame or a Dask DataFrame is streamed in bounded memory (see
+        :mod:`pymlm.sources`): a first pass collects the levels of factors,
+        the rows dropped and, per smooth covariate, its range and distinct
+        values (what mgcv's discretization needs); a pass of column maxima
+        and a pass of cross-tabulations of the discretized covariates follow,
+        summed in exact integer arithmetic, so that the fit equals the
+        in-memory ``bam(discrete=True)`` of the same rows and does not depend
+        on the batch size or, for a Dask DataFrame (computed on its cluster,
+        ``result.workers`` names the workers), on the partitioning. Other
+        families than the Gaussian are fitted by performance iteration as
+        in memory, with two passes per iteration (maxima, then the exact sums
+        of the deviance and of the next working model). Streamed fits take
+        ``discrete=True`` and every term of :func:`gam`; weights and offset
+        must be column names. Their result
+        (:class:`~pymlm.results.gam.StreamedGamResult`) refuses what needs
+        the rows (``fitted``, ``residuals``, ``predict()`` without
+        ``newdata``).
     family : str or statsmodels family
     method : {"fREML", "REML"}
         Fast REML (the same criterion as REML, computed from ``X'WX``).
@@ -862,8 +894,10 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         ``X'WX`` is formed from cross-tabulated index pairs without ever
         forming the n-row model matrix. ``False``: ``X'WX`` is accumulated
         over chunks of ``chunk_size`` rows (exact covariates, bounded memory).
-    chunk_size : int
-        Rows per chunk for ``discrete=False``.
+    chunk_size : int, optional
+        Rows per chunk for ``discrete=False`` (default 10,000); rows per batch
+        read from a streamed source and within a Dask partition (default
+        500,000).
     weights, offset : str, array-like or None
     sp : array-like, optional
         Fixed smoothing parameters.
@@ -884,12 +918,19 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     Raises
     ------
     FormulaError, DataError, OptionError
-        As :func:`gam`.
+        As :func:`gam`. On a streamed source also: ``discrete=False``, whose knots are quantiles of all distinct
+        covariate values, more than a stream holds in bounded memory
+        (OptionError);
+        linearly dependent parametric columns, weights or an offset given as
+        values, a column missing from some file (DataError, naming the file
+        and the column).
 
     Warns
     -----
     ConvergenceWarning, RankDeficiencyWarning
         As :func:`gam`.
+    MissingDataWarning
+        Rows dropped for missing values (streamed sources).
 
     Notes
     -----
@@ -913,13 +954,27 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
     family = resolve_family(family)[0]
     if not isinstance(discrete, (bool, np.bool_)):
         raise OptionError(f"discrete must be True or False; got {discrete!r}")
-    chunk_size = check_positive_int("chunk_size", chunk_size)
+    streamed_default = chunk_size is None
+    chunk_size = 10_000 if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     if discrete_m is not None:
         discrete_m = check_positive_int("discrete_m", discrete_m, 2)
     progress = check_bool("progress", progress)
+    select = check_bool("select", select)
+    if is_streamed(data):
+        source = as_source(data)
+        if source.streamed:
+            return _bam_stream(formula, source, family, discrete, 500_000 if streamed_default else chunk_size,
+                               weights, offset, sp, optimizer,
+                               discrete_m, progress, select, _check_knots(knots))
+        from .design import used_columns
+        from .formula import parse_formula
+
+        cols = used_columns(parse_formula(formula), source.columns)
+        cols += [c for c in (weights, offset) if isinstance(c, str) and c in source.columns]
+        data = source.read(cols)
     with progress_bar(None, "bam: model matrix", enabled=progress) as bar:
         design = build_gam_design(formula, data, weights, offset, discrete=bool(discrete), discrete_m=discrete_m,
-                                  select=check_bool("select", select), knots=_check_knots(knots))
+                                  select=select, knots=_check_knots(knots))
         sp = _check_sp(sp, design)
         if not design.terms:
             # nothing to discretize: a parametric model
@@ -932,6 +987,86 @@ def bam(formula: str, data, family="gaussian", method: str = "fREML", discrete: 
         fit = fit_gam(design, engine, family, sp=sp, optimizer=optimizer, method="fREML",
                       on_step=lambda: bar.update(1))
     return _gam_result(design, fit, engine="bam", discrete=bool(discrete and design.terms))
+
+
+def _stream_rank_keep(plan, source, batch_size, tables, scales):
+    """The parametric columns to keep when they are linearly dependent over the streamed rows (None:
+    all), chosen as for a frame in memory (:func:`~pymlm.design.drop_rank_deficient`, from the R
+    factor of one more pass); the dropped ones are warned about."""
+    from .crossprod._gam_stream import RFactorStep, parametric_gram, run_pass
+    from .design._fixed import gram_has_full_rank, rank_keep
+
+    pp = plan.pp
+    if not pp or gram_has_full_rank(parametric_gram(tables, scales, pp)):
+        return None
+    R = run_pass(plan, source, batch_size, RFactorStep(), desc="rank")
+    keep = rank_keep(R, R.T @ R)
+    names = plan.design.X_names
+    dropped = [names[i] for i in range(pp) if i not in set(keep.tolist())]
+    from .errors import RankDeficiencyWarning
+
+    warn(f"the parametric model matrix is rank deficient; dropping {', '.join(dropped)}", RankDeficiencyWarning)
+    return keep
+
+
+def _bam_stream(formula, source, family, discrete, chunk_size, weights, offset, sp, optimizer, discrete_m,
+                progress, select, knots) -> GamResult:
+    """``bam(discrete = TRUE)`` on a streamed source: a first pass for the design, a pass of maxima,
+    a pass of exact cross-tabulations (on the workers for a Dask DataFrame), then the fit from them."""
+    from .crossprod._gam_stream import cross_stats, occupied_cells, stream_gam_tables
+    from .design._gam_stream import finish_gam_design, scan_gam_design, with_parametric_columns
+    from .fit.gam import fit_gam_stats
+    from .linalg._threads import blas_threads
+    from .results.gam import StreamedGamResult
+
+    _, fam_name, link_name = resolve_family(family)
+    if not discrete:
+        raise OptionError(
+            f"bam on a streamed source ({source.name!r}) needs discrete=True; got discrete=False, whose "
+            "smooths place their knots at quantiles of all the distinct covariate values, which a stream "
+            "cannot hold in bounded memory (discrete=True needs only each covariate's range and up to 1000 "
+            "distinct values). Pass discrete=True, or read the data into a pandas DataFrame")
+    for what, value in (("weights", weights), ("offset", offset)):
+        if value is not None and not isinstance(value, str):
+            raise DataError(f"{what} must be a column name when the data are streamed from {source.name!r}: "
+                            "values given one per row cannot be matched to the rows of a stream; add them "
+                            "as a column")
+    batch_size = max(int(chunk_size), 1)
+    plan = scan_gam_design(formula, source, weights, offset, discrete_m=discrete_m, select=select, knots=knots,
+                           batch_size=batch_size, progress=progress)
+    if (fam_name, link_name) != ("gaussian", "identity"):
+        from .fit._gam_stream import fit_gam_stream_pirls
+
+        with progress_bar(None, "bam: performance iterations", enabled=progress) as bar:
+            design, fit = fit_gam_stream_pirls(
+                plan, source, family, batch_size=batch_size, sp=sp, optimizer=optimizer,
+                on_step=lambda: bar.update(1),
+                check_rank=lambda pl, tb, sc: _stream_rank_keep(pl, source, batch_size, tb, sc))
+        for message in fit.warnings:
+            warn(message, ConvergenceWarning)
+        return StreamedGamResult(design, fit, engine="bam", discrete=True)
+    with blas_threads(1):
+        tables, scales = stream_gam_tables(plan, source, batch_size, progress=progress)
+        keep = _stream_rank_keep(plan, source, batch_size, tables, scales)
+        if keep is not None:
+            plan = with_parametric_columns(plan, keep)
+            tables, scales = stream_gam_tables(plan, source, batch_size, progress=progress)
+    if tables.n == 0:
+        raise DataError(f"{source.name!r} has no complete rows")
+    if tables.y_max == tables.y_min:
+        raise DataError(f"the response {plan.design.y_name!r} is constant (every value is {tables.y_min:.6g}); "
+                        "a GAM needs a response that varies. Check the response column.")
+    design, mats = finish_gam_design(plan, occupied_cells(plan, tables), source.name, formula)
+    stats, summary = cross_stats(plan, design, mats, tables, scales)
+    from dataclasses import replace
+
+    design = replace(design, summary=summary, workers=tuple(sorted(tables.workers)))
+    sp = _check_sp(sp, design)
+    with progress_bar(None, "bam: fREML iterations", enabled=progress) as bar:
+        fit = fit_gam_stats(design, stats, summary, sp=sp, optimizer=optimizer, on_step=lambda: bar.update(1))
+    for message in fit.warnings:
+        warn(message, ConvergenceWarning)
+    return StreamedGamResult(design, fit, engine="bam", discrete=True)
 
 
 # ---------------------------------------------------------------- glmer

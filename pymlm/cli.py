@@ -13,15 +13,15 @@ from .errors import DataError, PymlmError, PymlmWarning
 __all__ = ["main"]
 
 
-#: Files larger than this are streamed by ``pymlm fit`` (lmer engine) rather than read whole.
+#: Files larger than this are streamed by ``pymlm fit`` (lmer and bam engines) rather than read whole.
 STREAM_BYTES = 2 * 1024 ** 3
 
 
 def _streams(spec: str, engine: str, stream: bool) -> bool:
-    """Whether ``--data`` is passed to lmer as a path, to be streamed: a folder of Parquet files,
-    a file larger than :data:`STREAM_BYTES`, or any path with ``--stream``."""
+    """Whether ``--data`` is passed to lmer or bam as a path, to be streamed: a folder of Parquet
+    files, a file larger than :data:`STREAM_BYTES`, or any path with ``--stream``."""
     path = Path(spec)
-    if engine != "lmer" or not path.exists():
+    if engine not in ("lmer", "bam") or not path.exists():
         return False
     return stream or path.is_dir() or path.stat().st_size > STREAM_BYTES
 
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     fit.add_argument("--data", required=True,
                      help="bundled dataset name, a CSV / parquet file or a folder of parquet files")
     fit.add_argument("--stream", action="store_true",
-                     help="lmer: stream the file in batches (folders and files over 2 GB always are)")
+                     help="lmer, bam: stream the file in batches (folders and files over 2 GB always are)")
     fit.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML (lmer)")
     fit.add_argument("--engine", choices=["lmer", "glmer", "gam", "bam"], default="lmer",
                      help="lmer or glmer (lme4), gam or bam (mgcv; smooths s(), te() and lme4 bars)")

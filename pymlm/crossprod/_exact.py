@@ -91,11 +91,11 @@ def _combine(P: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
 
 
 def _combine1(v: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Integer slice sums ``(SLICES * c,)`` as float64 ``(c,)``, smallest terms first."""
-    v = v.reshape(SLICES, s.size)
-    out = np.zeros(s.size)
+    """Integer slice sums ``(..., SLICES * c)`` as float64 ``(..., c)``, smallest terms first."""
+    v = v.reshape(v.shape[:-1] + (SLICES, s.size))
+    out = np.zeros(v.shape[:-2] + (s.size,))
     for k in range(SLICES - 1, -1, -1):
-        out += v[k].astype(float) * 2.0 ** (-BETA * (k + 1))
+        out += v[..., k, :].astype(float) * 2.0 ** (-BETA * (k + 1))
     return out * s
 
 

@@ -472,6 +472,15 @@ def _penalty_for(st: SmoothTerm, start: int, select: bool = False):
     return LinearPenalty(start, st.S, st.null_space_dim)
 
 
+def distinct_rows(st: SmoothTerm, ucols: list):
+    """A smooth's rows on the distinct (discretized) covariate values, before its ``by`` multiplier
+    (which a :class:`DiscreteBlock` applies row by row)."""
+    X = st.basis.predict(ucols)
+    if st.Z is not None:
+        X = (X @ st.Z) if not sp.issparse(X) else np.asarray(X @ st.Z)
+    return X
+
+
 def _discrete_covariate(name: str, value, m: int, cache: dict):
     """(unique values, index) of one covariate, shared between terms using it."""
     key = (name, m)
@@ -543,7 +552,7 @@ def _smooth_terms(spec: SmoothSpec, data: pd.DataFrame, start: int, discrete: bo
     sms = construct_smooth(spec, ucols, by, knots)
     out, blocks, at = [], [], start
     for st in sms:
-        Xu = st.matrix(ucols)
+        Xu = distinct_rows(st, ucols)
         if sp.issparse(Xu):
             Xu = Xu.tocsr()
         out.append(GamTerm(st.label, at, st.ncol, smooth=st, penalty=_penalty_for(st, at, select), cov=cov, by=by))

@@ -24,6 +24,7 @@ of its own.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -72,6 +73,11 @@ class StreamDesign(Design):
     weights_column, offset_column : str or None
     workers : tuple of str
         For a Dask DataFrame, the addresses of the workers that computed its cross-products.
+    prototype : pandas.DataFrame
+        The small frame the design was built on: a sample of complete rows plus rows
+        carrying every level of the factors the terms use.
+    extra : object or None
+        The state of the ``extra`` collector given to :func:`scan_design`, after the pass.
     """
 
     source: Source | None = None
@@ -81,6 +87,8 @@ class StreamDesign(Design):
     weights_column: str | None = None
     offset_column: str | None = None
     workers: tuple = ()
+    prototype: pd.DataFrame | None = field(default=None, repr=False)
+    extra: object = field(default=None, repr=False)
     rows_in_memory: bool = field(default=False, init=False)
 
     @property
@@ -162,6 +170,9 @@ class _Levels:
     def __init__(self):
         self.categories: list | None = []  # a Categorical in every batch: the union, in order
         self.ordered = False
+        # every batch's categories increasing: parts of one sorted list (a Parquet row group's
+        # dictionary holds the categories it uses, in the frame's order), so the union is sorted
+        self.increasing = True
         self.values: list = []
 
     def add(self, col: pd.Series, keep_values: bool):
@@ -171,6 +182,7 @@ class _Levels:
                 seen = set(self.categories)
                 self.categories += [c for c in used if c not in seen]
                 self.ordered = self.ordered or bool(col.cat.ordered)
+                self.increasing = self.increasing and _increasing(list(used))
         else:
             self.categories = None
         if keep_values:
@@ -179,6 +191,7 @@ class _Levels:
 
     def merge(self, other: _Levels) -> None:
         """Add the levels ``other`` saw after those seen here."""
+        self.increasing = self.increasing and other.increasing
         if other.categories is None:
             self.categories = None
         elif self.categories is not None:
@@ -187,19 +200,36 @@ class _Levels:
         self.ordered = self.ordered or other.ordered
         self.values += other.values
 
+    @property
+    def union(self) -> list | None:
+        """The categories of all batches, in order (sorted when every batch's were)."""
+        if self.categories is None or not self.increasing:
+            return self.categories
+        try:
+            return sorted(self.categories)
+        except TypeError:
+            return self.categories
+
     def cast(self, col: pd.Series) -> pd.Series:
         """A column with the union of categories (when the column is categorical everywhere)."""
         if self.categories is None or not isinstance(col.dtype, pd.CategoricalDtype):
             return col
-        return pd.Series(pd.Categorical(col.astype(object), categories=self.categories, ordered=self.ordered),
+        return pd.Series(pd.Categorical(col.astype(object), categories=self.union, ordered=self.ordered),
                          index=col.index, name=col.name)
 
     def distinct(self, dtype) -> pd.Series:
         vals = np.concatenate([np.asarray(v, dtype=object) for v in self.values]) if self.values else np.array([])
         uniq = pd.unique(pd.Series(vals, dtype=object))
         if self.categories is not None and isinstance(dtype, pd.CategoricalDtype):
-            return pd.Series(pd.Categorical(uniq, categories=self.categories, ordered=self.ordered))
+            return pd.Series(pd.Categorical(uniq, categories=self.union, ordered=self.ordered))
         return pd.Series(uniq, dtype=object).astype(dtype)
+
+
+def _increasing(values: list) -> bool:
+    try:
+        return all(a < b for a, b in itertools.pairwise(values))
+    except TypeError:
+        return False
 
 
 def _weights_offset(batch: pd.DataFrame, weights, offset):
@@ -221,10 +251,15 @@ def _complete(batch: pd.DataFrame, columns, w, o) -> np.ndarray:
 
 class _Scan:
     """What the first pass keeps of the rows it has seen; :meth:`merge` joins the states of
-    consecutive parts (Dask partitions scanned on workers) as if one pass had seen both."""
+    consecutive parts (Dask partitions scanned on workers) as if one pass had seen both.
 
-    def __init__(self, parsed, columns, weights, offset, group_sets, grouping, modelled, in_factor):
+    ``extra``, when given, collects more from the complete rows of every batch: an object with
+    ``add(batch)``, ``merge(other)`` and ``empty()`` (e.g. the ranges and distinct values of
+    smooth covariates, :mod:`pymlm.design._gam_stream`)."""
+
+    def __init__(self, parsed, columns, weights, offset, group_sets, grouping, modelled, in_factor, extra=None):
         self.parsed, self.columns, self.weights, self.offset = parsed, columns, weights, offset
+        self.extra = extra
         self.group_sets, self.grouping, self.modelled, self.in_factor = group_sets, grouping, modelled, in_factor
         self.n_input = self.n_dropped = 0
         self.na_columns: dict[str, None] = {}
@@ -236,7 +271,7 @@ class _Scan:
 
     def empty(self) -> _Scan:
         return _Scan(self.parsed, self.columns, self.weights, self.offset, self.group_sets, self.grouping,
-                     self.modelled, self.in_factor)
+                     self.modelled, self.in_factor, None if self.extra is None else self.extra.empty())
 
     def _start(self, dtypes):
         columns = self.columns
@@ -263,6 +298,8 @@ class _Scan:
             batch = batch[~missing]
         if not len(batch):
             return
+        if self.extra is not None:
+            self.extra.add(batch)
         for c in self.level_cols:
             self.levels[c].add(batch[c], keep_values=c in self.modelled)
         for fs in self.group_sets:
@@ -283,6 +320,8 @@ class _Scan:
                 self.levels[c].merge(other.levels[c])
         for fs in self.group_sets:
             self.combos[fs] += other.combos[fs]
+        if self.extra is not None and other.extra is not None:
+            self.extra.merge(other.extra)
         for frame in other.sample:
             if self.n_sample >= SAMPLE_ROWS:
                 break
@@ -304,7 +343,7 @@ def scan_part(scan: _Scan, frame: pd.DataFrame, columns, batch_size: int) -> _Sc
 
 
 def scan_design(formula, source: Source, weights=None, offset=None, *, check: str = "lmer",
-                batch_size: int = 500_000, progress: bool = True) -> StreamDesign:
+                batch_size: int = 500_000, progress: bool = True, modelled=(), extra=None) -> StreamDesign:
     """First pass over a streamed source: the design without its rows.
 
     Parameters
@@ -318,6 +357,13 @@ def scan_design(formula, source: Source, weights=None, offset=None, *, check: st
     batch_size : int
     progress : bool
         A bar over the source's parts.
+    modelled : iterable of str
+        More columns whose levels the terms use when they are factors (the
+        covariates of smooth terms): their levels are collected and put in the
+        prototype frame.
+    extra : object, optional
+        A collector of more first-pass statistics (see :class:`_Scan`); its final
+        state is the design's ``extra``.
 
     Returns
     -------
@@ -334,6 +380,7 @@ def scan_design(formula, source: Source, weights=None, offset=None, *, check: st
         :meth:`pymlm.sources.Source.batches`).
     """
     parsed = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    modelled_more = set(modelled)
     if check in ("lmer", "glmer"):
         _refuse_smooths(parsed, check)
         if not parsed.bars:
@@ -346,20 +393,21 @@ def scan_design(formula, source: Source, weights=None, offset=None, *, check: st
                 f"{what} must be a column name when the data are streamed from {source.name!r}: "
                 "values given one per row cannot be matched to the rows of a stream; add them as a column")
     columns = used_columns(parsed, source.columns)
-    extra = [c for c in (weights, offset) if c is not None]
-    for c in extra:
+    wo_columns = [c for c in (weights, offset) if c is not None]
+    for c in wo_columns:
         if c not in source.columns:
             from .._validation import unknown_column_error
 
             raise unknown_column_error(c, "weights" if c == weights else "offset", source.columns)
-    read = list(dict.fromkeys(columns + extra))
+    read = list(dict.fromkeys(columns + wo_columns))
     group_sets = list(dict.fromkeys(bar.group_factors for bar in parsed.bars))
     grouping = {f for fs in group_sets for f in fs}
     modelled = {n.value for _, t in parsed.fixed_terms for n in names_in(t)}
     modelled |= {n.value for bar in parsed.bars if bar.lhs is not None for n in names_in(bar.lhs)}
+    modelled |= set(modelled_more)
     in_factor = _factor_call_columns(parsed)
 
-    scan = _Scan(parsed, columns, weights, offset, group_sets, grouping, modelled, in_factor)
+    scan = _Scan(parsed, columns, weights, offset, group_sets, grouping, modelled, in_factor, extra)
     frame = dask_frame(source)
     if frame is not None:
         # a Dask DataFrame: each partition is scanned on a worker, the states merged in order
@@ -419,7 +467,7 @@ def scan_design(formula, source: Source, weights=None, offset=None, *, check: st
         X=np.zeros((0, len(fixed_spec.names))), X_names=list(fixed_spec.names), re_terms=terms,
         weights=None, offset=None, frame=empty_frame, fixed_spec=fixed_spec, dropped_columns=[],
         source=source, nobs_total=n, batch_size=int(batch_size), read_columns=tuple(read),
-        weights_column=weights, offset_column=offset)
+        weights_column=weights, offset_column=offset, prototype=proto, extra=scan.extra)
 
 
 def _response_name(parsed: ParsedFormula) -> str:

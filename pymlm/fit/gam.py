@@ -33,7 +33,7 @@ from ..linalg._threads import blas_threads
 from ._gam_edf import corrected_edf, penalty_derivatives, scale_hessian
 from ._gam_reml import evaluate, fellner_schall, newton, null_dim, reparametrize
 
-__all__ = ["GamFit", "fit_gam", "resolve_family"]
+__all__ = ["GamFit", "fit_gam", "fit_gam_stats", "resolve_family"]
 
 #: Up to this many coefficients the fit runs on one BLAS thread: threads cost more than they
 #: save on small matrices, and far more when the cores are busy (OpenBLAS threads spin).
@@ -388,6 +388,51 @@ def _fit_gam(design, engine, family, sp, optimizer, method, max_iter, epsilon, l
                   newton_iterations=nit, converged=ok, message=msg_out,
                   rho_hess=_rho_hessian(best, penalties, design.n, 0 if ml else Mp, not scale_known, sp),
                   warnings=() if ok else (f"the fit did not converge: {msg_out}",), **common)
+
+
+def fit_gam_stats(design: GamDesign, stats: CrossStats, summary: dict, *, sp=None, optimizer: str = "newton",
+                  method: str = "fREML", on_step=None) -> GamFit:
+    """Fit a Gaussian identity GAM from its cross products alone (a streamed ``bam``).
+
+    Parameters
+    ----------
+    design : GamDesign
+        Terms, names and penalties (its rows are not used).
+    stats : CrossStats
+        ``X'WX``, ``X'Wz``, ``z'Wz`` and ``n`` of all rows, ``z`` the response minus offset.
+    summary : dict
+        Row sums (:func:`pymlm.crossprod._gam_stream.cross_stats`): ``w``, ``sw``,
+        ``wy``, ``wyy`` (sums of ``w``, ``sqrt(w)``, ``w y``, ``w y^2``), used for the
+        null deviance.
+    sp, optimizer, method, on_step
+        As :func:`fit_gam`.
+
+    Returns
+    -------
+    GamFit
+        Its ``eta``, ``mu`` and weights have no rows. The deviance is
+        ``z'Wz - 2 b'X'Wz + b'X'WX b``; the null deviance ``sum w (y - ybar)^2``
+        (``ybar`` the weighted mean, or the offset without an intercept).
+    """
+    fam, fam_name, link_name = resolve_family("gaussian")
+    penalties = design.penalties
+    Mp = null_dim(design.p, penalties)
+    with blas_threads(1 if design.p <= SINGLE_THREAD_MAX else None):
+        best, nit, conv, msg = _optimize(stats, penalties, None, None, sp, optimizer, on_step, False)
+    b = best.beta
+    dev = float(stats.zWz - 2.0 * b @ stats.XtWz + b @ stats.XtWX @ b)
+    if "(Intercept)" in design.p_names:
+        null_dev = summary["wyy"] - summary["wy"] ** 2 / summary["w"]
+    else:
+        null_dev = stats.zWz
+    empty = np.zeros(0)
+    return GamFit(beta=b, PP=best.PP, XtWX=stats.XtWX, scale=best.phi, scale_estimated=True,
+                  reml_score=best.score, rho=best.rho, eta=empty, mu=empty, deviance=max(dev, 0.0),
+                  null_deviance=float(null_dev), prior_weights=empty, working_weights=None, iterations=1,
+                  newton_iterations=nit, converged=conv, message=msg, Mp=Mp, family=fam,
+                  family_name=fam_name, link_name=link_name, method=method, penalties=tuple(penalties),
+                  rho_hess=_rho_hessian(best, penalties, stats.n, Mp, True, sp),
+                  warnings=() if conv else (f"the REML optimization did not converge: {msg}",))
 
 
 def gcv_score(fit: GamFit, n: int) -> float:

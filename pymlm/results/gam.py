@@ -807,3 +807,74 @@ class GamResult:
         from ..plot import GamPlots
 
         return GamPlots(self)
+
+
+class StreamedGamResult(GamResult):
+    """A :class:`GamResult` of a ``bam`` whose rows were streamed (a path, a pyarrow Dataset, a polars
+    LazyFrame, a Dask DataFrame): the same estimates and tables, with the summaries computed from
+    row sums (``design.summary``); what needs the rows (fitted values, residuals) is refused.
+
+    Attributes
+    ----------
+    workers : tuple of str
+        For a Dask DataFrame, the workers that computed the cross-tabulations.
+    """
+
+    def _no_rows(self, what: str):
+        return DataError(
+            f"{what} needs the fitted rows, which were streamed from {self.design.source_name!r} and are not "
+            "kept; use predict(newdata) on the rows you need (e.g. a batch read from the source)")
+
+    @property
+    def workers(self) -> tuple:
+        return tuple(self.design.workers)
+
+    @property
+    def fitted(self) -> np.ndarray:
+        raise self._no_rows("fitted")
+
+    @property
+    def linear_predictors(self) -> np.ndarray:
+        raise self._no_rows("linear_predictors")
+
+    @property
+    def residuals(self) -> np.ndarray:
+        raise self._no_rows("residuals")
+
+    def predict(self, newdata=None, type: str = "link", se_fit: bool = False, exclude=None):
+        """As :meth:`GamResult.predict`; ``newdata`` is required (the rows were not kept)."""
+        if newdata is None:
+            raise self._no_rows("predict() without newdata")
+        return super().predict(newdata, type=type, se_fit=se_fit, exclude=exclude)
+
+    @cached_property
+    def loglik(self) -> float:
+        """The log-likelihood at the estimates, as :attr:`GamResult.loglik`, from row sums: Gaussian
+        ``-n/2 (log(2 pi D / n) + 1) + sum(log w) / 2``; other families summed with the fit."""
+        s = self.design.summary
+        if "loglik" in s:  # computed with the fit (non-Gaussian families)
+            if not np.isfinite(s["loglik"]):
+                raise OptionError(f"loglik is available for gaussian, binomial, poisson and Gamma fits; this "
+                                  f"fit's family is {self.family!r}")
+            return float(s["loglik"])
+        n = self.nobs
+        dev = self.deviance
+        with np.errstate(divide="ignore"):
+            return float(-n / 2 * (np.log(2 * np.pi * dev / n) + 1) + s["logw"] / 2)
+
+    @cached_property
+    def r_sq(self) -> float:
+        """mgcv's adjusted R-squared from the row sums: with ``a_i = sqrt(w_i) (y_i - mu_i)`` and
+        ``b_i = sqrt(w_i) (y_i - ybar)``, ``1 - (n - 1) var(a) / (residual_df var(b))``."""
+        s = self.design.summary
+        if "r_sq" in s:  # computed with the fit (non-Gaussian families)
+            return float(s["r_sq"])
+        n = self.nobs
+        beta = self.fit_.beta
+        mean_y = s["wy"] / s["w"]
+        sum_a = s["swz"] - float(s["sx"] @ beta)
+        num = self.deviance - sum_a ** 2 / n
+        sum_b2 = s["wyy"] - 2 * mean_y * s["wy"] + mean_y ** 2 * s["w"]
+        sum_b = s["swy"] - mean_y * s["sw"]
+        den = (sum_b2 - sum_b ** 2 / n) / (n - 1) * self.residual_df
+        return float(1 - num / den) if den > 0 else float("nan")
