@@ -5,8 +5,8 @@ opened; none may send a request anywhere else (every request is observed, and
 those to another host fail at a dead proxy), get a response >= 400, log a console
 error (beyond ``CONSOLE_ALLOWED``), show a broken image, leave math
 untypeset or show a Python traceback. Notebook pages must show executed
-output, and the search page must find pages. Full-page screenshots go to
-``docs/_build/screenshots/`` for a person to look at.
+output, and the search page must find pages. Screenshots (whole pages, the first screen
+of API pages) go to ``docs/_build/screenshots/`` for a person to look at.
 
 Chromium is the system's (``/usr/bin/chromium``); Playwright never downloads
 a browser here.
@@ -209,7 +209,9 @@ def visit_pages(context, base: str, pages: list[str], screenshots: dict[str, Pat
             seen.traceback, seen.outputs = found["traceback"], found["outputs"]
             if screenshots and page in screenshots:
                 screenshots[page].parent.mkdir(parents=True, exist_ok=True)
-                tab.screenshot(path=str(screenshots[page]), full_page=True)
+                # full pages of what a person reads through; the first screen of the API pages
+                full = page in NOTEBOOK_PAGES or not page.startswith("api/")
+                tab.screenshot(path=str(screenshots[page]), full_page=full)
     finally:
         tab.close()
     return visits
