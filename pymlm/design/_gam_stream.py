@@ -64,7 +64,7 @@ from ._gam import (
     distinct_rows,
 )
 from ._gam_penalty import CorrelatedPenalty, LinearPenalty
-from ._stream import _complete, _weights_offset, scan_design
+from ._stream import complete_rows, scan_design
 
 __all__ = ["GamBatch", "GamStreamPlan", "StreamGamDesign", "finish_gam_design", "gam_batch", "scan_gam_design",
            "with_parametric_columns"]
@@ -584,15 +584,7 @@ def gam_batch(plan: GamStreamPlan, batch: pd.DataFrame) -> GamBatch | None:
     """
     design = plan.design
     parsed = design.parsed
-    used = {n.value for n in names_in(parsed.root)}
-    columns = [c for c in design.read_columns if c in used]
-    w, o = _weights_offset(batch, design.weights_column, design.offset_column)
-    missing = _complete(batch, columns, w, o)
-    if missing.any():
-        keep = ~missing
-        batch = batch[keep].reset_index(drop=True)
-        w = None if w is None else w[keep]
-        o = None if o is None else o[keep]
+    batch, w, o = complete_rows(design, batch)
     if len(batch) == 0:
         return None
     node = parsed.response

@@ -487,15 +487,7 @@ def batch_arrays(design: StreamDesign, batch: pd.DataFrame) -> BatchArrays | Non
     and model matrices by :meth:`ReTerm.codes_for` / :meth:`ReTerm.model_matrix`.
     """
     parsed = design.parsed
-    used = _formula_columns(design)
-    columns = [c for c in design.read_columns if c in used]
-    w, o = _weights_offset(batch, design.weights_column, design.offset_column)
-    missing = _complete(batch, columns, w, o)
-    if missing.any():
-        keep = ~missing
-        batch = batch[keep].reset_index(drop=True)
-        w = None if w is None else w[keep]
-        o = None if o is None else o[keep]
+    batch, w, o = complete_rows(design, batch)
     m = len(batch)
     if m == 0:
         return None
@@ -511,6 +503,27 @@ def batch_arrays(design: StreamDesign, batch: pd.DataFrame) -> BatchArrays | Non
     Xs = [t.model_matrix(batch) for t in design.re_terms]
     return BatchArrays(y, X if sp.issparse(X) else np.asarray(X, dtype=float), codes, Xs, w)
 
+
+
+def complete_rows(design, batch: pd.DataFrame):
+    """The rows of ``batch`` complete in every column the formula, the weights and the offset
+    use (the rows the first pass counted as dropped are left out), with their weights and offset.
+
+    Returns
+    -------
+    batch : DataFrame
+    weights, offset : ndarray or None
+    """
+    used = _formula_columns(design)
+    columns = [c for c in design.read_columns if c in used]
+    w, o = _weights_offset(batch, design.weights_column, design.offset_column)
+    missing = _complete(batch, columns, w, o)
+    if missing.any():
+        keep = ~missing
+        batch = batch[keep].reset_index(drop=True)
+        w = None if w is None else w[keep]
+        o = None if o is None else o[keep]
+    return batch, w, o
 
 def _formula_columns(design: StreamDesign) -> set[str]:
     return {n.value for n in names_in(design.parsed.root)}
